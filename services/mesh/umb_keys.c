@@ -1,0 +1,177 @@
+//  umb_keys - CURVE key pairs of mesh identities, kept as files in a key directory
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <sodium.h>
+#include "umb_keys.h"
+
+static char *
+s_path (const char *dir, const char *name, const char *suffix)
+{
+    char *path = NULL;
+    if (asprintf (&path, "%s/%s.%s", dir, name, suffix) < 0)
+        return NULL;
+    return path;
+}
+
+//  Names become file names: no separators, no dot files.
+static bool
+s_name_valid (const char *name)
+{
+    if (!*name || *name == '.' || strlen (name) > 64)
+        return false;
+    for (const char *c = name; *c; c++)
+        if (!(isalnum ((unsigned char) *c) || *c == '-' || *c == '_' || *c == '.'))
+            return false;
+    return true;
+}
+
+static int
+s_write_file (const char *path, mode_t mode, const char *name, const char *public_txt,
+              const char *secret_txt)
+{
+    int fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0)
+        return -1;
+    char *text = NULL;
+    int size = asprintf (&text,
+        "#   umbra mesh identity '%s'%s\n"
+        "metadata\n"
+        "    name = \"%s\"\n"
+        "curve\n"
+        "    public-key = \"%s\"\n"
+        "%s%s%s",
+        name, secret_txt ? ": SECRET, keep private" : "", name, public_txt,
+        secret_txt ? "    secret-key = \"" : "", secret_txt ? secret_txt : "",
+        secret_txt ? "\"\n" : "");
+    int rc = -1;
+    if (size > 0 && write (fd, text, (size_t) size) == size && fsync (fd) == 0)
+        rc = 0;
+    if (text) {
+        sodium_memzero (text, (size_t) size);
+        free (text);
+    }
+    close (fd);
+    if (rc)
+        unlink (path);
+    return rc;
+}
+
+zcert_t *
+umb_keys_load_or_create (const char *dir, const char *name, umb_log_t *log)
+{
+    assert (dir && name);
+    if (!s_name_valid (name)) {
+        umb_log_error (log, "keys: '%s' is not a valid identity name", name);
+        return NULL;
+    }
+    if (mkdir (dir, 0700) && errno != EEXIST) {
+        umb_log_error (log, "keys: cannot create %s: %s", dir, strerror (errno));
+        return NULL;
+    }
+    char *secret_path = s_path (dir, name, "key");
+    char *public_path = s_path (dir, name, "pub");
+    zcert_t *cert = NULL;
+    struct stat st;
+    if (!secret_path || !public_path)
+        goto done;
+    if (stat (secret_path, &st) == 0) {
+        if (st.st_mode & 077) {
+            umb_log_error (log, "keys: %s is readable by group or others (mode %03o); refusing it",
+                           secret_path, (unsigned) (st.st_mode & 0777));
+            goto done;
+        }
+        cert = zcert_load (secret_path);
+        if (!cert || zcert_secret_txt (cert) [0] == 0
+        ||  streq (zcert_secret_txt (cert), "0000000000000000000000000000000000000000")) {
+            umb_log_error (log, "keys: %s is not a valid key file", secret_path);
+            zcert_destroy (&cert);
+        }
+        goto done;
+    }
+    cert = zcert_new ();
+    if (!cert)
+        goto done;
+    if (s_write_file (secret_path, 0600, name, zcert_public_txt (cert), zcert_secret_txt (cert))) {
+        umb_log_error (log, "keys: cannot write %s: %s", secret_path, strerror (errno));
+        zcert_destroy (&cert);
+        goto done;
+    }
+    unlink (public_path);
+    if (s_write_file (public_path, 0644, name, zcert_public_txt (cert), NULL)) {
+        umb_log_error (log, "keys: cannot write %s: %s", public_path, strerror (errno));
+        unlink (secret_path);
+        zcert_destroy (&cert);
+        goto done;
+    }
+    umb_log_info (log, "keys: created mesh identity '%s' (public key %s)", name,
+                  zcert_public_txt (cert));
+done:
+    free (secret_path);
+    free (public_path);
+    return cert;
+}
+
+char *
+umb_keys_public (const char *dir, const char *name)
+{
+    assert (dir && name);
+    if (!s_name_valid (name))
+        return NULL;
+    char *path = s_path (dir, name, "pub");
+    zcert_t *cert = path ? zcert_load (path) : NULL;
+    free (path);
+    char *result = NULL;
+    if (cert && strlen (zcert_public_txt (cert)) == 40)
+        result = strdup (zcert_public_txt (cert));
+    zcert_destroy (&cert);
+    return result;
+}
+
+void
+umb_keys_test (bool verbose)
+{
+    if (verbose)
+        printf (" * umb_keys: ");
+    char dir [] = "/tmp/umb-keys-XXXXXX";
+    assert (mkdtemp (dir));
+    char sub [64];
+    snprintf (sub, sizeof (sub), "%s/keys", dir);
+    zcert_t *first = umb_keys_load_or_create (sub, "auth", NULL);
+    assert (first);
+    char path [128];
+    snprintf (path, sizeof (path), "%s/auth.key", sub);
+    struct stat st;
+    assert (stat (path, &st) == 0 && (st.st_mode & 0777) == 0600);
+    zcert_t *again = umb_keys_load_or_create (sub, "auth", NULL);
+    assert (again);
+    assert (streq (zcert_public_txt (first), zcert_public_txt (again)));
+    assert (streq (zcert_secret_txt (first), zcert_secret_txt (again)));
+    char *public_txt = umb_keys_public (sub, "auth");
+    assert (public_txt && streq (public_txt, zcert_public_txt (first)));
+    free (public_txt);
+    assert (umb_keys_public (sub, "nobody") == NULL);
+    assert (umb_keys_load_or_create (sub, "../evil", NULL) == NULL);
+
+    //  A secret key readable by others is refused
+    assert (chmod (path, 0644) == 0);
+    assert (umb_keys_load_or_create (sub, "auth", NULL) == NULL);
+    //  A corrupt key file is refused
+    assert (unlink (path) == 0);
+    int fd = open (path, O_WRONLY | O_CREAT, 0600);
+    assert (fd >= 0);
+    assert (write (fd, "garbage\n", 8) == 8);
+    close (fd);
+    assert (umb_keys_load_or_create (sub, "auth", NULL) == NULL);
+
+    zcert_destroy (&first);
+    zcert_destroy (&again);
+    char cmd [160];
+    snprintf (cmd, sizeof (cmd), "rm -rf '%s'", dir);
+    assert (system (cmd) == 0);
+    if (verbose)
+        printf ("OK\n");
+}

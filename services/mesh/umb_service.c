@@ -1,0 +1,768 @@
+//  umb_service - the server side of a mesh service: ROUTER + PUB on one zloop, and one dispatcher
+#include <assert.h>
+#include <stdarg.h>
+#include <string.h>
+#include "umb_service.h"
+#include "umb_envelope.h"
+#include "umb_client.h"
+
+#define S_DEFAULT_MAX_BODY (1024 * 1024)
+//  libzmq drops a connection that sends more than this; the dispatcher
+//  answers anything between max_body and this limit with 413.
+#define S_HARD_MAX_MESSAGE (64 * 1024 * 1024)
+
+struct _umb_service_t {
+    char                *name;
+    umb_log_t           *log;
+    zloop_t             *loop;
+    zsock_t             *router;
+    zsock_t             *pub;
+    char                *endpoint;
+    char                *pub_endpoint;
+    zhashx_t            *routes;        //  op -> const umb_route_t *
+    void                *state;
+    umb_authenticate_fn *authenticate;
+    umb_authorize_fn    *authorize;
+    umb_metrics_t       *metrics;
+    size_t               max_body;
+    int64_t              started;
+    umb_w_t             *header;        //  reused for reply headers
+};
+
+struct _umb_req_t {
+    zframe_t        *routing;
+    char            *id;
+    char            *op;
+    umb_envelope_t  *envelope;
+    umb_msg_t       *body;
+    umb_principal_t  principal;
+    char             workspace [64];
+    int64_t          deadline;          //  zclock_mono ms
+    int64_t          received;          //  zclock_usecs
+    umb_w_t         *writer;
+    char            *code;
+    char            *message;
+    bool             retryable;
+    bool             deferred;
+};
+
+static int s_sys_ping (void *state, umb_req_t *req);
+static int s_sys_health (void *state, umb_req_t *req);
+static int s_sys_metrics (void *state, umb_req_t *req);
+
+static const umb_route_t s_system_routes [] = {
+    { "sys.ping",    s_sys_ping,    UMB_ACCESS_PUBLIC, NULL },
+    { "sys.health",  s_sys_health,  UMB_ACCESS_PUBLIC, NULL },
+    { "sys.metrics", s_sys_metrics, UMB_ACCESS_MESH,   NULL },
+    { NULL }
+};
+
+static const unsigned char s_empty_map [] = { 0x80 };
+
+//  ---------------------------------------------------------------- requests
+
+static umb_req_t *
+s_req_new (zframe_t **routing_p)
+{
+    umb_req_t *self = calloc (1, sizeof (umb_req_t));
+    assert (self);
+    self->routing = *routing_p;
+    *routing_p = NULL;
+    self->writer = umb_w_new ();
+    self->received = zclock_usecs ();
+    self->deadline = zclock_mono () + 5000;
+    return self;
+}
+
+static void
+s_req_destroy (umb_req_t **self_p)
+{
+    umb_req_t *self = *self_p;
+    if (self) {
+        zframe_destroy (&self->routing);
+        umb_envelope_destroy (&self->envelope);
+        umb_msg_destroy (&self->body);
+        umb_w_destroy (&self->writer);
+        free (self->id);
+        free (self->op);
+        free (self->code);
+        free (self->message);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+umb_msg_t             *umb_req_body (umb_req_t *self)      { assert (self); return self->body; }
+const char            *umb_req_op (umb_req_t *self)        { assert (self); return self->op; }
+const char            *umb_req_id (umb_req_t *self)        { assert (self); return self->id; }
+const umb_principal_t *umb_req_principal (umb_req_t *self) { assert (self); return &self->principal; }
+const char            *umb_req_workspace (umb_req_t *self) { assert (self); return self->workspace; }
+umb_w_t               *umb_req_body_writer (umb_req_t *self) { assert (self); return self->writer; }
+void                   umb_req_set_retryable (umb_req_t *self) { assert (self); self->retryable = true; }
+
+int64_t
+umb_req_remaining_ms (umb_req_t *self)
+{
+    assert (self);
+    return self->deadline - zclock_mono ();
+}
+
+int
+umb_req_fail (umb_req_t *self, int status, const char *code, const char *format, ...)
+{
+    assert (self);
+    assert (status >= 400 && status <= 599);
+    free (self->code);
+    free (self->message);
+    self->code = strdup (code ? code : umb_status_code (status));
+    va_list args;
+    va_start (args, format);
+    if (vasprintf (&self->message, format, args) < 0)
+        self->message = NULL;
+    va_end (args);
+    return status;
+}
+
+umb_req_t *
+umb_req_defer (umb_req_t *self)
+{
+    assert (self);
+    assert (!self->deferred);
+    self->deferred = true;
+    return self;
+}
+
+//  ---------------------------------------------------------------- replies
+
+static void
+s_send_reply (umb_service_t *self, umb_req_t *req, int status)
+{
+    assert (status >= 200 && status <= 599);
+    if (status >= 300 && !req->message)
+        umb_req_fail (req, status, NULL, "%s", umb_status_code (status));
+    umb_w_reset (self->header);
+    umb_envelope_write_reply (self->header, req->id ? req->id : "", status, req->retryable,
+                              req->code, req->message);
+    size_t header_size, body_size = 0;
+    const void *header = umb_w_data (self->header, &header_size);
+    const void *body = status < 300 ? umb_w_data (req->writer, &body_size) : NULL;
+    if (body_size == 0) {
+        body = s_empty_map;
+        body_size = sizeof (s_empty_map);
+    }
+    void *router = zsock_resolve (self->router);
+    //  A peer that went away makes these fail; there is nobody left to tell.
+    if (zmq_send (router, zframe_data (req->routing), zframe_size (req->routing), ZMQ_SNDMORE) != -1
+    &&  zmq_send (router, header, header_size, ZMQ_SNDMORE) != -1)
+        zmq_send (router, body, body_size, 0);
+
+    char labels [160];
+    char op_label [96];
+    umb_metrics_label_escape (op_label, sizeof (op_label),
+                              req->op && zhashx_lookup (self->routes, req->op) ? req->op : "(invalid)");
+    snprintf (labels, sizeof (labels), "op=\"%s\",status=\"%d\"", op_label, status);
+    umb_metrics_count (self->metrics, "umbra_mesh_requests_total",
+                       "Mesh requests answered, by operation and status", labels, 1);
+    snprintf (labels, sizeof (labels), "op=\"%s\"", op_label);
+    umb_metrics_observe (self->metrics, "umbra_mesh_request_seconds",
+                         "Time from receipt to answer of mesh requests", labels,
+                         (double) (zclock_usecs () - req->received) / 1e6);
+    if (status >= 500)
+        umb_log_warn (self->log, "%s %s -> %d %s", req->id ? req->id : "-",
+                      req->op ? req->op : "-", status, req->message ? req->message : "");
+    else
+        umb_log_debug (self->log, "%s %s -> %d", req->id ? req->id : "-", req->op ? req->op : "-",
+                       status);
+}
+
+void
+umb_service_reply (umb_service_t *self, umb_req_t **req_p, int status)
+{
+    assert (self && req_p && *req_p);
+    s_send_reply (self, *req_p, status);
+    s_req_destroy (req_p);
+}
+
+//  ---------------------------------------------------------------- dispatch
+
+//  Every check a handler would otherwise repeat, in order; returns the status
+//  to answer with, or 0 when the handler should run.
+static int
+s_admit (umb_service_t *self, umb_req_t *req, zmsg_t *msg, const umb_route_t **route_p)
+{
+    if (zmsg_size (msg) != 2)
+        return umb_req_fail (req, 400, "bad_envelope", "a request is [header][body]: got %zu frames",
+                             zmsg_size (msg));
+    zframe_t *header = zmsg_first (msg);
+    zframe_t *body = zmsg_next (msg);
+    const char *user_id = zframe_meta (header, "User-Id");
+    snprintf (req->principal.mesh_key, sizeof (req->principal.mesh_key), "%s", user_id ? user_id : "");
+
+    char *error = NULL;
+    req->envelope = umb_envelope_decode (zframe_data (header), zframe_size (header), false,
+                                         &error, &req->id);
+    if (!req->envelope) {
+        int status = umb_req_fail (req, 400, "bad_envelope", "%s", error ? error : "bad header");
+        free (error);
+        return status;
+    }
+    req->op = strdup (umb_envelope_op (req->envelope));
+    req->deadline = zclock_mono () + umb_envelope_deadline_ms (req->envelope);
+    if (zframe_size (body) > self->max_body)
+        return umb_req_fail (req, 413, NULL, "body of %zu bytes is over the limit of %zu",
+                             zframe_size (body), self->max_body);
+    const umb_route_t *route = zhashx_lookup (self->routes, req->op);
+    if (!route)
+        return umb_req_fail (req, 404, "unknown_operation", "'%s' is not an operation of %s",
+                             req->op, self->name);
+    req->body = umb_msg_decode (zframe_data (body), zframe_size (body), &error);
+    if (!req->body || !umb_msg_is_map (req->body)) {
+        int status = umb_req_fail (req, 400, "bad_body", "body: %s", error ? error : "expected a map");
+        free (error);
+        return status;
+    }
+    if (route->access == UMB_ACCESS_USER) {
+        const char *token = umb_envelope_token (req->envelope);
+        if (!token || !*token)
+            return umb_req_fail (req, 401, NULL, "this operation needs a bearer token or API key");
+        char reason [256] = "";
+        int status = self->authenticate (self->state, token, &req->principal, reason, sizeof (reason));
+        if (status)
+            return umb_req_fail (req, status, NULL, "%s", *reason ? reason : "not authenticated");
+        snprintf (req->principal.mesh_key, sizeof (req->principal.mesh_key), "%s",
+                  user_id ? user_id : "");
+        if (route->action) {
+            const char *workspace = umb_msg_str (req->body, "workspace", 128, true);
+            if (!workspace)
+                return umb_req_fail (req, 400, NULL, "%s", umb_msg_error (req->body));
+            *reason = 0;
+            status = self->authorize (self->state, &req->principal, route->action, workspace,
+                                      req->workspace, reason, sizeof (reason));
+            if (status)
+                return umb_req_fail (req, status, NULL, "%s", *reason ? reason : "not allowed");
+        }
+    }
+    *route_p = route;
+    return 0;
+}
+
+static int
+s_on_request (zloop_t *loop, zsock_t *router, void *arg)
+{
+    umb_service_t *self = arg;
+    zmsg_t *msg = zmsg_recv (router);
+    if (!msg)
+        return 0;
+    zframe_t *routing = zmsg_pop (msg);
+    if (!routing) {
+        zmsg_destroy (&msg);
+        return 0;
+    }
+    umb_req_t *req = s_req_new (&routing);
+    const umb_route_t *route = NULL;
+    int status = s_admit (self, req, msg, &route);
+    zmsg_destroy (&msg);
+    if (status == 0) {
+        void *state = route >= s_system_routes
+                   && route < s_system_routes + sizeof (s_system_routes) / sizeof (s_system_routes [0])
+                    ? self : self->state;
+        status = route->handler (state, req);
+        if (status == UMB_DEFERRED) {
+            assert (req->deferred);
+            return 0;               //  the handler owns it now
+        }
+        assert (!req->deferred);
+        //  A handler that failed must not leak a half-written body
+        if (status >= 300)
+            umb_w_reset (req->writer);
+    }
+    s_send_reply (self, req, status);
+    s_req_destroy (&req);
+    return 0;
+}
+
+//  ---------------------------------------------------------------- system ops
+
+static int
+s_sys_ping (void *state, umb_req_t *req)
+{
+    umb_service_t *self = state;
+    umb_w_t *w = umb_req_body_writer (req);
+    umb_w_map_begin (w);
+    umb_w_kv_str (w, "service", self->name);
+    umb_w_kv_int (w, "time_ms", zclock_time ());
+    umb_w_map_end (w);
+    return 200;
+}
+
+static int
+s_sys_health (void *state, umb_req_t *req)
+{
+    umb_service_t *self = state;
+    umb_w_t *w = umb_req_body_writer (req);
+    umb_w_map_begin (w);
+    umb_w_kv_str (w, "service", self->name);
+    umb_w_kv_str (w, "status", "ok");
+    umb_w_kv_int (w, "uptime_s", (zclock_mono () - self->started) / 1000);
+    umb_w_map_end (w);
+    return 200;
+}
+
+static int
+s_sys_metrics (void *state, umb_req_t *req)
+{
+    umb_service_t *self = state;
+    umb_w_t *w = umb_req_body_writer (req);
+    umb_w_map_begin (w);
+    umb_w_kv_str (w, "service", self->name);
+    umb_w_key (w, "families");
+    umb_metrics_pack (self->metrics, w);
+    umb_w_map_end (w);
+    return 200;
+}
+
+//  ---------------------------------------------------------------- lifecycle
+
+static bool
+s_tcp (const char *endpoint)
+{
+    return strncmp (endpoint, "tcp://", 6) == 0;
+}
+
+umb_service_t *
+umb_service_new (const umb_service_config_t *config)
+{
+    assert (config && config->name && config->endpoint && config->routes);
+    assert (config->cert);
+    assert (config->zap);
+    umb_service_t *self = calloc (1, sizeof (umb_service_t));
+    assert (self);
+    self->name = strdup (config->name);
+    self->log = config->log;
+    self->state = config->state;
+    self->authenticate = config->authenticate;
+    self->authorize = config->authorize;
+    self->max_body = config->max_body ? config->max_body : S_DEFAULT_MAX_BODY;
+    self->metrics = umb_metrics_new (config->name);
+    self->header = umb_w_new ();
+    self->started = zclock_mono ();
+    self->routes = zhashx_new ();
+    for (const umb_route_t *route = s_system_routes; route->op; route++)
+        zhashx_insert (self->routes, route->op, (void *) route);
+    for (const umb_route_t *route = config->routes; route->op; route++) {
+        //  A route table that contradicts itself is a programming error
+        assert (route->handler);
+        assert (route->access != UMB_ACCESS_USER || config->authenticate);
+        assert (!route->action || (route->access == UMB_ACCESS_USER && config->authorize));
+        int rc = zhashx_insert (self->routes, route->op, (void *) route);
+        assert (rc == 0);
+    }
+
+    self->router = zsock_new (ZMQ_ROUTER);
+    assert (self->router);
+    zcert_apply (config->cert, self->router);
+    zsock_set_curve_server (self->router, 1);
+    zsock_set_zap_domain (self->router, UMB_ZAP_DOMAIN);
+    zsock_set_zap_enforce_domain (self->router, 1);
+    zsock_set_maxmsgsize (self->router, S_HARD_MAX_MESSAGE);
+    zsock_set_linger (self->router, 0);
+    zsock_set_router_mandatory (self->router, 0);
+    if (zsock_bind (self->router, "%s", config->endpoint) == -1) {
+        umb_log_error (self->log, "cannot bind %s: %s", config->endpoint, zmq_strerror (zmq_errno ()));
+        umb_service_destroy (&self);
+        return NULL;
+    }
+    self->endpoint = strdup (zsock_endpoint (self->router));
+    if (config->pub_endpoint) {
+        self->pub = zsock_new (ZMQ_PUB);
+        assert (self->pub);
+        zcert_apply (config->cert, self->pub);
+        zsock_set_curve_server (self->pub, 1);
+        zsock_set_zap_domain (self->pub, UMB_ZAP_DOMAIN);
+        zsock_set_zap_enforce_domain (self->pub, 1);
+        zsock_set_linger (self->pub, 0);
+        if (zsock_bind (self->pub, "%s", config->pub_endpoint) == -1) {
+            umb_log_error (self->log, "cannot bind %s: %s", config->pub_endpoint,
+                           zmq_strerror (zmq_errno ()));
+            umb_service_destroy (&self);
+            return NULL;
+        }
+        self->pub_endpoint = strdup (zsock_endpoint (self->pub));
+    }
+    if (!s_tcp (self->endpoint))
+        umb_log_warn (self->log, "%s is not a TCP endpoint", self->endpoint);
+    self->loop = zloop_new ();
+    assert (self->loop);
+    //  $TERM on the pipe ends the loop, not a signal: umbra up stops actors in order
+    zloop_set_nonstop (self->loop, true);
+    zloop_reader (self->loop, self->router, s_on_request, self);
+    umb_log_info (self->log, "%s listening on %s%s%s", self->name, self->endpoint,
+                  self->pub_endpoint ? ", events on " : "", self->pub_endpoint ? self->pub_endpoint : "");
+    return self;
+}
+
+void
+umb_service_destroy (umb_service_t **self_p)
+{
+    assert (self_p);
+    umb_service_t *self = *self_p;
+    if (self) {
+        zloop_destroy (&self->loop);
+        zsock_destroy (&self->router);
+        zsock_destroy (&self->pub);
+        zhashx_destroy (&self->routes);
+        umb_metrics_destroy (&self->metrics);
+        umb_w_destroy (&self->header);
+        free (self->endpoint);
+        free (self->pub_endpoint);
+        free (self->name);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+const char    *umb_service_endpoint (umb_service_t *self)     { assert (self); return self->endpoint; }
+const char    *umb_service_pub_endpoint (umb_service_t *self) { assert (self); return self->pub_endpoint; }
+zloop_t       *umb_service_loop (umb_service_t *self)         { assert (self); return self->loop; }
+umb_metrics_t *umb_service_metrics (umb_service_t *self)      { assert (self); return self->metrics; }
+umb_log_t     *umb_service_log (umb_service_t *self)          { assert (self); return self->log; }
+
+static int
+s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
+{
+    umb_service_t *self = arg;
+    char *command = zstr_recv (pipe);
+    int rc = 0;
+    if (!command || streq (command, "$TERM"))
+        rc = -1;
+    else
+    if (streq (command, "ENDPOINT"))
+        zstr_send (pipe, self->endpoint);
+    else
+    if (streq (command, "PUB"))
+        zstr_send (pipe, self->pub_endpoint ? self->pub_endpoint : "");
+    zstr_free (&command);
+    return rc;
+}
+
+int
+umb_service_run (umb_service_t *self, zsock_t *pipe)
+{
+    assert (self && pipe);
+    zloop_reader (self->loop, pipe, s_on_pipe, self);
+    int rc = zloop_start (self->loop);
+    zloop_reader_end (self->loop, pipe);
+    umb_log_info (self->log, "%s stopped", self->name);
+    return rc;
+}
+
+void
+umb_service_publish (umb_service_t *self, const char *topic, umb_w_t *body)
+{
+    assert (self && topic && body);
+    if (!self->pub)
+        return;
+    size_t size;
+    const void *data = umb_w_data (body, &size);
+    void *pub = zsock_resolve (self->pub);
+    zmq_send (pub, topic, strlen (topic), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send (pub, data, size, ZMQ_DONTWAIT);
+}
+
+//  ---------------------------------------------------------------- selftest
+
+typedef struct {
+    umb_service_t *service;
+    int            flaky_calls;
+    umb_req_t     *parked;
+} s_test_state_t;
+
+static int
+s_test_auth (void *state, const char *token, umb_principal_t *principal, char *reason, size_t size)
+{
+    if (streq (token, "good") || streq (token, "boss")) {
+        snprintf (principal->subject, sizeof (principal->subject), "u-%s", token);
+        principal->is_admin = streq (token, "boss");
+        return 0;
+    }
+    snprintf (reason, size, "token refused");
+    return 401;
+}
+
+static int
+s_test_authorize (void *state, const umb_principal_t *principal, const char *action,
+                  const char *workspace, char *workspace_id, char *reason, size_t size)
+{
+    if (!streq (workspace, "ws1")) {
+        snprintf (reason, size, "no workspace '%s'", workspace);
+        return 404;
+    }
+    if (streq (action, "ws.admin") && !principal->is_admin) {
+        snprintf (reason, size, "needs admin");
+        return 403;
+    }
+    snprintf (workspace_id, 64, "id-ws1");
+    return 0;
+}
+
+static int
+s_test_echo (void *state, umb_req_t *req)
+{
+    const char *text = umb_msg_str (umb_req_body (req), "text", 100, true);
+    if (!text)
+        return umb_req_fail (req, 400, NULL, "%s", umb_msg_error (umb_req_body (req)));
+    umb_w_t *w = umb_req_body_writer (req);
+    umb_w_map_begin (w);
+    umb_w_kv_str (w, "text", text);
+    umb_w_kv_str (w, "subject", umb_req_principal (req)->subject);
+    umb_w_kv_str (w, "workspace", umb_req_workspace (req));
+    umb_w_kv_str (w, "mesh_key", umb_req_principal (req)->mesh_key);
+    umb_w_map_end (w);
+    return 200;
+}
+
+static int
+s_test_conflict (void *state, umb_req_t *req)
+{
+    umb_w_t *w = umb_req_body_writer (req);
+    umb_w_map_begin (w);             //  half-written, must not reach the caller
+    return umb_req_fail (req, 409, NULL, "already there");
+}
+
+static int
+s_test_flaky (void *state, umb_req_t *req)
+{
+    s_test_state_t *self = state;
+    if (++self->flaky_calls < 3) {
+        umb_req_set_retryable (req);
+        return umb_req_fail (req, 503, NULL, "try again");
+    }
+    umb_w_map_begin (umb_req_body_writer (req));
+    umb_w_map_end (umb_req_body_writer (req));
+    return 200;
+}
+
+static int
+s_test_release (zloop_t *loop, int timer_id, void *arg)
+{
+    s_test_state_t *self = arg;
+    umb_w_t *w = umb_req_body_writer (self->parked);
+    umb_w_map_begin (w);
+    umb_w_kv_bool (w, "late", true);
+    umb_w_map_end (w);
+    umb_service_reply (self->service, &self->parked, 200);
+    return 0;
+}
+
+static int
+s_test_slow (void *state, umb_req_t *req)
+{
+    s_test_state_t *self = state;
+    self->parked = umb_req_defer (req);
+    zloop_timer (umb_service_loop (self->service), 300, 1, s_test_release, self);
+    return UMB_DEFERRED;
+}
+
+static const umb_route_t s_test_routes [] = {
+    { "test.echo",     s_test_echo,     UMB_ACCESS_PUBLIC, NULL },
+    { "test.whoami",   s_test_echo,     UMB_ACCESS_USER,   NULL },
+    { "test.ws.read",  s_test_echo,     UMB_ACCESS_USER,   "ws.read" },
+    { "test.ws.admin", s_test_echo,     UMB_ACCESS_USER,   "ws.admin" },
+    { "test.conflict", s_test_conflict, UMB_ACCESS_PUBLIC, NULL },
+    { "test.flaky",    s_test_flaky,    UMB_ACCESS_PUBLIC, NULL },
+    { "test.slow",     s_test_slow,     UMB_ACCESS_PUBLIC, NULL },
+    { NULL }
+};
+
+typedef struct {
+    zcert_t   *cert;
+    umb_zap_t *zap;
+} s_test_args_t;
+
+static void
+s_test_actor (zsock_t *pipe, void *args)
+{
+    s_test_args_t *test = args;
+    s_test_state_t state = { 0 };
+    state.service = umb_service_new (&(umb_service_config_t) {
+        .name = "test", .endpoint = "tcp://127.0.0.1:*", .pub_endpoint = "tcp://127.0.0.1:*",
+        .cert = test->cert, .zap = test->zap, .routes = s_test_routes, .state = &state,
+        .authenticate = s_test_auth, .authorize = s_test_authorize, .max_body = 4096 });
+    assert (state.service);
+    zsock_signal (pipe, 0);
+    umb_service_run (state.service, pipe);
+    umb_service_destroy (&state.service);
+}
+
+static umb_reply_t *
+s_test_call (umb_client_t *client, const char *op, const char *token, const char *text,
+             const char *workspace)
+{
+    umb_w_t *w = umb_w_new ();
+    umb_w_map_begin (w);
+    if (text)
+        umb_w_kv_str (w, "text", text);
+    if (workspace)
+        umb_w_kv_str (w, "workspace", workspace);
+    umb_w_map_end (w);
+    umb_reply_t *reply = umb_client_callw (client, op, token, w, 2000, NULL);
+    umb_w_destroy (&w);
+    return reply;
+}
+
+static void
+s_expect (umb_reply_t **reply_p, int status, const char *error_part)
+{
+    umb_reply_t *reply = *reply_p;
+    if (umb_reply_status (reply) != status)
+        fprintf (stderr, "expected %d, got %d %s\n", status, umb_reply_status (reply),
+                 umb_reply_error (reply) ? umb_reply_error (reply) : "");
+    assert (umb_reply_status (reply) == status);
+    if (error_part)
+        assert (umb_reply_error (reply) && strstr (umb_reply_error (reply), error_part));
+    umb_reply_destroy (reply_p);
+}
+
+//  Sends raw frames and returns the decoded reply header's status.
+static int
+s_raw_status (const char *endpoint, zcert_t *server, zcert_t *client, zmsg_t **msg_p)
+{
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    zcert_apply (client, dealer);
+    zsock_set_curve_serverkey (dealer, zcert_public_txt (server));
+    zsock_set_rcvtimeo (dealer, 2000);
+    zsock_connect (dealer, "%s", endpoint);
+    zmsg_send (msg_p, dealer);
+    zmsg_t *reply = zmsg_recv (dealer);
+    assert (reply && zmsg_size (reply) == 2);
+    zframe_t *header = zmsg_first (reply);
+    char *error = NULL;
+    umb_envelope_t *envelope = umb_envelope_decode (zframe_data (header), zframe_size (header),
+                                                    true, &error, NULL);
+    assert (envelope);
+    int status = umb_envelope_status (envelope);
+    umb_envelope_destroy (&envelope);
+    zmsg_destroy (&reply);
+    zsock_destroy (&dealer);
+    return status;
+}
+
+void
+umb_service_test (bool verbose)
+{
+    if (verbose)
+        printf (" * umb_service: ");
+    umb_zap_t *zap = umb_zap_new (NULL);
+    assert (zap);
+    zcert_t *server_cert = zcert_new ();
+    zcert_t *client_cert = zcert_new ();
+    zcert_t *stranger_cert = zcert_new ();
+    umb_zap_allow (zap, zcert_public_txt (client_cert), "client");
+    s_test_args_t args = { server_cert, zap };
+    zactor_t *actor = zactor_new (s_test_actor, &args);
+    zstr_send (actor, "ENDPOINT");
+    char *endpoint = zstr_recv (actor);
+    assert (endpoint && strncmp (endpoint, "tcp://127.0.0.1:", 16) == 0);
+
+    umb_client_t *client = umb_client_new (endpoint, zcert_public_txt (server_cert), client_cert);
+    umb_reply_t *reply = s_test_call (client, "test.echo", NULL, "hello", NULL);
+    assert (umb_reply_status (reply) == 200);
+    assert (streq (umb_msg_str (umb_reply_body (reply), "text", 100, true), "hello"));
+    //  The server sees the caller's authenticated CURVE key
+    assert (streq (umb_msg_str (umb_reply_body (reply), "mesh_key", 100, true),
+                   zcert_public_txt (client_cert)));
+    umb_reply_destroy (&reply);
+
+    //  Token and authorization are checked once, in the dispatcher
+    reply = s_test_call (client, "test.whoami", NULL, "x", NULL);
+    s_expect (&reply, 401, "bearer token");
+    reply = s_test_call (client, "test.whoami", "forged", "x", NULL);
+    s_expect (&reply, 401, "token refused");
+    reply = s_test_call (client, "test.whoami", "good", "x", NULL);
+    assert (streq (umb_msg_str (umb_reply_body (reply), "subject", 100, true), "u-good"));
+    s_expect (&reply, 200, NULL);
+    reply = s_test_call (client, "test.ws.read", "good", "x", NULL);
+    s_expect (&reply, 400, "'workspace' is required");
+    reply = s_test_call (client, "test.ws.read", "good", "x", "secret");
+    s_expect (&reply, 404, "no workspace");
+    reply = s_test_call (client, "test.ws.admin", "good", "x", "ws1");
+    s_expect (&reply, 403, "needs admin");
+    reply = s_test_call (client, "test.ws.admin", "boss", "x", "ws1");
+    assert (streq (umb_msg_str (umb_reply_body (reply), "workspace", 100, true), "id-ws1"));
+    s_expect (&reply, 200, NULL);
+
+    //  Caller errors
+    reply = s_test_call (client, "test.nope", NULL, "x", NULL);
+    assert (streq (umb_reply_code (reply), "unknown_operation"));
+    s_expect (&reply, 404, "not an operation");
+    reply = s_test_call (client, "test.echo", NULL, NULL, NULL);
+    s_expect (&reply, 400, "'text' is required");
+    reply = s_test_call (client, "test.conflict", NULL, NULL, NULL);
+    assert (umb_msg_size (umb_reply_body (reply)) == 0);
+    s_expect (&reply, 409, "already there");
+    char big [5000];
+    memset (big, 'a', sizeof (big) - 1);
+    big [sizeof (big) - 1] = 0;
+    reply = s_test_call (client, "test.echo", NULL, big, NULL);
+    s_expect (&reply, 413, "over the limit");
+    const unsigned char not_map [] = { 0x91, 0x01 };
+    reply = umb_client_call (client, "test.echo", NULL, not_map, sizeof (not_map), 2000, NULL);
+    s_expect (&reply, 400, "expected a map");
+    const unsigned char garbage [] = { 0xc1, 0xc1 };
+    reply = umb_client_call (client, "test.echo", NULL, garbage, sizeof (garbage), 2000, NULL);
+    s_expect (&reply, 400, "body:");
+
+    //  Malformed envelopes from a raw peer still get an answer
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addmem (msg, garbage, sizeof (garbage));
+    zmsg_addmem (msg, garbage, sizeof (garbage));
+    assert (s_raw_status (endpoint, server_cert, client_cert, &msg) == 400);
+    msg = zmsg_new ();
+    zmsg_addstr (msg, "one");
+    zmsg_addstr (msg, "two");
+    zmsg_addstr (msg, "three");
+    assert (s_raw_status (endpoint, server_cert, client_cert, &msg) == 400);
+
+    //  Retryable failures are retried; stale replies are discarded
+    reply = s_test_call (client, "test.flaky", NULL, NULL, NULL);
+    s_expect (&reply, 200, NULL);
+    reply = umb_client_call (client, "test.slow", NULL, NULL, 0, 100, NULL);
+    s_expect (&reply, 504, "deadline");
+    zclock_sleep (400);             //  let the late answer arrive and be ignored
+    reply = s_test_call (client, "test.echo", NULL, "after", NULL);
+    assert (streq (umb_msg_str (umb_reply_body (reply), "text", 100, true), "after"));
+    s_expect (&reply, 200, NULL);
+
+    //  System operations
+    reply = umb_client_call (client, "sys.metrics", NULL, NULL, 0, 2000, NULL);
+    assert (umb_reply_status (reply) == 200);
+    umb_msg_t *families = umb_msg_array (umb_reply_body (reply), "families", 1000, true);
+    assert (families && umb_msg_size (families) >= 2);
+    char *text = umb_metrics_render (NULL, &families, 1);
+    assert (strstr (text, "umbra_mesh_requests_total{service=\"test\",op=\"test.echo\",status=\"200\"}"));
+    assert (strstr (text, "op=\"(invalid)\",status=\"404\""));
+    free (text);
+    umb_reply_destroy (&reply);
+    reply = umb_client_call (client, "sys.health", NULL, NULL, 0, 2000, NULL);
+    assert (streq (umb_msg_str (umb_reply_body (reply), "status", 10, true), "ok"));
+    s_expect (&reply, 200, NULL);
+
+    //  A key outside the allow-list never reaches the dispatcher
+    umb_client_t *stranger = umb_client_new (endpoint, zcert_public_txt (server_cert), stranger_cert);
+    umb_client_set_attempts (stranger, 1);
+    reply = umb_client_call (stranger, "sys.ping", NULL, NULL, 0, 300, NULL);
+    assert (umb_reply_status (reply) == 503 || umb_reply_status (reply) == 504);
+    umb_reply_destroy (&reply);
+    assert (umb_zap_refused (zap) >= 1);
+    umb_client_destroy (&stranger);
+
+    umb_client_destroy (&client);
+    zstr_free (&endpoint);
+    zactor_destroy (&actor);
+    zcert_destroy (&server_cert);
+    zcert_destroy (&client_cert);
+    zcert_destroy (&stranger_cert);
+    umb_zap_destroy (&zap);
+    if (verbose)
+        printf ("OK\n");
+}

@@ -1,0 +1,65 @@
+//  umb_store - SQLite-backed store: WAL, foreign keys, versioned migrations,
+//  transactions and a cache of prepared statements.
+//
+//  SQL written against it stays portable (standard types, no AUTOINCREMENT,
+//  no INSERT OR ...; ON CONFLICT is fine) so a PostgreSQL store can follow.
+#ifndef UMB_STORE_H_INCLUDED
+#define UMB_STORE_H_INCLUDED
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sqlite3.h>
+#include "umb_log.h"
+
+typedef struct _umb_store_t umb_store_t;
+
+//  One migration: version numbers start at 1 and increase by one; sql may hold
+//  several statements. A migration runs in one transaction with its version bump.
+typedef struct {
+    int         version;
+    const char *sql;
+} umb_migration_t;
+
+//  Opens (creating if needed) the database at path (":memory:" allowed), sets
+//  WAL, foreign_keys=ON, busy_timeout, and applies pending migrations, which
+//  must be terminated by {0, NULL}. Refuses a database whose version is newer
+//  than the last migration. NULL on failure (logged once).
+umb_store_t *umb_store_new (const char *path, const umb_migration_t *migrations, umb_log_t *log);
+void         umb_store_destroy (umb_store_t **self_p);
+
+int          umb_store_version (umb_store_t *self);
+
+//  Returns a prepared statement for sql, reset and with bindings cleared.
+//  Statements are cached by the sql pointer's text and owned by the store:
+//  never finalize them. NULL on SQL error (logged).
+sqlite3_stmt *umb_store_prepare (umb_store_t *self, const char *sql);
+
+//  Runs a statement with no result rows (or ignores them). 0 ok, -1 error.
+int          umb_store_exec (umb_store_t *self, const char *sql);
+
+//  Steps a prepared statement to completion expecting no rows; returns 0 ok,
+//  UMB_STORE_CONSTRAINT when a UNIQUE/FOREIGN KEY/CHECK constraint refused it,
+//  -1 on other errors (logged). Resets the statement.
+#define UMB_STORE_CONSTRAINT (-2)
+int          umb_store_step_done (umb_store_t *self, sqlite3_stmt *stmt);
+
+//  Transactions (BEGIN IMMEDIATE). Nesting is not allowed (asserted).
+//  A commit that fails (a deferred constraint, I/O) has rolled back: -1,
+//  and the store is out of the transaction either way.
+int          umb_store_begin (umb_store_t *self);
+int          umb_store_commit (umb_store_t *self);
+void         umb_store_rollback (umb_store_t *self);
+
+//  Rows changed by the last statement.
+int64_t      umb_store_changes (umb_store_t *self);
+sqlite3     *umb_store_handle (umb_store_t *self);
+
+//  Fault injection for tests: the n-th next write statement (1 = next) run
+//  through umb_store_step_done or umb_store_exec returns -1 as if SQLite had
+//  failed, without running; reads and BEGIN/COMMIT do not count. It fires
+//  once; 0 disarms it.
+void         umb_store_fail_after (umb_store_t *self, int n);
+
+void         umb_store_test (bool verbose);
+
+#endif

@@ -1,0 +1,361 @@
+//  umb_zap - the process's ZAP handler: admits CURVE peers on the mesh allow-list
+#include <assert.h>
+#include <dirent.h>
+#include <string.h>
+#include <unistd.h>
+#include <czmq.h>
+#include "umb_zap.h"
+
+#define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
+
+typedef struct {
+    zsock_t   *handler;         //  REP bound to the ZAP endpoint
+    umb_log_t *log;
+    zhashx_t  *allowed;         //  Z85 key -> name
+    uint64_t   admitted;
+    uint64_t   refused;
+} s_state_t;
+
+struct _umb_zap_t {
+    zactor_t  *actor;
+    s_state_t *state;           //  used only by the actor while it runs
+};
+
+static void
+s_answer (zsock_t *handler, const char *request_id, const char *status, const char *text,
+          const char *user_id)
+{
+    zstr_sendx (handler, "1.0", request_id, status, text, user_id, "", NULL);
+}
+
+static void
+s_handle_zap (s_state_t *self)
+{
+    zmsg_t *request = zmsg_recv (self->handler);
+    if (!request)
+        return;
+    char *version = zmsg_popstr (request);
+    char *request_id = zmsg_popstr (request);
+    char *domain = zmsg_popstr (request);
+    char *address = zmsg_popstr (request);
+    char *identity = zmsg_popstr (request);
+    char *mechanism = zmsg_popstr (request);
+    zframe_t *key = zmsg_pop (request);
+    if (!version || !streq (version, "1.0") || !request_id) {
+        //  libzmq only ever sends well-formed requests; answer anyway so REP stays in step
+        s_answer (self->handler, request_id ? request_id : "", "500", "malformed ZAP request", "");
+    }
+    else
+    if (!mechanism || !streq (mechanism, "CURVE") || !key || zframe_size (key) != 32) {
+        self->refused++;
+        umb_log_warn (self->log, "zap: refused %s peer from %s: only CURVE is accepted",
+                      mechanism ? mechanism : "?", address ? address : "?");
+        s_answer (self->handler, request_id, "400", "CURVE required", "");
+    }
+    else
+    if (!domain || !streq (domain, UMB_ZAP_DOMAIN)) {
+        self->refused++;
+        umb_log_warn (self->log, "zap: refused peer from %s: unknown domain", address ? address : "?");
+        s_answer (self->handler, request_id, "400", "unknown domain", "");
+    }
+    else {
+        char public_txt [41];
+        zmq_z85_encode (public_txt, zframe_data (key), 32);
+        const char *name = zhashx_lookup (self->allowed, public_txt);
+        if (name) {
+            self->admitted++;
+            umb_log_debug (self->log, "zap: admitted '%s' from %s", name, address ? address : "?");
+            s_answer (self->handler, request_id, "200", "OK", public_txt);
+        }
+        else {
+            self->refused++;
+            umb_log_warn (self->log, "zap: refused CURVE key %s from %s: not on the mesh allow-list",
+                          public_txt, address ? address : "?");
+            s_answer (self->handler, request_id, "400", "key not on the mesh allow-list", "");
+        }
+    }
+    zstr_free (&version);
+    zstr_free (&request_id);
+    zstr_free (&domain);
+    zstr_free (&address);
+    zstr_free (&identity);
+    zstr_free (&mechanism);
+    zframe_destroy (&key);
+    zmsg_destroy (&request);
+}
+
+static bool
+s_key_valid (const char *public_txt)
+{
+    uint8_t raw [32];
+    return public_txt && strlen (public_txt) == 40 && zmq_z85_decode (raw, public_txt) != NULL;
+}
+
+//  Returns false on $TERM.
+static bool
+s_handle_pipe (s_state_t *self, zsock_t *pipe)
+{
+    zmsg_t *msg = zmsg_recv (pipe);
+    if (!msg)
+        return false;
+    char *command = zmsg_popstr (msg);
+    bool running = true;
+    if (!command || streq (command, "$TERM"))
+        running = false;
+    else
+    if (streq (command, "ALLOW")) {
+        char *key = zmsg_popstr (msg);
+        char *name = zmsg_popstr (msg);
+        int rc = -1;
+        if (s_key_valid (key)) {
+            zhashx_update (self->allowed, key, strdup (name ? name : "?"));
+            rc = 0;
+        }
+        zsock_send (pipe, "i", rc);
+        zstr_free (&key);
+        zstr_free (&name);
+    }
+    else
+    if (streq (command, "REVOKE")) {
+        char *key = zmsg_popstr (msg);
+        int rc = key && zhashx_lookup (self->allowed, key) ? 0 : -1;
+        if (rc == 0)
+            zhashx_delete (self->allowed, key);
+        zsock_send (pipe, "i", rc);
+        zstr_free (&key);
+    }
+    else
+    if (streq (command, "STATS"))
+        zsock_send (pipe, "88", self->admitted, self->refused);
+    zstr_free (&command);
+    zmsg_destroy (&msg);
+    return running;
+}
+
+static void
+s_zap_actor (zsock_t *pipe, void *args)
+{
+    s_state_t *self = args;
+    zpoller_t *poller = zpoller_new (pipe, self->handler, NULL);
+    zsock_signal (pipe, 0);
+    while (true) {
+        zsock_t *which = zpoller_wait (poller, -1);
+        if (which == pipe) {
+            if (!s_handle_pipe (self, pipe))
+                break;
+        }
+        else
+        if (which == self->handler)
+            s_handle_zap (self);
+        else
+        if (zpoller_terminated (poller))
+            break;
+    }
+    zpoller_destroy (&poller);
+}
+
+umb_zap_t *
+umb_zap_new (umb_log_t *log)
+{
+    //  The REP socket is bound here so a second handler fails at once.
+    zsock_t *handler = zsock_new (ZMQ_REP);
+    if (!handler)
+        return NULL;
+    if (zsock_bind (handler, S_ZAP_ENDPOINT) != 0) {
+        umb_log_error (log, "zap: a ZAP handler already runs in this process");
+        zsock_destroy (&handler);
+        return NULL;
+    }
+    s_state_t *state = calloc (1, sizeof (s_state_t));
+    umb_zap_t *self = calloc (1, sizeof (umb_zap_t));
+    assert (state && self);
+    state->handler = handler;
+    state->log = log;
+    state->allowed = zhashx_new ();
+    zhashx_set_destructor (state->allowed, (zhashx_destructor_fn *) zstr_free);
+    zsock_set_linger (handler, 0);
+    self->state = state;
+    self->actor = zactor_new (s_zap_actor, state);
+    return self;
+}
+
+void
+umb_zap_destroy (umb_zap_t **self_p)
+{
+    assert (self_p);
+    umb_zap_t *self = *self_p;
+    if (self) {
+        zactor_destroy (&self->actor);
+        zsock_destroy (&self->state->handler);
+        zhashx_destroy (&self->state->allowed);
+        free (self->state);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+int
+umb_zap_allow (umb_zap_t *self, const char *public_z85, const char *name)
+{
+    assert (self);
+    if (!s_key_valid (public_z85))
+        return -1;
+    zstr_sendx (self->actor, "ALLOW", public_z85, name ? name : "?", NULL);
+    int rc = -1;
+    zsock_recv (self->actor, "i", &rc);
+    return rc;
+}
+
+int
+umb_zap_revoke (umb_zap_t *self, const char *public_z85)
+{
+    assert (self);
+    if (!public_z85)
+        return -1;
+    zstr_sendx (self->actor, "REVOKE", public_z85, NULL);
+    int rc = -1;
+    zsock_recv (self->actor, "i", &rc);
+    return rc;
+}
+
+int
+umb_zap_allow_dir (umb_zap_t *self, const char *dir)
+{
+    assert (self && dir);
+    DIR *handle = opendir (dir);
+    if (!handle)
+        return -1;
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir (handle))) {
+        size_t length = strlen (entry->d_name);
+        if (length <= 4 || entry->d_name [0] == '.' || !streq (entry->d_name + length - 4, ".pub"))
+            continue;
+        char *path = zsys_sprintf ("%s/%s", dir, entry->d_name);
+        zcert_t *cert = path ? zcert_load (path) : NULL;
+        char name [256];
+        snprintf (name, sizeof (name), "%.*s", (int) (length - 4), entry->d_name);
+        if (cert && umb_zap_allow (self, zcert_public_txt (cert), name) == 0)
+            count++;
+        zcert_destroy (&cert);
+        zstr_free (&path);
+    }
+    closedir (handle);
+    return count;
+}
+
+static void
+s_stats (umb_zap_t *self, uint64_t *admitted, uint64_t *refused)
+{
+    zstr_send (self->actor, "STATS");
+    zsock_recv (self->actor, "88", admitted, refused);
+}
+
+uint64_t
+umb_zap_admitted (umb_zap_t *self)
+{
+    uint64_t admitted = 0, refused = 0;
+    s_stats (self, &admitted, &refused);
+    return admitted;
+}
+
+uint64_t
+umb_zap_refused (umb_zap_t *self)
+{
+    uint64_t admitted = 0, refused = 0;
+    s_stats (self, &admitted, &refused);
+    return refused;
+}
+
+//  Sends one request over CURVE and reports whether an echo came back.
+static bool
+s_try_echo (zsock_t *server, zcert_t *server_cert, zcert_t *client_cert)
+{
+    zsock_t *client = zsock_new (ZMQ_DEALER);
+    zcert_apply (client_cert, client);
+    zsock_set_curve_serverkey (client, zcert_public_txt (server_cert));
+    zsock_set_linger (client, 0);
+    zsock_set_rcvtimeo (client, 500);
+    zsock_connect (client, "%s", zsock_endpoint (server));
+    zstr_send (client, "hello");
+    bool echoed = false;
+    zpoller_t *poller = zpoller_new (server, client, NULL);
+    for (int turns = 0; turns < 4 && !echoed; turns++) {
+        zsock_t *which = zpoller_wait (poller, 500);
+        if (which == server) {
+            zmsg_t *msg = zmsg_recv (server);
+            zframe_t *body = zmsg_last (msg);
+            const char *user = zframe_meta (body, "User-Id");
+            assert (user && streq (user, zcert_public_txt (client_cert)));
+            zmsg_send (&msg, server);
+        }
+        else
+        if (which == client) {
+            char *reply = zstr_recv (client);
+            echoed = reply && streq (reply, "hello");
+            zstr_free (&reply);
+        }
+        else
+            break;
+    }
+    zpoller_destroy (&poller);
+    zsock_destroy (&client);
+    return echoed;
+}
+
+void
+umb_zap_test (bool verbose)
+{
+    if (verbose)
+        printf (" * umb_zap: ");
+    umb_zap_t *zap = umb_zap_new (NULL);
+    assert (zap);
+    assert (umb_zap_new (NULL) == NULL);        //  one per process
+
+    zcert_t *server_cert = zcert_new ();
+    zcert_t *friend_cert = zcert_new ();
+    zcert_t *stranger_cert = zcert_new ();
+    assert (umb_zap_allow (zap, zcert_public_txt (friend_cert), "friend") == 0);
+    assert (umb_zap_allow (zap, "not-a-key", "bad") == -1);
+
+    zsock_t *server = zsock_new (ZMQ_ROUTER);
+    zcert_apply (server_cert, server);
+    zsock_set_curve_server (server, 1);
+    zsock_set_zap_domain (server, UMB_ZAP_DOMAIN);
+    zsock_set_zap_enforce_domain (server, 1);
+    assert (zsock_bind (server, "tcp://127.0.0.1:*") > 0);
+
+    assert (s_try_echo (server, server_cert, friend_cert));
+    assert (!s_try_echo (server, server_cert, stranger_cert));
+    assert (umb_zap_refused (zap) >= 1);
+    assert (umb_zap_admitted (zap) >= 1);
+
+    //  A revoked key is refused on its next connection
+    assert (umb_zap_revoke (zap, zcert_public_txt (friend_cert)) == 0);
+    assert (umb_zap_revoke (zap, zcert_public_txt (friend_cert)) == -1);
+    assert (!s_try_echo (server, server_cert, friend_cert));
+
+    //  Keys from a directory
+    char dir [] = "/tmp/umb-zap-XXXXXX";
+    assert (mkdtemp (dir));
+    char *path = zsys_sprintf ("%s/stranger.pub", dir);
+    assert (zcert_save_public (stranger_cert, path) == 0);
+    zstr_free (&path);
+    assert (umb_zap_allow_dir (zap, dir) == 1);
+    assert (s_try_echo (server, server_cert, stranger_cert));
+    path = zsys_sprintf ("%s/stranger.pub", dir);
+    unlink (path);
+    zstr_free (&path);
+    rmdir (dir);
+    assert (umb_zap_allow_dir (zap, "/nonexistent/umbra") == -1);
+
+    zsock_destroy (&server);
+    zcert_destroy (&server_cert);
+    zcert_destroy (&friend_cert);
+    zcert_destroy (&stranger_cert);
+    umb_zap_destroy (&zap);
+    assert (!zap);
+
+    if (verbose)
+        printf ("OK\n");
+}

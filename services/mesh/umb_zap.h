@@ -1,0 +1,33 @@
+//  umb_zap - the process's ZAP handler: admits CURVE peers whose public key is
+//  on the mesh allow-list and refuses every other one (logged, counted)
+//
+//  libzmq consults one handler per context, and admits every CURVE client when
+//  no handler is bound (measured with libzmq 4.3.4, even with
+//  zap_enforce_domain set). umbra therefore runs exactly one per process and
+//  umb_service_new requires it, so a server can never run without one.
+#ifndef UMB_ZAP_H_INCLUDED
+#define UMB_ZAP_H_INCLUDED
+
+#include <stdint.h>
+#include "umb_log.h"
+
+#define UMB_ZAP_DOMAIN "umbra"
+
+typedef struct _umb_zap_t umb_zap_t;
+
+//  Starts the handler. NULL if one already runs in this process.
+umb_zap_t *umb_zap_new (umb_log_t *log);
+void       umb_zap_destroy (umb_zap_t **self_p);
+
+//  Admits public_z85 (40 chars); name labels it in logs. 0 ok, -1 bad key.
+int        umb_zap_allow (umb_zap_t *self, const char *public_z85, const char *name);
+//  Removes a key; new connections with it are refused. 0 ok, -1 unknown.
+int        umb_zap_revoke (umb_zap_t *self, const char *public_z85);
+//  Admits every "<name>.pub" certificate in dir. Returns how many, or -1.
+int        umb_zap_allow_dir (umb_zap_t *self, const char *dir);
+uint64_t   umb_zap_admitted (umb_zap_t *self);
+uint64_t   umb_zap_refused (umb_zap_t *self);
+
+void       umb_zap_test (bool verbose);
+
+#endif
