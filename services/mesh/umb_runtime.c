@@ -1,0 +1,223 @@
+//  umb_runtime - what the service actors of one process share
+#include <assert.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "umb_runtime.h"
+#include "umb_keys.h"
+
+//  Every mesh identity has a key pair from the first start on, so processes
+//  started separately on one state directory admit each other.
+static const char *s_identities [] = { "auth", "gateway", NULL };
+
+struct _umb_runtime_t {
+    umb_config_t *config;
+    umb_log_t    *log;
+    umb_zap_t    *zap;
+    char         *state_dir;
+    char         *keys_dir;
+};
+
+//  mkdir -p with mode 0700 for what it creates.
+static int
+s_make_dir (const char *path)
+{
+    char *copy = strdup (path);
+    assert (copy);
+    for (char *slash = strchr (copy + 1, '/'); slash; slash = strchr (slash + 1, '/')) {
+        *slash = 0;
+        if (mkdir (copy, 0700) && errno != EEXIST) {
+            free (copy);
+            return -1;
+        }
+        *slash = '/';
+    }
+    int rc = mkdir (copy, 0700) && errno != EEXIST ? -1 : 0;
+    free (copy);
+    return rc;
+}
+
+static char *
+s_default_state_dir (void)
+{
+    const char *xdg = getenv ("XDG_DATA_HOME");
+    if (xdg && *xdg == '/')
+        return zsys_sprintf ("%s/umbra", xdg);
+    const char *home = getenv ("HOME");
+    return zsys_sprintf ("%s/.local/share/umbra", home && *home ? home : ".");
+}
+
+umb_runtime_t *
+umb_runtime_new (umb_config_t **config_p, char **error)
+{
+    assert (config_p && *config_p && error);
+    *error = NULL;
+    umb_runtime_t *self = calloc (1, sizeof (umb_runtime_t));
+    assert (self);
+    self->config = *config_p;
+    *config_p = NULL;
+    umb_config_t *config = self->config;
+    const char *level = umb_config_str (config, "log.level");
+    self->log = umb_log_new ("umbra", umb_log_level_parse (level),
+                             streq (umb_config_str (config, "log.format"), "json"));
+    const char *state = umb_config_str (config, "state_dir");
+    self->state_dir = *state ? strdup (state) : s_default_state_dir ();
+    const char *keys = umb_config_str (config, "mesh.keys_dir");
+    self->keys_dir = *keys ? strdup (keys) : zsys_sprintf ("%s/keys", self->state_dir);
+    if (s_make_dir (self->state_dir) || s_make_dir (self->keys_dir)) {
+        *error = zsys_sprintf ("cannot create state directory %s: %s", self->state_dir,
+                               strerror (errno));
+        umb_runtime_destroy (&self);
+        return NULL;
+    }
+    for (const char **name = s_identities; *name; name++) {
+        zcert_t *cert = umb_keys_load_or_create (self->keys_dir, *name, self->log);
+        if (!cert) {
+            *error = zsys_sprintf ("cannot load or create the key pair of '%s' in %s", *name,
+                                   self->keys_dir);
+            umb_runtime_destroy (&self);
+            return NULL;
+        }
+        zcert_destroy (&cert);
+    }
+    self->zap = umb_zap_new (self->log);
+    if (!self->zap) {
+        *error = strdup ("a ZAP handler already runs in this process");
+        umb_runtime_destroy (&self);
+        return NULL;
+    }
+    int admitted = umb_zap_allow_dir (self->zap, self->keys_dir);
+    const char *allow_dir = umb_config_str (config, "mesh.allow_dir");
+    if (*allow_dir) {
+        int extra = umb_zap_allow_dir (self->zap, allow_dir);
+        if (extra < 0) {
+            *error = zsys_sprintf ("mesh.allow_dir %s cannot be read", allow_dir);
+            umb_runtime_destroy (&self);
+            return NULL;
+        }
+        admitted += extra;
+    }
+    umb_log_info (self->log, "state in %s; %d mesh identities admitted", self->state_dir, admitted);
+    return self;
+}
+
+void
+umb_runtime_destroy (umb_runtime_t **self_p)
+{
+    assert (self_p);
+    umb_runtime_t *self = *self_p;
+    if (self) {
+        umb_zap_destroy (&self->zap);
+        umb_config_destroy (&self->config);
+        umb_log_destroy (&self->log);
+        free (self->state_dir);
+        free (self->keys_dir);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+umb_config_t *umb_runtime_config (umb_runtime_t *self)    { assert (self); return self->config; }
+umb_zap_t    *umb_runtime_zap (umb_runtime_t *self)       { assert (self); return self->zap; }
+umb_log_t    *umb_runtime_log (umb_runtime_t *self)       { assert (self); return self->log; }
+const char   *umb_runtime_state_dir (umb_runtime_t *self) { assert (self); return self->state_dir; }
+const char   *umb_runtime_keys_dir (umb_runtime_t *self)  { assert (self); return self->keys_dir; }
+
+zcert_t *
+umb_runtime_identity (umb_runtime_t *self, const char *name)
+{
+    assert (self && name);
+    zcert_t *cert = umb_keys_load_or_create (self->keys_dir, name, self->log);
+    if (cert)
+        umb_zap_allow (self->zap, zcert_public_txt (cert), name);
+    return cert;
+}
+
+char *
+umb_runtime_public_key (umb_runtime_t *self, const char *name)
+{
+    assert (self && name);
+    char key [96];
+    snprintf (key, sizeof (key), "%s.public_key", name);
+    const char *configured = umb_config_str (self->config, key);
+    if (*configured)
+        return strdup (configured);
+    return umb_keys_public (self->keys_dir, name);
+}
+
+umb_client_t *
+umb_runtime_client (umb_runtime_t *self, const char *name, zcert_t *identity)
+{
+    assert (self && name && identity);
+    char key [96];
+    snprintf (key, sizeof (key), "%s.endpoint", name);
+    const char *endpoint = umb_config_str (self->config, key);
+    char *public_key = umb_runtime_public_key (self, name);
+    umb_client_t *client = public_key ? umb_client_new (endpoint, public_key, identity) : NULL;
+    if (!client)
+        umb_log_error (self->log, "cannot make a client of '%s' at %s%s", name, endpoint,
+                       public_key ? "" : ": its public key is unknown");
+    free (public_key);
+    return client;
+}
+
+char *
+umb_runtime_service_dir (umb_runtime_t *self, const char *name)
+{
+    assert (self && name);
+    char *dir = zsys_sprintf ("%s/%s", self->state_dir, name);
+    if (dir && s_make_dir (dir)) {
+        umb_log_error (self->log, "cannot create %s: %s", dir, strerror (errno));
+        zstr_free (&dir);
+    }
+    return dir;
+}
+
+void
+umb_runtime_test (bool verbose)
+{
+    if (verbose)
+        printf (" * umb_runtime: ");
+    char dir [] = "/tmp/umb-runtime-XXXXXX";
+    assert (mkdtemp (dir));
+    char *state = zsys_sprintf ("%s/deep/state", dir);
+    umb_config_t *config = umb_config_new ();
+    char *error = NULL;
+    assert (umb_config_set (config, "state_dir", state, &error) == 0);
+    assert (umb_config_set (config, "log.level", "error", &error) == 0);
+    umb_runtime_t *runtime = umb_runtime_new (&config, &error);
+    assert (runtime && !error && !config);
+    assert (streq (umb_runtime_state_dir (runtime), state));
+    struct stat st;
+    assert (stat (state, &st) == 0 && (st.st_mode & 0777) == 0700);
+
+    //  Every identity exists from the first start, and its key is public
+    char *auth_key = umb_runtime_public_key (runtime, "auth");
+    assert (auth_key && strlen (auth_key) == 40);
+    zcert_t *gateway = umb_runtime_identity (runtime, "gateway");
+    assert (gateway);
+    umb_client_t *client = umb_runtime_client (runtime, "auth", gateway);
+    assert (client);
+    umb_client_destroy (&client);
+    char *service_dir = umb_runtime_service_dir (runtime, "auth");
+    assert (service_dir && stat (service_dir, &st) == 0 && S_ISDIR (st.st_mode));
+
+    //  A second runtime in the same process cannot start its own ZAP handler
+    umb_config_t *second = umb_config_new ();
+    assert (umb_config_set (second, "state_dir", state, &error) == 0);
+    assert (umb_runtime_new (&second, &error) == NULL);
+    assert (error && strstr (error, "ZAP"));
+    zstr_free (&error);
+
+    zcert_destroy (&gateway);
+    zstr_free (&auth_key);
+    zstr_free (&service_dir);
+    umb_runtime_destroy (&runtime);
+    assert (!runtime);
+    char *command = zsys_sprintf ("rm -rf '%s'", dir);
+    assert (system (command) == 0);
+    zstr_free (&command);
+    zstr_free (&state);
+    if (verbose)
+        printf ("OK\n");
+}

@@ -1,0 +1,72 @@
+//  umb_selftest - runs the selftest of every module: all of them, or those named
+#include <stdio.h>
+#include <string.h>
+#include <czmq.h>
+#include "umb_log.h"
+#include "umb_config.h"
+#include "umb_mp.h"
+#include "umb_envelope.h"
+#include "umb_store.h"
+#include "umb_metrics.h"
+#include "umb_keys.h"
+#include "umb_zap.h"
+#include "umb_client.h"
+#include "umb_service.h"
+#include "umb_jwt.h"
+#include "umb_runtime.h"
+#include "umb_auth.h"
+#include "umb_json.h"
+#include "umb_routes.h"
+#include "umb_gateway.h"
+
+static const struct {
+    const char *name;
+    void (*test) (bool verbose);
+} s_tests [] = {
+    { "log",      umb_log_test },
+    { "config",   umb_config_test },
+    { "mp",       umb_mp_test },
+    { "envelope", umb_envelope_test },
+    { "store",    umb_store_test },
+    { "metrics",  umb_metrics_test },
+    { "keys",     umb_keys_test },
+    { "zap",      umb_zap_test },
+    { "client",   umb_client_test },
+    { "service",  umb_service_test },
+    { "jwt",      umb_jwt_test },
+    { "runtime",  umb_runtime_test },
+    { "auth",     umb_auth_test },
+    { "json",     umb_json_test },
+    { "routes",   umb_routes_test },
+    { "gateway",  umb_gateway_test },
+    { NULL }
+};
+
+int
+main (int argc, char **argv)
+{
+    if (argc > 1 && streq (argv [1], "--list")) {
+        for (size_t i = 0; s_tests [i].name; i++)
+            printf ("%s\n", s_tests [i].name);
+        return 0;
+    }
+    //  Selftests log only what they expect to fail loudly
+    zsys_init ();
+    zsys_set_logstream (NULL);
+    int run = 0;
+    for (size_t i = 0; s_tests [i].name; i++) {
+        bool wanted = argc == 1;
+        for (int arg = 1; arg < argc; arg++)
+            if (streq (argv [arg], s_tests [i].name))
+                wanted = true;
+        if (wanted) {
+            s_tests [i].test (true);
+            run++;
+        }
+    }
+    if (run == 0) {
+        fprintf (stderr, "umb_selftest: no test named so; see --list\n");
+        return 2;
+    }
+    return 0;
+}
