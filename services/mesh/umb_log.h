@@ -31,6 +31,7 @@ int        umb_log_level_parse (const char *text);
 //  Formats and writes one record atomically (a single write(2)), thread-safe.
 //  Control characters in the message are escaped so a peer cannot forge lines.
 //  Callers never pass secrets (passwords, tokens, private keys) here.
+//  A NULL logger drops the record (modules used without logging, tests).
 void       umb_log_write (umb_log_t *self, umb_log_level_t level, const char *format, ...)
                __attribute__ ((format (printf, 3, 4)));
 

@@ -3,7 +3,7 @@
 # two users, a workspace, an invitation, members, a third user who sees 404, token
 # refresh/revoke, API keys, bad input; then a restart on the same state directory.
 set -euo pipefail
-build=${UMBRA_BUILD:-$(cd "$(dirname "$0")/../.." && pwd)/build}
+build=${TEST_BUILD_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/build}
 umbra=$build/cli/umbra
 state=$(mktemp -d /tmp/umbra-walk.XXXXXX)
 log=$state/umbra.log
