@@ -30,8 +30,15 @@ void umb_metrics_gauge (umb_metrics_t *self, const char *family, const char *hel
 void umb_metrics_observe (umb_metrics_t *self, const char *family, const char *help,
                           const char *labels, double seconds);
 
-//  Packs the registry as a msgpack array of families (see proto/msgpack/envelope.md,
-//  "sys.metrics") into w.
+//  Packs the registry into w as a msgpack array of families (the "families"
+//  value of sys.metrics, proto/msgpack/envelope.md):
+//  [ { "name": str, "type": "counter" | "gauge" | "histogram", "help": str,
+//      "samples": [ { "labels": str, "value": uint (counter) | double (gauge) }
+//                 | { "labels": str, "buckets": [15 x uint, not cumulative, last +Inf],
+//                     "sum": double, "count": uint } ] } ]
+//  "labels" is the full label text, service="..." first. Labels passed to the
+//  update functions are already-escaped text (NULL or "" for none); a family
+//  keeps at most 10000 label sets, later ones are dropped and counted.
 void umb_metrics_pack (umb_metrics_t *self, umb_w_t *w);
 
 //  Renders packed registries (values of "families" from sys.metrics replies,

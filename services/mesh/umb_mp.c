@@ -353,8 +353,14 @@ umb_msg_decode (const void *data, size_t size, char **error)
             self->zone = zone;
             self->root = self;
             self->object = &self->top;
+            //  msgpack-c points str/bin objects into the input buffer; the
+            //  document must not depend on the caller's (often a frame freed
+            //  right after decoding), so it decodes its own copy.
+            void *copy = msgpack_zone_malloc (zone, size);
+            assert (copy);
+            memcpy (copy, data, size);
             size_t offset = 0;
-            msgpack_unpack_return rc = msgpack_unpack (data, size, &offset, zone, &self->top);
+            msgpack_unpack_return rc = msgpack_unpack (copy, size, &offset, zone, &self->top);
             if (rc != MSGPACK_UNPACK_SUCCESS || offset != size)
                 snprintf (reason, sizeof (reason), "not valid msgpack (%d)", (int) rc);
             else

@@ -54,7 +54,8 @@ typedef struct _umb_msg_t umb_msg_t;
 //  Limits every decoder applies to peer input.
 #define UMB_MSG_MAX_DEPTH 32
 
-//  Decodes exactly one msgpack value filling data. NULL with a reason in
+//  Decodes exactly one msgpack value filling data (copied: the document does
+//  not refer to data afterwards). NULL with a reason in
 //  *error (caller frees) if it is malformed, truncated, has trailing bytes or
 //  nests deeper than UMB_MSG_MAX_DEPTH.
 umb_msg_t  *umb_msg_decode (const void *data, size_t size, char **error);
