@@ -285,7 +285,7 @@ s_key_compare (const void *a, const void *b)
     const msgpack_object_str *x = *(const msgpack_object_str * const *) a;
     const msgpack_object_str *y = *(const msgpack_object_str * const *) b;
     size_t n = x->size < y->size ? x->size : y->size;
-    int rc = memcmp (x->ptr, y->ptr, n);
+    int rc = n ? memcmp (x->ptr, y->ptr, n) : 0;     //  ptr is NULL for ""
     return rc ? rc : (x->size > y->size) - (x->size < y->size);
 }
 
@@ -532,7 +532,7 @@ s_copy_str (umb_msg_t *self, const msgpack_object *value, size_t max_len, const 
         umb_msg_fail (self, "%s: longer than %zu bytes", what, max_len);
         return NULL;
     }
-    if (memchr (str->ptr, 0, str->size)) {
+    if (str->size && memchr (str->ptr, 0, str->size)) {     //  ptr is NULL for ""
         umb_msg_fail (self, "%s: contains a NUL byte", what);
         return NULL;
     }
@@ -542,7 +542,8 @@ s_copy_str (umb_msg_t *self, const msgpack_object *value, size_t max_len, const 
     }
     char *copy = msgpack_zone_malloc (self->root->zone, str->size + 1);
     assert (copy);
-    memcpy (copy, str->ptr, str->size);
+    if (str->size)
+        memcpy (copy, str->ptr, str->size);
     copy [str->size] = 0;
     return copy;
 }

@@ -131,9 +131,9 @@ req POST /workspaces/acme/invitations "$key" '{"username":"carol","role":"viewer
 req DELETE /workspaces/acme/api-keys/$key_id "$alice";                 expect 200 "alice revokes the key"
 req GET /workspaces/acme/members "$key";                               expect 401 "a revoked key is refused"
 
-big=$(head -c 2000000 /dev/zero | tr '\0' a)
+{ printf '{"username":"'; head -c 2000000 /dev/zero | tr '\0' a; printf '"}'; } >"$state/big.json"
 status=$(curl -s -o "$state/body" -w '%{http_code}' -H 'Content-Type: application/json' \
-         --data-binary "{\"username\":\"$big\"}" "$base/users")
+         --data-binary @"$state/big.json" "$base/users")
 body=$(cat "$state/body");                                             expect 413 "a huge body"
 req GET /nowhere;                                                      expect 404 "unknown path"
 

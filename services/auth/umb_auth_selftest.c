@@ -1,0 +1,998 @@
+//  umb_auth_selftest - the auth service's selftest: the real actor, through the real client
+#include <assert.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+#include "umb_auth_private.h"
+
+#define S_TIMEOUT 10000
+#define S_BAD_LOGIN "invalid username or password"
+
+typedef struct {
+    bool           verbose;
+    umb_runtime_t *runtime;
+    zactor_t      *actor;
+    umb_store_t   *store;       //  the actor's, when started by s_fault_actor
+    zcert_t       *gateway;
+    umb_client_t  *client;
+    char          *endpoint;
+    char          *state_dir;
+    int            null_fd;     //  where the service logs go
+} s_test_t;
+
+//  ---------------------------------------------------------------- plumbing
+
+static umb_reply_t *
+s_callw (s_test_t *test, const char *op, const char *token, umb_w_t *w)
+{
+    umb_reply_t *reply = umb_client_callw (test->client, op, token, w, S_TIMEOUT, NULL);
+    umb_w_destroy (&w);
+    return reply;
+}
+
+//  Calls op with a body of string fields: key, value, ..., NULL.
+static umb_reply_t *
+s_call (s_test_t *test, const char *op, const char *token, ...)
+{
+    umb_w_t *w = umb_w_new ();
+    umb_w_map_begin (w);
+    va_list args;
+    va_start (args, token);
+    const char *key;
+    while ((key = va_arg (args, const char *))) {
+        const char *value = va_arg (args, const char *);
+        umb_w_kv_str (w, key, value);
+    }
+    va_end (args);
+    umb_w_map_end (w);
+    return s_callw (test, op, token, w);
+}
+
+//  Asserts the reply's status (and error code and text, when given), then destroys it.
+static void
+s_expect (umb_reply_t **reply_p, int status, const char *code, const char *error_part)
+{
+    umb_reply_t *reply = *reply_p;
+    if (umb_reply_status (reply) != status
+    ||  (code && !(umb_reply_code (reply) && streq (umb_reply_code (reply), code)))
+    ||  (error_part && !(umb_reply_error (reply) && strstr (umb_reply_error (reply), error_part))))
+        fprintf (stderr, "expected %d %s '%s', got %d %s '%s'\n", status, code ? code : "",
+                 error_part ? error_part : "", umb_reply_status (reply),
+                 umb_reply_code (reply) ? umb_reply_code (reply) : "",
+                 umb_reply_error (reply) ? umb_reply_error (reply) : "");
+    assert (umb_reply_status (reply) == status);
+    if (code)
+        assert (umb_reply_code (reply) && streq (umb_reply_code (reply), code));
+    if (error_part)
+        assert (umb_reply_error (reply) && strstr (umb_reply_error (reply), error_part));
+    umb_reply_destroy (reply_p);
+}
+
+static const char *
+s_str (umb_reply_t *reply, const char *key)
+{
+    return umb_msg_str (umb_reply_body (reply), key, 8192, false);
+}
+
+static char *
+s_dup (umb_reply_t *reply, const char *key)
+{
+    const char *value = s_str (reply, key);
+    assert (value);
+    return strdup (value);
+}
+
+static int64_t
+s_int (umb_reply_t *reply, const char *key)
+{
+    return umb_msg_int (umb_reply_body (reply), key, INT64_MIN, INT64_MAX, -1, true);
+}
+
+static bool
+s_bool (umb_reply_t *reply, const char *key)
+{
+    return umb_msg_bool (umb_reply_body (reply), key, false, true);
+}
+
+static size_t
+s_items (umb_reply_t *reply)
+{
+    umb_msg_t *items = umb_msg_array (umb_reply_body (reply), "items", 1000, true);
+    assert (items);
+    return umb_msg_size (items);
+}
+
+static void
+s_actor_start (s_test_t *test, zactor_fn *actor)
+{
+    test->actor = zactor_new (actor, test->runtime);
+    assert (test->actor);
+    if (actor != umb_auth_actor)
+        assert (zsock_recv (test->actor, "p", &test->store) == 0 && test->store);
+    zstr_send (test->actor, "ENDPOINT");
+    test->endpoint = zstr_recv (test->actor);
+    assert (test->endpoint);
+    if (!*test->endpoint)
+        return;                 //  start failed; the caller checks
+    char *server_key = umb_runtime_public_key (test->runtime, "auth");
+    assert (server_key);
+    test->client = umb_client_new (test->endpoint, server_key, test->gateway);
+    assert (test->client);
+    zstr_free (&server_key);
+}
+
+static void
+s_actor_stop (s_test_t *test)
+{
+    umb_client_destroy (&test->client);
+    zactor_destroy (&test->actor);
+    zstr_free (&test->endpoint);
+    test->store = NULL;
+}
+
+//  The real actor's start-up, with a window onto its store for fault injection.
+static void
+s_fault_actor (zsock_t *pipe, void *args)
+{
+    umb_auth_t *self = umb_auth_new ((umb_runtime_t *) args);
+    zsock_signal (pipe, 0);
+    zsock_send (pipe, "p", umb_auth_store (self));
+    umb_auth_run (self, pipe);
+    umb_auth_destroy (&self);
+}
+
+static void
+s_runtime_start (s_test_t *test, const char *const *settings)
+{
+    char dir [] = "/tmp/umb-auth-test-XXXXXX";
+    assert (mkdtemp (dir));
+    test->state_dir = strdup (dir);
+    umb_config_t *config = umb_config_new ();
+    char *error = NULL;
+    assert (umb_config_set (config, "state_dir", dir, &error) == 0);
+    assert (umb_config_set (config, "auth.endpoint", "tcp://127.0.0.1:*", &error) == 0);
+    assert (umb_config_set (config, "auth.pub_endpoint", "tcp://127.0.0.1:*", &error) == 0);
+    assert (umb_config_set (config, "auth.pwhash", "interactive", &error) == 0);
+    assert (umb_config_set (config, "log.level", "error", &error) == 0);
+    for (const char *const *setting = settings; setting && *setting; setting += 2)
+        assert (umb_config_set (config, setting [0], setting [1], &error) == 0);
+    test->runtime = umb_runtime_new (&config, &error);
+    assert (test->runtime);
+    //  Injected faults and refused start-ups log errors by design
+    test->null_fd = open ("/dev/null", O_WRONLY | O_CLOEXEC);
+    assert (test->null_fd >= 0);
+    umb_log_set_fd (umb_runtime_log (test->runtime), test->null_fd);
+    test->gateway = umb_runtime_identity (test->runtime, "gateway");
+    assert (test->gateway);
+}
+
+static void
+s_runtime_stop (s_test_t *test)
+{
+    zcert_destroy (&test->gateway);
+    umb_runtime_destroy (&test->runtime);
+    close (test->null_fd);
+    char *command = zsys_sprintf ("rm -rf '%s'", test->state_dir);
+    assert (system (command) == 0);
+    zstr_free (&command);
+    free (test->state_dir);
+    test->state_dir = NULL;
+}
+
+//  Logs in; returns the reply (201) for the caller to read and destroy.
+static umb_reply_t *
+s_login (s_test_t *test, const char *username, const char *password)
+{
+    umb_reply_t *reply = s_call (test, "auth.tokens.create", NULL, "username", username,
+                                 "password", password, NULL);
+    if (umb_reply_status (reply) != 201)
+        fprintf (stderr, "login of %s: %d %s\n", username, umb_reply_status (reply),
+                 umb_reply_error (reply) ? umb_reply_error (reply) : "");
+    assert (umb_reply_status (reply) == 201);
+    return reply;
+}
+
+static char *
+s_access (s_test_t *test, const char *username, const char *password, char **refresh)
+{
+    umb_reply_t *reply = s_login (test, username, password);
+    char *access = s_dup (reply, "access_token");
+    if (refresh)
+        *refresh = s_dup (reply, "refresh_token");
+    umb_reply_destroy (&reply);
+    return access;
+}
+
+static char *
+s_register (s_test_t *test, const char *username, const char *password)
+{
+    umb_reply_t *reply = s_call (test, "auth.users.register", NULL, "username", username,
+                                 "password", password, "email", "someone@example.org", NULL);
+    assert (umb_reply_status (reply) == 201);
+    char *id = s_dup (reply, "id");
+    umb_reply_destroy (&reply);
+    return id;
+}
+
+//  Runs the actor with stdout captured into a file; returns what it printed.
+static char *
+s_start_captured (s_test_t *test, zactor_fn *actor)
+{
+    char path [] = "/tmp/umb-auth-stdout-XXXXXX";
+    int fd = mkstemp (path);
+    assert (fd >= 0);
+    fflush (stdout);
+    int saved = dup (STDOUT_FILENO);
+    assert (saved >= 0 && dup2 (fd, STDOUT_FILENO) >= 0);
+    s_actor_start (test, actor);
+    fflush (stdout);
+    assert (dup2 (saved, STDOUT_FILENO) >= 0);
+    close (saved);
+    char *text = calloc (1, 4096);
+    assert (text);
+    assert (lseek (fd, 0, SEEK_SET) == 0);
+    ssize_t size = read (fd, text, 4095);
+    assert (size >= 0);
+    close (fd);
+    unlink (path);
+    return text;
+}
+
+//  ---------------------------------------------------------------- users and tokens
+
+typedef struct {
+    char *alice_id, *bob_id, *carol_id;
+    char *alice, *alice_refresh;            //  alice's main session
+    char *bob;
+    char *carol;
+    char *root;
+} s_people_t;
+
+static void
+s_test_users (s_test_t *test, s_people_t *people)
+{
+    //  Registration and its failures
+    people->alice_id = s_register (test, "alice", "alice-password");
+    assert (strncmp (people->alice_id, "usr_", 4) == 0 && strlen (people->alice_id) == 20);
+    umb_reply_t *reply = s_call (test, "auth.users.register", NULL, "username", "alice",
+                                 "password", "another-password", NULL);
+    s_expect (&reply, 409, "username_taken", "'alice' is taken");
+    reply = s_call (test, "auth.users.register", NULL, "username", "Alice!", "password",
+                    "alice-password", NULL);
+    s_expect (&reply, 422, "invalid_argument", "username");
+    reply = s_call (test, "auth.users.register", NULL, "username", "usr_0123456789abcdef",
+                    "password", "alice-password", NULL);
+    s_expect (&reply, 422, NULL, "reserved");
+    reply = s_call (test, "auth.users.register", NULL, "username", "dave", "password", "short", NULL);
+    s_expect (&reply, 422, NULL, "password: at least 10 bytes");
+    reply = s_call (test, "auth.users.register", NULL, "username", "dave", "password",
+                    "long-enough-1", "email", "not-an-email", NULL);
+    s_expect (&reply, 422, NULL, "email");
+    reply = s_call (test, "auth.users.register", NULL, "username", "dave", NULL);
+    s_expect (&reply, 400, "bad_request", "field 'password' is required");
+    umb_w_t *w = umb_w_new ();
+    umb_w_map_begin (w);
+    umb_w_kv_str (w, "username", "dave");
+    umb_w_kv_int (w, "password", 1234567890);
+    umb_w_map_end (w);
+    reply = s_callw (test, "auth.users.register", NULL, w);
+    s_expect (&reply, 400, NULL, "field 'password': expected a string");
+
+    people->bob_id = s_register (test, "bob", "bob-password");
+    people->carol_id = s_register (test, "carol", "carol-password");
+
+    //  Logging in, and the three ways it fails
+    reply = s_login (test, "alice", "alice-password");
+    assert (streq (s_str (reply, "token_type"), "Bearer"));
+    assert (s_int (reply, "expires_in") == 900);
+    assert (s_int (reply, "refresh_expires_in") == 2592000);
+    const char *refresh = s_str (reply, "refresh_token");
+    assert (strncmp (refresh, "umr_", 4) == 0 && strlen (refresh) == 47);
+    umb_msg_t *user = umb_msg_map (umb_reply_body (reply), "user", true);
+    assert (user && streq (umb_msg_str (user, "username", 64, true), "alice"));
+    assert (streq (umb_msg_str (user, "id", 64, true), people->alice_id));
+    people->alice = s_dup (reply, "access_token");
+    people->alice_refresh = s_dup (reply, "refresh_token");
+    umb_reply_destroy (&reply);
+
+    reply = s_call (test, "auth.tokens.create", NULL, "username", "bob", "password", "wrong-password",
+                    NULL);
+    s_expect (&reply, 401, "unauthenticated", S_BAD_LOGIN);
+    reply = s_call (test, "auth.tokens.create", NULL, "username", "nobody", "password",
+                    "wrong-password", NULL);
+    s_expect (&reply, 401, "unauthenticated", S_BAD_LOGIN);
+    reply = s_call (test, "auth.tokens.create", NULL, "username", "nobody", "password",
+                    "wrong-password", NULL);
+    s_expect (&reply, 401, NULL, S_BAD_LOGIN);
+    //  Two failures allowed (auth.login_max_failures = 2): the third try is refused unchecked
+    reply = s_call (test, "auth.tokens.create", NULL, "username", "nobody", "password",
+                    "wrong-password", NULL);
+    s_expect (&reply, 429, "too_many_requests", "too many failed logins; try again in ");
+    reply = s_call (test, "auth.tokens.create", NULL, "username", "alice", NULL);
+    s_expect (&reply, 400, NULL, "field 'password' is required");
+
+    people->bob = s_access (test, "bob", "bob-password", NULL);
+    people->carol = s_access (test, "carol", "carol-password", NULL);
+
+    //  Using the token
+    reply = s_call (test, "auth.users.get", people->alice, "user", "me", NULL);
+    assert (streq (s_str (reply, "username"), "alice"));
+    assert (streq (s_str (reply, "email"), "someone@example.org"));
+    assert (!s_bool (reply, "is_admin") && !s_bool (reply, "disabled"));
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.users.get", people->alice, "user", "bob", NULL);
+    assert (streq (s_str (reply, "id"), people->bob_id));
+    assert (!umb_msg_has (umb_reply_body (reply), "email"));       //  others see id and name
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.users.get", people->alice, "user", people->bob_id, NULL);
+    assert (streq (s_str (reply, "username"), "bob"));
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.users.get", people->alice, "user", "ghost", NULL);
+    s_expect (&reply, 404, "not_found", "no user 'ghost'");
+    reply = s_call (test, "auth.users.get", NULL, "user", "me", NULL);
+    s_expect (&reply, 401, NULL, "bearer token");
+    reply = s_call (test, "auth.users.get", "garbage", "user", "me", NULL);
+    s_expect (&reply, 401, NULL, "malformed token");
+
+    //  A forged token: one changed character in the signature, or in the claims
+    char *forged = strdup (people->alice);
+    char *signature = strrchr (forged, '.') + 10;
+    *signature = *signature == 'A' ? 'B' : 'A';
+    reply = s_call (test, "auth.users.get", forged, "user", "me", NULL);
+    s_expect (&reply, 401, NULL, "bad signature");
+    free (forged);
+    forged = strdup (people->alice);
+    char *claims = strchr (forged, '.') + 5;
+    *claims = *claims == 'A' ? 'B' : 'A';
+    reply = s_call (test, "auth.users.get", forged, "user", "me", NULL);
+    s_expect (&reply, 401, NULL, NULL);
+    free (forged);
+
+    //  An expired token, signed with the service's own key
+    reply = s_call (test, "auth.introspect", NULL, "token", people->alice, NULL);
+    assert (s_bool (reply, "active"));
+    char *session = s_dup (reply, "session");
+    assert (strncmp (session, "ses_", 4) == 0);
+    assert (streq (s_str (reply, "subject"), people->alice_id));
+    umb_reply_destroy (&reply);
+    char *key_path = zsys_sprintf ("%s/auth/jwt-ed25519.key", test->state_dir);
+    umb_jwt_signer_t *signer = umb_jwt_signer_load_or_create (key_path, NULL);
+    assert (signer);
+    int64_t now = umb_auth_now ();
+    json_t *expired_claims = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}",
+        "iss", "umbra", "sub", people->alice_id, "name", "alice", "sid", session, "jti", "x",
+        "iat", (json_int_t) (now - 1000), "nbf", (json_int_t) (now - 1000),
+        "exp", (json_int_t) (now - 100));
+    char *expired = umb_jwt_sign (signer, expired_claims);
+    reply = s_call (test, "auth.users.get", expired, "user", "me", NULL);
+    s_expect (&reply, 401, NULL, "token expired");
+    //  The same key, valid claims: accepted (so the refusal above was the expiry)
+    json_object_set_new (expired_claims, "exp", json_integer (now + 100));
+    char *fresh = umb_jwt_sign (signer, expired_claims);
+    reply = s_call (test, "auth.users.get", fresh, "user", "me", NULL);
+    s_expect (&reply, 200, NULL, NULL);
+    json_decref (expired_claims);
+    free (expired);
+    free (fresh);
+    umb_jwt_signer_destroy (&signer);
+    zstr_free (&key_path);
+    free (session);
+
+    //  JWKS
+    reply = umb_client_call (test->client, "auth.jwks", NULL, NULL, 0, S_TIMEOUT, NULL);
+    umb_msg_t *keys = umb_msg_array (umb_reply_body (reply), "keys", 10, true);
+    assert (keys && umb_msg_size (keys) == 1);
+    umb_msg_t *jwk = umb_msg_at (keys, 0);
+    assert (streq (umb_msg_str (jwk, "kty", 10, true), "OKP"));
+    assert (streq (umb_msg_str (jwk, "crv", 10, true), "Ed25519"));
+    assert (streq (umb_msg_str (jwk, "alg", 10, true), "EdDSA"));
+    assert (umb_msg_str (jwk, "kid", 100, true) && umb_msg_str (jwk, "x", 100, true));
+    s_expect (&reply, 200, NULL, NULL);
+
+    //  Refresh rotation; then logout ends the session at once
+    char *refresh_b;
+    char *access_b = s_access (test, "alice", "alice-password", &refresh_b);
+    reply = s_call (test, "auth.tokens.refresh", NULL, "refresh_token", refresh_b, NULL);
+    char *access_b2 = s_dup (reply, "access_token");
+    char *refresh_b2 = s_dup (reply, "refresh_token");
+    assert (!streq (refresh_b, refresh_b2));
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.users.get", access_b2, "user", "me", NULL);
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.tokens.revoke", access_b2, NULL);
+    assert (s_int (reply, "revoked") == 1);
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.users.get", access_b2, "user", "me", NULL);
+    s_expect (&reply, 401, NULL, "session revoked");
+    reply = s_call (test, "auth.users.get", access_b, "user", "me", NULL);
+    s_expect (&reply, 401, NULL, "session revoked");
+    reply = s_call (test, "auth.introspect", NULL, "token", access_b2, NULL);
+    assert (!s_bool (reply, "active") && streq (s_str (reply, "reason"), "session revoked"));
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.tokens.refresh", NULL, "refresh_token", refresh_b2, NULL);
+    s_expect (&reply, 401, NULL, "session revoked");
+    reply = s_call (test, "auth.tokens.refresh", NULL, "refresh_token", "umr_made-up", NULL);
+    s_expect (&reply, 401, NULL, "invalid refresh token");
+    //  alice's main session lives on
+    reply = s_call (test, "auth.users.get", people->alice, "user", "me", NULL);
+    s_expect (&reply, 200, NULL, NULL);
+    free (access_b);
+    free (access_b2);
+    free (refresh_b);
+    free (refresh_b2);
+
+    //  Changing a password needs the current one and ends the other sessions
+    reply = s_call (test, "auth.users.update", people->bob, "user", "me", "password",
+                    "bob-password-2", NULL);
+    s_expect (&reply, 400, NULL, "current_password");
+    reply = s_call (test, "auth.users.update", people->bob, "user", "me", "password",
+                    "bob-password-2", "current_password", "not-bobs-password", NULL);
+    s_expect (&reply, 403, "wrong_password", NULL);
+    reply = s_call (test, "auth.users.update", people->bob, "user", "alice", "email", "x@y.z", NULL);
+    s_expect (&reply, 403, "forbidden", "platform administrator");
+    reply = s_call (test, "auth.users.update", people->bob, "user", "me", NULL);
+    s_expect (&reply, 422, NULL, "nothing to update");
+    reply = s_call (test, "auth.users.update", people->bob, "user", "me", "email", "bob@example.org",
+                    NULL);
+    assert (streq (s_str (reply, "email"), "bob@example.org"));
+    s_expect (&reply, 200, NULL, NULL);
+    char *bob_other = s_access (test, "bob", "bob-password", NULL);
+    reply = s_call (test, "auth.users.update", people->bob, "user", "me", "password",
+                    "bob-password-2", "current_password", "bob-password", NULL);
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.users.get", bob_other, "user", "me", NULL);
+    s_expect (&reply, 401, NULL, "session revoked");
+    reply = s_call (test, "auth.users.get", people->bob, "user", "me", NULL);
+    s_expect (&reply, 200, NULL, NULL);
+    free (bob_other);
+}
+
+//  ---------------------------------------------------------------- workspaces
+
+static void
+s_test_workspaces (s_test_t *test, s_people_t *people)
+{
+    umb_reply_t *reply = s_call (test, "auth.workspaces.create", people->alice, "name", "team-a",
+                                 "display_name", "Team A", NULL);
+    assert (streq (s_str (reply, "role"), "admin"));
+    assert (streq (s_str (reply, "display_name"), "Team A"));
+    char *team_id = s_dup (reply, "id");
+    assert (strncmp (team_id, "ws_", 3) == 0);
+    s_expect (&reply, 201, NULL, NULL);
+    reply = s_call (test, "auth.workspaces.create", people->bob, "name", "team-a", NULL);
+    s_expect (&reply, 409, "name_taken", NULL);
+    reply = s_call (test, "auth.workspaces.create", people->alice, "name", "Team_A", NULL);
+    s_expect (&reply, 422, NULL, "name");
+    reply = s_call (test, "auth.workspaces.create", people->alice, NULL);
+    s_expect (&reply, 400, NULL, "field 'name' is required");
+    reply = s_call (test, "auth.workspaces.create", people->alice, "name", "team-b", NULL);
+    char *other_id = s_dup (reply, "id");
+    s_expect (&reply, 201, NULL, NULL);
+
+    reply = s_call (test, "auth.workspaces.list", people->alice, NULL);
+    assert (s_items (reply) == 2);
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.workspaces.get", people->alice, "workspace", "team-a", NULL);
+    assert (streq (s_str (reply, "id"), team_id));
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.workspaces.get", people->alice, "workspace", team_id, NULL);
+    assert (streq (s_str (reply, "name"), "team-a"));
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.workspaces.rename", people->alice, "workspace", "team-a",
+                    "name", "team-alpha", "display_name", "Team Alpha", NULL);
+    assert (streq (s_str (reply, "name"), "team-alpha"));
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.workspaces.rename", people->alice, "workspace", "team-alpha",
+                    "name", "team-b", NULL);
+    s_expect (&reply, 409, "name_taken", NULL);
+    reply = s_call (test, "auth.workspaces.rename", people->alice, "workspace", "team-alpha", NULL);
+    s_expect (&reply, 422, NULL, "nothing to change");
+    reply = s_call (test, "auth.workspaces.get", people->alice, "workspace", "team-a", NULL);
+    s_expect (&reply, 404, NULL, UMB_AUTH_NO_WORKSPACE);
+
+    //  Outsiders cannot tell a workspace from a missing one: same status, code and text
+    reply = s_call (test, "auth.workspaces.get", people->carol, "workspace", "team-alpha", NULL);
+    char *hidden = strdup (umb_reply_error (reply));
+    s_expect (&reply, 404, "not_found", UMB_AUTH_NO_WORKSPACE);
+    reply = s_call (test, "auth.workspaces.get", people->carol, "workspace", "team-omega", NULL);
+    assert (streq (umb_reply_error (reply), hidden));
+    s_expect (&reply, 404, "not_found", NULL);
+    free (hidden);
+    reply = s_call (test, "auth.workspaces.delete", people->carol, "workspace", team_id, NULL);
+    s_expect (&reply, 404, NULL, NULL);
+    reply = s_call (test, "auth.members.list", people->carol, "workspace", "team-alpha", NULL);
+    s_expect (&reply, 404, NULL, NULL);
+    reply = s_call (test, "auth.workspaces.list", people->carol, NULL);
+    assert (s_items (reply) == 0);
+    s_expect (&reply, 200, NULL, NULL);
+
+    //  Invitations
+    reply = s_call (test, "auth.invitations.create", people->alice, "workspace", "team-alpha",
+                    "username", "bob", "role", "viewer", NULL);
+    assert (streq (s_str (reply, "state"), "pending"));
+    assert (streq (s_str (reply, "username"), "bob"));
+    assert (streq (s_str (reply, "invited_by"), "alice"));
+    assert (streq (s_str (reply, "workspace_name"), "team-alpha"));
+    assert (streq (s_str (reply, "workspace_id"), team_id));
+    char *invitation = s_dup (reply, "id");
+    s_expect (&reply, 201, NULL, NULL);
+    reply = s_call (test, "auth.invitations.create", people->alice, "workspace", "team-alpha",
+                    "username", "bob", "role", "member", NULL);
+    s_expect (&reply, 409, "already_invited", NULL);
+    reply = s_call (test, "auth.invitations.create", people->alice, "workspace", "team-alpha",
+                    "username", "alice", "role", "member", NULL);
+    s_expect (&reply, 409, "already_member", NULL);
+    reply = s_call (test, "auth.invitations.create", people->alice, "workspace", "team-alpha",
+                    "username", "ghost", "role", "member", NULL);
+    s_expect (&reply, 404, NULL, "no user 'ghost'");
+    reply = s_call (test, "auth.invitations.create", people->alice, "workspace", "team-alpha",
+                    "username", "carol", "role", "owner", NULL);
+    s_expect (&reply, 422, NULL, "role");
+    reply = s_call (test, "auth.invitations.list", people->alice, "workspace", "team-alpha",
+                    "state", "pending", NULL);
+    assert (s_items (reply) == 1);
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.invitations.list", people->alice, "workspace", "team-alpha",
+                    "state", "lost", NULL);
+    s_expect (&reply, 422, NULL, "state");
+    reply = s_call (test, "auth.invitations.mine", people->bob, NULL);
+    assert (s_items (reply) == 1);
+    s_expect (&reply, 200, NULL, NULL);
+    //  Only the invitee may answer; anyone else is told there is no such invitation
+    reply = s_call (test, "auth.invitations.accept", people->carol, "invitation", invitation, NULL);
+    s_expect (&reply, 404, NULL, "no invitation");
+    reply = s_call (test, "auth.invitations.accept", people->alice, "invitation", invitation, NULL);
+    s_expect (&reply, 404, NULL, "no invitation");
+    reply = s_call (test, "auth.invitations.accept", people->bob, "invitation", invitation, NULL);
+    umb_msg_t *accepted = umb_msg_map (umb_reply_body (reply), "invitation", true);
+    umb_msg_t *member = umb_msg_map (umb_reply_body (reply), "member", true);
+    assert (accepted && streq (umb_msg_str (accepted, "state", 20, true), "accepted"));
+    assert (member && streq (umb_msg_str (member, "role", 20, true), "viewer"));
+    assert (streq (umb_msg_str (member, "user_id", 64, true), people->bob_id));
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.invitations.accept", people->bob, "invitation", invitation, NULL);
+    s_expect (&reply, 409, "invalid_state", "cannot accept an invitation that is accepted");
+
+    //  A viewer reads, and is told what it lacks
+    reply = s_call (test, "auth.workspaces.get", people->bob, "workspace", "team-alpha", NULL);
+    assert (streq (s_str (reply, "role"), "viewer"));
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.members.list", people->bob, "workspace", "team-alpha", NULL);
+    assert (s_items (reply) == 2);
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.members.update", people->bob, "workspace", "team-alpha",
+                    "user", "bob", "role", "admin", NULL);
+    s_expect (&reply, 403, "forbidden", "role 'viewer' cannot do 'members.manage'");
+    reply = s_call (test, "auth.invitations.create", people->bob, "workspace", "team-alpha",
+                    "username", "carol", "role", "viewer", NULL);
+    s_expect (&reply, 403, NULL, "role 'viewer' cannot do 'members.manage'");
+
+    //  Reject, cancel and the lifecycle's refusals
+    reply = s_call (test, "auth.invitations.create", people->alice, "workspace", "team-alpha",
+                    "username", "carol", "role", "member", NULL);
+    char *to_carol = s_dup (reply, "id");
+    s_expect (&reply, 201, NULL, NULL);
+    reply = s_call (test, "auth.invitations.reject", people->carol, "invitation", to_carol, NULL);
+    assert (streq (s_str (reply, "state"), "rejected"));
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.invitations.cancel", people->alice, "invitation", to_carol, NULL);
+    s_expect (&reply, 409, "invalid_state", "cannot cancel an invitation that is rejected");
+    free (to_carol);
+    reply = s_call (test, "auth.invitations.create", people->alice, "workspace", "team-alpha",
+                    "username", "carol", "role", "member", NULL);
+    to_carol = s_dup (reply, "id");
+    s_expect (&reply, 201, NULL, NULL);
+    reply = s_call (test, "auth.invitations.cancel", people->bob, "invitation", to_carol, NULL);
+    s_expect (&reply, 403, NULL, "members.manage");
+    reply = s_call (test, "auth.invitations.cancel", people->carol, "invitation", to_carol, NULL);
+    s_expect (&reply, 404, NULL, "no invitation");
+    reply = s_call (test, "auth.invitations.cancel", people->alice, "invitation", to_carol, NULL);
+    assert (streq (s_str (reply, "state"), "cancelled"));
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.invitations.accept", people->carol, "invitation", to_carol, NULL);
+    s_expect (&reply, 409, "invalid_state", NULL);
+    reply = s_call (test, "auth.invitations.mine", people->carol, "state", "cancelled", NULL);
+    assert (s_items (reply) == 1);
+    s_expect (&reply, 200, NULL, NULL);
+    free (to_carol);
+
+    //  Members: roles change, the last admin stays
+    reply = s_call (test, "auth.members.update", people->alice, "workspace", "team-alpha",
+                    "user", "bob", "role", "member", NULL);
+    assert (streq (s_str (reply, "role"), "member"));
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.members.update", people->alice, "workspace", "team-alpha",
+                    "user", "alice", "role", "member", NULL);
+    s_expect (&reply, 409, "last_admin", NULL);
+    reply = s_call (test, "auth.members.remove", people->alice, "workspace", "team-alpha",
+                    "user", "me", NULL);
+    s_expect (&reply, 409, "last_admin", NULL);
+    reply = s_call (test, "auth.members.update", people->alice, "workspace", "team-alpha",
+                    "user", "carol", "role", "member", NULL);
+    s_expect (&reply, 404, NULL, "not a member");
+    reply = s_call (test, "auth.members.update", people->alice, "workspace", "team-alpha",
+                    "user", "bob", "role", "boss", NULL);
+    s_expect (&reply, 422, NULL, "role");
+    reply = s_call (test, "auth.members.remove", people->bob, "workspace", "team-alpha",
+                    "user", "alice", NULL);
+    s_expect (&reply, 403, NULL, "members.manage");
+
+    //  Authorization for the other services, as data
+    reply = s_call (test, "auth.authorize", NULL, "token", people->alice, "action", "members.manage",
+                    "workspace", "team-alpha", NULL);
+    assert (s_bool (reply, "allowed"));
+    assert (streq (s_str (reply, "workspace_id"), team_id));
+    assert (streq (s_str (reply, "role"), "admin"));
+    assert (streq (s_str (reply, "subject"), people->alice_id));
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.authorize", NULL, "token", people->bob, "action", "members.manage",
+                    "workspace", team_id, NULL);
+    assert (!s_bool (reply, "allowed") && s_int (reply, "status") == 403);
+    assert (streq (s_str (reply, "reason"), "role 'member' cannot do 'members.manage'"));
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.authorize", NULL, "token", people->bob, "action",
+                    "computations.run", "workspace", team_id, NULL);
+    assert (s_bool (reply, "allowed") && streq (s_str (reply, "role"), "member"));
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.authorize", NULL, "token", people->carol, "action", "workspace.read",
+                    "workspace", "team-alpha", NULL);
+    assert (!s_bool (reply, "allowed") && s_int (reply, "status") == 404);
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.authorize", NULL, "token", people->alice, "action", "workspace.*",
+                    "workspace", "team-alpha", NULL);
+    assert (!s_bool (reply, "allowed") && s_int (reply, "status") == 403);
+    assert (strstr (s_str (reply, "reason"), "unknown action"));
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.authorize", NULL, "token", "nonsense", "action", "workspace.read",
+                    "workspace", "team-alpha", NULL);
+    assert (!s_bool (reply, "allowed") && s_int (reply, "status") == 401);
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.authorize", NULL, "token", people->alice, NULL);
+    s_expect (&reply, 400, NULL, "'action' is required");
+
+    //  API keys
+    umb_w_t *w = umb_w_new ();
+    umb_w_map_begin (w);
+    umb_w_kv_str (w, "workspace", "team-alpha");
+    umb_w_kv_str (w, "name", "ci");
+    umb_w_key (w, "actions");
+    umb_w_array_begin (w);
+    umb_w_str (w, "members.read");
+    umb_w_str (w, "workspace.read");
+    umb_w_str (w, "workspace.read");
+    umb_w_array_end (w);
+    umb_w_kv_int (w, "ttl_s", 3600);
+    umb_w_map_end (w);
+    reply = s_callw (test, "auth.apikeys.create", people->alice, w);
+    if (umb_reply_status (reply) != 201)
+        fprintf (stderr, "apikeys.create: %s\n", umb_reply_error (reply));
+    char *key = s_dup (reply, "key");
+    char *key_id = s_dup (reply, "id");
+    assert (strlen (key) == UMB_AUTH_APIKEY_SIZE - 1 && strncmp (key, "umb_", 4) == 0);
+    assert (strncmp (key + 4, key_id + 4, 16) == 0 && key [20] == '_');
+    assert (strncmp (key, s_str (reply, "prefix"), 20) == 0);
+    assert (s_int (reply, "expires_at") > umb_auth_now ());
+    umb_msg_t *actions = umb_msg_array (umb_reply_body (reply), "actions", 10, true);
+    assert (actions && umb_msg_size (actions) == 2);
+    s_expect (&reply, 201, NULL, NULL);
+    reply = s_call (test, "auth.apikeys.list", people->alice, "workspace", "team-alpha", NULL);
+    assert (s_items (reply) == 1);
+    umb_msg_t *listed = umb_msg_at (umb_msg_array (umb_reply_body (reply), "items", 10, true), 0);
+    assert (!umb_msg_has (listed, "key"));          //  shown once, never again
+    assert (!umb_msg_has (listed, "last_used_at"));
+    s_expect (&reply, 200, NULL, NULL);
+
+    reply = s_call (test, "auth.workspaces.get", key, "workspace", "team-alpha", NULL);
+    assert (streq (s_str (reply, "id"), team_id));
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.members.list", key, "workspace", team_id, NULL);
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.workspaces.get", key, "workspace", "team-b", NULL);
+    s_expect (&reply, 404, NULL, UMB_AUTH_NO_WORKSPACE);
+    reply = s_call (test, "auth.invitations.create", key, "workspace", "team-alpha",
+                    "username", "carol", "role", "viewer", NULL);
+    s_expect (&reply, 403, NULL, "does not hold 'members.manage'");
+    reply = s_call (test, "auth.workspaces.create", key, "name", "by-key", NULL);
+    s_expect (&reply, 403, NULL, "API keys cannot");
+    reply = s_call (test, "auth.workspaces.list", key, NULL);
+    assert (s_items (reply) == 1);
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.introspect", NULL, "token", key, NULL);
+    assert (s_bool (reply, "active") && s_bool (reply, "is_api_key"));
+    assert (streq (s_str (reply, "key_workspace"), team_id));
+    assert (umb_msg_size (umb_msg_array (umb_reply_body (reply), "key_actions", 10, true)) == 2);
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.apikeys.list", people->alice, "workspace", "team-alpha", NULL);
+    listed = umb_msg_at (umb_msg_array (umb_reply_body (reply), "items", 10, true), 0);
+    assert (umb_msg_int (listed, "last_used_at", 1, INT64_MAX, 0, true) > 0);
+    s_expect (&reply, 200, NULL, NULL);
+    //  A tampered secret with a real id is refused
+    char *wrong = strdup (key);
+    wrong [30] = wrong [30] == 'A' ? 'B' : 'A';
+    reply = s_call (test, "auth.workspaces.get", wrong, "workspace", "team-alpha", NULL);
+    s_expect (&reply, 401, NULL, "invalid API key");
+    free (wrong);
+
+    //  What a key may hold: known actions, and only what its creator holds
+    w = umb_w_new ();
+    umb_w_map_begin (w);
+    umb_w_kv_str (w, "workspace", "team-alpha");
+    umb_w_kv_str (w, "name", "bad");
+    umb_w_key (w, "actions");
+    umb_w_array_begin (w);
+    umb_w_str (w, "workspace.everything");
+    umb_w_array_end (w);
+    umb_w_map_end (w);
+    reply = s_callw (test, "auth.apikeys.create", people->alice, w);
+    s_expect (&reply, 422, NULL, "unknown action 'workspace.everything'");
+    w = umb_w_new ();
+    umb_w_map_begin (w);
+    umb_w_kv_str (w, "workspace", "team-alpha");
+    umb_w_kv_str (w, "name", "bad");
+    umb_w_kv_str (w, "actions", "workspace.read");
+    umb_w_map_end (w);
+    reply = s_callw (test, "auth.apikeys.create", people->alice, w);
+    s_expect (&reply, 400, NULL, "expected an array");
+    reply = s_call (test, "auth.apikeys.create", people->bob, "workspace", "team-alpha",
+                    "name", "mine", NULL);
+    s_expect (&reply, 403, NULL, "apikeys.manage");
+
+    //  bob, made admin, makes a key; demoted, his key can no longer manage
+    reply = s_call (test, "auth.members.update", people->alice, "workspace", "team-alpha",
+                    "user", "bob", "role", "admin", NULL);
+    s_expect (&reply, 200, NULL, NULL);
+    w = umb_w_new ();
+    umb_w_map_begin (w);
+    umb_w_kv_str (w, "workspace", "team-alpha");
+    umb_w_kv_str (w, "name", "bob's");
+    umb_w_key (w, "actions");
+    umb_w_array_begin (w);
+    umb_w_str (w, "members.manage");
+    umb_w_str (w, "members.read");
+    umb_w_array_end (w);
+    umb_w_map_end (w);
+    reply = s_callw (test, "auth.apikeys.create", people->bob, w);
+    char *bob_key = s_dup (reply, "key");
+    assert (!umb_msg_has (umb_reply_body (reply), "expires_at")
+            || umb_msg_int (umb_reply_body (reply), "expires_at", 0, 0, 0, false) == 0);
+    s_expect (&reply, 201, NULL, NULL);
+    reply = s_call (test, "auth.members.update", people->alice, "workspace", "team-alpha",
+                    "user", "bob", "role", "member", NULL);
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.invitations.create", bob_key, "workspace", "team-alpha",
+                    "username", "carol", "role", "viewer", NULL);
+    s_expect (&reply, 403, NULL, "role 'member' cannot do 'members.manage'");
+    reply = s_call (test, "auth.members.list", bob_key, "workspace", "team-alpha", NULL);
+    s_expect (&reply, 200, NULL, NULL);
+
+    //  Revoked keys are refused
+    reply = s_call (test, "auth.apikeys.revoke", people->alice, "workspace", "team-alpha",
+                    "key_id", key_id, NULL);
+    assert (s_bool (reply, "revoked"));
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.apikeys.revoke", people->alice, "workspace", "team-b",
+                    "key_id", key_id, NULL);
+    s_expect (&reply, 404, NULL, "no API key");
+    reply = s_call (test, "auth.workspaces.get", key, "workspace", "team-alpha", NULL);
+    s_expect (&reply, 401, NULL, "API key revoked");
+
+    //  Deleting a workspace takes its keys and memberships along
+    reply = s_call (test, "auth.workspaces.delete", people->bob, "workspace", "team-b", NULL);
+    s_expect (&reply, 404, NULL, NULL);
+    reply = s_call (test, "auth.workspaces.delete", people->alice, "workspace", "team-b", NULL);
+    assert (s_bool (reply, "deleted"));
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.workspaces.get", people->alice, "workspace", other_id, NULL);
+    s_expect (&reply, 404, NULL, NULL);
+
+    free (bob_key);
+    free (key);
+    free (key_id);
+    free (invitation);
+    free (team_id);
+    free (other_id);
+}
+
+//  After a restart on the same state: data and keys survive; a failed step
+//  of an invitation leaves nothing half-done.
+static void
+s_test_after_restart (s_test_t *test, s_people_t *people)
+{
+    assert (test->store);
+    umb_reply_t *reply = s_call (test, "auth.users.get", people->alice, "user", "me", NULL);
+    assert (streq (s_str (reply, "id"), people->alice_id));
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.tokens.refresh", NULL, "refresh_token", people->alice_refresh, NULL);
+    char *access = s_dup (reply, "access_token");
+    char *refresh = s_dup (reply, "refresh_token");
+    s_expect (&reply, 200, NULL, NULL);
+    free (people->alice);
+    people->alice = access;
+
+    reply = s_call (test, "auth.invitations.create", people->alice, "workspace", "team-alpha",
+                    "username", "carol", "role", "viewer", NULL);
+    char *invitation = s_dup (reply, "id");
+    s_expect (&reply, 201, NULL, NULL);
+    umb_client_set_attempts (test->client, 1);
+    for (int step = 1; step <= 2; step++) {
+        umb_store_fail_after (test->store, step);
+        reply = s_call (test, "auth.invitations.accept", people->carol, "invitation", invitation, NULL);
+        assert (umb_reply_retryable (reply));
+        s_expect (&reply, 500, "internal", "nothing was changed");
+        reply = s_call (test, "auth.workspaces.get", people->carol, "workspace", "team-alpha", NULL);
+        s_expect (&reply, 404, NULL, NULL);
+        reply = s_call (test, "auth.invitations.mine", people->carol, "state", "pending", NULL);
+        assert (s_items (reply) == 1);
+        s_expect (&reply, 200, NULL, NULL);
+        reply = s_call (test, "auth.members.list", people->alice, "workspace", "team-alpha", NULL);
+        assert (s_items (reply) == 2);
+        s_expect (&reply, 200, NULL, NULL);
+    }
+    //  A failed registration leaves no user
+    umb_store_fail_after (test->store, 1);
+    reply = s_call (test, "auth.users.register", NULL, "username", "erin", "password",
+                    "erin-password", NULL);
+    s_expect (&reply, 500, NULL, NULL);
+    umb_client_set_attempts (test->client, 3);
+    reply = s_call (test, "auth.users.get", people->alice, "user", "erin", NULL);
+    s_expect (&reply, 404, NULL, NULL);
+
+    reply = s_call (test, "auth.invitations.accept", people->carol, "invitation", invitation, NULL);
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.workspaces.get", people->carol, "workspace", "team-alpha", NULL);
+    assert (streq (s_str (reply, "role"), "viewer"));
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.members.remove", people->carol, "workspace", "team-alpha",
+                    "user", "me", NULL);
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.workspaces.get", people->carol, "workspace", "team-alpha", NULL);
+    s_expect (&reply, 404, NULL, NULL);
+    free (invitation);
+
+    //  Refresh-token reuse: the second use ends the session for everyone
+    char *carol_refresh;
+    free (people->carol);
+    people->carol = s_access (test, "carol", "carol-password", &carol_refresh);
+    reply = s_call (test, "auth.tokens.refresh", NULL, "refresh_token", carol_refresh, NULL);
+    char *carol_access = s_dup (reply, "access_token");
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.tokens.refresh", NULL, "refresh_token", carol_refresh, NULL);
+    s_expect (&reply, 401, "refresh_reused", "session is revoked");
+    reply = s_call (test, "auth.users.get", carol_access, "user", "me", NULL);
+    s_expect (&reply, 401, NULL, "session revoked");
+    reply = s_call (test, "auth.users.get", people->carol, "user", "me", NULL);
+    s_expect (&reply, 401, NULL, "session revoked");
+    free (carol_access);
+    free (carol_refresh);
+
+    //  The platform administrator made from the config
+    people->root = s_access (test, "root", "root-password-1", NULL);
+    reply = s_call (test, "auth.users.get", people->root, "user", "me", NULL);
+    assert (s_bool (reply, "is_admin"));
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.users.get", people->root, "user", "alice", NULL);
+    assert (streq (s_str (reply, "email"), "someone@example.org"));
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.users.disable", people->alice, "user", "bob", NULL);
+    s_expect (&reply, 403, NULL, NULL);
+    reply = s_call (test, "auth.users.disable", people->root, "user", "root", NULL);
+    s_expect (&reply, 409, "last_admin", NULL);
+    reply = s_call (test, "auth.users.disable", people->root, "user", "bob", NULL);
+    assert (s_bool (reply, "disabled"));
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.users.get", people->bob, "user", "me", NULL);
+    s_expect (&reply, 401, NULL, NULL);
+    umb_w_t *w = umb_w_new ();
+    umb_w_map_begin (w);
+    umb_w_kv_bool (w, "all", true);
+    umb_w_map_end (w);
+    reply = s_callw (test, "auth.tokens.revoke", people->alice, w);
+    assert (s_int (reply, "revoked") >= 1);
+    s_expect (&reply, 200, NULL, NULL);
+    reply = s_call (test, "auth.users.get", people->alice, "user", "me", NULL);
+    s_expect (&reply, 401, NULL, "session revoked");
+    reply = s_call (test, "auth.tokens.refresh", NULL, "refresh_token", refresh, NULL);
+    s_expect (&reply, 401, NULL, "session revoked");
+    free (refresh);
+}
+
+//  ---------------------------------------------------------------- entry
+
+static void
+s_people_free (s_people_t *people)
+{
+    free (people->alice_id);
+    free (people->bob_id);
+    free (people->carol_id);
+    free (people->alice);
+    free (people->alice_refresh);
+    free (people->bob);
+    free (people->carol);
+    free (people->root);
+}
+
+void
+umb_auth_test (bool verbose)
+{
+    umb_auth_rules_test (verbose);
+    umb_auth_store_test (verbose);
+    umb_auth_hasher_test (verbose);
+    if (verbose)
+        printf (" * umb_auth: ");
+    int64_t started = zclock_mono ();
+    s_test_t test = { .verbose = verbose };
+
+    //  A platform with an administrator from the config
+    static const char *const settings [] = {
+        "auth.login_max_failures", "2",
+        "admin.username", "root",
+        "admin.password", "root-password-1",
+        NULL
+    };
+    s_runtime_start (&test, settings);
+    s_actor_start (&test, umb_auth_actor);
+    assert (*test.endpoint);
+    s_people_t people = { 0 };
+    s_test_users (&test, &people);
+    s_test_workspaces (&test, &people);
+
+    //  The same state, a new actor: users, sessions and the signing key survive
+    umb_reply_t *reply = umb_client_call (test.client, "auth.jwks", NULL, NULL, 0, S_TIMEOUT, NULL);
+    char *kid = strdup (umb_msg_str (umb_msg_at (umb_msg_array (umb_reply_body (reply), "keys", 10,
+                                                                true), 0), "kid", 100, true));
+    umb_reply_destroy (&reply);
+    s_actor_stop (&test);
+    s_actor_start (&test, s_fault_actor);
+    reply = umb_client_call (test.client, "auth.jwks", NULL, NULL, 0, S_TIMEOUT, NULL);
+    assert (streq (umb_msg_str (umb_msg_at (umb_msg_array (umb_reply_body (reply), "keys", 10, true),
+                                            0), "kid", 100, true), kid));
+    umb_reply_destroy (&reply);
+    free (kid);
+    s_test_after_restart (&test, &people);
+    s_actor_stop (&test);
+    s_runtime_stop (&test);
+    s_people_free (&people);
+
+    //  A fresh platform without configured administrator: one is made, its
+    //  password printed once, and never again
+    s_runtime_start (&test, NULL);
+    char *printed = s_start_captured (&test, umb_auth_actor);
+    assert (*test.endpoint);
+    const char *prefix = "umbra: first admin 'admin' created with password: ";
+    char *line = strstr (printed, prefix);
+    assert (line);
+    char password [25];
+    memcpy (password, line + strlen (prefix), 24);
+    password [24] = 0;
+    assert (line [strlen (prefix) + 24] == '\n');
+    char *admin = s_access (&test, "admin", password, NULL);
+    reply = s_call (&test, "auth.users.get", admin, "user", "me", NULL);
+    assert (s_bool (reply, "is_admin"));
+    s_expect (&reply, 200, NULL, NULL);
+    free (admin);
+    free (printed);
+    s_actor_stop (&test);
+    printed = s_start_captured (&test, umb_auth_actor);
+    assert (*test.endpoint && !strstr (printed, "first admin"));
+    free (printed);
+    s_actor_stop (&test);
+
+    //  A configured administrator whose password breaks the rules stops the start
+    char *error = NULL;
+    umb_config_t *config = umb_runtime_config (test.runtime);
+    assert (umb_config_set (config, "admin.username", "boss", &error) == 0);
+    assert (umb_config_set (config, "admin.password", "weak-pw", &error) == 0);
+    s_actor_start (&test, umb_auth_actor);
+    assert (streq (test.endpoint, ""));
+    zstr_send (test.actor, "REASON");
+    char *reason = zstr_recv (test.actor);
+    assert (reason && strstr (reason, "admin.password does not satisfy the password rules"));
+    assert (!strstr (reason, "weak-pw"));
+    zstr_free (&reason);
+    s_actor_stop (&test);
+    s_runtime_stop (&test);
+
+    if (verbose)
+        printf ("OK (%.1f s)\n", (double) (zclock_mono () - started) / 1000);
+}

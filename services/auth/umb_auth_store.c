@@ -1,0 +1,1011 @@
+//  umb_auth_store - the auth service's SQL: schema migrations and queries
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+#include <czmq.h>
+#include "umb_auth_store.h"
+
+//  Portable SQL: standard types, ids made by the service, no AUTOINCREMENT,
+//  no INSERT OR. Users are never deleted, only disabled, so sessions, keys
+//  and invitations can point at them safely.
+static const umb_migration_t s_migrations [] = {
+    { 1,
+      "CREATE TABLE users ("
+      "  id            TEXT PRIMARY KEY,"
+      "  username      TEXT NOT NULL UNIQUE,"
+      "  email         TEXT,"
+      "  password_hash TEXT NOT NULL,"
+      "  is_admin      INTEGER NOT NULL DEFAULT 0 CHECK (is_admin IN (0, 1)),"
+      "  disabled      INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),"
+      "  created_at    INTEGER NOT NULL,"
+      "  updated_at    INTEGER NOT NULL"
+      ");"
+      "CREATE TABLE login_failures ("
+      "  username      TEXT NOT NULL,"
+      "  at            INTEGER NOT NULL"
+      ");"
+      "CREATE INDEX login_failures_by_username ON login_failures (username, at);"
+      "CREATE INDEX login_failures_by_time ON login_failures (at);"
+      "CREATE TABLE sessions ("
+      "  id            TEXT PRIMARY KEY,"
+      "  user_id       TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+      "  created_at    INTEGER NOT NULL,"
+      "  expires_at    INTEGER NOT NULL,"
+      "  revoked_at    INTEGER,"
+      "  revoke_reason TEXT"
+      ");"
+      "CREATE INDEX sessions_by_user ON sessions (user_id);"
+      "CREATE TABLE refresh_tokens ("
+      "  hash          TEXT PRIMARY KEY,"
+      "  session_id    TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,"
+      "  created_at    INTEGER NOT NULL,"
+      "  expires_at    INTEGER NOT NULL,"
+      "  rotated_at    INTEGER"
+      ");"
+      "CREATE INDEX refresh_tokens_by_session ON refresh_tokens (session_id);"
+      "CREATE TABLE workspaces ("
+      "  id            TEXT PRIMARY KEY,"
+      "  name          TEXT NOT NULL UNIQUE,"
+      "  display_name  TEXT NOT NULL,"
+      "  created_by    TEXT NOT NULL REFERENCES users (id),"
+      "  created_at    INTEGER NOT NULL"
+      ");"
+      "CREATE TABLE memberships ("
+      "  workspace_id  TEXT NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,"
+      "  user_id       TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+      "  role          TEXT NOT NULL CHECK (role IN ('viewer', 'member', 'admin')),"
+      "  joined_at     INTEGER NOT NULL,"
+      "  PRIMARY KEY (workspace_id, user_id)"
+      ");"
+      "CREATE INDEX memberships_by_user ON memberships (user_id);"
+      "CREATE TABLE invitations ("
+      "  id            TEXT PRIMARY KEY,"
+      "  workspace_id  TEXT NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,"
+      "  user_id       TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+      "  role          TEXT NOT NULL CHECK (role IN ('viewer', 'member', 'admin')),"
+      "  state         TEXT NOT NULL"
+      "                CHECK (state IN ('pending', 'accepted', 'rejected', 'cancelled')),"
+      "  invited_by    TEXT NOT NULL REFERENCES users (id),"
+      "  created_at    INTEGER NOT NULL,"
+      "  updated_at    INTEGER NOT NULL"
+      ");"
+      "CREATE UNIQUE INDEX invitations_one_pending ON invitations (workspace_id, user_id)"
+      "  WHERE state = 'pending';"
+      "CREATE INDEX invitations_by_workspace ON invitations (workspace_id);"
+      "CREATE INDEX invitations_by_user ON invitations (user_id);"
+      "CREATE TABLE api_keys ("
+      "  id            TEXT PRIMARY KEY,"
+      "  workspace_id  TEXT NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,"
+      "  created_by    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+      "  name          TEXT NOT NULL,"
+      "  secret_hash   TEXT NOT NULL,"
+      "  actions       TEXT NOT NULL,"
+      "  created_at    INTEGER NOT NULL,"
+      "  expires_at    INTEGER,"
+      "  revoked_at    INTEGER,"
+      "  last_used_at  INTEGER"
+      ");"
+      "CREATE INDEX api_keys_by_workspace ON api_keys (workspace_id);"
+    },
+    { 0, NULL }
+};
+
+umb_store_t *
+umb_auth_store_open (const char *path, umb_log_t *log)
+{
+    return umb_store_new (path, s_migrations, log);
+}
+
+//  ---------------------------------------------------------------- helpers
+
+static void
+s_bind (sqlite3_stmt *stmt, int index, const char *text)
+{
+    if (text)
+        sqlite3_bind_text (stmt, index, text, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null (stmt, index);
+}
+
+static void
+s_column (sqlite3_stmt *stmt, int column, char *dest, size_t size)
+{
+    const char *text = (const char *) sqlite3_column_text (stmt, column);
+    snprintf (dest, size, "%s", text ? text : "");
+}
+
+//  Steps a single-row query: 0 with the row current, UMB_AUTH_NOT_FOUND, -1.
+//  The caller reads the row, then calls s_finish.
+static int
+s_step_row (sqlite3_stmt *stmt)
+{
+    int rc = sqlite3_step (stmt);
+    if (rc == SQLITE_ROW)
+        return 0;
+    sqlite3_reset (stmt);
+    return rc == SQLITE_DONE ? UMB_AUTH_NOT_FOUND : -1;
+}
+
+//  Ends a read so it holds no snapshot open.
+static void
+s_finish (sqlite3_stmt *stmt)
+{
+    sqlite3_reset (stmt);
+}
+
+//  Steps through every row; each is handed to row (). 0 or -1.
+static int
+s_each (sqlite3_stmt *stmt, void (*row) (sqlite3_stmt *stmt, void *fn, void *arg), void *fn,
+        void *arg)
+{
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+        row (stmt, fn, arg);
+    sqlite3_reset (stmt);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int64_t
+s_count (umb_store_t *store, const char *sql, const char *param)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store, sql);
+    if (!stmt)
+        return -1;
+    if (param)
+        s_bind (stmt, 1, param);
+    int rc = s_step_row (stmt);
+    if (rc)
+        return -1;
+    int64_t count = sqlite3_column_int64 (stmt, 0);
+    s_finish (stmt);
+    return count;
+}
+
+//  ---------------------------------------------------------------- users
+
+#define S_USER_COLUMNS "id, username, email, password_hash, is_admin, disabled, created_at"
+
+static int
+s_user_read (sqlite3_stmt *stmt, const char *key, umb_auth_user_t *user)
+{
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, key);
+    int rc = s_step_row (stmt);
+    if (rc)
+        return rc;
+    memset (user, 0, sizeof *user);
+    s_column (stmt, 0, user->id, sizeof user->id);
+    s_column (stmt, 1, user->username, sizeof user->username);
+    s_column (stmt, 2, user->email, sizeof user->email);
+    s_column (stmt, 3, user->password_hash, sizeof user->password_hash);
+    user->is_admin = sqlite3_column_int (stmt, 4) != 0;
+    user->disabled = sqlite3_column_int (stmt, 5) != 0;
+    user->created_at = sqlite3_column_int64 (stmt, 6);
+    s_finish (stmt);
+    return 0;
+}
+
+int
+umb_auth_store_user_by_id (umb_store_t *store, const char *id, umb_auth_user_t *user)
+{
+    return s_user_read (umb_store_prepare (store,
+        "SELECT " S_USER_COLUMNS " FROM users WHERE id = ?"), id, user);
+}
+
+int
+umb_auth_store_user_by_name (umb_store_t *store, const char *username, umb_auth_user_t *user)
+{
+    return s_user_read (umb_store_prepare (store,
+        "SELECT " S_USER_COLUMNS " FROM users WHERE username = ?"), username, user);
+}
+
+int
+umb_auth_store_user_insert (umb_store_t *store, const umb_auth_user_t *user)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "INSERT INTO users (id, username, email, password_hash, is_admin, disabled, created_at,"
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, user->id);
+    s_bind (stmt, 2, user->username);
+    s_bind (stmt, 3, *user->email ? user->email : NULL);
+    s_bind (stmt, 4, user->password_hash);
+    sqlite3_bind_int (stmt, 5, user->is_admin);
+    sqlite3_bind_int (stmt, 6, user->disabled);
+    sqlite3_bind_int64 (stmt, 7, user->created_at);
+    sqlite3_bind_int64 (stmt, 8, user->created_at);
+    return umb_store_step_done (store, stmt);
+}
+
+int
+umb_auth_store_user_set_email (umb_store_t *store, const char *id, const char *email, int64_t now)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "UPDATE users SET email = ?, updated_at = ? WHERE id = ?");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, email && *email ? email : NULL);
+    sqlite3_bind_int64 (stmt, 2, now);
+    s_bind (stmt, 3, id);
+    return umb_store_step_done (store, stmt);
+}
+
+int
+umb_auth_store_user_set_password (umb_store_t *store, const char *id, const char *hash, int64_t now)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, hash);
+    sqlite3_bind_int64 (stmt, 2, now);
+    s_bind (stmt, 3, id);
+    return umb_store_step_done (store, stmt);
+}
+
+int
+umb_auth_store_user_disable (umb_store_t *store, const char *id, int64_t now)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "UPDATE users SET disabled = 1, updated_at = ? WHERE id = ?");
+    if (!stmt)
+        return -1;
+    sqlite3_bind_int64 (stmt, 1, now);
+    s_bind (stmt, 2, id);
+    return umb_store_step_done (store, stmt);
+}
+
+int64_t
+umb_auth_store_admin_count (umb_store_t *store)
+{
+    return s_count (store, "SELECT COUNT(*) FROM users WHERE is_admin = 1 AND disabled = 0", NULL);
+}
+
+//  ---------------------------------------------------------------- failed logins
+
+int
+umb_auth_store_failure_add (umb_store_t *store, const char *username, int64_t now)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "INSERT INTO login_failures (username, at) VALUES (?, ?)");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, username);
+    sqlite3_bind_int64 (stmt, 2, now);
+    return umb_store_step_done (store, stmt);
+}
+
+int
+umb_auth_store_failures_clear (umb_store_t *store, const char *username)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store, "DELETE FROM login_failures WHERE username = ?");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, username);
+    return umb_store_step_done (store, stmt);
+}
+
+int
+umb_auth_store_failures_prune (umb_store_t *store, int64_t before)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store, "DELETE FROM login_failures WHERE at < ?");
+    if (!stmt)
+        return -1;
+    sqlite3_bind_int64 (stmt, 1, before);
+    return umb_store_step_done (store, stmt);
+}
+
+int
+umb_auth_store_lockout (umb_store_t *store, const char *username, int64_t since, int64_t max,
+                        int64_t window, int64_t *until)
+{
+    assert (max >= 1 && until);
+    *until = 0;
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "SELECT at FROM login_failures WHERE username = ? AND at > ?"
+        " ORDER BY at DESC LIMIT 1 OFFSET ?");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, username);
+    sqlite3_bind_int64 (stmt, 2, since);
+    sqlite3_bind_int64 (stmt, 3, max - 1);
+    int rc = s_step_row (stmt);
+    if (rc == UMB_AUTH_NOT_FOUND)
+        return 0;
+    if (rc)
+        return -1;
+    *until = sqlite3_column_int64 (stmt, 0) + window;
+    s_finish (stmt);
+    return 1;
+}
+
+//  ---------------------------------------------------------------- sessions
+
+int
+umb_auth_store_session_insert (umb_store_t *store, const char *id, const char *user_id,
+                               int64_t now, int64_t expires_at)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, id);
+    s_bind (stmt, 2, user_id);
+    sqlite3_bind_int64 (stmt, 3, now);
+    sqlite3_bind_int64 (stmt, 4, expires_at);
+    return umb_store_step_done (store, stmt);
+}
+
+int
+umb_auth_store_session_get (umb_store_t *store, const char *id, umb_auth_session_t *session)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "SELECT id, user_id, expires_at, revoked_at IS NOT NULL FROM sessions WHERE id = ?");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, id);
+    int rc = s_step_row (stmt);
+    if (rc)
+        return rc;
+    s_column (stmt, 0, session->id, sizeof session->id);
+    s_column (stmt, 1, session->user_id, sizeof session->user_id);
+    session->expires_at = sqlite3_column_int64 (stmt, 2);
+    session->revoked = sqlite3_column_int (stmt, 3) != 0;
+    s_finish (stmt);
+    return 0;
+}
+
+int
+umb_auth_store_session_extend (umb_store_t *store, const char *id, int64_t expires_at)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store, "UPDATE sessions SET expires_at = ? WHERE id = ?");
+    if (!stmt)
+        return -1;
+    sqlite3_bind_int64 (stmt, 1, expires_at);
+    s_bind (stmt, 2, id);
+    return umb_store_step_done (store, stmt);
+}
+
+int
+umb_auth_store_session_revoke (umb_store_t *store, const char *id, int64_t now, const char *reason,
+                               int64_t *revoked)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL");
+    if (!stmt)
+        return -1;
+    sqlite3_bind_int64 (stmt, 1, now);
+    s_bind (stmt, 2, reason);
+    s_bind (stmt, 3, id);
+    int rc = umb_store_step_done (store, stmt);
+    if (rc == 0 && revoked)
+        *revoked += umb_store_changes (store);
+    return rc;
+}
+
+int
+umb_auth_store_sessions_revoke_user (umb_store_t *store, const char *user_id, const char *keep,
+                                     int64_t now, const char *reason, int64_t *revoked)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "UPDATE sessions SET revoked_at = ?1, revoke_reason = ?2"
+        " WHERE user_id = ?3 AND revoked_at IS NULL AND (?4 IS NULL OR id <> ?4)");
+    if (!stmt)
+        return -1;
+    sqlite3_bind_int64 (stmt, 1, now);
+    s_bind (stmt, 2, reason);
+    s_bind (stmt, 3, user_id);
+    s_bind (stmt, 4, keep);
+    int rc = umb_store_step_done (store, stmt);
+    if (rc == 0 && revoked)
+        *revoked += umb_store_changes (store);
+    return rc;
+}
+
+int
+umb_auth_store_refresh_insert (umb_store_t *store, const char *hash, const char *session_id,
+                               int64_t now, int64_t expires_at)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at) VALUES (?, ?, ?, ?)");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, hash);
+    s_bind (stmt, 2, session_id);
+    sqlite3_bind_int64 (stmt, 3, now);
+    sqlite3_bind_int64 (stmt, 4, expires_at);
+    return umb_store_step_done (store, stmt);
+}
+
+int
+umb_auth_store_refresh_get (umb_store_t *store, const char *hash, umb_auth_refresh_t *refresh)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "SELECT session_id, expires_at, rotated_at IS NOT NULL FROM refresh_tokens WHERE hash = ?");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, hash);
+    int rc = s_step_row (stmt);
+    if (rc)
+        return rc;
+    s_column (stmt, 0, refresh->session_id, sizeof refresh->session_id);
+    refresh->expires_at = sqlite3_column_int64 (stmt, 1);
+    refresh->rotated = sqlite3_column_int (stmt, 2) != 0;
+    s_finish (stmt);
+    return 0;
+}
+
+int
+umb_auth_store_refresh_rotate (umb_store_t *store, const char *hash, int64_t now)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "UPDATE refresh_tokens SET rotated_at = ? WHERE hash = ? AND rotated_at IS NULL");
+    if (!stmt)
+        return -1;
+    sqlite3_bind_int64 (stmt, 1, now);
+    s_bind (stmt, 2, hash);
+    int rc = umb_store_step_done (store, stmt);
+    if (rc == 0 && umb_store_changes (store) != 1)
+        rc = UMB_AUTH_NOT_FOUND;
+    return rc;
+}
+
+//  ---------------------------------------------------------------- workspaces
+
+static void
+s_workspace_row (sqlite3_stmt *stmt, umb_auth_workspace_t *ws)
+{
+    memset (ws, 0, sizeof *ws);
+    s_column (stmt, 0, ws->id, sizeof ws->id);
+    s_column (stmt, 1, ws->name, sizeof ws->name);
+    s_column (stmt, 2, ws->display_name, sizeof ws->display_name);
+    ws->created_at = sqlite3_column_int64 (stmt, 3);
+    if (sqlite3_column_count (stmt) > 4)
+        ws->role = umb_auth_role_parse ((const char *) sqlite3_column_text (stmt, 4));
+}
+
+int
+umb_auth_store_workspace_get (umb_store_t *store, const char *ref, umb_auth_workspace_t *ws)
+{
+    //  Names never hold '_' and ids always start "ws_": one lookup serves both
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "SELECT id, name, display_name, created_at FROM workspaces WHERE id = ?1 OR name = ?1");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, ref);
+    int rc = s_step_row (stmt);
+    if (rc)
+        return rc;
+    s_workspace_row (stmt, ws);
+    s_finish (stmt);
+    return 0;
+}
+
+int
+umb_auth_store_workspace_insert (umb_store_t *store, const umb_auth_workspace_t *ws,
+                                 const char *created_by)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "INSERT INTO workspaces (id, name, display_name, created_by, created_at)"
+        " VALUES (?, ?, ?, ?, ?)");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, ws->id);
+    s_bind (stmt, 2, ws->name);
+    s_bind (stmt, 3, ws->display_name);
+    s_bind (stmt, 4, created_by);
+    sqlite3_bind_int64 (stmt, 5, ws->created_at);
+    return umb_store_step_done (store, stmt);
+}
+
+int
+umb_auth_store_workspace_update (umb_store_t *store, const char *id, const char *name,
+                                 const char *display_name)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "UPDATE workspaces SET name = ?, display_name = ? WHERE id = ?");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, name);
+    s_bind (stmt, 2, display_name);
+    s_bind (stmt, 3, id);
+    return umb_store_step_done (store, stmt);
+}
+
+int
+umb_auth_store_workspace_delete (umb_store_t *store, const char *id)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store, "DELETE FROM workspaces WHERE id = ?");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, id);
+    int rc = umb_store_step_done (store, stmt);
+    if (rc == 0 && umb_store_changes (store) != 1)
+        rc = UMB_AUTH_NOT_FOUND;
+    return rc;
+}
+
+static void
+s_workspace_each (sqlite3_stmt *stmt, void *fn, void *arg)
+{
+    umb_auth_workspace_t ws;
+    s_workspace_row (stmt, &ws);
+    ((umb_auth_workspace_fn *) fn) (arg, &ws);
+}
+
+int
+umb_auth_store_workspaces_of (umb_store_t *store, const char *user_id, umb_auth_workspace_fn *each,
+                              void *arg)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "SELECT w.id, w.name, w.display_name, w.created_at, m.role"
+        " FROM memberships m JOIN workspaces w ON w.id = m.workspace_id"
+        " WHERE m.user_id = ? ORDER BY w.name");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, user_id);
+    return s_each (stmt, s_workspace_each, (void *) each, arg);
+}
+
+//  ---------------------------------------------------------------- members
+
+static void
+s_member_row (sqlite3_stmt *stmt, umb_auth_member_t *member)
+{
+    memset (member, 0, sizeof *member);
+    s_column (stmt, 0, member->user_id, sizeof member->user_id);
+    s_column (stmt, 1, member->username, sizeof member->username);
+    member->role = umb_auth_role_parse ((const char *) sqlite3_column_text (stmt, 2));
+    member->joined_at = sqlite3_column_int64 (stmt, 3);
+}
+
+int
+umb_auth_store_member_get (umb_store_t *store, const char *workspace_id, const char *user_id,
+                           umb_auth_member_t *member)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "SELECT m.user_id, u.username, m.role, m.joined_at"
+        " FROM memberships m JOIN users u ON u.id = m.user_id"
+        " WHERE m.workspace_id = ? AND m.user_id = ?");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, workspace_id);
+    s_bind (stmt, 2, user_id);
+    int rc = s_step_row (stmt);
+    if (rc)
+        return rc;
+    s_member_row (stmt, member);
+    s_finish (stmt);
+    return 0;
+}
+
+int
+umb_auth_store_member_insert (umb_store_t *store, const char *workspace_id, const char *user_id,
+                              umb_role_t role, int64_t now)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "INSERT INTO memberships (workspace_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, workspace_id);
+    s_bind (stmt, 2, user_id);
+    s_bind (stmt, 3, umb_auth_role_name (role));
+    sqlite3_bind_int64 (stmt, 4, now);
+    return umb_store_step_done (store, stmt);
+}
+
+int
+umb_auth_store_member_set_role (umb_store_t *store, const char *workspace_id, const char *user_id,
+                                umb_role_t role)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "UPDATE memberships SET role = ? WHERE workspace_id = ? AND user_id = ?");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, umb_auth_role_name (role));
+    s_bind (stmt, 2, workspace_id);
+    s_bind (stmt, 3, user_id);
+    int rc = umb_store_step_done (store, stmt);
+    if (rc == 0 && umb_store_changes (store) != 1)
+        rc = UMB_AUTH_NOT_FOUND;
+    return rc;
+}
+
+int
+umb_auth_store_member_delete (umb_store_t *store, const char *workspace_id, const char *user_id)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "DELETE FROM memberships WHERE workspace_id = ? AND user_id = ?");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, workspace_id);
+    s_bind (stmt, 2, user_id);
+    int rc = umb_store_step_done (store, stmt);
+    if (rc == 0 && umb_store_changes (store) != 1)
+        rc = UMB_AUTH_NOT_FOUND;
+    return rc;
+}
+
+int64_t
+umb_auth_store_admin_members (umb_store_t *store, const char *workspace_id)
+{
+    return s_count (store, "SELECT COUNT(*) FROM memberships WHERE workspace_id = ?"
+                           " AND role = 'admin'", workspace_id);
+}
+
+static void
+s_member_each (sqlite3_stmt *stmt, void *fn, void *arg)
+{
+    umb_auth_member_t member;
+    s_member_row (stmt, &member);
+    ((umb_auth_member_fn *) fn) (arg, &member);
+}
+
+int
+umb_auth_store_members (umb_store_t *store, const char *workspace_id, umb_auth_member_fn *each,
+                        void *arg)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "SELECT m.user_id, u.username, m.role, m.joined_at"
+        " FROM memberships m JOIN users u ON u.id = m.user_id"
+        " WHERE m.workspace_id = ? ORDER BY u.username");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, workspace_id);
+    return s_each (stmt, s_member_each, (void *) each, arg);
+}
+
+//  ---------------------------------------------------------------- invitations
+
+#define S_INVITATION_SELECT \
+    "SELECT i.id, i.workspace_id, w.name, i.user_id, u.username, i.role, i.state, b.username," \
+    " i.created_at FROM invitations i" \
+    " JOIN workspaces w ON w.id = i.workspace_id" \
+    " JOIN users u ON u.id = i.user_id" \
+    " JOIN users b ON b.id = i.invited_by"
+
+static void
+s_invitation_row (sqlite3_stmt *stmt, umb_auth_invitation_t *row)
+{
+    memset (row, 0, sizeof *row);
+    s_column (stmt, 0, row->id, sizeof row->id);
+    s_column (stmt, 1, row->workspace_id, sizeof row->workspace_id);
+    s_column (stmt, 2, row->workspace_name, sizeof row->workspace_name);
+    s_column (stmt, 3, row->user_id, sizeof row->user_id);
+    s_column (stmt, 4, row->username, sizeof row->username);
+    row->role = umb_auth_role_parse ((const char *) sqlite3_column_text (stmt, 5));
+    s_column (stmt, 6, row->state, sizeof row->state);
+    s_column (stmt, 7, row->invited_by, sizeof row->invited_by);
+    row->created_at = sqlite3_column_int64 (stmt, 8);
+}
+
+int
+umb_auth_store_invitation_insert (umb_store_t *store, const umb_auth_invitation_t *row,
+                                  const char *inviter_id, int64_t now)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "INSERT INTO invitations (id, workspace_id, user_id, role, state, invited_by, created_at,"
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, row->id);
+    s_bind (stmt, 2, row->workspace_id);
+    s_bind (stmt, 3, row->user_id);
+    s_bind (stmt, 4, umb_auth_role_name (row->role));
+    s_bind (stmt, 5, row->state);
+    s_bind (stmt, 6, inviter_id);
+    sqlite3_bind_int64 (stmt, 7, now);
+    sqlite3_bind_int64 (stmt, 8, now);
+    return umb_store_step_done (store, stmt);
+}
+
+int
+umb_auth_store_invitation_get (umb_store_t *store, const char *id, umb_auth_invitation_t *row)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store, S_INVITATION_SELECT " WHERE i.id = ?");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, id);
+    int rc = s_step_row (stmt);
+    if (rc)
+        return rc;
+    s_invitation_row (stmt, row);
+    s_finish (stmt);
+    return 0;
+}
+
+int
+umb_auth_store_invitation_move (umb_store_t *store, const char *id, const char *from,
+                                const char *to, int64_t now)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "UPDATE invitations SET state = ?, updated_at = ? WHERE id = ? AND state = ?");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, to);
+    sqlite3_bind_int64 (stmt, 2, now);
+    s_bind (stmt, 3, id);
+    s_bind (stmt, 4, from);
+    int rc = umb_store_step_done (store, stmt);
+    if (rc == 0 && umb_store_changes (store) != 1)
+        rc = UMB_AUTH_NOT_FOUND;
+    return rc;
+}
+
+int
+umb_auth_store_invitation_pending (umb_store_t *store, const char *workspace_id,
+                                   const char *user_id)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "SELECT COUNT(*) FROM invitations WHERE workspace_id = ? AND user_id = ?"
+        " AND state = 'pending'");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, workspace_id);
+    s_bind (stmt, 2, user_id);
+    if (s_step_row (stmt))
+        return -1;
+    int found = sqlite3_column_int64 (stmt, 0) > 0;
+    s_finish (stmt);
+    return found;
+}
+
+static void
+s_invitation_each (sqlite3_stmt *stmt, void *fn, void *arg)
+{
+    umb_auth_invitation_t row;
+    s_invitation_row (stmt, &row);
+    ((umb_auth_invitation_fn *) fn) (arg, &row);
+}
+
+int
+umb_auth_store_invitations (umb_store_t *store, const char *workspace_id, const char *user_id,
+                            const char *state, umb_auth_invitation_fn *each, void *arg)
+{
+    assert ((workspace_id == NULL) != (user_id == NULL));
+    sqlite3_stmt *stmt = umb_store_prepare (store, workspace_id
+        ? S_INVITATION_SELECT " WHERE i.workspace_id = ?1 AND (?2 IS NULL OR i.state = ?2)"
+          " ORDER BY i.created_at DESC, i.id"
+        : S_INVITATION_SELECT " WHERE i.user_id = ?1 AND (?2 IS NULL OR i.state = ?2)"
+          " ORDER BY i.created_at DESC, i.id");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, workspace_id ? workspace_id : user_id);
+    s_bind (stmt, 2, state);
+    return s_each (stmt, s_invitation_each, (void *) each, arg);
+}
+
+//  ---------------------------------------------------------------- API keys
+
+#define S_APIKEY_SELECT \
+    "SELECT id, workspace_id, created_by, name, secret_hash, actions, created_at," \
+    " COALESCE(expires_at, 0), revoked_at IS NOT NULL, COALESCE(last_used_at, 0) FROM api_keys"
+
+static void
+s_apikey_row (sqlite3_stmt *stmt, umb_auth_apikey_t *key)
+{
+    memset (key, 0, sizeof *key);
+    s_column (stmt, 0, key->id, sizeof key->id);
+    s_column (stmt, 1, key->workspace_id, sizeof key->workspace_id);
+    s_column (stmt, 2, key->created_by, sizeof key->created_by);
+    s_column (stmt, 3, key->name, sizeof key->name);
+    s_column (stmt, 4, key->secret_hash, sizeof key->secret_hash);
+    s_column (stmt, 5, key->actions, sizeof key->actions);
+    key->created_at = sqlite3_column_int64 (stmt, 6);
+    key->expires_at = sqlite3_column_int64 (stmt, 7);
+    key->revoked = sqlite3_column_int (stmt, 8) != 0;
+    key->last_used_at = sqlite3_column_int64 (stmt, 9);
+}
+
+int
+umb_auth_store_apikey_insert (umb_store_t *store, const umb_auth_apikey_t *key)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "INSERT INTO api_keys (id, workspace_id, created_by, name, secret_hash, actions,"
+        " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, key->id);
+    s_bind (stmt, 2, key->workspace_id);
+    s_bind (stmt, 3, key->created_by);
+    s_bind (stmt, 4, key->name);
+    s_bind (stmt, 5, key->secret_hash);
+    s_bind (stmt, 6, key->actions);
+    sqlite3_bind_int64 (stmt, 7, key->created_at);
+    if (key->expires_at)
+        sqlite3_bind_int64 (stmt, 8, key->expires_at);
+    else
+        sqlite3_bind_null (stmt, 8);
+    return umb_store_step_done (store, stmt);
+}
+
+int
+umb_auth_store_apikey_get (umb_store_t *store, const char *id, umb_auth_apikey_t *key)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store, S_APIKEY_SELECT " WHERE id = ?");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, id);
+    int rc = s_step_row (stmt);
+    if (rc)
+        return rc;
+    s_apikey_row (stmt, key);
+    s_finish (stmt);
+    return 0;
+}
+
+static void
+s_apikey_each (sqlite3_stmt *stmt, void *fn, void *arg)
+{
+    umb_auth_apikey_t key;
+    s_apikey_row (stmt, &key);
+    ((umb_auth_apikey_fn *) fn) (arg, &key);
+    sodium_memzero (key.secret_hash, sizeof key.secret_hash);
+}
+
+int
+umb_auth_store_apikeys (umb_store_t *store, const char *workspace_id, umb_auth_apikey_fn *each,
+                        void *arg)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        S_APIKEY_SELECT " WHERE workspace_id = ? ORDER BY created_at, id");
+    if (!stmt)
+        return -1;
+    s_bind (stmt, 1, workspace_id);
+    return s_each (stmt, s_apikey_each, (void *) each, arg);
+}
+
+int
+umb_auth_store_apikey_revoke (umb_store_t *store, const char *id, const char *workspace_id,
+                              int64_t now)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? AND workspace_id = ?");
+    if (!stmt)
+        return -1;
+    sqlite3_bind_int64 (stmt, 1, now);
+    s_bind (stmt, 2, id);
+    s_bind (stmt, 3, workspace_id);
+    int rc = umb_store_step_done (store, stmt);
+    if (rc == 0 && umb_store_changes (store) != 1)
+        rc = UMB_AUTH_NOT_FOUND;
+    return rc;
+}
+
+int
+umb_auth_store_apikey_touch (umb_store_t *store, const char *id, int64_t now)
+{
+    sqlite3_stmt *stmt = umb_store_prepare (store,
+        "UPDATE api_keys SET last_used_at = ? WHERE id = ?");
+    if (!stmt)
+        return -1;
+    sqlite3_bind_int64 (stmt, 1, now);
+    s_bind (stmt, 2, id);
+    return umb_store_step_done (store, stmt);
+}
+
+//  ---------------------------------------------------------------- selftest
+
+static void
+s_test_count_member (void *arg, const umb_auth_member_t *row)
+{
+    (*(int *) arg)++;
+}
+
+static void
+s_test_count_invitation (void *arg, const umb_auth_invitation_t *row)
+{
+    (*(int *) arg)++;
+}
+
+void
+umb_auth_store_test (bool verbose)
+{
+    if (verbose)
+        printf (" * umb_auth_store: ");
+    umb_store_t *store = umb_auth_store_open (":memory:", NULL);
+    assert (store && umb_store_version (store) == 1);
+
+    umb_auth_user_t alice = { .id = "usr_a", .username = "alice", .password_hash = "$h",
+                              .created_at = 100 };
+    umb_auth_user_t bob = { .id = "usr_b", .username = "bob", .email = "b@x",
+                            .password_hash = "$h", .created_at = 100 };
+    assert (umb_auth_store_user_insert (store, &alice) == 0);
+    assert (umb_auth_store_user_insert (store, &bob) == 0);
+    umb_auth_user_t twin = alice;
+    snprintf (twin.id, sizeof twin.id, "usr_c");
+    assert (umb_auth_store_user_insert (store, &twin) == UMB_STORE_CONSTRAINT);
+    umb_auth_user_t user;
+    assert (umb_auth_store_user_by_name (store, "bob", &user) == 0);
+    assert (streq (user.id, "usr_b") && streq (user.email, "b@x") && !user.is_admin);
+    assert (umb_auth_store_user_by_id (store, "usr_a", &user) == 0 && streq (user.email, ""));
+    assert (umb_auth_store_user_by_id (store, "usr_z", &user) == UMB_AUTH_NOT_FOUND);
+    assert (umb_auth_store_admin_count (store) == 0);
+
+    //  Lockout: 3 failures allowed in a window of 60 s
+    int64_t until;
+    for (int64_t at = 1000; at < 1003; at++)
+        assert (umb_auth_store_failure_add (store, "alice", at) == 0);
+    assert (umb_auth_store_lockout (store, "alice", 1003 - 60, 3, 60, &until) == 1);
+    assert (until == 1060);
+    assert (umb_auth_store_lockout (store, "alice", 1003 - 60, 4, 60, &until) == 0);
+    assert (umb_auth_store_lockout (store, "alice", 1061 - 60, 3, 60, &until) == 0);
+    assert (umb_auth_store_lockout (store, "bob", 0, 1, 60, &until) == 0);
+    assert (umb_auth_store_failures_clear (store, "alice") == 0);
+    assert (umb_auth_store_lockout (store, "alice", 0, 1, 60, &until) == 0);
+
+    //  Sessions and refresh-token rotation
+    int64_t revoked = 0;
+    assert (umb_auth_store_session_insert (store, "ses_1", "usr_a", 100, 200) == 0);
+    assert (umb_auth_store_session_insert (store, "ses_2", "usr_a", 100, 200) == 0);
+    assert (umb_auth_store_refresh_insert (store, "h1", "ses_1", 100, 200) == 0);
+    umb_auth_refresh_t refresh;
+    assert (umb_auth_store_refresh_get (store, "h1", &refresh) == 0 && !refresh.rotated);
+    assert (umb_auth_store_refresh_rotate (store, "h1", 150) == 0);
+    assert (umb_auth_store_refresh_rotate (store, "h1", 150) == UMB_AUTH_NOT_FOUND);
+    assert (umb_auth_store_refresh_get (store, "h1", &refresh) == 0 && refresh.rotated);
+    assert (umb_auth_store_sessions_revoke_user (store, "usr_a", "ses_2", 160, "test", &revoked) == 0);
+    assert (revoked == 1);
+    umb_auth_session_t session;
+    assert (umb_auth_store_session_get (store, "ses_1", &session) == 0 && session.revoked);
+    assert (umb_auth_store_session_get (store, "ses_2", &session) == 0 && !session.revoked);
+    assert (umb_auth_store_session_revoke (store, "ses_1", 170, "again", &revoked) == 0);
+    assert (revoked == 1);
+
+    //  Workspaces, members, invitations, keys; deleting cascades
+    umb_auth_workspace_t ws = { .id = "ws_1", .name = "team", .display_name = "Team",
+                                .created_at = 100 };
+    assert (umb_auth_store_workspace_insert (store, &ws, "usr_a") == 0);
+    assert (umb_auth_store_workspace_insert (store, &ws, "usr_a") == UMB_STORE_CONSTRAINT);
+    umb_auth_workspace_t found;
+    assert (umb_auth_store_workspace_get (store, "team", &found) == 0 && streq (found.id, "ws_1"));
+    assert (umb_auth_store_workspace_get (store, "ws_1", &found) == 0 && streq (found.name, "team"));
+    assert (umb_auth_store_member_insert (store, "ws_1", "usr_a", UMB_ROLE_ADMIN, 100) == 0);
+    assert (umb_auth_store_member_insert (store, "ws_1", "usr_a", UMB_ROLE_ADMIN, 100)
+            == UMB_STORE_CONSTRAINT);
+    assert (umb_auth_store_member_insert (store, "ws_1", "usr_nobody", UMB_ROLE_ADMIN, 100)
+            == UMB_STORE_CONSTRAINT);
+    assert (umb_auth_store_admin_members (store, "ws_1") == 1);
+    umb_auth_invitation_t invitation = { .id = "inv_1", .workspace_id = "ws_1", .user_id = "usr_b",
+                                         .role = UMB_ROLE_VIEWER, .state = "pending" };
+    assert (umb_auth_store_invitation_insert (store, &invitation, "usr_a", 110) == 0);
+    snprintf (invitation.id, sizeof invitation.id, "inv_2");
+    assert (umb_auth_store_invitation_insert (store, &invitation, "usr_a", 110)
+            == UMB_STORE_CONSTRAINT);       //  one pending invitation per user and workspace
+    assert (umb_auth_store_invitation_pending (store, "ws_1", "usr_b") == 1);
+    assert (umb_auth_store_invitation_get (store, "inv_1", &invitation) == 0);
+    assert (streq (invitation.username, "bob") && streq (invitation.invited_by, "alice"));
+    assert (streq (invitation.workspace_name, "team"));
+    int count = 0;
+    assert (umb_auth_store_invitations (store, NULL, "usr_b", "pending", s_test_count_invitation,
+                                        &count) == 0 && count == 1);
+    count = 0;
+    assert (umb_auth_store_invitations (store, "ws_1", NULL, "accepted", s_test_count_invitation,
+                                        &count) == 0 && count == 0);
+    assert (umb_auth_store_invitation_move (store, "inv_1", "pending", "accepted", 120) == 0);
+    assert (umb_auth_store_invitation_move (store, "inv_1", "pending", "rejected", 120)
+            == UMB_AUTH_NOT_FOUND);
+    assert (umb_auth_store_member_insert (store, "ws_1", "usr_b", UMB_ROLE_VIEWER, 120) == 0);
+    count = 0;
+    assert (umb_auth_store_members (store, "ws_1", s_test_count_member, &count) == 0 && count == 2);
+    umb_auth_apikey_t key = { .id = "key_1", .workspace_id = "ws_1", .created_by = "usr_a",
+                              .name = "ci", .secret_hash = "00", .actions = "workspace.read",
+                              .created_at = 130 };
+    assert (umb_auth_store_apikey_insert (store, &key) == 0);
+    assert (umb_auth_store_apikey_revoke (store, "key_1", "ws_other", 140) == UMB_AUTH_NOT_FOUND);
+    assert (umb_auth_store_apikey_touch (store, "key_1", 140) == 0);
+    assert (umb_auth_store_apikey_get (store, "key_1", &key) == 0);
+    assert (!key.revoked && key.last_used_at == 140 && key.expires_at == 0);
+
+    assert (umb_auth_store_workspace_delete (store, "ws_1") == 0);
+    assert (umb_auth_store_member_get (store, "ws_1", "usr_a", &(umb_auth_member_t) { 0 })
+            == UMB_AUTH_NOT_FOUND);
+    assert (umb_auth_store_invitation_get (store, "inv_1", &invitation) == UMB_AUTH_NOT_FOUND);
+    assert (umb_auth_store_apikey_get (store, "key_1", &key) == UMB_AUTH_NOT_FOUND);
+    assert (umb_auth_store_workspace_delete (store, "ws_1") == UMB_AUTH_NOT_FOUND);
+    umb_store_destroy (&store);
+    if (verbose)
+        printf ("OK\n");
+}
