@@ -1,0 +1,1503 @@
+//  umb_gateway - the REST gateway: libmicrohttpd in front of the mesh
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <sodium.h>
+#include "umb_gateway.h"
+#include "umb_runtime.h"
+#include "umb_metrics.h"
+#include "umb_envelope.h"
+#include "umb_json.h"
+#include "umb_routes.h"
+#include "umb_openapi.h"
+#include "umb_auth.h"              //  the selftest runs the real auth service
+
+#define S_POOL_MAX_IDLE  64         //  idle clients kept per service
+#define S_PROBE_MAX_MS   2000       //  /health and /metrics wait at most this per service
+#define S_MAX_ID         64         //  request ids, as the envelope takes them
+
+#define S_CONTENT_JSON    "application/json"
+#define S_CONTENT_METRICS "text/plain; version=0.0.4"
+
+//  The mesh services behind the gateway and the settings naming their
+//  endpoints (umb_runtime_client reads "<name>.endpoint" and the public key).
+static const struct {
+    const char *name;
+    const char *endpoint_key;
+} s_services [] = {
+    { "auth", "auth.endpoint" },
+    { NULL }
+};
+#define S_SERVICES (sizeof (s_services) / sizeof (s_services [0]) - 1)
+
+//  Methods that get their own metric label; any other is "other".
+static const char *const s_method_labels [] = {
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", NULL
+};
+
+//  Mesh clients are not thread-safe: each HTTP thread takes one from its
+//  service's pool for one call and gives it back.
+typedef struct {
+    const char      *name;
+    pthread_mutex_t  mutex;
+    umb_client_t    *idle [S_POOL_MAX_IDLE];
+    size_t           idle_count;
+} s_pool_t;
+
+typedef struct {
+    umb_runtime_t     *runtime;         //  borrowed
+    umb_log_t         *log;
+    umb_metrics_t     *metrics;
+    zcert_t           *identity;        //  the gateway's mesh key pair
+    s_pool_t           pools [S_SERVICES];
+    bool               pools_ready;
+    struct MHD_Daemon *daemon;
+    unsigned           port;
+    size_t             max_body;
+    int                timeout_ms;
+    char              *openapi_file;    //  docs/openapi.json as read at start, or NULL
+    const char        *openapi;         //  what /openapi.json serves
+    size_t             openapi_size;
+    atomic_int         in_flight;
+    int64_t            started;         //  zclock_mono
+} s_gateway_t;
+
+typedef struct {
+    s_gateway_t        *gateway;
+    int64_t             started;        //  zclock_usecs
+    const char         *method_label;
+    const char         *route_label;    //  the route's pattern, never the raw path
+    char                request_id [S_MAX_ID + 1];
+    umb_routes_match_t  match;
+    char               *body;
+    size_t              body_size;
+    size_t              body_capacity;
+    bool                has_body;
+    bool                too_large;
+    int                 status;         //  what was answered; 0 before
+} s_request_t;
+
+//  ---------------------------------------------------------------- client pools
+
+static s_pool_t *
+s_pool (s_gateway_t *self, const char *service)
+{
+    for (size_t i = 0; i < S_SERVICES; i++)
+        if (streq (self->pools [i].name, service))
+            return &self->pools [i];
+    return NULL;
+}
+
+//  An idle client of the pool's service, or a new one; NULL if none can be made.
+static umb_client_t *
+s_pool_take (s_gateway_t *self, s_pool_t *pool)
+{
+    pthread_mutex_lock (&pool->mutex);
+    umb_client_t *client = pool->idle_count ? pool->idle [--pool->idle_count] : NULL;
+    if (!client)
+        client = umb_runtime_client (self->runtime, pool->name, self->identity);
+    pthread_mutex_unlock (&pool->mutex);
+    return client;
+}
+
+//  Returns a client to its pool. One whose call ended without an answer is
+//  dropped instead: its late reply must never meet another caller's request
+//  that happens to carry the same id.
+static void
+s_pool_give (s_pool_t *pool, umb_client_t **client_p, bool reusable)
+{
+    if (!*client_p)
+        return;
+    pthread_mutex_lock (&pool->mutex);
+    if (reusable && pool->idle_count < S_POOL_MAX_IDLE) {
+        pool->idle [pool->idle_count++] = *client_p;
+        *client_p = NULL;
+    }
+    pthread_mutex_unlock (&pool->mutex);
+    umb_client_destroy (client_p);
+}
+
+//  The outcome of one mesh call.
+typedef struct {
+    umb_reply_t *reply;             //  NULL when no client could be made
+    int          status;
+    const char  *code;              //  set when status >= 300
+    const char  *message;           //  set when status >= 300
+    char         local [160];
+} s_call_t;
+
+//  Calls op on service with body (NULL: {}). Failing to make a client comes
+//  back as a local 503, like the client's own failures to reach the service.
+static void
+s_call (s_gateway_t *self, const char *service, const char *op, const char *token, umb_w_t *body,
+        int timeout_ms, const char *request_id, s_call_t *call)
+{
+    memset (call, 0, sizeof (*call));
+    s_pool_t *pool = s_pool (self, service);
+    assert (pool);
+    umb_client_t *client = s_pool_take (self, pool);
+    if (client) {
+        call->reply = umb_client_callw (client, op, token, body, timeout_ms, request_id);
+        call->status = umb_reply_status (call->reply);
+        s_pool_give (pool, &client, call->status != 504 && call->status != 502);
+        if (!umb_reply_ok (call->reply)) {
+            call->code = umb_reply_code (call->reply);
+            call->message = umb_reply_error (call->reply);
+        }
+    }
+    else {
+        call->status = 503;
+        snprintf (call->local, sizeof (call->local), "no client of %s could be made", service);
+        call->message = call->local;
+    }
+    if (call->status >= 300 && !call->code)
+        call->code = umb_status_code (call->status);
+    if (call->status >= 300 && !call->message)
+        call->message = call->code;
+    //  Failures of the transport: counted, as they say the mesh is unwell
+    if (call->status == 502 || call->status == 503 || call->status == 504) {
+        char labels [160];
+        snprintf (labels, sizeof (labels), "upstream=\"%s\",code=\"%s\"", service,
+                  umb_status_code (call->status));
+        umb_metrics_count (self->metrics, "umbra_gateway_mesh_errors_total",
+                           "Mesh calls of the gateway that got no usable answer, by service and code",
+                           labels, 1);
+    }
+}
+
+//  ---------------------------------------------------------------- responses
+
+//  Queues status with body (taken; freed by MHD). Every response carries the
+//  request id and the security headers.
+static enum MHD_Result
+s_respond (s_request_t *req, struct MHD_Connection *conn, int status, const char *content_type,
+           char *body, size_t size, enum MHD_ResponseMemoryMode mode, const char *allow)
+{
+    struct MHD_Response *response = MHD_create_response_from_buffer (size, body, mode);
+    if (!response) {
+        if (mode == MHD_RESPMEM_MUST_FREE)
+            free (body);
+        return MHD_NO;
+    }
+    MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header (response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header (response, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header (response, "X-Request-Id", req->request_id);
+    if (allow)
+        MHD_add_response_header (response, MHD_HTTP_HEADER_ALLOW, allow);
+    if (status == 401)
+        MHD_add_response_header (response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (status == 503)
+        MHD_add_response_header (response, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    enum MHD_Result rc = MHD_queue_response (conn, (unsigned) status, response);
+    MHD_destroy_response (response);
+    if (rc == MHD_YES)
+        req->status = status;
+    return rc;
+}
+
+//  Takes value.
+static enum MHD_Result
+s_respond_json (s_request_t *req, struct MHD_Connection *conn, int status, json_t *value,
+                const char *allow)
+{
+    char *text = value ? umb_json_dump (value) : NULL;
+    json_decref (value);
+    if (!text) {
+        static char s_failed [] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+        return s_respond (req, conn, 500, S_CONTENT_JSON, s_failed, strlen (s_failed),
+                          MHD_RESPMEM_PERSISTENT, NULL);
+    }
+    return s_respond (req, conn, status, S_CONTENT_JSON, text, strlen (text), MHD_RESPMEM_MUST_FREE,
+                      allow);
+}
+
+static json_t *
+s_error_value (const char *code, const char *message)
+{
+    json_t *error = json_object ();
+    json_t *root = json_object ();
+    if (!error || !root) {
+        json_decref (error);
+        json_decref (root);
+        return NULL;
+    }
+    json_object_set_new (error, "code", umb_json_stringn (code, strlen (code)));
+    json_object_set_new (error, "message", umb_json_stringn (message, strlen (message)));
+    json_object_set_new (root, "error", error);
+    return root;
+}
+
+static enum MHD_Result
+s_respond_error (s_request_t *req, struct MHD_Connection *conn, int status, const char *code,
+                 const char *allow, const char *format, ...) __attribute__ ((format (printf, 6, 7)));
+
+static enum MHD_Result
+s_respond_error (s_request_t *req, struct MHD_Connection *conn, int status, const char *code,
+                 const char *allow, const char *format, ...)
+{
+    char message [512];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (message, sizeof (message), format, args);
+    va_end (args);
+    return s_respond_json (req, conn, status, s_error_value (code ? code : umb_status_code (status),
+                                                             message), allow);
+}
+
+//  ---------------------------------------------------------------- request parsing
+
+//  "application/json", optionally with "; charset=utf-8".
+static bool
+s_content_type_json (const char *value)
+{
+    if (!value)
+        return false;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    if (strncasecmp (value, "application/json", 16))
+        return false;
+    value += 16;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    if (*value == 0)
+        return true;
+    if (*value++ != ';')
+        return false;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    if (strncasecmp (value, "charset", 7))
+        return false;
+    value += 7;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    if (*value++ != '=')
+        return false;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    bool quoted = *value == '"';
+    value += quoted;
+    if (strncasecmp (value, "utf-8", 5))
+        return false;
+    value += 5;
+    if (quoted && *value++ != '"')
+        return false;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    return *value == 0;
+}
+
+static bool
+s_request_id_valid (const char *id)
+{
+    size_t length = strlen (id);
+    return length >= 1 && length <= S_MAX_ID
+        && strspn (id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == length;
+}
+
+//  The caller's credential, from "Authorization: Bearer <token>" or
+//  "X-API-Key: <key>". Returns 0 with *token NULL when there is none, or a
+//  copy (free with s_token_free); -1 with a reason when one is malformed.
+static int
+s_token (struct MHD_Connection *conn, char **token, char *reason, size_t reason_size)
+{
+    *token = NULL;
+    const char *value = NULL;
+    const char *authorization = MHD_lookup_connection_value (conn, MHD_HEADER_KIND,
+                                                             MHD_HTTP_HEADER_AUTHORIZATION);
+    if (authorization && strncasecmp (authorization, "Bearer", 6) == 0
+    &&  (authorization [6] == ' ' || authorization [6] == '\t' || authorization [6] == 0)) {
+        value = authorization + 6;
+        while (*value == ' ' || *value == '\t')
+            value++;
+    }
+    if (!value)
+        value = MHD_lookup_connection_value (conn, MHD_HEADER_KIND, "X-API-Key");
+    if (!value)
+        return 0;
+    size_t length = strlen (value);
+    while (length && (value [length - 1] == ' ' || value [length - 1] == '\t'))
+        length--;
+    if (length == 0 || length > UMB_ENVELOPE_MAX_TOKEN) {
+        snprintf (reason, reason_size, "the bearer token or API key is empty or longer than %d bytes",
+                  UMB_ENVELOPE_MAX_TOKEN);
+        return -1;
+    }
+    for (size_t i = 0; i < length; i++)
+        if ((unsigned char) value [i] < 0x21 || (unsigned char) value [i] > 0x7e) {
+            snprintf (reason, reason_size, "the bearer token or API key holds characters other "
+                      "than printable ASCII");
+            return -1;
+        }
+    *token = strndup (value, length);
+    return 0;
+}
+
+static void
+s_token_free (char **token_p)
+{
+    if (*token_p) {
+        sodium_memzero (*token_p, strlen (*token_p));
+        free (*token_p);
+        *token_p = NULL;
+    }
+}
+
+//  Sets field to value in body unless the body already holds something
+//  else there. Returns 0, or -1 with a reason.
+static int
+s_force_field (json_t *body, const char *field, const char *value, const char *source,
+               char *reason, size_t reason_size)
+{
+    json_t *present = json_object_get (body, field);
+    if (present) {
+        if (json_is_string (present) && streq (json_string_value (present), value))
+            return 0;
+        snprintf (reason, reason_size, "the body field '%s' contradicts the %s", field, source);
+        return -1;
+    }
+    json_object_set_new (body, field, json_string (value));
+    return 0;
+}
+
+typedef struct {
+    const umb_routes_entry_t *route;
+    char                     *values [UMB_ROUTES_MAX_QUERY];
+    char                      reason [160];
+} s_query_t;
+
+static enum MHD_Result
+s_on_query_argument (void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    s_query_t *query = cls;
+    char *name = umb_routes_decode (key, strlen (key), false);
+    if (!name)
+        return MHD_YES;             //  cannot be one the route takes
+    enum MHD_Result rc = MHD_YES;
+    for (size_t i = 0; i < UMB_ROUTES_MAX_QUERY && query->route->query [i]; i++) {
+        if (!streq (query->route->query [i], name))
+            continue;
+        if (query->values [i]) {
+            snprintf (query->reason, sizeof (query->reason), "the query parameter '%s' is repeated",
+                      query->route->query [i]);
+            rc = MHD_NO;
+        }
+        else {
+            query->values [i] = umb_routes_decode (value ? value : "", value ? strlen (value) : 0,
+                                                   false);
+            if (!query->values [i]) {
+                snprintf (query->reason, sizeof (query->reason), "the query parameter '%s' has a bad "
+                          "percent-encoding, a NUL byte or invalid UTF-8", query->route->query [i]);
+                rc = MHD_NO;
+            }
+        }
+    }
+    free (name);
+    return rc;
+}
+
+//  MHD would decode the path before we split it into segments, so "%2F"
+//  would become a separator; we decode ourselves, per segment.
+static size_t
+s_unescape_nothing (void *cls, struct MHD_Connection *conn, char *text)
+{
+    return strlen (text);
+}
+
+//  ---------------------------------------------------------------- handlers
+
+//  The mesh body of a route: the JSON body, plus path parameters, the fixed
+//  field and query parameters. Returns 0, or a status with a reason.
+static int
+s_mesh_body (s_request_t *req, struct MHD_Connection *conn, umb_w_t *w, char *reason,
+             size_t reason_size)
+{
+    const umb_routes_entry_t *route = req->match.route;
+    json_t *body = NULL;
+    if (req->body_size > 0) {
+        char *error = NULL;
+        body = umb_json_parse (req->body, req->body_size, &error);
+        if (!body) {
+            snprintf (reason, reason_size, "%s", error ? error : "invalid JSON");
+            free (error);
+            return 400;
+        }
+        if (!json_is_object (body)) {
+            json_decref (body);
+            snprintf (reason, reason_size, "the request body must be a JSON object");
+            return 400;
+        }
+    }
+    else
+        body = json_object ();
+    if (!body) {
+        snprintf (reason, reason_size, "out of memory");
+        return 500;
+    }
+    int status = 0;
+    for (size_t i = 0; i < req->match.params && status == 0; i++)
+        if (s_force_field (body, route->fields [i], req->match.values [i], "path", reason,
+                           reason_size))
+            status = 400;
+    if (status == 0 && route->fixed_field
+    &&  s_force_field (body, route->fixed_field, route->fixed_value, "path", reason, reason_size))
+        status = 400;
+    if (status == 0 && route->query [0]) {
+        s_query_t query = { .route = route };
+        MHD_get_connection_values (conn, MHD_GET_ARGUMENT_KIND, s_on_query_argument, &query);
+        if (*query.reason) {
+            snprintf (reason, reason_size, "%s", query.reason);
+            status = 400;
+        }
+        for (size_t i = 0; i < UMB_ROUTES_MAX_QUERY && route->query [i]; i++) {
+            if (status == 0 && query.values [i]
+            &&  s_force_field (body, route->query [i], query.values [i], "query", reason, reason_size))
+                status = 400;
+            free (query.values [i]);
+        }
+    }
+    if (status == 0 && umb_json_to_mp (body, w)) {
+        snprintf (reason, reason_size, "the body is nested too deeply");
+        status = 400;
+    }
+    json_decref (body);
+    return status;
+}
+
+static enum MHD_Result
+s_handle_mesh (s_gateway_t *self, s_request_t *req, struct MHD_Connection *conn)
+{
+    const umb_routes_entry_t *route = req->match.route;
+    char reason [512];
+    char *token = NULL;
+    if (s_token (conn, &token, reason, sizeof (reason)))
+        return s_respond_error (req, conn, 401, "unauthenticated", NULL, "%s", reason);
+    umb_w_t *w = umb_w_new ();
+    assert (w);
+    int status = s_mesh_body (req, conn, w, reason, sizeof (reason));
+    if (status) {
+        s_token_free (&token);
+        umb_w_destroy (&w);
+        return s_respond_error (req, conn, status, NULL, NULL, "%s", reason);
+    }
+    s_call_t call;
+    s_call (self, route->service, route->op, token, w, self->timeout_ms, req->request_id, &call);
+    s_token_free (&token);
+    size_t size;
+    void *sent = (void *) umb_w_data (w, &size);
+    sodium_memzero (sent, size);        //  it may hold passwords
+    umb_w_destroy (&w);
+
+    enum MHD_Result rc;
+    if (call.status >= 200 && call.status < 300) {
+        json_t *value = umb_json_from_msg (umb_reply_body (call.reply));
+        rc = s_respond_json (req, conn, call.status, value, NULL);
+    }
+    else
+    if (call.status >= 400 && call.status <= 599)
+        rc = s_respond_error (req, conn, call.status, call.code, NULL, "%s", call.message);
+    else
+        rc = s_respond_error (req, conn, 502, "bad_reply", NULL, "%s answered with status %d",
+                             route->service, call.status);
+    umb_reply_destroy (&call.reply);
+    return rc;
+}
+
+static enum MHD_Result
+s_handle_health (s_gateway_t *self, s_request_t *req, struct MHD_Connection *conn)
+{
+    int timeout_ms = self->timeout_ms < S_PROBE_MAX_MS ? self->timeout_ms : S_PROBE_MAX_MS;
+    json_t *services = json_object ();
+    json_object_set_new (services, "gateway",
+                         json_pack ("{s:s, s:I}", "status", "ok", "uptime_s",
+                                    (json_int_t) ((zclock_mono () - self->started) / 1000)));
+    char down [300] = "";
+    for (size_t i = 0; i < S_SERVICES; i++) {
+        const char *name = self->pools [i].name;
+        s_call_t call;
+        s_call (self, name, "sys.health", NULL, NULL, timeout_ms, req->request_id, &call);
+        json_t *health;
+        if (call.status >= 200 && call.status < 300) {
+            health = umb_json_from_msg (umb_reply_body (call.reply));
+            json_object_del (health, "service");
+        }
+        else {
+            health = json_pack ("{s:s, s:s}", "status", "down", "code", call.code);
+            json_object_set_new (health, "message", umb_json_stringn (call.message,
+                                                                      strlen (call.message)));
+            if (!*down)
+                snprintf (down, sizeof (down), "%s is down: %s", name, call.message);
+        }
+        json_object_set_new (services, name, health);
+        umb_reply_destroy (&call.reply);
+    }
+    json_t *root = json_pack ("{s:s, s:o}", "status", *down ? "unavailable" : "ok",
+                              "services", services);
+    if (*down && root) {
+        json_t *error = s_error_value ("unavailable", down);
+        json_object_set (root, "error", json_object_get (error, "error"));
+        json_decref (error);
+    }
+    return s_respond_json (req, conn, *down ? 503 : 200, root, NULL);
+}
+
+static enum MHD_Result
+s_handle_metrics (s_gateway_t *self, s_request_t *req, struct MHD_Connection *conn)
+{
+    int timeout_ms = self->timeout_ms < S_PROBE_MAX_MS ? self->timeout_ms : S_PROBE_MAX_MS;
+    s_call_t calls [S_SERVICES];
+    umb_msg_t *packed [S_SERVICES];
+    size_t count = 0;
+    for (size_t i = 0; i < S_SERVICES; i++) {
+        s_call (self, self->pools [i].name, "sys.metrics", NULL, NULL, timeout_ms, req->request_id,
+                &calls [i]);
+        umb_msg_t *families = calls [i].status == 200
+            ? umb_msg_array (umb_reply_body (calls [i].reply), "families", 1000000, true) : NULL;
+        if (families)
+            packed [count++] = families;
+        else
+            umb_log_warn (self->log, "%s: no metrics from %s: %d %s", req->request_id,
+                          self->pools [i].name, calls [i].status,
+                          calls [i].message ? calls [i].message : "without families");
+    }
+    //  Set here only: updates racing from many threads could leave it stale
+    umb_metrics_gauge (self->metrics, "umbra_http_requests_in_flight",
+                       "HTTP requests the gateway is handling", "", atomic_load (&self->in_flight));
+    char *text = umb_metrics_render (self->metrics, packed, count);
+    for (size_t i = 0; i < S_SERVICES; i++)
+        umb_reply_destroy (&calls [i].reply);
+    if (!text)
+        return s_respond_error (req, conn, 500, NULL, NULL, "the metrics could not be rendered");
+    return s_respond (req, conn, 200, S_CONTENT_METRICS, text, strlen (text), MHD_RESPMEM_MUST_FREE,
+                      NULL);
+}
+
+static enum MHD_Result
+s_handle_openapi (s_gateway_t *self, s_request_t *req, struct MHD_Connection *conn)
+{
+    return s_respond (req, conn, 200, S_CONTENT_JSON, (char *) self->openapi, self->openapi_size,
+                      MHD_RESPMEM_PERSISTENT, NULL);
+}
+
+//  ---------------------------------------------------------------- MHD callbacks
+
+static s_request_t *
+s_request_new (s_gateway_t *self, struct MHD_Connection *conn, const char *method, const char *url)
+{
+    s_request_t *req = calloc (1, sizeof (s_request_t));
+    if (!req)
+        return NULL;
+    req->gateway = self;
+    req->started = zclock_usecs ();
+    req->method_label = "other";
+    for (size_t i = 0; s_method_labels [i]; i++)
+        if (streq (s_method_labels [i], method))
+            req->method_label = s_method_labels [i];
+    const char *id = MHD_lookup_connection_value (conn, MHD_HEADER_KIND, "X-Request-Id");
+    if (id && s_request_id_valid (id))
+        snprintf (req->request_id, sizeof (req->request_id), "%s", id);
+    else {
+        uint8_t random [12];
+        randombytes_buf (random, sizeof (random));
+        sodium_bin2hex (req->request_id, sizeof (req->request_id), random, sizeof (random));
+    }
+    umb_routes_match (method, url, &req->match);
+    req->route_label = req->match.route ? req->match.route->pattern : "(unmatched)";
+    atomic_fetch_add (&self->in_flight, 1);
+    return req;
+}
+
+static void
+s_request_destroy (s_request_t **req_p)
+{
+    s_request_t *req = *req_p;
+    if (req) {
+        if (req->body) {
+            sodium_memzero (req->body, req->body_size);     //  it may hold passwords
+            free (req->body);
+        }
+        free (req);
+        *req_p = NULL;
+    }
+}
+
+//  Everything that can be decided from the request line and headers alone
+//  is answered before the body is read.
+static enum MHD_Result
+s_on_headers (s_gateway_t *self, s_request_t *req, struct MHD_Connection *conn)
+{
+    umb_routes_match_t *match = &req->match;
+    if (match->status == 404)
+        return s_respond_error (req, conn, 404, "not_found", NULL, "no such path");
+    if (match->status == 405)
+        return s_respond_error (req, conn, 405, "method_not_allowed", match->allow, "%s",
+                                match->reason);
+    if (match->status)
+        return s_respond_error (req, conn, match->status, match->status == 414 ? "too_long" : NULL,
+                                NULL, "%s", match->reason);
+    const char *length = MHD_lookup_connection_value (conn, MHD_HEADER_KIND,
+                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *encoding = MHD_lookup_connection_value (conn, MHD_HEADER_KIND,
+                                                        MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    //  MHD has checked Content-Length is a number
+    unsigned long long declared = length ? strtoull (length, NULL, 10) : 0;
+    req->has_body = declared > 0 || (encoding && strcasecmp (encoding, "identity") != 0);
+    if (declared > self->max_body)
+        return s_respond_error (req, conn, 413, "too_large", NULL,
+                                "the body of %llu bytes is over the limit of %zu", declared,
+                                self->max_body);
+    if (req->has_body
+    &&  !s_content_type_json (MHD_lookup_connection_value (conn, MHD_HEADER_KIND,
+                                                           MHD_HTTP_HEADER_CONTENT_TYPE)))
+        return s_respond_error (req, conn, 415, "unsupported_media_type", NULL,
+                                "send the body as application/json");
+    //  Memory grows with what arrives, not with what a header promises
+    size_t expected = declared < 16384 ? (size_t) declared : 16384;
+    if (expected > 0) {
+        req->body = malloc (expected);
+        req->body_capacity = req->body ? expected : 0;
+    }
+    return MHD_YES;
+}
+
+static void
+s_on_body_data (s_gateway_t *self, s_request_t *req, const char *data, size_t size)
+{
+    if (req->too_large)
+        return;                     //  read off the connection, never kept
+    if (size > self->max_body - req->body_size) {
+        req->too_large = true;
+        if (req->body)
+            sodium_memzero (req->body, req->body_size);
+        free (req->body);
+        req->body = NULL;
+        req->body_size = req->body_capacity = 0;
+        return;
+    }
+    if (req->body_size + size > req->body_capacity) {
+        size_t capacity = req->body_capacity ? req->body_capacity * 2 : 4096;
+        while (capacity < req->body_size + size)
+            capacity *= 2;
+        if (capacity > self->max_body)
+            capacity = self->max_body;
+        char *grown = malloc (capacity);
+        if (!grown) {
+            req->too_large = true;  //  answered as too large: nothing better to say
+            return;
+        }
+        if (req->body) {
+            memcpy (grown, req->body, req->body_size);
+            sodium_memzero (req->body, req->body_size);
+            free (req->body);
+        }
+        req->body = grown;
+        req->body_capacity = capacity;
+    }
+    memcpy (req->body + req->body_size, data, size);
+    req->body_size += size;
+}
+
+static enum MHD_Result
+s_on_request (void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+              const char *version, const char *upload_data, size_t *upload_data_size,
+              void **con_cls)
+{
+    s_gateway_t *self = cls;
+    s_request_t *req = *con_cls;
+    if (!req) {
+        req = s_request_new (self, conn, method, url);
+        if (!req)
+            return MHD_NO;
+        *con_cls = req;
+        return s_on_headers (self, req, conn);
+    }
+    if (*upload_data_size > 0) {
+        if (!req->status)
+            s_on_body_data (self, req, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (req->status)
+        return MHD_YES;
+    if (req->too_large)
+        return s_respond_error (req, conn, 413, "too_large", NULL,
+                                "the body is over the limit of %zu bytes", self->max_body);
+    switch (req->match.route->kind) {
+        case UMB_ROUTES_MESH:    return s_handle_mesh (self, req, conn);
+        case UMB_ROUTES_HEALTH:  return s_handle_health (self, req, conn);
+        case UMB_ROUTES_METRICS: return s_handle_metrics (self, req, conn);
+        case UMB_ROUTES_OPENAPI: return s_handle_openapi (self, req, conn);
+    }
+    return MHD_NO;
+}
+
+static const char *
+s_termination (enum MHD_RequestTerminationCode code)
+{
+    switch (code) {
+        case MHD_REQUEST_TERMINATED_COMPLETED_OK:       return "ok";
+        case MHD_REQUEST_TERMINATED_WITH_ERROR:         return "error";
+        case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED:    return "timeout";
+        case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN:    return "shutdown";
+        case MHD_REQUEST_TERMINATED_READ_ERROR:         return "read error";
+        case MHD_REQUEST_TERMINATED_CLIENT_ABORT:       return "client abort";
+        default:                                        return "unknown";
+    }
+}
+
+static void
+s_on_completed (void *cls, struct MHD_Connection *conn, void **con_cls,
+                enum MHD_RequestTerminationCode code)
+{
+    s_gateway_t *self = cls;
+    s_request_t *req = *con_cls;
+    if (!req)
+        return;
+    *con_cls = NULL;
+    double seconds = (double) (zclock_usecs () - req->started) / 1e6;
+    char labels [256];
+    if (req->status) {
+        snprintf (labels, sizeof (labels), "route=\"%s\",method=\"%s\",status=\"%d\"",
+                  req->route_label, req->method_label, req->status);
+        umb_metrics_count (self->metrics, "umbra_http_requests_total",
+                           "HTTP requests answered by the gateway, by route pattern, method and status",
+                           labels, 1);
+        snprintf (labels, sizeof (labels), "route=\"%s\"", req->route_label);
+        umb_metrics_observe (self->metrics, "umbra_http_request_seconds",
+                             "Time from an HTTP request's headers to its answer, by route pattern",
+                             labels, seconds);
+    }
+    atomic_fetch_sub (&self->in_flight, 1);
+    if (code == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        umb_log_info (self->log, "%s %s %d %.1f ms id=%s", req->method_label, req->route_label,
+                      req->status, seconds * 1000, req->request_id);
+    else
+        umb_log_info (self->log, "%s %s %d %.1f ms id=%s (connection ended: %s)",
+                      req->method_label, req->route_label, req->status, seconds * 1000,
+                      req->request_id, s_termination (code));
+    s_request_destroy (&req);
+}
+
+//  ---------------------------------------------------------------- lifecycle
+
+static void s_gateway_destroy (s_gateway_t **self_p);
+
+#ifdef UMB_OPENAPI_PATH
+//  The document as it is now in the source tree, so a build serves edits
+//  without being rebuilt; NULL if it cannot be read or is not JSON.
+static char *
+s_read_openapi (const char *path, size_t *size, umb_log_t *log)
+{
+    FILE *file = fopen (path, "rb");
+    if (!file)
+        return NULL;
+    char *text = NULL;
+    size_t capacity = 0;
+    *size = 0;
+    while (true) {
+        if (*size + 65536 > capacity) {
+            char *grown = realloc (text, capacity + 65536 + 1);
+            if (!grown)
+                break;
+            text = grown;
+            capacity += 65536;
+        }
+        size_t got = fread (text + *size, 1, capacity - *size, file);
+        *size += got;
+        if (got == 0)
+            break;
+    }
+    bool failed = ferror (file) || !text;
+    fclose (file);
+    json_error_t reason;
+    json_t *document = failed ? NULL : json_loadb (text, *size, JSON_REJECT_DUPLICATES, &reason);
+    if (!document) {
+        if (!failed)
+            umb_log_warn (log, "%s is not valid JSON (line %d: %s); serving the built-in copy",
+                          path, reason.line, reason.text);
+        free (text);
+        return NULL;
+    }
+    json_decref (document);
+    text [*size] = 0;
+    return text;
+}
+#endif
+
+static int
+s_listen (s_gateway_t *self, umb_config_t *config, char **reason)
+{
+    const char *listen = umb_config_str (config, "gateway.listen");
+    const char *colon = strrchr (listen, ':');
+    assert (colon);                 //  the config checked host:port
+    char host [256];
+    snprintf (host, sizeof (host), "%.*s", (int) (colon - listen), listen);
+    if (*host == '[' && host [strlen (host) - 1] == ']') {
+        memmove (host, host + 1, strlen (host));
+        host [strlen (host) - 1] = 0;
+    }
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV
+    };
+    struct addrinfo *address = NULL;
+    int rc = getaddrinfo (streq (host, "*") ? NULL : host, colon + 1, &hints, &address);
+    if (rc) {
+        *reason = zsys_sprintf ("gateway.listen %s: %s", listen, gai_strerror (rc));
+        return -1;
+    }
+    int64_t threads = umb_config_int (config, "gateway.threads");
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC;
+    if (threads == 0)
+        flags |= MHD_USE_THREAD_PER_CONNECTION;
+    if (address->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    //  Idle connections are closed after twice the mesh deadline
+    unsigned idle_s = (unsigned) ((self->timeout_ms + 999) / 1000) * 2;
+    self->daemon = MHD_start_daemon (
+        flags, 0, NULL, NULL, s_on_request, self,
+        MHD_OPTION_SOCK_ADDR, address->ai_addr,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned) umb_config_int (config, "gateway.max_connections"),
+        MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned) threads,
+        MHD_OPTION_NOTIFY_COMPLETED, s_on_completed, self,
+        MHD_OPTION_UNESCAPE_CALLBACK, s_unescape_nothing, NULL,
+        MHD_OPTION_END);
+    int error = errno;
+    freeaddrinfo (address);
+    if (!self->daemon) {
+        *reason = zsys_sprintf ("cannot listen on %s: %s", listen,
+                                error ? strerror (error) : "libmicrohttpd refused");
+        return -1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    self->port = info ? info->port : 0;
+    umb_log_info (self->log, "listening on http://%.*s:%u (%s)", (int) (colon - listen), listen,
+                  self->port, threads ? "thread pool" : "a thread per connection");
+    return 0;
+}
+
+static s_gateway_t *
+s_gateway_new (umb_runtime_t *runtime, char **reason)
+{
+    *reason = NULL;
+    if (sodium_init () < 0) {
+        *reason = strdup ("libsodium cannot start");
+        return NULL;
+    }
+    umb_config_t *config = umb_runtime_config (runtime);
+    s_gateway_t *self = calloc (1, sizeof (s_gateway_t));
+    assert (self);
+    self->runtime = runtime;
+    self->log = umb_log_dup (umb_runtime_log (runtime), "gateway");
+    self->metrics = umb_metrics_new ("gateway");
+    self->started = zclock_mono ();
+    self->max_body = (size_t) umb_config_int (config, "gateway.max_body_bytes");
+    self->timeout_ms = (int) umb_config_int (config, "gateway.timeout_ms");
+    atomic_init (&self->in_flight, 0);
+    assert (self->log && self->metrics);
+    for (size_t i = 0; i < S_SERVICES; i++) {
+        self->pools [i].name = s_services [i].name;
+        pthread_mutex_init (&self->pools [i].mutex, NULL);
+    }
+    self->pools_ready = true;
+
+    self->openapi = umb_openapi_embedded (&self->openapi_size);
+#ifdef UMB_OPENAPI_PATH
+    size_t size;
+    self->openapi_file = s_read_openapi (UMB_OPENAPI_PATH, &size, self->log);
+    if (self->openapi_file) {
+        self->openapi = self->openapi_file;
+        self->openapi_size = size;
+    }
+#endif
+
+    self->identity = umb_runtime_identity (runtime, "gateway");
+    if (!self->identity) {
+        *reason = strdup ("the gateway's mesh key pair cannot be loaded");
+        s_gateway_destroy (&self);
+        return NULL;
+    }
+    for (size_t i = 0; i < S_SERVICES; i++)
+        umb_log_debug (self->log, "%s at %s", s_services [i].name,
+                       umb_config_str (config, s_services [i].endpoint_key));
+    if (s_listen (self, config, reason)) {
+        s_gateway_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+static void
+s_gateway_destroy (s_gateway_t **self_p)
+{
+    s_gateway_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->daemon) {
+        //  Stop accepting, let the requests in flight finish, then stop
+        MHD_socket listener = MHD_quiesce_daemon (self->daemon);
+        int64_t deadline = zclock_mono () + self->timeout_ms + 1000;
+        while (atomic_load (&self->in_flight) > 0 && zclock_mono () < deadline)
+            zclock_sleep (5);
+        MHD_stop_daemon (self->daemon);
+        if (listener != MHD_INVALID_SOCKET)
+            close (listener);
+        umb_log_info (self->log, "stopped");
+    }
+    if (self->pools_ready)
+        for (size_t i = 0; i < S_SERVICES; i++) {
+            s_pool_t *pool = &self->pools [i];
+            while (pool->idle_count)
+                umb_client_destroy (&pool->idle [--pool->idle_count]);
+            pthread_mutex_destroy (&pool->mutex);
+        }
+    zcert_destroy (&self->identity);
+    umb_metrics_destroy (&self->metrics);
+    umb_log_destroy (&self->log);
+    free (self->openapi_file);
+    free (self);
+    *self_p = NULL;
+}
+
+void
+umb_gateway_actor (zsock_t *pipe, void *args)
+{
+    umb_runtime_t *runtime = args;
+    assert (runtime);
+    char *reason = NULL;
+    s_gateway_t *self = s_gateway_new (runtime, &reason);
+    if (!self) {
+        umb_log_t *log = umb_log_dup (umb_runtime_log (runtime), "gateway");
+        umb_log_error (log, "not started: %s", reason ? reason : "out of memory");
+        umb_log_destroy (&log);
+        free (reason);
+    }
+    zsock_signal (pipe, 0);
+    zpoller_t *poller = zpoller_new (pipe, NULL);
+    assert (poller);
+    while (true) {
+        void *which = zpoller_wait (poller, 1000);
+        if (!which) {
+            if (zpoller_terminated (poller))
+                break;
+            continue;
+        }
+        char *command = zstr_recv (pipe);
+        if (!command || streq (command, "$TERM")) {
+            zstr_free (&command);
+            break;
+        }
+        if (streq (command, "PORT"))
+            zstr_sendf (pipe, "%u", self ? self->port : 0);
+        else
+        if (self)
+            umb_log_warn (self->log, "unknown command on the pipe: %.32s", command);
+        zstr_free (&command);
+    }
+    zpoller_destroy (&poller);
+    s_gateway_destroy (&self);
+}
+
+//  ---------------------------------------------------------------- selftest
+
+//  A response as read off the wire by a small HTTP/1.1 client.
+typedef struct {
+    int     status;
+    char   *head;           //  status line and headers
+    char   *body;           //  NUL-terminated
+    size_t  body_size;
+    json_t *json;           //  the body as JSON, if it is
+} s_http_t;
+
+static void
+s_http_destroy (s_http_t **self_p)
+{
+    s_http_t *self = *self_p;
+    if (self) {
+        json_decref (self->json);
+        free (self->head);
+        free (self->body);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+static int
+s_test_connect (int port)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    assert (fd >= 0);
+    struct timeval timeout = { 20, 0 };
+    setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof (timeout));
+    setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof (timeout));
+    struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
+    address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    int rc = connect (fd, (struct sockaddr *) &address, sizeof (address));
+    assert (rc == 0);
+    return fd;
+}
+
+//  Everything the server sends until it closes.
+static char *
+s_test_read_all (int fd, size_t *size)
+{
+    size_t capacity = 65536;
+    char *data = malloc (capacity + 1);
+    assert (data);
+    *size = 0;
+    while (true) {
+        if (*size == capacity) {
+            capacity *= 2;
+            data = realloc (data, capacity + 1);
+            assert (data);
+        }
+        ssize_t got = read (fd, data + *size, capacity - *size);
+        if (got <= 0)
+            break;
+        *size += (size_t) got;
+    }
+    data [*size] = 0;
+    return data;
+}
+
+//  Sends request (which asks for Connection: close) and reads the response.
+static s_http_t *
+s_http_raw (int port, const char *request, size_t size)
+{
+    int fd = s_test_connect (port);
+    //  The server may answer and close before it read everything (413)
+    for (size_t sent = 0; sent < size; ) {
+        ssize_t rc = send (fd, request + sent, size - sent, MSG_NOSIGNAL);
+        if (rc <= 0)
+            break;
+        sent += (size_t) rc;
+    }
+    size_t total;
+    char *data = s_test_read_all (fd, &total);
+    close (fd);
+    s_http_t *self = calloc (1, sizeof (s_http_t));
+    assert (self);
+    char *end = strstr (data, "\r\n\r\n");
+    assert (end);
+    assert (strncmp (data, "HTTP/1.1 ", 9) == 0);
+    self->status = atoi (data + 9);
+    self->head = strndup (data, (size_t) (end - data) + 2);
+    self->body_size = total - (size_t) (end + 4 - data);
+    self->body = malloc (self->body_size + 1);
+    assert (self->body);
+    memcpy (self->body, end + 4, self->body_size);
+    self->body [self->body_size] = 0;
+    self->json = json_loadb (self->body, self->body_size, 0, NULL);
+    free (data);
+    return self;
+}
+
+//  headers: zero or more "Name: value\r\n" lines; body NULL for none.
+static s_http_t *
+s_http (int port, const char *method, const char *path, const char *headers, const char *body)
+{
+    char length [64] = "";
+    if (body)
+        snprintf (length, sizeof (length), "Content-Length: %zu\r\n", strlen (body));
+    char *request = zsys_sprintf ("%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s%s\r\n%s",
+                                  method, path, headers ? headers : "", length, body ? body : "");
+    s_http_t *response = s_http_raw (port, request, strlen (request));
+    zstr_free (&request);
+    return response;
+}
+
+//  A header's value (caller frees), or NULL.
+static char *
+s_http_header (s_http_t *self, const char *name)
+{
+    size_t length = strlen (name);
+    for (const char *line = strstr (self->head, "\r\n"); line && line [2]; line = strstr (line + 2, "\r\n")) {
+        const char *start = line + 2;
+        if (strncasecmp (start, name, length) == 0 && start [length] == ':') {
+            const char *value = start + length + 1;
+            while (*value == ' ')
+                value++;
+            return strndup (value, strcspn (value, "\r"));
+        }
+    }
+    return NULL;
+}
+
+static bool
+s_http_header_is (s_http_t *self, const char *name, const char *expected)
+{
+    char *value = s_http_header (self, name);
+    bool same = value && streq (value, expected);
+    free (value);
+    return same;
+}
+
+//  The status, with what every response carries.
+static void
+s_expect (s_http_t *self, int status, const char *content_type)
+{
+    if (self->status != status)
+        fprintf (stderr, "\nexpected %d, got:\n%s\n%s\n", status, self->head, self->body);
+    assert (self->status == status);
+    assert (s_http_header_is (self, "Content-Type", content_type));
+    assert (s_http_header_is (self, "Cache-Control", "no-store"));
+    assert (s_http_header_is (self, "X-Content-Type-Options", "nosniff"));
+    char *id = s_http_header (self, "X-Request-Id");
+    assert (id && s_request_id_valid (id));
+    free (id);
+    if (streq (content_type, S_CONTENT_JSON))
+        assert (self->json);
+    if (status >= 400) {
+        json_t *error = json_object_get (self->json, "error");
+        assert (json_is_string (json_object_get (error, "code")));
+        assert (json_is_string (json_object_get (error, "message")));
+    }
+}
+
+static const char *
+s_json_str (json_t *value, const char *key)
+{
+    return json_string_value (json_object_get (value, key));
+}
+
+static zactor_t *
+s_test_gateway (umb_runtime_t *runtime, int *port)
+{
+    zactor_t *gateway = zactor_new (umb_gateway_actor, runtime);
+    assert (gateway);
+    zstr_send (gateway, "PORT");
+    char *answer = zstr_recv (gateway);
+    assert (answer);
+    *port = atoi (answer);
+    zstr_free (&answer);
+    return gateway;
+}
+
+//  Every "# HELP name" and "# TYPE name" appears once.
+static void
+s_test_metrics_headers (const char *text)
+{
+    zhashx_t *seen = zhashx_new ();
+    for (const char *line = text; line && *line; line = strchr (line, '\n'), line = line ? line + 1 : NULL) {
+        if (strncmp (line, "# HELP ", 7) && strncmp (line, "# TYPE ", 7))
+            continue;
+        size_t name = strcspn (line + 7, " \n");
+        char *key = zsys_sprintf ("%.6s %.*s", line, (int) name, line + 7);
+        if (zhashx_lookup (seen, key))
+            fprintf (stderr, "\n'%s' appears twice in /metrics\n", key);
+        assert (zhashx_lookup (seen, key) == NULL);
+        zhashx_insert (seen, key, (void *) 1);
+        zstr_free (&key);
+    }
+    zhashx_destroy (&seen);
+}
+
+void
+umb_gateway_test (bool verbose)
+{
+    if (verbose)
+        printf (" * umb_gateway: ");
+    //  Media types
+    assert (s_content_type_json ("application/json"));
+    assert (s_content_type_json ("Application/JSON ; charset=UTF-8"));
+    assert (s_content_type_json ("application/json;charset=\"utf-8\""));
+    assert (!s_content_type_json ("application/json; charset=latin1"));
+    assert (!s_content_type_json ("application/jsonx"));
+    assert (!s_content_type_json ("application/json; boundary=x"));
+    assert (!s_content_type_json ("text/plain"));
+    assert (!s_content_type_json (NULL));
+    assert (s_request_id_valid ("a.b_c:d-9") && !s_request_id_valid ("") && !s_request_id_valid ("a b"));
+
+    char dir [] = "/tmp/umb-gateway-XXXXXX";
+    assert (mkdtemp (dir));
+    char *state = zsys_sprintf ("%s/state", dir);
+    char *log_path = zsys_sprintf ("%s/log", dir);
+    char *auth_endpoint = zsys_sprintf ("ipc://%s/auth.ipc", dir);
+    char *auth_pub = zsys_sprintf ("ipc://%s/auth-pub.ipc", dir);
+    umb_config_t *config = umb_config_new ();
+    char *error = NULL;
+    const char *settings [] [2] = {
+        { "state_dir", state }, { "log.level", "info" },
+        { "auth.endpoint", auth_endpoint }, { "auth.pub_endpoint", auth_pub },
+        { "admin.username", "root" }, { "admin.password", "root-password-0123" },
+        { "gateway.listen", "127.0.0.1:0" }, { "gateway.max_body_bytes", "1024" },
+        { "gateway.timeout_ms", "5000" }, { NULL }
+    };
+    for (size_t i = 0; settings [i][0]; i++) {
+        int rc = umb_config_set (config, settings [i][0], settings [i][1], &error);
+        assert (rc == 0);
+    }
+    //  The log goes to a file read at the end, the runtime's first lines too
+    int log_fd = open (log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    assert (log_fd >= 0);
+    int saved_stderr = dup (STDERR_FILENO);
+    dup2 (log_fd, STDERR_FILENO);
+    umb_runtime_t *runtime = umb_runtime_new (&config, &error);
+    dup2 (saved_stderr, STDERR_FILENO);
+    close (saved_stderr);
+    assert (runtime);
+    umb_log_set_fd (umb_runtime_log (runtime), log_fd);
+
+    zactor_t *auth = zactor_new (umb_auth_actor, runtime);
+    zstr_send (auth, "ENDPOINT");
+    char *endpoint = zstr_recv (auth);
+    assert (endpoint && *endpoint);
+    zstr_free (&endpoint);
+    int port;
+    zactor_t *gateway = s_test_gateway (runtime, &port);
+    assert (port > 0);
+
+    //  Register: 201 with an id; the caller's request id comes back
+    const char *alice = "{\"username\": \"alice\", \"password\": \"alice-password-1\"}";
+    s_http_t *response = s_http (port, "POST", "/users",
+                                 "Content-Type: application/json; charset=utf-8\r\n"
+                                 "X-Request-Id: gw-test.1:a_b\r\n", alice);
+    s_expect (response, 201, S_CONTENT_JSON);
+    assert (s_json_str (response->json, "id") && *s_json_str (response->json, "id"));
+    assert (s_http_header_is (response, "X-Request-Id", "gw-test.1:a_b"));
+    s_http_destroy (&response);
+    response = s_http (port, "POST", "/users", "Content-Type: application/json\r\n", alice);
+    s_expect (response, 409, S_CONTENT_JSON);
+    s_http_destroy (&response);
+
+    //  Log in
+    response = s_http (port, "POST", "/users/tokens", "Content-Type: application/json\r\n", alice);
+    s_expect (response, 201, S_CONTENT_JSON);
+    char *token = strdup (s_json_str (response->json, "access_token"));
+    assert (token && *token);
+    s_http_destroy (&response);
+    char *bearer = zsys_sprintf ("Authorization: Bearer %s\r\n", token);
+    char *bearer_json = zsys_sprintf ("%sContent-Type: application/json\r\n", bearer);
+
+    //  With and without a token
+    response = s_http (port, "GET", "/workspaces", bearer, NULL);
+    s_expect (response, 200, S_CONTENT_JSON);
+    assert (json_is_array (json_object_get (response->json, "items")));
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/workspaces", NULL, NULL);
+    s_expect (response, 401, S_CONTENT_JSON);
+    assert (s_http_header_is (response, "WWW-Authenticate", "Bearer"));
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/workspaces", "Authorization: Bearer a b\r\n", NULL);
+    s_expect (response, 401, S_CONTENT_JSON);
+    s_http_destroy (&response);
+
+    //  Path parameters become fields; a body contradicting them is refused
+    response = s_http (port, "POST", "/workspaces", bearer_json, "{\"name\": \"lab\"}");
+    s_expect (response, 201, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/workspaces/lab/", bearer, NULL);
+    s_expect (response, 200, S_CONTENT_JSON);
+    assert (streq (s_json_str (response->json, "name"), "lab"));
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/workspaces/%6Cab", bearer, NULL);
+    s_expect (response, 200, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    response = s_http (port, "PATCH", "/workspaces/lab", bearer_json,
+                       "{\"workspace\": \"other\", \"display_name\": \"Lab\"}");
+    s_expect (response, 400, S_CONTENT_JSON);
+    assert (strstr (response->body, "contradicts"));
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/users/me", bearer, NULL);
+    s_expect (response, 200, S_CONTENT_JSON);
+    assert (streq (s_json_str (response->json, "username"), "alice"));
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/invitations?state=pending&unrelated=1", bearer, NULL);
+    s_expect (response, 200, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/invitations?state=pending&state=accepted", bearer, NULL);
+    s_expect (response, 400, S_CONTENT_JSON);
+    s_http_destroy (&response);
+
+    //  An API key, as X-API-Key
+    response = s_http (port, "POST", "/workspaces/lab/api-keys", bearer_json,
+                       "{\"name\": \"ci\", \"actions\": [\"workspace.read\"]}");
+    s_expect (response, 201, S_CONTENT_JSON);
+    char *key = zsys_sprintf ("X-API-Key: %s\r\n", s_json_str (response->json, "key"));
+    assert (strncmp (s_json_str (response->json, "key"), "umb_", 4) == 0);
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/workspaces/lab", key, NULL);
+    s_expect (response, 200, S_CONTENT_JSON);
+    s_http_destroy (&response);
+
+    //  Bodies: invalid JSON, not an object, wrong type, too large
+    response = s_http (port, "POST", "/users", "Content-Type: application/json\r\n", "{\"username\":");
+    s_expect (response, 400, S_CONTENT_JSON);
+    assert (strstr (s_json_str (json_object_get (response->json, "error"), "message"), "line 1"));
+    s_http_destroy (&response);
+    response = s_http (port, "POST", "/users", "Content-Type: application/json\r\n",
+                       "{\"a\": 1, \"a\": 2}");
+    s_expect (response, 400, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    response = s_http (port, "POST", "/users", "Content-Type: application/json\r\n", "[1, 2]");
+    s_expect (response, 400, S_CONTENT_JSON);
+    assert (strstr (response->body, "must be a JSON object"));
+    s_http_destroy (&response);
+    response = s_http (port, "POST", "/users", "Content-Type: text/plain\r\n", alice);
+    s_expect (response, 415, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    response = s_http (port, "POST", "/users", NULL, alice);
+    s_expect (response, 415, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    const char *huge = "POST /users HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                       "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n";
+    response = s_http_raw (port, huge, strlen (huge));
+    s_expect (response, 413, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    //  Chunked, so the size is only known while reading: read, never kept, then 413
+    char chunk [700];
+    memset (chunk, ' ', sizeof (chunk));
+    char *chunked = zsys_sprintf ("POST /users HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                                  "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                  "2bc\r\n%.700s\r\n2bc\r\n%.700s\r\n0\r\n\r\n", chunk, chunk);
+    response = s_http_raw (port, chunked, strlen (chunked));
+    s_expect (response, 413, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    zstr_free (&chunked);
+
+    //  Paths and methods
+    response = s_http (port, "GET", "/nope", NULL, NULL);
+    s_expect (response, 404, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    response = s_http (port, "DELETE", "/users", NULL, NULL);
+    s_expect (response, 405, S_CONTENT_JSON);
+    assert (s_http_header_is (response, "Allow", "POST"));
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/workspaces/%zz", bearer, NULL);
+    s_expect (response, 400, S_CONTENT_JSON);
+    s_http_destroy (&response);
+
+    //  An invalid request id is replaced
+    response = s_http (port, "GET", "/health", "X-Request-Id: bad id!\r\n", NULL);
+    s_expect (response, 200, S_CONTENT_JSON);
+    char *id = s_http_header (response, "X-Request-Id");
+    assert (id && strlen (id) == 24);
+    free (id);
+    assert (streq (s_json_str (response->json, "status"), "ok"));
+    json_t *services = json_object_get (response->json, "services");
+    assert (streq (s_json_str (json_object_get (services, "auth"), "status"), "ok"));
+    assert (streq (s_json_str (json_object_get (services, "gateway"), "status"), "ok"));
+    s_http_destroy (&response);
+
+    //  The document served is the one the routes were checked against
+    response = s_http (port, "GET", "/openapi.json", NULL, NULL);
+    s_expect (response, 200, S_CONTENT_JSON);
+    assert (streq (s_json_str (response->json, "openapi"), "3.1.0"));
+    assert (umb_routes_check_openapi (response->body, response->body_size, &error) == 0);
+    s_http_destroy (&response);
+
+    //  Two requests on one connection
+    const char *two = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                      "GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    int fd = s_test_connect (port);
+    assert (send (fd, two, strlen (two), MSG_NOSIGNAL) == (ssize_t) strlen (two));
+    size_t size;
+    char *both = s_test_read_all (fd, &size);
+    close (fd);
+    assert (strncmp (both, "HTTP/1.1 200", 12) == 0 && strstr (both, "HTTP/1.1 404"));
+    free (both);
+
+    //  Metrics of the gateway and of auth, each family introduced once
+    response = s_http (port, "GET", "/metrics", NULL, NULL);
+    s_expect (response, 200, S_CONTENT_METRICS);
+    assert (strstr (response->body, "# TYPE umbra_http_requests_total counter\n"));
+    assert (strstr (response->body, "# TYPE umbra_http_request_seconds histogram\n"));
+    assert (strstr (response->body, "# TYPE umbra_http_requests_in_flight gauge\n"));
+    assert (strstr (response->body, "route=\"/users\",method=\"POST\",status=\"201\"} 1\n"));
+    assert (strstr (response->body, "route=\"/workspaces/{ws}\",method=\"GET\",status=\"200\"} 3\n"));
+    assert (strstr (response->body, "route=\"(unmatched)\",method=\"GET\",status=\"404\"} 2\n"));
+    assert (strstr (response->body, "# TYPE umbra_mesh_requests_total counter\n"));
+    assert (strstr (response->body, "umbra_mesh_requests_total{service=\"auth\""));
+    assert (!strstr (response->body, "/workspaces/lab"));
+    s_test_metrics_headers (response->body);
+    s_http_destroy (&response);
+    zactor_destroy (&gateway);
+
+    //  A gateway that cannot listen says so, and answers PORT with 0
+    int holder = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in address = { .sin_family = AF_INET };
+    address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    assert (bind (holder, (struct sockaddr *) &address, sizeof (address)) == 0);
+    assert (listen (holder, 1) == 0);
+    socklen_t length = sizeof (address);
+    assert (getsockname (holder, (struct sockaddr *) &address, &length) == 0);
+    char *taken = zsys_sprintf ("127.0.0.1:%d", ntohs (address.sin_port));
+    config = umb_runtime_config (runtime);
+    assert (umb_config_set (config, "gateway.listen", taken, &error) == 0);
+    gateway = s_test_gateway (runtime, &port);
+    assert (port == 0);
+    zstr_send (gateway, "PORT");
+    char *again = zstr_recv (gateway);
+    assert (again && streq (again, "0"));
+    zstr_free (&again);
+    zactor_destroy (&gateway);
+    close (holder);
+    zstr_free (&taken);
+
+    //  A thread pool, a short deadline, and auth gone: 503 with the reason
+    assert (umb_config_set (config, "gateway.listen", "127.0.0.1:0", &error) == 0);
+    assert (umb_config_set (config, "gateway.threads", "2", &error) == 0);
+    assert (umb_config_set (config, "gateway.timeout_ms", "200", &error) == 0);
+    gateway = s_test_gateway (runtime, &port);
+    assert (port > 0);
+    response = s_http (port, "GET", "/health", NULL, NULL);
+    s_expect (response, 200, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    zactor_destroy (&auth);
+    response = s_http (port, "GET", "/health", NULL, NULL);
+    s_expect (response, 503, S_CONTENT_JSON);
+    services = json_object_get (response->json, "services");
+    assert (streq (s_json_str (json_object_get (services, "auth"), "status"), "down"));
+    assert (strstr (response->body, "auth is down"));
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/workspaces", bearer, NULL);
+    assert (response->status == 503 || response->status == 504);
+    s_expect (response, response->status, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/metrics", NULL, NULL);
+    s_expect (response, 200, S_CONTENT_METRICS);
+    assert (strstr (response->body, "umbra_gateway_mesh_errors_total{service=\"gateway\",upstream=\"auth\""));
+    s_http_destroy (&response);
+    zactor_destroy (&gateway);
+    umb_runtime_destroy (&runtime);
+
+    //  One line per request, with the pattern, never a secret
+    close (log_fd);
+    FILE *file = fopen (log_path, "r");
+    assert (file);
+    char *log = s_test_read_all (fileno (file), &size);
+    fclose (file);
+    assert (strstr (log, "POST /users 201 "));
+    assert (strstr (log, "GET /workspaces/{ws} 200 "));
+    assert (strstr (log, "id=gw-test.1:a_b"));
+    assert (!strstr (log, "alice-password-1"));
+    assert (!strstr (log, token));
+    free (log);
+
+    free (token);
+    zstr_free (&bearer);
+    zstr_free (&bearer_json);
+    zstr_free (&key);
+    zstr_free (&auth_endpoint);
+    zstr_free (&auth_pub);
+    zstr_free (&log_path);
+    char *command = zsys_sprintf ("rm -rf '%s'", dir);
+    assert (system (command) == 0);
+    zstr_free (&command);
+    zstr_free (&state);
+    if (verbose)
+        printf ("OK\n");
+}

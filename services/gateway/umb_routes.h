@@ -1,0 +1,77 @@
+//  umb_routes - the gateway's REST routes: one static table mapping
+//  (method, path pattern) to a mesh operation, and the matcher
+//
+//  A pattern is literal segments and {param} segments:
+//  "/workspaces/{ws}/members/{user}". Each {param} becomes a body field of the
+//  mesh request (fields, in order). When several patterns match a path, the
+//  one whose first differing segment is literal wins ("/users/tokens" over
+//  "/users/{user}") among those that allow the method.
+#ifndef UMB_ROUTES_H_INCLUDED
+#define UMB_ROUTES_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define UMB_ROUTES_MAX_PARAMS   4       //  {param} segments in one pattern
+#define UMB_ROUTES_MAX_QUERY    4       //  query parameters one route takes
+#define UMB_ROUTES_MAX_SEGMENTS 16      //  segments in a path we try to match
+#define UMB_ROUTES_MAX_PATH     2048    //  bytes of a raw path
+
+//  How the gateway answers a route.
+typedef enum {
+    UMB_ROUTES_MESH = 0,        //  a call of op on service
+    UMB_ROUTES_HEALTH,          //  the gateway's own endpoints
+    UMB_ROUTES_METRICS,
+    UMB_ROUTES_OPENAPI
+} umb_routes_kind_t;
+
+typedef struct {
+    const char       *method;                           //  "GET"
+    const char       *pattern;                          //  "/workspaces/{ws}"
+    umb_routes_kind_t kind;
+    const char       *service;                          //  "auth"; NULL for own endpoints
+    const char       *op;                               //  "auth.workspaces.get"
+    const char       *fields [UMB_ROUTES_MAX_PARAMS];   //  body field of each {param}
+    const char       *query [UMB_ROUTES_MAX_QUERY];     //  query parameters copied (GET)
+    const char       *fixed_field;                      //  a constant body field, or NULL
+    const char       *fixed_value;
+} umb_routes_entry_t;
+
+typedef struct {
+    //  0 matched; 404 no pattern matches the path; 405 patterns match but
+    //  none allows the method (allow lists those that do); 400 the path is
+    //  malformed (bad percent-encoding, invalid UTF-8, NUL; reason says).
+    int                       status;
+    const umb_routes_entry_t *route;
+    char                      allow [48];       //  "GET, PATCH, DELETE"
+    char                      reason [192];
+    size_t                    params;           //  decoded values of the {param}s
+    const char               *values [UMB_ROUTES_MAX_PARAMS];
+    char                      buffer [UMB_ROUTES_MAX_PATH + UMB_ROUTES_MAX_SEGMENTS];
+} umb_routes_match_t;
+
+//  The table, terminated by an entry with method NULL.
+const umb_routes_entry_t *umb_routes_table (void);
+
+//  Matches method and path (raw, percent-encoded, without the query
+//  string) into match. A single trailing slash is ignored. Returns
+//  match->status.
+int  umb_routes_match (const char *method, const char *path, umb_routes_match_t *match);
+
+//  Percent-decodes size bytes of text into a new NUL-terminated string
+//  (caller frees). With plus, '+' means a space (query strings). NULL if the
+//  encoding is bad, the result holds a NUL byte or is not UTF-8.
+char *umb_routes_decode (const char *text, size_t size, bool plus);
+
+//  True if value is valid UTF-8 without NUL bytes.
+bool umb_routes_utf8_valid (const char *value, size_t size);
+
+//  Checks the route table against an OpenAPI document (JSON text): every
+//  route is a path and operation there with a matching x-umbra-op, and every
+//  operation there is a route. Returns 0, or -1 with what differs in
+//  *error (caller frees).
+int  umb_routes_check_openapi (const char *document, size_t size, char **error);
+
+void umb_routes_test (bool verbose);
+
+#endif
