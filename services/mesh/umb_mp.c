@@ -225,17 +225,15 @@ s_prescan (const unsigned char *data, size_t size, char *reason, size_t reason_s
             case 0xcd: case 0xd1: length = 2; break;
             case 0xca: case 0xce: case 0xd2: length = 4; break;
             case 0xcb: case 0xcf: case 0xd3: length = 8; break;
-            case 0xd4: length = 2; break;       //  fixext: type + data
-            case 0xd5: length = 3; break;
-            case 0xd6: length = 5; break;
-            case 0xd7: length = 9; break;
-            case 0xd8: length = 17; break;
+            case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+            case 0xc7: case 0xc8: case 0xc9:
+                //  nothing in umbra's protocol uses them, and refusing them
+                //  keeps every decoded document re-encodable as it came
+                snprintf (reason, reason_size, "extension type at byte %zu is not allowed", pos - 1);
+                return -1;
             case 0xc4: case 0xd9: width = 1; break;     //  bin8, str8
             case 0xc5: case 0xda: width = 2; break;
             case 0xc6: case 0xdb: width = 4; break;
-            case 0xc7: width = 1; break;                //  ext: + type byte
-            case 0xc8: width = 2; break;
-            case 0xc9: width = 4; break;
             case 0xdc: case 0xde: width = 2; break;     //  array16, map16
             case 0xdd: case 0xdf: width = 4; break;
             default:
@@ -256,7 +254,7 @@ s_prescan (const unsigned char *data, size_t size, char *reason, size_t reason_s
             if (tag == 0xde || tag == 0xdf)
                 children = 2 * n;
             else
-                length = n + (tag >= 0xc7 && tag <= 0xc9 ? 1 : 0);
+                length = n;
         }
         if (length > size - pos) {
             snprintf (reason, reason_size, "truncated at byte %zu", pos);
@@ -776,6 +774,9 @@ s_write_object (umb_w_t *w, const msgpack_object *object)
         case MSGPACK_OBJECT_POSITIVE_INTEGER: umb_w_uint (w, object->via.u64); break;
         case MSGPACK_OBJECT_NEGATIVE_INTEGER: umb_w_int (w, object->via.i64); break;
         case MSGPACK_OBJECT_FLOAT32:
+            s_counted (w);
+            msgpack_pack_float (&w->packer, (float) object->via.f64);
+            break;
         case MSGPACK_OBJECT_FLOAT64: umb_w_double (w, object->via.f64); break;
         case MSGPACK_OBJECT_STR: umb_w_strn (w, object->via.str.ptr, object->via.str.size); break;
         case MSGPACK_OBJECT_BIN: umb_w_bin (w, object->via.bin.ptr, object->via.bin.size); break;
@@ -897,6 +898,10 @@ umb_mp_test (bool verbose)
     const unsigned char bomb [] = { 0xdd, 0xff, 0xff, 0xff, 0xff, 0x00 };
     assert (!umb_msg_decode (bomb, sizeof (bomb), &error));
     assert (strstr (error, "claims more"));
+    free (error);
+    const unsigned char extension [] = { 0xd7, 0x00, 0, 0, 0xd7, 0, 0, 0, 0, 0x5d };
+    assert (!umb_msg_decode (extension, sizeof (extension), &error));
+    assert (strstr (error, "extension"));
     free (error);
     const unsigned char bad_type [] = { 0xc1 };
     assert (!umb_msg_decode (bad_type, sizeof (bad_type), &error));
