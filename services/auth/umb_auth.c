@@ -776,6 +776,7 @@ umb_auth_new (umb_runtime_t *runtime)
         .name = "auth", .endpoint = endpoint, .pub_endpoint = *pub_endpoint ? pub_endpoint : NULL,
         .cert = self->cert, .zap = umb_runtime_zap (runtime), .routes = s_routes, .state = self,
         .authenticate = s_authenticate, .authorize = s_authorize, .log = self->log,
+        .mesh_services = umb_runtime_service_keys (runtime),
         .max_body = (size_t) umb_config_int (self->config, "mesh.max_body_bytes") });
     if (!self->service) {
         s_fail (self, "cannot bind %s%s%s", endpoint, *pub_endpoint ? " or " : "", pub_endpoint);

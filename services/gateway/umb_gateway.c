@@ -983,7 +983,6 @@ umb_gateway_actor (zsock_t *pipe, void *args)
         umb_log_t *log = umb_log_dup (umb_runtime_log (runtime), "gateway");
         umb_log_error (log, "not started: %s", reason ? reason : "out of memory");
         umb_log_destroy (&log);
-        free (reason);
     }
     zsock_signal (pipe, 0);
     zpoller_t *poller = zpoller_new (pipe, NULL);
@@ -1003,12 +1002,16 @@ umb_gateway_actor (zsock_t *pipe, void *args)
         if (streq (command, "PORT"))
             zstr_sendf (pipe, "%u", self ? self->port : 0);
         else
+        if (streq (command, "REASON"))
+            zstr_send (pipe, self ? "" : reason ? reason : "out of memory");
+        else
         if (self)
             umb_log_warn (self->log, "unknown command on the pipe: %.32s", command);
         zstr_free (&command);
     }
     zpoller_destroy (&poller);
     s_gateway_destroy (&self);
+    free (reason);
 }
 
 //  ---------------------------------------------------------------- selftest

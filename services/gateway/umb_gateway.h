@@ -25,7 +25,7 @@
 
 //  args is the umb_runtime_t * of the process (borrowed; it outlives the
 //  actor). Signals ready even when start fails (the reason is logged once);
-//  then answers "PORT" with "0" until $TERM.
+//  then answers "PORT" with "0" and "REASON" with the reason until $TERM.
 void umb_gateway_actor (zsock_t *pipe, void *args);
 
 void umb_gateway_test (bool verbose);

@@ -79,8 +79,9 @@ umb_envelope_decode (const void *data, size_t size, bool is_reply, char **error,
     self->header = header;
     self->is_reply = is_reply;
     self->id = umb_msg_str (header, "id", UMB_ENVELOPE_MAX_ID, true);
-    if (self->id && !s_token_chars (self->id, "-_.:")) {
-        umb_msg_fail (header, "field 'id': only letters, digits and -_.: are allowed");
+    //  Replies to unreadable requests carry "", so a request may not
+    if (self->id && ((!is_reply && !*self->id) || !s_token_chars (self->id, "-_.:"))) {
+        umb_msg_fail (header, "field 'id': 1..64 characters of letters, digits and -_.:");
         self->id = NULL;
     }
     if (self->id && id_p)
@@ -205,6 +206,7 @@ umb_envelope_test (bool verbose)
         { "a b", "x.y", 1, 10, "'id'" },
         { "a1", "", 1, 10, "'op'" },
         { "a1", "x.y", 1, 0, "deadline_ms" },
+        { "", "x.y", 1, 10, "'id'" },
         { "a1", "x/y", 1, 10, "'op'" },
     };
     for (size_t i = 0; i < sizeof (cases) / sizeof (cases [0]); i++) {

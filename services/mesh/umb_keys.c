@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <sodium.h>
 #include "umb_keys.h"
@@ -29,13 +30,22 @@ s_name_valid (const char *name)
     return true;
 }
 
+//  Writes the whole file under a temporary name first, so no reader ever sees
+//  it half-written, then links it into place: link fails if the name exists,
+//  which settles a race between two processes making the same identity.
 static int
-s_write_file (const char *path, mode_t mode, const char *name, const char *public_txt,
-              const char *secret_txt)
+s_publish_file (const char *path, mode_t mode, bool replace, const char *name,
+                const char *public_txt, const char *secret_txt)
 {
-    int fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd < 0)
+    char *temporary = NULL;
+    if (asprintf (&temporary, "%s.tmp.%d", path, (int) getpid ()) < 0)
         return -1;
+    unlink (temporary);
+    int fd = open (temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0) {
+        free (temporary);
+        return -1;
+    }
     char *text = NULL;
     int size = asprintf (&text,
         "#   umbra mesh identity '%s'%s\n"
@@ -55,8 +65,12 @@ s_write_file (const char *path, mode_t mode, const char *name, const char *publi
         free (text);
     }
     close (fd);
-    if (rc)
-        unlink (path);
+    if (rc == 0)
+        rc = replace ? rename (temporary, path) : link (temporary, path);
+    int saved = errno;
+    unlink (temporary);
+    free (temporary);
+    errno = saved;
     return rc;
 }
 
@@ -79,6 +93,7 @@ umb_keys_load_or_create (const char *dir, const char *name, umb_log_t *log)
     if (!secret_path || !public_path)
         goto done;
     if (stat (secret_path, &st) == 0) {
+load:
         if (st.st_mode & 077) {
             umb_log_error (log, "keys: %s is readable by group or others (mode %03o); refusing it",
                            secret_path, (unsigned) (st.st_mode & 0777));
@@ -95,13 +110,15 @@ umb_keys_load_or_create (const char *dir, const char *name, umb_log_t *log)
     cert = zcert_new ();
     if (!cert)
         goto done;
-    if (s_write_file (secret_path, 0600, name, zcert_public_txt (cert), zcert_secret_txt (cert))) {
-        umb_log_error (log, "keys: cannot write %s: %s", secret_path, strerror (errno));
+    if (s_publish_file (secret_path, 0600, false, name, zcert_public_txt (cert),
+                        zcert_secret_txt (cert))) {
         zcert_destroy (&cert);
+        if (errno == EEXIST && stat (secret_path, &st) == 0)
+            goto load;          //  another process made it first: theirs counts
+        umb_log_error (log, "keys: cannot write %s: %s", secret_path, strerror (errno));
         goto done;
     }
-    unlink (public_path);
-    if (s_write_file (public_path, 0644, name, zcert_public_txt (cert), NULL)) {
+    if (s_publish_file (public_path, 0644, true, name, zcert_public_txt (cert), NULL)) {
         umb_log_error (log, "keys: cannot write %s: %s", public_path, strerror (errno));
         unlink (secret_path);
         zcert_destroy (&cert);
@@ -124,6 +141,12 @@ umb_keys_public (const char *dir, const char *name)
     char *path = s_path (dir, name, "pub");
     zcert_t *cert = path ? zcert_load (path) : NULL;
     free (path);
+    if (!cert) {
+        //  The winner of a creation race writes the .pub just after the .key
+        path = s_path (dir, name, "key");
+        cert = path ? zcert_load (path) : NULL;
+        free (path);
+    }
     char *result = NULL;
     if (cert && strlen (zcert_public_txt (cert)) == 40)
         result = strdup (zcert_public_txt (cert));
@@ -155,6 +178,37 @@ umb_keys_test (bool verbose)
     free (public_txt);
     assert (umb_keys_public (sub, "nobody") == NULL);
     assert (umb_keys_load_or_create (sub, "../evil", NULL) == NULL);
+
+    //  Processes racing to make one identity all end up with the same key
+    char race [96];
+    snprintf (race, sizeof (race), "%s/race", dir);
+    int pipes [2];
+    assert (pipe (pipes) == 0);
+    for (int child = 0; child < 4; child++)
+        if (fork () == 0) {
+            zcert_t *mine = umb_keys_load_or_create (race, "contested", NULL);
+            char line [41] = "";
+            if (mine)
+                memcpy (line, zcert_public_txt (mine), 40);
+            _exit (write (pipes [1], line, 40) == 40 ? 0 : 1);
+        }
+    close (pipes [1]);
+    char *winner = NULL;
+    for (int child = 0; child < 4; child++) {
+        char line [41] = "";
+        assert (read (pipes [0], line, 40) == 40);
+        assert (line [0]);              //  no child failed
+        if (!winner)
+            winner = strdup (line);
+        assert (streq (winner, line));
+    }
+    close (pipes [0]);
+    while (wait (NULL) > 0)
+        ;
+    char *race_public = umb_keys_public (race, "contested");
+    assert (race_public && streq (race_public, winner));
+    free (race_public);
+    free (winner);
 
     //  A secret key readable by others is refused
     assert (chmod (path, 0644) == 0);

@@ -16,6 +16,7 @@ struct _umb_runtime_t {
     umb_zap_t    *zap;
     char         *state_dir;
     char         *keys_dir;
+    char         *service_keys [sizeof (s_identities) / sizeof (s_identities [0])];
 };
 
 //  mkdir -p with mode 0700 for what it creates.
@@ -70,7 +71,8 @@ umb_runtime_new (umb_config_t **config_p, char **error)
         umb_runtime_destroy (&self);
         return NULL;
     }
-    for (const char **name = s_identities; *name; name++) {
+    for (size_t i = 0; s_identities [i]; i++) {
+        const char *const *name = &s_identities [i];
         zcert_t *cert = umb_keys_load_or_create (self->keys_dir, *name, self->log);
         if (!cert) {
             *error = zsys_sprintf ("cannot load or create the key pair of '%s' in %s", *name,
@@ -78,6 +80,7 @@ umb_runtime_new (umb_config_t **config_p, char **error)
             umb_runtime_destroy (&self);
             return NULL;
         }
+        self->service_keys [i] = strdup (zcert_public_txt (cert));
         zcert_destroy (&cert);
     }
     self->zap = umb_zap_new (self->log);
@@ -86,7 +89,9 @@ umb_runtime_new (umb_config_t **config_p, char **error)
         umb_runtime_destroy (&self);
         return NULL;
     }
-    int admitted = umb_zap_allow_dir (self->zap, self->keys_dir);
+    int admitted = 0;
+    for (size_t i = 0; self->service_keys [i]; i++)
+        admitted += umb_zap_allow (self->zap, self->service_keys [i], s_identities [i]) == 0;
     const char *allow_dir = umb_config_str (config, "mesh.allow_dir");
     if (*allow_dir) {
         int extra = umb_zap_allow_dir (self->zap, allow_dir);
@@ -112,6 +117,8 @@ umb_runtime_destroy (umb_runtime_t **self_p)
         umb_log_destroy (&self->log);
         free (self->state_dir);
         free (self->keys_dir);
+        for (size_t i = 0; self->service_keys [i]; i++)
+            free (self->service_keys [i]);
         free (self);
         *self_p = NULL;
     }
@@ -131,6 +138,13 @@ umb_runtime_identity (umb_runtime_t *self, const char *name)
     if (cert)
         umb_zap_allow (self->zap, zcert_public_txt (cert), name);
     return cert;
+}
+
+const char *const *
+umb_runtime_service_keys (umb_runtime_t *self)
+{
+    assert (self);
+    return (const char *const *) self->service_keys;
 }
 
 char *
@@ -194,6 +208,8 @@ umb_runtime_test (bool verbose)
     //  Every identity exists from the first start, and its key is public
     char *auth_key = umb_runtime_public_key (runtime, "auth");
     assert (auth_key && strlen (auth_key) == 40);
+    const char *const *service_keys = umb_runtime_service_keys (runtime);
+    assert (streq (service_keys [0], auth_key) && service_keys [1] && !service_keys [2]);
     zcert_t *gateway = umb_runtime_identity (runtime, "gateway");
     assert (gateway);
     umb_client_t *client = umb_runtime_client (runtime, "auth", gateway);

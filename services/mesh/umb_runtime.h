@@ -36,6 +36,9 @@ char          *umb_runtime_public_key (umb_runtime_t *self, const char *name);
 //  A client of service name at "<name>.endpoint", authenticated as identity
 //  (a cert from umb_runtime_identity, borrowed). NULL if it cannot be made.
 umb_client_t  *umb_runtime_client (umb_runtime_t *self, const char *name, zcert_t *identity);
+//  The public keys (Z85) of every service identity, NULL-terminated: what
+//  a service passes as mesh_services. Owned by the runtime.
+const char *const *umb_runtime_service_keys (umb_runtime_t *self);
 //  A directory for service name's files under the state dir (created 0700).
 //  Caller frees.
 char          *umb_runtime_service_dir (umb_runtime_t *self, const char *name);

@@ -20,6 +20,7 @@ struct _umb_service_t {
     char                *endpoint;
     char                *pub_endpoint;
     zhashx_t            *routes;        //  op -> const umb_route_t *
+    zhashx_t            *mesh_services; //  Z85 key -> "" for UMB_ACCESS_MESH callers
     void                *state;
     umb_authenticate_fn *authenticate;
     umb_authorize_fn    *authorize;
@@ -221,6 +222,8 @@ s_admit (umb_service_t *self, umb_req_t *req, zmsg_t *msg, const umb_route_t **r
         free (error);
         return status;
     }
+    if (route->access == UMB_ACCESS_MESH && !zhashx_lookup (self->mesh_services, req->principal.mesh_key))
+        return umb_req_fail (req, 403, NULL, "'%s' is for mesh services only", req->op);
     if (route->access == UMB_ACCESS_USER) {
         const char *token = umb_envelope_token (req->envelope);
         if (!token || !*token)
@@ -346,6 +349,9 @@ umb_service_new (const umb_service_config_t *config)
     self->metrics = umb_metrics_new (config->name);
     self->header = umb_w_new ();
     self->started = zclock_mono ();
+    self->mesh_services = zhashx_new ();
+    for (const char *const *key = config->mesh_services; key && *key; key++)
+        zhashx_update (self->mesh_services, *key, (void *) "");
     self->routes = zhashx_new ();
     for (const umb_route_t *route = s_system_routes; route->op; route++)
         zhashx_insert (self->routes, route->op, (void *) route);
@@ -411,6 +417,7 @@ umb_service_destroy (umb_service_t **self_p)
         zsock_destroy (&self->router);
         zsock_destroy (&self->pub);
         zhashx_destroy (&self->routes);
+        zhashx_destroy (&self->mesh_services);
         umb_metrics_destroy (&self->metrics);
         umb_w_destroy (&self->header);
         free (self->endpoint);
@@ -575,8 +582,9 @@ static const umb_route_t s_test_routes [] = {
 };
 
 typedef struct {
-    zcert_t   *cert;
-    umb_zap_t *zap;
+    zcert_t    *cert;
+    umb_zap_t  *zap;
+    const char *mesh_services [2];
 } s_test_args_t;
 
 static void
@@ -587,7 +595,8 @@ s_test_actor (zsock_t *pipe, void *args)
     state.service = umb_service_new (&(umb_service_config_t) {
         .name = "test", .endpoint = "tcp://127.0.0.1:*", .pub_endpoint = "tcp://127.0.0.1:*",
         .cert = test->cert, .zap = test->zap, .routes = s_test_routes, .state = &state,
-        .authenticate = s_test_auth, .authorize = s_test_authorize, .max_body = 4096 });
+        .authenticate = s_test_auth, .authorize = s_test_authorize, .max_body = 4096,
+        .mesh_services = test->mesh_services });
     assert (state.service);
     zsock_signal (pipe, 0);
     umb_service_run (state.service, pipe);
@@ -658,7 +667,9 @@ umb_service_test (bool verbose)
     zcert_t *client_cert = zcert_new ();
     zcert_t *stranger_cert = zcert_new ();
     umb_zap_allow (zap, zcert_public_txt (client_cert), "client");
-    s_test_args_t args = { server_cert, zap };
+    zcert_t *peer_cert = zcert_new ();
+    umb_zap_allow (zap, zcert_public_txt (peer_cert), "peer");
+    s_test_args_t args = { server_cert, zap, { zcert_public_txt (client_cert), NULL } };
     zactor_t *actor = zactor_new (s_test_actor, &args);
     zstr_send (actor, "ENDPOINT");
     char *endpoint = zstr_recv (actor);
@@ -746,6 +757,15 @@ umb_service_test (bool verbose)
     reply = umb_client_call (client, "sys.health", NULL, NULL, 0, 2000, NULL);
     assert (streq (umb_msg_str (umb_reply_body (reply), "status", 10, true), "ok"));
     s_expect (&reply, 200, NULL);
+
+    //  An admitted peer that is not a service identity cannot use MESH routes
+    umb_client_t *peer = umb_client_new (endpoint, zcert_public_txt (server_cert), peer_cert);
+    reply = umb_client_call (peer, "sys.metrics", NULL, NULL, 0, 2000, NULL);
+    s_expect (&reply, 403, "mesh services only");
+    reply = umb_client_call (peer, "sys.ping", NULL, NULL, 0, 2000, NULL);
+    s_expect (&reply, 200, NULL);
+    umb_client_destroy (&peer);
+    zcert_destroy (&peer_cert);
 
     //  A key outside the allow-list never reaches the dispatcher
     umb_client_t *stranger = umb_client_new (endpoint, zcert_public_txt (server_cert), stranger_cert);

@@ -44,7 +44,7 @@ typedef struct {
 typedef enum {
     UMB_ACCESS_PUBLIC = 0,     //  anyone admitted to the mesh; a token is not checked
     UMB_ACCESS_USER   = 1,     //  a valid access token or API key
-    UMB_ACCESS_MESH   = 2      //  mesh peers only (service to service); no user token
+    UMB_ACCESS_MESH   = 2      //  service identities only (config mesh_services); no user token
 } umb_access_t;
 
 //  A handler returns the reply status: 2xx after writing the body with
@@ -87,6 +87,9 @@ typedef struct {
     void                *state;         //  handed to handlers and hooks
     umb_authenticate_fn *authenticate;  //  required if any route is UMB_ACCESS_USER
     umb_authorize_fn    *authorize;     //  required if any route has an action
+    //  CURVE keys (Z85) of the service identities allowed UMB_ACCESS_MESH
+    //  routes, NULL-terminated (copied). Other admitted peers get 403 there.
+    const char *const   *mesh_services;
     umb_log_t           *log;           //  borrowed
     size_t               max_body;      //  larger requests get 413 (default 1 MiB)
 } umb_service_config_t;

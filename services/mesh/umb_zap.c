@@ -1,6 +1,7 @@
 //  umb_zap - the process's ZAP handler: admits CURVE peers on the mesh allow-list
 #include <assert.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 #include <czmq.h>
@@ -17,8 +18,10 @@ typedef struct {
 } s_state_t;
 
 struct _umb_zap_t {
-    zactor_t  *actor;
-    s_state_t *state;           //  used only by the actor while it runs
+    zactor_t       *actor;
+    s_state_t      *state;      //  used only by the actor while it runs
+    //  Actors of several services call in at once; a pipe is one conversation
+    pthread_mutex_t mutex;
 };
 
 static void
@@ -174,6 +177,7 @@ umb_zap_new (umb_log_t *log)
     state->allowed = zhashx_new ();
     zhashx_set_destructor (state->allowed, (zhashx_destructor_fn *) zstr_free);
     zsock_set_linger (handler, 0);
+    pthread_mutex_init (&self->mutex, NULL);
     self->state = state;
     self->actor = zactor_new (s_zap_actor, state);
     return self;
@@ -189,6 +193,7 @@ umb_zap_destroy (umb_zap_t **self_p)
         zsock_destroy (&self->state->handler);
         zhashx_destroy (&self->state->allowed);
         free (self->state);
+        pthread_mutex_destroy (&self->mutex);
         free (self);
         *self_p = NULL;
     }
@@ -200,9 +205,11 @@ umb_zap_allow (umb_zap_t *self, const char *public_z85, const char *name)
     assert (self);
     if (!s_key_valid (public_z85))
         return -1;
+    pthread_mutex_lock (&self->mutex);
     zstr_sendx (self->actor, "ALLOW", public_z85, name ? name : "?", NULL);
     int rc = -1;
     zsock_recv (self->actor, "i", &rc);
+    pthread_mutex_unlock (&self->mutex);
     return rc;
 }
 
@@ -212,9 +219,11 @@ umb_zap_revoke (umb_zap_t *self, const char *public_z85)
     assert (self);
     if (!public_z85)
         return -1;
+    pthread_mutex_lock (&self->mutex);
     zstr_sendx (self->actor, "REVOKE", public_z85, NULL);
     int rc = -1;
     zsock_recv (self->actor, "i", &rc);
+    pthread_mutex_unlock (&self->mutex);
     return rc;
 }
 
@@ -247,8 +256,10 @@ umb_zap_allow_dir (umb_zap_t *self, const char *dir)
 static void
 s_stats (umb_zap_t *self, uint64_t *admitted, uint64_t *refused)
 {
+    pthread_mutex_lock (&self->mutex);
     zstr_send (self->actor, "STATS");
     zsock_recv (self->actor, "88", admitted, refused);
+    pthread_mutex_unlock (&self->mutex);
 }
 
 uint64_t

@@ -13,7 +13,7 @@
 
 #define UMB_ZAP_DOMAIN "umbra"
 
-typedef struct _umb_zap_t umb_zap_t;
+typedef struct _umb_zap_t umb_zap_t;     //  its methods are thread-safe
 
 //  Starts the handler. NULL if one already runs in this process.
 umb_zap_t *umb_zap_new (umb_log_t *log);

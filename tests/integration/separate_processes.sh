@@ -12,8 +12,12 @@ cleanup () {
     rm -rf "$dir"
 }
 trap cleanup EXIT
-free_port () { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-gw=$(free_port); ap=$(free_port); pp=$(free_port)
+# three distinct free ports, held open together while the kernel picks them
+read -r gw ap pp < <(/usr/bin/python3 -c '
+import socket
+held = [socket.socket() for _ in range(3)]
+for s in held: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in held])')
 cat >"$dir/umbra.conf" <<CONF
 # one file for every process
 state_dir = $dir/state
