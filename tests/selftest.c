@@ -4,6 +4,7 @@
 #include <czmq.h>
 #include "umb_log.h"
 #include "umb_config.h"
+#include "umb_utf8.h"
 #include "umb_mp.h"
 #include "umb_envelope.h"
 #include "umb_store.h"
@@ -25,6 +26,7 @@ static const struct {
 } s_tests [] = {
     { "log",      umb_log_test },
     { "config",   umb_config_test },
+    { "utf8",     umb_utf8_test },
     { "mp",       umb_mp_test },
     { "envelope", umb_envelope_test },
     { "store",    umb_store_test },

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sodium.h>
 #include "umb_json.h"
+#include "umb_utf8.h"
 
 #define S_STREQ(a, b) (strcmp ((a), (b)) == 0)
 
@@ -165,35 +166,6 @@ umb_json_to_mp (json_t *value, umb_w_t *w)
 
 //  ---------------------------------------------------------------- msgpack -> JSON
 
-//  Length of the valid UTF-8 sequence at s (1..4), or 0 if it is not one.
-static size_t
-s_utf8_sequence (const unsigned char *s, size_t size)
-{
-    unsigned char c = s [0];
-    size_t extra;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if ((c & 0xe0) == 0xc0) { extra = 1; cp = c & 0x1f; }
-    else
-    if ((c & 0xf0) == 0xe0) { extra = 2; cp = c & 0x0f; }
-    else
-    if ((c & 0xf8) == 0xf0) { extra = 3; cp = c & 0x07; }
-    else
-        return 0;
-    if (size <= extra)
-        return 0;
-    for (size_t i = 1; i <= extra; i++) {
-        if ((s [i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s [i] & 0x3f);
-    }
-    if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000)
-    ||  cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return extra + 1;
-}
-
 //  A copy of size bytes at s with every byte that does not start a valid
 //  UTF-8 sequence replaced by U+FFFD; *length set. Caller frees.
 static char *
@@ -204,7 +176,7 @@ s_utf8_repair (const char *s, size_t size, size_t *length)
         return NULL;
     size_t out = 0;
     for (size_t i = 0; i < size; ) {
-        size_t n = s_utf8_sequence ((const unsigned char *) s + i, size - i);
+        size_t n = umb_utf8_sequence (s + i, size - i);
         if (n) {
             memcpy (copy + out, s + i, n);
             out += n;
@@ -221,24 +193,12 @@ s_utf8_repair (const char *s, size_t size, size_t *length)
     return copy;
 }
 
-static bool
-s_utf8_valid (const char *s, size_t size)
-{
-    for (size_t i = 0; i < size; ) {
-        size_t n = s_utf8_sequence ((const unsigned char *) s + i, size - i);
-        if (!n)
-            return false;
-        i += n;
-    }
-    return true;
-}
-
 static json_t *
 s_string (const char *s, size_t size)
 {
     if (size == 0)
         return json_string_nocheck ("");    //  msgpack-c leaves ptr NULL then
-    if (s_utf8_valid (s, size))
+    if (umb_utf8_valid (s, size))
         return json_stringn_nocheck (s, size);
     size_t length;
     char *repaired = s_utf8_repair (s, size, &length);

@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <jansson.h>
 #include "umb_routes.h"
+#include "umb_utf8.h"
 #include "umb_openapi.h"
 
 #define S_STREQ(a, b) (strcmp ((a), (b)) == 0)
@@ -89,43 +90,6 @@ s_hex (char c)
     return -1;
 }
 
-bool
-umb_routes_utf8_valid (const char *value, size_t size)
-{
-    const unsigned char *s = (const unsigned char *) value;
-    size_t i = 0;
-    while (i < size) {
-        unsigned char c = s [i];
-        size_t extra;
-        uint32_t cp;
-        if (c == 0)
-            return false;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if ((c & 0xe0) == 0xc0) { extra = 1; cp = c & 0x1f; }
-        else
-        if ((c & 0xf0) == 0xe0) { extra = 2; cp = c & 0x0f; }
-        else
-        if ((c & 0xf8) == 0xf0) { extra = 3; cp = c & 0x07; }
-        else
-            return false;
-        if (size - i <= extra)
-            return false;
-        for (size_t j = 1; j <= extra; j++) {
-            if ((s [i + j] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s [i + j] & 0x3f);
-        }
-        if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000)
-        ||  cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += extra + 1;
-    }
-    return true;
-}
-
 //  Decodes size bytes of text into dst (room for size + 1); returns the
 //  length, or -1 for a bad escape, a NUL byte or invalid UTF-8.
 static int
@@ -146,7 +110,7 @@ s_decode_into (char *dst, const char *text, size_t size, bool plus)
         dst [out++] = c;
     }
     dst [out] = 0;
-    if (!umb_routes_utf8_valid (dst, out))
+    if (memchr (dst, 0, out) || !umb_utf8_valid (dst, out))
         return -1;
     return (int) out;
 }

@@ -63,8 +63,6 @@ int  umb_routes_match (const char *method, const char *path, umb_routes_match_t 
 //  encoding is bad, the result holds a NUL byte or is not UTF-8.
 char *umb_routes_decode (const char *text, size_t size, bool plus);
 
-//  True if value is valid UTF-8 without NUL bytes.
-bool umb_routes_utf8_valid (const char *value, size_t size);
 
 //  Checks the route table against an OpenAPI document (JSON text): every
 //  route is a path and operation there with a matching x-umbra-op, and every

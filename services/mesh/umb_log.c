@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "umb_log.h"
+#include "umb_utf8.h"
 
 //  A whole record fits in PIPE_BUF, so one write(2) to a pipe (journald,
 //  docker, a supervisor) is atomic and records from threads never interleave.
@@ -101,40 +102,6 @@ umb_log_level_parse (const char *text)
     return -1;
 }
 
-//  Length (1-4) of the well-formed UTF-8 sequence at text, or 0.
-static size_t
-s_utf8_length (const unsigned char *text, size_t size)
-{
-    size_t length;
-    uint32_t code, lowest;
-    if (text [0] < 0x80)
-        return 1;
-    else
-    if ((text [0] & 0xe0) == 0xc0) {
-        length = 2; code = text [0] & 0x1f; lowest = 0x80;
-    }
-    else
-    if ((text [0] & 0xf0) == 0xe0) {
-        length = 3; code = text [0] & 0x0f; lowest = 0x800;
-    }
-    else
-    if ((text [0] & 0xf8) == 0xf0) {
-        length = 4; code = text [0] & 0x07; lowest = 0x10000;
-    }
-    else
-        return 0;
-    if (size < length)
-        return 0;
-    for (size_t index = 1; index < length; index++) {
-        if ((text [index] & 0xc0) != 0x80)
-            return 0;
-        code = (code << 6) | (text [index] & 0x3f);
-    }
-    if (code < lowest || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff))
-        return 0;
-    return length;
-}
-
 //  Encodes the character at text into piece and returns the bytes consumed.
 //  Control characters (C0, DEL, C1) and bytes that are not UTF-8 become the
 //  text "\n" or "\xNN", so the message is the same text in both formats and a
@@ -144,7 +111,7 @@ s_escape_next (const char *text, size_t size, bool json, char *piece, size_t *pi
 {
     static const char hex [] = "0123456789abcdef";
     const unsigned char *bytes = (const unsigned char *) text;
-    size_t length = s_utf8_length (bytes, size);
+    size_t length = umb_utf8_sequence (bytes, size);
     size_t used = 0;
 
     if (length == 1 && bytes [0] >= 0x20 && bytes [0] != 0x7f) {
@@ -334,7 +301,7 @@ s_test_valid_utf8 (const char *text)
 {
     size_t size = strlen (text);
     for (size_t offset = 0; offset < size; ) {
-        size_t length = s_utf8_length ((const unsigned char *) text + offset, size - offset);
+        size_t length = umb_utf8_sequence (text + offset, size - offset);
         if (length == 0)
             return false;
         offset += length;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <czmq.h>
 #include "umb_metrics.h"
+#include "umb_utf8.h"
 
 #define S_BUCKETS     15            //  14 bounds plus +Inf
 #define S_MAX_NAME    256
@@ -145,34 +146,6 @@ s_labels_valid (const char *text, bool histogram)
     }
 }
 
-//  Length of the valid UTF-8 sequence at s, 0 if there is none.
-static size_t
-s_utf8_length (const unsigned char *s)
-{
-    size_t length;
-    uint32_t cp;
-    if (s [0] < 0x80)
-        return 1;
-    else
-    if ((s [0] & 0xe0) == 0xc0) { length = 2; cp = s [0] & 0x1f; }
-    else
-    if ((s [0] & 0xf0) == 0xe0) { length = 3; cp = s [0] & 0x0f; }
-    else
-    if ((s [0] & 0xf8) == 0xf0) { length = 4; cp = s [0] & 0x07; }
-    else
-        return 0;
-    //  stops at the terminating NUL, which is no continuation byte
-    for (size_t i = 1; i < length; i++) {
-        if ((s [i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s [i] & 0x3f);
-    }
-    if ((length == 2 && cp < 0x80) || (length == 3 && cp < 0x800) || (length == 4 && cp < 0x10000)
-    ||  cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return length;
-}
-
 void
 umb_metrics_label_escape (char *dst, size_t size, const char *value)
 {
@@ -191,7 +164,7 @@ umb_metrics_label_escape (char *dst, size_t size, const char *value)
             out = 2;
         }
         else
-        if ((in = s_utf8_length (s)) > 0) {
+        if ((in = umb_utf8_sequence (s, strlen ((const char *) s))) > 0) {
             memcpy (unit, s, in);
             out = in;
         }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "umb_mp.h"
+#include "umb_utf8.h"
 
 #define S_MAX_OPEN 32
 #ifndef streq
@@ -490,34 +491,6 @@ s_field (umb_msg_t *self, const char *key, bool required)
     return NULL;
 }
 
-static bool
-s_utf8_valid (const unsigned char *s, size_t size)
-{
-    size_t i = 0;
-    while (i < size) {
-        unsigned char c = s [i];
-        size_t extra;
-        uint32_t cp;
-        if (c < 0x80) { i++; continue; }
-        else if ((c & 0xe0) == 0xc0) { extra = 1; cp = c & 0x1f; }
-        else if ((c & 0xf0) == 0xe0) { extra = 2; cp = c & 0x0f; }
-        else if ((c & 0xf8) == 0xf0) { extra = 3; cp = c & 0x07; }
-        else return false;
-        if (size - i <= extra)
-            return false;
-        for (size_t j = 1; j <= extra; j++) {
-            if ((s [i + j] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s [i + j] & 0x3f);
-        }
-        if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000)
-        ||  cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += extra + 1;
-    }
-    return true;
-}
-
 static const char *
 s_copy_str (umb_msg_t *self, const msgpack_object *value, size_t max_len, const char *what)
 {
@@ -534,7 +507,7 @@ s_copy_str (umb_msg_t *self, const msgpack_object *value, size_t max_len, const 
         umb_msg_fail (self, "%s: contains a NUL byte", what);
         return NULL;
     }
-    if (!s_utf8_valid ((const unsigned char *) str->ptr, str->size)) {
+    if (!umb_utf8_valid (str->ptr, str->size)) {
         umb_msg_fail (self, "%s: not valid UTF-8", what);
         return NULL;
     }
