@@ -68,7 +68,6 @@ typedef struct {
     unsigned           port;
     size_t             max_body;
     int                timeout_ms;
-    char              *openapi_file;    //  docs/openapi.json as read at start, or NULL
     const char        *openapi;         //  what /openapi.json serves
     size_t             openapi_size;
     atomic_int         in_flight;
@@ -795,48 +794,6 @@ s_on_completed (void *cls, struct MHD_Connection *conn, void **con_cls,
 
 static void s_gateway_destroy (s_gateway_t **self_p);
 
-#ifdef UMB_OPENAPI_PATH
-//  The document as it is now in the source tree, so a build serves edits
-//  without being rebuilt; NULL if it cannot be read or is not JSON.
-static char *
-s_read_openapi (const char *path, size_t *size, umb_log_t *log)
-{
-    FILE *file = fopen (path, "rb");
-    if (!file)
-        return NULL;
-    char *text = NULL;
-    size_t capacity = 0;
-    *size = 0;
-    while (true) {
-        if (*size + 65536 > capacity) {
-            char *grown = realloc (text, capacity + 65536 + 1);
-            if (!grown)
-                break;
-            text = grown;
-            capacity += 65536;
-        }
-        size_t got = fread (text + *size, 1, capacity - *size, file);
-        *size += got;
-        if (got == 0)
-            break;
-    }
-    bool failed = ferror (file) || !text;
-    fclose (file);
-    json_error_t reason;
-    json_t *document = failed ? NULL : json_loadb (text, *size, JSON_REJECT_DUPLICATES, &reason);
-    if (!document) {
-        if (!failed)
-            umb_log_warn (log, "%s is not valid JSON (line %d: %s); serving the built-in copy",
-                          path, reason.line, reason.text);
-        free (text);
-        return NULL;
-    }
-    json_decref (document);
-    text [*size] = 0;
-    return text;
-}
-#endif
-
 static int
 s_listen (s_gateway_t *self, umb_config_t *config, char **reason)
 {
@@ -915,14 +872,6 @@ s_gateway_new (umb_runtime_t *runtime, char **reason)
     self->pools_ready = true;
 
     self->openapi = umb_openapi_embedded (&self->openapi_size);
-#ifdef UMB_OPENAPI_PATH
-    size_t size;
-    self->openapi_file = s_read_openapi (UMB_OPENAPI_PATH, &size, self->log);
-    if (self->openapi_file) {
-        self->openapi = self->openapi_file;
-        self->openapi_size = size;
-    }
-#endif
 
     self->identity = umb_runtime_identity (runtime, "gateway");
     if (!self->identity) {
@@ -967,7 +916,6 @@ s_gateway_destroy (s_gateway_t **self_p)
     zcert_destroy (&self->identity);
     umb_metrics_destroy (&self->metrics);
     umb_log_destroy (&self->log);
-    free (self->openapi_file);
     free (self);
     *self_p = NULL;
 }
