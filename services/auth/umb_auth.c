@@ -107,6 +107,18 @@ umb_auth_store_error (umb_auth_t *self, umb_req_t *req)
 }
 
 int
+umb_auth_commit (umb_auth_t *self, umb_req_t *req, int rc)
+{
+    if (rc) {
+        umb_store_rollback (self->store);
+        return umb_auth_store_error (self, req);
+    }
+    if (umb_store_commit (self->store))
+        return umb_auth_store_error (self, req);
+    return 0;
+}
+
+int
 umb_auth_user_token_only (umb_req_t *req)
 {
     if (umb_req_principal (req)->is_api_key)

@@ -102,6 +102,9 @@ void    umb_auth_wipe (umb_msg_t *body, const char *key, const char *copy);
 int     umb_auth_bad_request (umb_req_t *req);                  //  400, the reader's error
 int     umb_auth_store_error (umb_auth_t *self, umb_req_t *req);//  500, retryable, logged
 int     umb_auth_user_token_only (umb_req_t *req);              //  403 for API keys, else 0
+//  Ends a write's transaction: rc is its last step's result. Commits if rc
+//  is 0, else rolls back. 0 when committed, else the 500 answered.
+int     umb_auth_commit (umb_auth_t *self, umb_req_t *req, int rc);
 
 //  Finds the user named by ref (an id, a username, or "me"). 0, or 404/500
 //  answered on req.

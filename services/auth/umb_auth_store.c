@@ -1,5 +1,6 @@
 //  umb_auth_store - the auth service's SQL: schema migrations and queries
 #include <assert.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <czmq.h>
@@ -98,13 +99,19 @@ umb_auth_store_open (const char *path, umb_log_t *log)
 
 //  ---------------------------------------------------------------- helpers
 
-static void
-s_bind (sqlite3_stmt *stmt, int index, const char *text)
+//  A prepared read with its parameters bound (umb_store_bind's format), or
+//  NULL on error (logged); s_get, s_count and s_each run it.
+static sqlite3_stmt *
+s_query (umb_store_t *store, const char *sql, const char *format, ...)
 {
-    if (text)
-        sqlite3_bind_text (stmt, index, text, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null (stmt, index);
+    sqlite3_stmt *stmt = umb_store_prepare (store, sql);
+    if (!stmt)
+        return NULL;
+    va_list args;
+    va_start (args, format);
+    int rc = umb_store_vbind (store, stmt, format, args);
+    va_end (args);
+    return rc ? NULL : stmt;
 }
 
 static void
@@ -114,30 +121,46 @@ s_column (sqlite3_stmt *stmt, int column, char *dest, size_t size)
     snprintf (dest, size, "%s", text ? text : "");
 }
 
-//  Steps a single-row query: 0 with the row current, UMB_AUTH_NOT_FOUND, -1.
-//  The caller reads the row, then calls s_finish.
+//  Copies the current row into a struct.
+typedef void (s_row_fn) (sqlite3_stmt *stmt, void *dest);
+
+//  Runs a single-row query from s_query (NULL: -1) and copies the row into
+//  dest: 0, UMB_AUTH_NOT_FOUND, or -1. Ends the read, so it holds no
+//  snapshot open.
 static int
-s_step_row (sqlite3_stmt *stmt)
+s_get (sqlite3_stmt *stmt, s_row_fn *row, void *dest)
 {
+    if (!stmt)
+        return -1;
     int rc = sqlite3_step (stmt);
     if (rc == SQLITE_ROW)
-        return 0;
+        row (stmt, dest);
     sqlite3_reset (stmt);
-    return rc == SQLITE_DONE ? UMB_AUTH_NOT_FOUND : -1;
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? UMB_AUTH_NOT_FOUND : -1;
 }
 
-//  Ends a read so it holds no snapshot open.
 static void
-s_finish (sqlite3_stmt *stmt)
+s_int64_row (sqlite3_stmt *stmt, void *dest)
 {
-    sqlite3_reset (stmt);
+    *(int64_t *) dest = sqlite3_column_int64 (stmt, 0);
 }
 
-//  Steps through every row; each is handed to row (). 0 or -1.
+//  A COUNT(*) query's count, or -1.
+static int64_t
+s_count (sqlite3_stmt *stmt)
+{
+    int64_t count = 0;
+    return s_get (stmt, s_int64_row, &count) == 0 ? count : -1;
+}
+
+//  Steps through every row of a query from s_query (NULL: -1); each is
+//  handed to row (). 0 or -1.
 static int
 s_each (sqlite3_stmt *stmt, void (*row) (sqlite3_stmt *stmt, void *fn, void *arg), void *fn,
         void *arg)
 {
+    if (!stmt)
+        return -1;
     int rc;
     while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
         row (stmt, fn, arg);
@@ -145,35 +168,32 @@ s_each (sqlite3_stmt *stmt, void (*row) (sqlite3_stmt *stmt, void *fn, void *arg
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static int64_t
-s_count (umb_store_t *store, const char *sql, const char *param)
+//  For writes that must change exactly one row: no row changed is
+//  UMB_AUTH_NOT_FOUND.
+static int
+s_one_row (umb_store_t *store, int rc)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store, sql);
-    if (!stmt)
-        return -1;
-    if (param)
-        s_bind (stmt, 1, param);
-    int rc = s_step_row (stmt);
-    if (rc)
-        return -1;
-    int64_t count = sqlite3_column_int64 (stmt, 0);
-    s_finish (stmt);
-    return count;
+    return rc == 0 && umb_store_changes (store) != 1 ? UMB_AUTH_NOT_FOUND : rc;
+}
+
+//  Adds the rows a successful write changed to *changed (may be NULL).
+static int
+s_add_changes (umb_store_t *store, int rc, int64_t *changed)
+{
+    if (rc == 0 && changed)
+        *changed += umb_store_changes (store);
+    return rc;
 }
 
 //  ---------------------------------------------------------------- users
 
-#define S_USER_COLUMNS "id, username, email, password_hash, is_admin, disabled, created_at"
+#define S_USER_SELECT \
+    "SELECT id, username, email, password_hash, is_admin, disabled, created_at FROM users"
 
-static int
-s_user_read (sqlite3_stmt *stmt, const char *key, umb_auth_user_t *user)
+static void
+s_user_row (sqlite3_stmt *stmt, void *dest)
 {
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, key);
-    int rc = s_step_row (stmt);
-    if (rc)
-        return rc;
+    umb_auth_user_t *user = dest;
     memset (user, 0, sizeof *user);
     s_column (stmt, 0, user->id, sizeof user->id);
     s_column (stmt, 1, user->username, sizeof user->username);
@@ -182,85 +202,57 @@ s_user_read (sqlite3_stmt *stmt, const char *key, umb_auth_user_t *user)
     user->is_admin = sqlite3_column_int (stmt, 4) != 0;
     user->disabled = sqlite3_column_int (stmt, 5) != 0;
     user->created_at = sqlite3_column_int64 (stmt, 6);
-    s_finish (stmt);
-    return 0;
 }
 
 int
 umb_auth_store_user_by_id (umb_store_t *store, const char *id, umb_auth_user_t *user)
 {
-    return s_user_read (umb_store_prepare (store,
-        "SELECT " S_USER_COLUMNS " FROM users WHERE id = ?"), id, user);
+    return s_get (s_query (store, S_USER_SELECT " WHERE id = ?", "s", id), s_user_row, user);
 }
 
 int
 umb_auth_store_user_by_name (umb_store_t *store, const char *username, umb_auth_user_t *user)
 {
-    return s_user_read (umb_store_prepare (store,
-        "SELECT " S_USER_COLUMNS " FROM users WHERE username = ?"), username, user);
+    return s_get (s_query (store, S_USER_SELECT " WHERE username = ?", "s", username),
+                  s_user_row, user);
 }
 
 int
 umb_auth_store_user_insert (umb_store_t *store, const umb_auth_user_t *user)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
+    return umb_store_run (store,
         "INSERT INTO users (id, username, email, password_hash, is_admin, disabled, created_at,"
-        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, user->id);
-    s_bind (stmt, 2, user->username);
-    s_bind (stmt, 3, *user->email ? user->email : NULL);
-    s_bind (stmt, 4, user->password_hash);
-    sqlite3_bind_int (stmt, 5, user->is_admin);
-    sqlite3_bind_int (stmt, 6, user->disabled);
-    sqlite3_bind_int64 (stmt, 7, user->created_at);
-    sqlite3_bind_int64 (stmt, 8, user->created_at);
-    return umb_store_step_done (store, stmt);
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", "ssssbbii",
+        user->id, user->username, *user->email ? user->email : NULL, user->password_hash,
+        user->is_admin, user->disabled, user->created_at, user->created_at);
 }
 
 int
 umb_auth_store_user_set_email (umb_store_t *store, const char *id, const char *email, int64_t now)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
-        "UPDATE users SET email = ?, updated_at = ? WHERE id = ?");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, email && *email ? email : NULL);
-    sqlite3_bind_int64 (stmt, 2, now);
-    s_bind (stmt, 3, id);
-    return umb_store_step_done (store, stmt);
+    return umb_store_run (store, "UPDATE users SET email = ?, updated_at = ? WHERE id = ?", "sis",
+                          email && *email ? email : NULL, now, id);
 }
 
 int
 umb_auth_store_user_set_password (umb_store_t *store, const char *id, const char *hash, int64_t now)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
-        "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, hash);
-    sqlite3_bind_int64 (stmt, 2, now);
-    s_bind (stmt, 3, id);
-    return umb_store_step_done (store, stmt);
+    return umb_store_run (store, "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
+                          "sis", hash, now, id);
 }
 
 int
 umb_auth_store_user_disable (umb_store_t *store, const char *id, int64_t now)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
-        "UPDATE users SET disabled = 1, updated_at = ? WHERE id = ?");
-    if (!stmt)
-        return -1;
-    sqlite3_bind_int64 (stmt, 1, now);
-    s_bind (stmt, 2, id);
-    return umb_store_step_done (store, stmt);
+    return umb_store_run (store, "UPDATE users SET disabled = 1, updated_at = ? WHERE id = ?",
+                          "is", now, id);
 }
 
 int64_t
 umb_auth_store_admin_count (umb_store_t *store)
 {
-    return s_count (store, "SELECT COUNT(*) FROM users WHERE is_admin = 1 AND disabled = 0", NULL);
+    return s_count (s_query (store,
+        "SELECT COUNT(*) FROM users WHERE is_admin = 1 AND disabled = 0", ""));
 }
 
 //  ---------------------------------------------------------------- failed logins
@@ -268,33 +260,20 @@ umb_auth_store_admin_count (umb_store_t *store)
 int
 umb_auth_store_failure_add (umb_store_t *store, const char *username, int64_t now)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
-        "INSERT INTO login_failures (username, at) VALUES (?, ?)");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, username);
-    sqlite3_bind_int64 (stmt, 2, now);
-    return umb_store_step_done (store, stmt);
+    return umb_store_run (store, "INSERT INTO login_failures (username, at) VALUES (?, ?)", "si",
+                          username, now);
 }
 
 int
 umb_auth_store_failures_clear (umb_store_t *store, const char *username)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store, "DELETE FROM login_failures WHERE username = ?");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, username);
-    return umb_store_step_done (store, stmt);
+    return umb_store_run (store, "DELETE FROM login_failures WHERE username = ?", "s", username);
 }
 
 int
 umb_auth_store_failures_prune (umb_store_t *store, int64_t before)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store, "DELETE FROM login_failures WHERE at < ?");
-    if (!stmt)
-        return -1;
-    sqlite3_bind_int64 (stmt, 1, before);
-    return umb_store_step_done (store, stmt);
+    return umb_store_run (store, "DELETE FROM login_failures WHERE at < ?", "i", before);
 }
 
 int
@@ -303,160 +282,116 @@ umb_auth_store_lockout (umb_store_t *store, const char *username, int64_t since,
 {
     assert (max >= 1 && until);
     *until = 0;
-    sqlite3_stmt *stmt = umb_store_prepare (store,
+    int64_t oldest;
+    int rc = s_get (s_query (store,
         "SELECT at FROM login_failures WHERE username = ? AND at > ?"
-        " ORDER BY at DESC LIMIT 1 OFFSET ?");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, username);
-    sqlite3_bind_int64 (stmt, 2, since);
-    sqlite3_bind_int64 (stmt, 3, max - 1);
-    int rc = s_step_row (stmt);
+        " ORDER BY at DESC LIMIT 1 OFFSET ?", "sii", username, since, max - 1),
+        s_int64_row, &oldest);
     if (rc == UMB_AUTH_NOT_FOUND)
         return 0;
     if (rc)
         return -1;
-    *until = sqlite3_column_int64 (stmt, 0) + window;
-    s_finish (stmt);
+    *until = oldest + window;
     return 1;
 }
 
 //  ---------------------------------------------------------------- sessions
 
+static void
+s_session_row (sqlite3_stmt *stmt, void *dest)
+{
+    umb_auth_session_t *session = dest;
+    memset (session, 0, sizeof *session);
+    s_column (stmt, 0, session->id, sizeof session->id);
+    s_column (stmt, 1, session->user_id, sizeof session->user_id);
+    session->expires_at = sqlite3_column_int64 (stmt, 2);
+    session->revoked = sqlite3_column_int (stmt, 3) != 0;
+}
+
+static void
+s_refresh_row (sqlite3_stmt *stmt, void *dest)
+{
+    umb_auth_refresh_t *refresh = dest;
+    memset (refresh, 0, sizeof *refresh);
+    s_column (stmt, 0, refresh->session_id, sizeof refresh->session_id);
+    refresh->expires_at = sqlite3_column_int64 (stmt, 1);
+    refresh->rotated = sqlite3_column_int (stmt, 2) != 0;
+}
+
 int
 umb_auth_store_session_insert (umb_store_t *store, const char *id, const char *user_id,
                                int64_t now, int64_t expires_at)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
-        "INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, id);
-    s_bind (stmt, 2, user_id);
-    sqlite3_bind_int64 (stmt, 3, now);
-    sqlite3_bind_int64 (stmt, 4, expires_at);
-    return umb_store_step_done (store, stmt);
+    return umb_store_run (store,
+        "INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)", "ssii",
+        id, user_id, now, expires_at);
 }
 
 int
 umb_auth_store_session_get (umb_store_t *store, const char *id, umb_auth_session_t *session)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
-        "SELECT id, user_id, expires_at, revoked_at IS NOT NULL FROM sessions WHERE id = ?");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, id);
-    int rc = s_step_row (stmt);
-    if (rc)
-        return rc;
-    s_column (stmt, 0, session->id, sizeof session->id);
-    s_column (stmt, 1, session->user_id, sizeof session->user_id);
-    session->expires_at = sqlite3_column_int64 (stmt, 2);
-    session->revoked = sqlite3_column_int (stmt, 3) != 0;
-    s_finish (stmt);
-    return 0;
+    return s_get (s_query (store,
+        "SELECT id, user_id, expires_at, revoked_at IS NOT NULL FROM sessions WHERE id = ?", "s",
+        id), s_session_row, session);
 }
 
 int
 umb_auth_store_session_extend (umb_store_t *store, const char *id, int64_t expires_at)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store, "UPDATE sessions SET expires_at = ? WHERE id = ?");
-    if (!stmt)
-        return -1;
-    sqlite3_bind_int64 (stmt, 1, expires_at);
-    s_bind (stmt, 2, id);
-    return umb_store_step_done (store, stmt);
+    return umb_store_run (store, "UPDATE sessions SET expires_at = ? WHERE id = ?", "is",
+                          expires_at, id);
 }
 
 int
 umb_auth_store_session_revoke (umb_store_t *store, const char *id, int64_t now, const char *reason,
                                int64_t *revoked)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
-        "UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL");
-    if (!stmt)
-        return -1;
-    sqlite3_bind_int64 (stmt, 1, now);
-    s_bind (stmt, 2, reason);
-    s_bind (stmt, 3, id);
-    int rc = umb_store_step_done (store, stmt);
-    if (rc == 0 && revoked)
-        *revoked += umb_store_changes (store);
-    return rc;
+    return s_add_changes (store, umb_store_run (store,
+        "UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL",
+        "iss", now, reason, id), revoked);
 }
 
 int
 umb_auth_store_sessions_revoke_user (umb_store_t *store, const char *user_id, const char *keep,
                                      int64_t now, const char *reason, int64_t *revoked)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
+    return s_add_changes (store, umb_store_run (store,
         "UPDATE sessions SET revoked_at = ?1, revoke_reason = ?2"
-        " WHERE user_id = ?3 AND revoked_at IS NULL AND (?4 IS NULL OR id <> ?4)");
-    if (!stmt)
-        return -1;
-    sqlite3_bind_int64 (stmt, 1, now);
-    s_bind (stmt, 2, reason);
-    s_bind (stmt, 3, user_id);
-    s_bind (stmt, 4, keep);
-    int rc = umb_store_step_done (store, stmt);
-    if (rc == 0 && revoked)
-        *revoked += umb_store_changes (store);
-    return rc;
+        " WHERE user_id = ?3 AND revoked_at IS NULL AND (?4 IS NULL OR id <> ?4)",
+        "isss", now, reason, user_id, keep), revoked);
 }
 
 int
 umb_auth_store_refresh_insert (umb_store_t *store, const char *hash, const char *session_id,
                                int64_t now, int64_t expires_at)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
-        "INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at) VALUES (?, ?, ?, ?)");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, hash);
-    s_bind (stmt, 2, session_id);
-    sqlite3_bind_int64 (stmt, 3, now);
-    sqlite3_bind_int64 (stmt, 4, expires_at);
-    return umb_store_step_done (store, stmt);
+    return umb_store_run (store,
+        "INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        "ssii", hash, session_id, now, expires_at);
 }
 
 int
 umb_auth_store_refresh_get (umb_store_t *store, const char *hash, umb_auth_refresh_t *refresh)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
-        "SELECT session_id, expires_at, rotated_at IS NOT NULL FROM refresh_tokens WHERE hash = ?");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, hash);
-    int rc = s_step_row (stmt);
-    if (rc)
-        return rc;
-    s_column (stmt, 0, refresh->session_id, sizeof refresh->session_id);
-    refresh->expires_at = sqlite3_column_int64 (stmt, 1);
-    refresh->rotated = sqlite3_column_int (stmt, 2) != 0;
-    s_finish (stmt);
-    return 0;
+    return s_get (s_query (store,
+        "SELECT session_id, expires_at, rotated_at IS NOT NULL FROM refresh_tokens WHERE hash = ?",
+        "s", hash), s_refresh_row, refresh);
 }
 
 int
 umb_auth_store_refresh_rotate (umb_store_t *store, const char *hash, int64_t now)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
-        "UPDATE refresh_tokens SET rotated_at = ? WHERE hash = ? AND rotated_at IS NULL");
-    if (!stmt)
-        return -1;
-    sqlite3_bind_int64 (stmt, 1, now);
-    s_bind (stmt, 2, hash);
-    int rc = umb_store_step_done (store, stmt);
-    if (rc == 0 && umb_store_changes (store) != 1)
-        rc = UMB_AUTH_NOT_FOUND;
-    return rc;
+    return s_one_row (store, umb_store_run (store,
+        "UPDATE refresh_tokens SET rotated_at = ? WHERE hash = ? AND rotated_at IS NULL", "is",
+        now, hash));
 }
 
 //  ---------------------------------------------------------------- workspaces
 
 static void
-s_workspace_row (sqlite3_stmt *stmt, umb_auth_workspace_t *ws)
+s_workspace_row (sqlite3_stmt *stmt, void *dest)
 {
+    umb_auth_workspace_t *ws = dest;
     memset (ws, 0, sizeof *ws);
     s_column (stmt, 0, ws->id, sizeof ws->id);
     s_column (stmt, 1, ws->name, sizeof ws->name);
@@ -470,61 +405,33 @@ int
 umb_auth_store_workspace_get (umb_store_t *store, const char *ref, umb_auth_workspace_t *ws)
 {
     //  Names never hold '_' and ids always start "ws_": one lookup serves both
-    sqlite3_stmt *stmt = umb_store_prepare (store,
-        "SELECT id, name, display_name, created_at FROM workspaces WHERE id = ?1 OR name = ?1");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, ref);
-    int rc = s_step_row (stmt);
-    if (rc)
-        return rc;
-    s_workspace_row (stmt, ws);
-    s_finish (stmt);
-    return 0;
+    return s_get (s_query (store,
+        "SELECT id, name, display_name, created_at FROM workspaces WHERE id = ?1 OR name = ?1",
+        "s", ref), s_workspace_row, ws);
 }
 
 int
 umb_auth_store_workspace_insert (umb_store_t *store, const umb_auth_workspace_t *ws,
                                  const char *created_by)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
+    return umb_store_run (store,
         "INSERT INTO workspaces (id, name, display_name, created_by, created_at)"
-        " VALUES (?, ?, ?, ?, ?)");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, ws->id);
-    s_bind (stmt, 2, ws->name);
-    s_bind (stmt, 3, ws->display_name);
-    s_bind (stmt, 4, created_by);
-    sqlite3_bind_int64 (stmt, 5, ws->created_at);
-    return umb_store_step_done (store, stmt);
+        " VALUES (?, ?, ?, ?, ?)", "ssssi",
+        ws->id, ws->name, ws->display_name, created_by, ws->created_at);
 }
 
 int
 umb_auth_store_workspace_update (umb_store_t *store, const char *id, const char *name,
                                  const char *display_name)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
-        "UPDATE workspaces SET name = ?, display_name = ? WHERE id = ?");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, name);
-    s_bind (stmt, 2, display_name);
-    s_bind (stmt, 3, id);
-    return umb_store_step_done (store, stmt);
+    return umb_store_run (store, "UPDATE workspaces SET name = ?, display_name = ? WHERE id = ?",
+                          "sss", name, display_name, id);
 }
 
 int
 umb_auth_store_workspace_delete (umb_store_t *store, const char *id)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store, "DELETE FROM workspaces WHERE id = ?");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, id);
-    int rc = umb_store_step_done (store, stmt);
-    if (rc == 0 && umb_store_changes (store) != 1)
-        rc = UMB_AUTH_NOT_FOUND;
-    return rc;
+    return s_one_row (store, umb_store_run (store, "DELETE FROM workspaces WHERE id = ?", "s", id));
 }
 
 static void
@@ -539,21 +446,23 @@ int
 umb_auth_store_workspaces_of (umb_store_t *store, const char *user_id, umb_auth_workspace_fn *each,
                               void *arg)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
+    return s_each (s_query (store,
         "SELECT w.id, w.name, w.display_name, w.created_at, m.role"
         " FROM memberships m JOIN workspaces w ON w.id = m.workspace_id"
-        " WHERE m.user_id = ? ORDER BY w.name");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, user_id);
-    return s_each (stmt, s_workspace_each, (void *) each, arg);
+        " WHERE m.user_id = ? ORDER BY w.name", "s", user_id),
+        s_workspace_each, (void *) each, arg);
 }
 
 //  ---------------------------------------------------------------- members
 
+#define S_MEMBER_SELECT \
+    "SELECT m.user_id, u.username, m.role, m.joined_at" \
+    " FROM memberships m JOIN users u ON u.id = m.user_id"
+
 static void
-s_member_row (sqlite3_stmt *stmt, umb_auth_member_t *member)
+s_member_row (sqlite3_stmt *stmt, void *dest)
 {
+    umb_auth_member_t *member = dest;
     memset (member, 0, sizeof *member);
     s_column (stmt, 0, member->user_id, sizeof member->user_id);
     s_column (stmt, 1, member->username, sizeof member->username);
@@ -565,74 +474,42 @@ int
 umb_auth_store_member_get (umb_store_t *store, const char *workspace_id, const char *user_id,
                            umb_auth_member_t *member)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
-        "SELECT m.user_id, u.username, m.role, m.joined_at"
-        " FROM memberships m JOIN users u ON u.id = m.user_id"
-        " WHERE m.workspace_id = ? AND m.user_id = ?");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, workspace_id);
-    s_bind (stmt, 2, user_id);
-    int rc = s_step_row (stmt);
-    if (rc)
-        return rc;
-    s_member_row (stmt, member);
-    s_finish (stmt);
-    return 0;
+    return s_get (s_query (store, S_MEMBER_SELECT " WHERE m.workspace_id = ? AND m.user_id = ?",
+                           "ss", workspace_id, user_id), s_member_row, member);
 }
 
 int
 umb_auth_store_member_insert (umb_store_t *store, const char *workspace_id, const char *user_id,
                               umb_role_t role, int64_t now)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
-        "INSERT INTO memberships (workspace_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, workspace_id);
-    s_bind (stmt, 2, user_id);
-    s_bind (stmt, 3, umb_auth_role_name (role));
-    sqlite3_bind_int64 (stmt, 4, now);
-    return umb_store_step_done (store, stmt);
+    return umb_store_run (store,
+        "INSERT INTO memberships (workspace_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)",
+        "sssi", workspace_id, user_id, umb_auth_role_name (role), now);
 }
 
 int
 umb_auth_store_member_set_role (umb_store_t *store, const char *workspace_id, const char *user_id,
                                 umb_role_t role)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
-        "UPDATE memberships SET role = ? WHERE workspace_id = ? AND user_id = ?");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, umb_auth_role_name (role));
-    s_bind (stmt, 2, workspace_id);
-    s_bind (stmt, 3, user_id);
-    int rc = umb_store_step_done (store, stmt);
-    if (rc == 0 && umb_store_changes (store) != 1)
-        rc = UMB_AUTH_NOT_FOUND;
-    return rc;
+    return s_one_row (store, umb_store_run (store,
+        "UPDATE memberships SET role = ? WHERE workspace_id = ? AND user_id = ?", "sss",
+        umb_auth_role_name (role), workspace_id, user_id));
 }
 
 int
 umb_auth_store_member_delete (umb_store_t *store, const char *workspace_id, const char *user_id)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
-        "DELETE FROM memberships WHERE workspace_id = ? AND user_id = ?");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, workspace_id);
-    s_bind (stmt, 2, user_id);
-    int rc = umb_store_step_done (store, stmt);
-    if (rc == 0 && umb_store_changes (store) != 1)
-        rc = UMB_AUTH_NOT_FOUND;
-    return rc;
+    return s_one_row (store, umb_store_run (store,
+        "DELETE FROM memberships WHERE workspace_id = ? AND user_id = ?", "ss",
+        workspace_id, user_id));
 }
 
 int64_t
 umb_auth_store_admin_members (umb_store_t *store, const char *workspace_id)
 {
-    return s_count (store, "SELECT COUNT(*) FROM memberships WHERE workspace_id = ?"
-                           " AND role = 'admin'", workspace_id);
+    return s_count (s_query (store,
+        "SELECT COUNT(*) FROM memberships WHERE workspace_id = ? AND role = 'admin'", "s",
+        workspace_id));
 }
 
 static void
@@ -647,14 +524,8 @@ int
 umb_auth_store_members (umb_store_t *store, const char *workspace_id, umb_auth_member_fn *each,
                         void *arg)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
-        "SELECT m.user_id, u.username, m.role, m.joined_at"
-        " FROM memberships m JOIN users u ON u.id = m.user_id"
-        " WHERE m.workspace_id = ? ORDER BY u.username");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, workspace_id);
-    return s_each (stmt, s_member_each, (void *) each, arg);
+    return s_each (s_query (store, S_MEMBER_SELECT " WHERE m.workspace_id = ? ORDER BY u.username",
+                            "s", workspace_id), s_member_each, (void *) each, arg);
 }
 
 //  ---------------------------------------------------------------- invitations
@@ -667,8 +538,9 @@ umb_auth_store_members (umb_store_t *store, const char *workspace_id, umb_auth_m
     " JOIN users b ON b.id = i.invited_by"
 
 static void
-s_invitation_row (sqlite3_stmt *stmt, umb_auth_invitation_t *row)
+s_invitation_row (sqlite3_stmt *stmt, void *dest)
 {
+    umb_auth_invitation_t *row = dest;
     memset (row, 0, sizeof *row);
     s_column (stmt, 0, row->id, sizeof row->id);
     s_column (stmt, 1, row->workspace_id, sizeof row->workspace_id);
@@ -685,71 +557,37 @@ int
 umb_auth_store_invitation_insert (umb_store_t *store, const umb_auth_invitation_t *row,
                                   const char *inviter_id, int64_t now)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
+    return umb_store_run (store,
         "INSERT INTO invitations (id, workspace_id, user_id, role, state, invited_by, created_at,"
-        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, row->id);
-    s_bind (stmt, 2, row->workspace_id);
-    s_bind (stmt, 3, row->user_id);
-    s_bind (stmt, 4, umb_auth_role_name (row->role));
-    s_bind (stmt, 5, row->state);
-    s_bind (stmt, 6, inviter_id);
-    sqlite3_bind_int64 (stmt, 7, now);
-    sqlite3_bind_int64 (stmt, 8, now);
-    return umb_store_step_done (store, stmt);
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", "ssssssii",
+        row->id, row->workspace_id, row->user_id, umb_auth_role_name (row->role), row->state,
+        inviter_id, now, now);
 }
 
 int
 umb_auth_store_invitation_get (umb_store_t *store, const char *id, umb_auth_invitation_t *row)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store, S_INVITATION_SELECT " WHERE i.id = ?");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, id);
-    int rc = s_step_row (stmt);
-    if (rc)
-        return rc;
-    s_invitation_row (stmt, row);
-    s_finish (stmt);
-    return 0;
+    return s_get (s_query (store, S_INVITATION_SELECT " WHERE i.id = ?", "s", id),
+                  s_invitation_row, row);
 }
 
 int
 umb_auth_store_invitation_move (umb_store_t *store, const char *id, const char *from,
                                 const char *to, int64_t now)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
-        "UPDATE invitations SET state = ?, updated_at = ? WHERE id = ? AND state = ?");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, to);
-    sqlite3_bind_int64 (stmt, 2, now);
-    s_bind (stmt, 3, id);
-    s_bind (stmt, 4, from);
-    int rc = umb_store_step_done (store, stmt);
-    if (rc == 0 && umb_store_changes (store) != 1)
-        rc = UMB_AUTH_NOT_FOUND;
-    return rc;
+    return s_one_row (store, umb_store_run (store,
+        "UPDATE invitations SET state = ?, updated_at = ? WHERE id = ? AND state = ?", "siss",
+        to, now, id, from));
 }
 
 int
 umb_auth_store_invitation_pending (umb_store_t *store, const char *workspace_id,
                                    const char *user_id)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
+    int64_t count = s_count (s_query (store,
         "SELECT COUNT(*) FROM invitations WHERE workspace_id = ? AND user_id = ?"
-        " AND state = 'pending'");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, workspace_id);
-    s_bind (stmt, 2, user_id);
-    if (s_step_row (stmt))
-        return -1;
-    int found = sqlite3_column_int64 (stmt, 0) > 0;
-    s_finish (stmt);
-    return found;
+        " AND state = 'pending'", "ss", workspace_id, user_id));
+    return count < 0 ? -1 : count > 0;
 }
 
 static void
@@ -765,16 +603,12 @@ umb_auth_store_invitations (umb_store_t *store, const char *workspace_id, const 
                             const char *state, umb_auth_invitation_fn *each, void *arg)
 {
     assert ((workspace_id == NULL) != (user_id == NULL));
-    sqlite3_stmt *stmt = umb_store_prepare (store, workspace_id
+    return s_each (s_query (store, workspace_id
         ? S_INVITATION_SELECT " WHERE i.workspace_id = ?1 AND (?2 IS NULL OR i.state = ?2)"
           " ORDER BY i.created_at DESC, i.id"
         : S_INVITATION_SELECT " WHERE i.user_id = ?1 AND (?2 IS NULL OR i.state = ?2)"
-          " ORDER BY i.created_at DESC, i.id");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, workspace_id ? workspace_id : user_id);
-    s_bind (stmt, 2, state);
-    return s_each (stmt, s_invitation_each, (void *) each, arg);
+          " ORDER BY i.created_at DESC, i.id", "ss", workspace_id ? workspace_id : user_id, state),
+        s_invitation_each, (void *) each, arg);
 }
 
 //  ---------------------------------------------------------------- API keys
@@ -784,8 +618,9 @@ umb_auth_store_invitations (umb_store_t *store, const char *workspace_id, const 
     " COALESCE(expires_at, 0), revoked_at IS NOT NULL, COALESCE(last_used_at, 0) FROM api_keys"
 
 static void
-s_apikey_row (sqlite3_stmt *stmt, umb_auth_apikey_t *key)
+s_apikey_row (sqlite3_stmt *stmt, void *dest)
 {
+    umb_auth_apikey_t *key = dest;
     memset (key, 0, sizeof *key);
     s_column (stmt, 0, key->id, sizeof key->id);
     s_column (stmt, 1, key->workspace_id, sizeof key->workspace_id);
@@ -802,38 +637,18 @@ s_apikey_row (sqlite3_stmt *stmt, umb_auth_apikey_t *key)
 int
 umb_auth_store_apikey_insert (umb_store_t *store, const umb_auth_apikey_t *key)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
+    //  expires_at 0 (never) is stored as NULL
+    return umb_store_run (store,
         "INSERT INTO api_keys (id, workspace_id, created_by, name, secret_hash, actions,"
-        " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, key->id);
-    s_bind (stmt, 2, key->workspace_id);
-    s_bind (stmt, 3, key->created_by);
-    s_bind (stmt, 4, key->name);
-    s_bind (stmt, 5, key->secret_hash);
-    s_bind (stmt, 6, key->actions);
-    sqlite3_bind_int64 (stmt, 7, key->created_at);
-    if (key->expires_at)
-        sqlite3_bind_int64 (stmt, 8, key->expires_at);
-    else
-        sqlite3_bind_null (stmt, 8);
-    return umb_store_step_done (store, stmt);
+        " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULLIF(?, 0))", "ssssssii",
+        key->id, key->workspace_id, key->created_by, key->name, key->secret_hash, key->actions,
+        key->created_at, key->expires_at);
 }
 
 int
 umb_auth_store_apikey_get (umb_store_t *store, const char *id, umb_auth_apikey_t *key)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store, S_APIKEY_SELECT " WHERE id = ?");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, id);
-    int rc = s_step_row (stmt);
-    if (rc)
-        return rc;
-    s_apikey_row (stmt, key);
-    s_finish (stmt);
-    return 0;
+    return s_get (s_query (store, S_APIKEY_SELECT " WHERE id = ?", "s", id), s_apikey_row, key);
 }
 
 static void
@@ -849,41 +664,25 @@ int
 umb_auth_store_apikeys (umb_store_t *store, const char *workspace_id, umb_auth_apikey_fn *each,
                         void *arg)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
-        S_APIKEY_SELECT " WHERE workspace_id = ? ORDER BY created_at, id");
-    if (!stmt)
-        return -1;
-    s_bind (stmt, 1, workspace_id);
-    return s_each (stmt, s_apikey_each, (void *) each, arg);
+    return s_each (s_query (store,
+        S_APIKEY_SELECT " WHERE workspace_id = ? ORDER BY created_at, id", "s", workspace_id),
+        s_apikey_each, (void *) each, arg);
 }
 
 int
 umb_auth_store_apikey_revoke (umb_store_t *store, const char *id, const char *workspace_id,
                               int64_t now)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
-        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? AND workspace_id = ?");
-    if (!stmt)
-        return -1;
-    sqlite3_bind_int64 (stmt, 1, now);
-    s_bind (stmt, 2, id);
-    s_bind (stmt, 3, workspace_id);
-    int rc = umb_store_step_done (store, stmt);
-    if (rc == 0 && umb_store_changes (store) != 1)
-        rc = UMB_AUTH_NOT_FOUND;
-    return rc;
+    return s_one_row (store, umb_store_run (store,
+        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?)"
+        " WHERE id = ? AND workspace_id = ?", "iss", now, id, workspace_id));
 }
 
 int
 umb_auth_store_apikey_touch (umb_store_t *store, const char *id, int64_t now)
 {
-    sqlite3_stmt *stmt = umb_store_prepare (store,
-        "UPDATE api_keys SET last_used_at = ? WHERE id = ?");
-    if (!stmt)
-        return -1;
-    sqlite3_bind_int64 (stmt, 1, now);
-    s_bind (stmt, 2, id);
-    return umb_store_step_done (store, stmt);
+    return umb_store_run (store, "UPDATE api_keys SET last_used_at = ? WHERE id = ?", "is",
+                          now, id);
 }
 
 //  ---------------------------------------------------------------- selftest

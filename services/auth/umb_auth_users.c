@@ -178,12 +178,9 @@ s_registered (umb_auth_t *self, umb_auth_pending_t *pending, const char *hash)
         umb_store_rollback (self->store);
         return umb_req_fail (req, 409, "username_taken", "username '%s' is taken", user.username);
     }
-    if (rc) {
-        umb_store_rollback (self->store);
-        return umb_auth_store_error (self, req);
-    }
-    if (umb_store_commit (self->store))
-        return umb_auth_store_error (self, req);
+    int status = umb_auth_commit (self, req, rc);
+    if (status)
+        return status;
     sodium_memzero (user.password_hash, sizeof user.password_hash);
     umb_log_info (self->log, "registered user '%s' (%s)", user.username, user.id);
     umb_auth_write_user (umb_req_body_writer (req), &user, true);
@@ -272,14 +269,10 @@ s_logged_in (umb_auth_t *self, umb_auth_pending_t *pending, const umb_auth_hashe
         rc = umb_auth_store_user_set_password (self->store, user.id, result->hash, umb_auth_now ());
     if (rc == 0)
         rc = s_session_open (self, user.id, session_id, sizeof session_id, &refresh);
-    if (rc) {
-        umb_store_rollback (self->store);
+    int status = umb_auth_commit (self, req, rc);
+    if (status) {
         sodium_memzero (&refresh, sizeof refresh);
-        return umb_auth_store_error (self, req);
-    }
-    if (umb_store_commit (self->store)) {
-        sodium_memzero (&refresh, sizeof refresh);
-        return umb_auth_store_error (self, req);
+        return status;
     }
     umb_log_info (self->log, "user '%s' logged in (session %s)", user.username, session_id);
     return s_tokens_reply (self, req, &user, session_id, &refresh, 201);
@@ -315,15 +308,13 @@ umb_auth_tokens_refresh (void *state, umb_req_t *req)
         //  A token used twice was stolen from one of its holders: end the session for both
         rc = umb_auth_store_session_revoke (self->store, old.session_id, now,
                                             "refresh token reused", NULL);
-        if (rc == 0 && umb_store_commit (self->store) == 0) {
-            umb_log_warn (self->log, "refresh token reused on session %s: session revoked",
-                          old.session_id);
-            return umb_req_fail (req, 401, "refresh_reused",
-                                 "refresh token already used; the session is revoked");
-        }
-        if (rc)
-            umb_store_rollback (self->store);
-        return umb_auth_store_error (self, req);
+        int status = umb_auth_commit (self, req, rc);
+        if (status)
+            return status;
+        umb_log_warn (self->log, "refresh token reused on session %s: session revoked",
+                      old.session_id);
+        return umb_req_fail (req, 401, "refresh_reused",
+                             "refresh token already used; the session is revoked");
     }
     int status = 0;
     if (rc == UMB_AUTH_NOT_FOUND)
@@ -352,14 +343,10 @@ umb_auth_tokens_refresh (void *state, umb_req_t *req)
                                             now + self->refresh_ttl);
     if (rc == 0)
         rc = umb_auth_store_session_extend (self->store, session.id, now + self->refresh_ttl);
-    if (rc) {
-        umb_store_rollback (self->store);
+    status = umb_auth_commit (self, req, rc);
+    if (status) {
         sodium_memzero (&refresh, sizeof refresh);
-        return umb_auth_store_error (self, req);
-    }
-    if (umb_store_commit (self->store)) {
-        sodium_memzero (&refresh, sizeof refresh);
-        return umb_auth_store_error (self, req);
+        return status;
     }
     return s_tokens_reply (self, req, &user, session.id, &refresh, 200);
 }
@@ -412,12 +399,9 @@ umb_auth_tokens_revoke (void *state, umb_req_t *req)
     else
         rc = umb_auth_store_session_revoke (self->store, principal->session, now, "logout",
                                             &revoked);
-    if (rc) {
-        umb_store_rollback (self->store);
-        return umb_auth_store_error (self, req);
-    }
-    if (umb_store_commit (self->store))
-        return umb_auth_store_error (self, req);
+    status = umb_auth_commit (self, req, rc);
+    if (status)
+        return status;
     umb_w_t *w = umb_req_body_writer (req);
     umb_w_map_begin (w);
     umb_w_kv_int (w, "revoked", revoked);
@@ -427,16 +411,23 @@ umb_auth_tokens_revoke (void *state, umb_req_t *req)
 
 //  ---------------------------------------------------------------- users
 
-int
-umb_auth_users_get (void *state, umb_req_t *req)
+//  The user a request's one field "user" names: 0, or 400/404/500 answered.
+static int
+s_user_requested (umb_auth_t *self, umb_req_t *req, umb_auth_user_t *user)
 {
-    umb_auth_t *self = state;
     umb_msg_t *body = umb_req_body (req);
     const char *ref = umb_msg_str (body, "user", UMB_AUTH_READ_REF, true);
     if (umb_msg_failed (body))
         return umb_auth_bad_request (req);
+    return umb_auth_user_find (self, req, ref, user);
+}
+
+int
+umb_auth_users_get (void *state, umb_req_t *req)
+{
+    umb_auth_t *self = state;
     umb_auth_user_t user;
-    int status = umb_auth_user_find (self, req, ref, &user);
+    int status = s_user_requested (self, req, &user);
     if (status)
         return status;
     const umb_principal_t *principal = umb_req_principal (req);
@@ -480,12 +471,9 @@ s_user_save (umb_auth_t *self, umb_req_t *req, const char *user_id, const char *
         rc = umb_auth_store_sessions_revoke_user (self->store, user_id,
                                                   *keep_session ? keep_session : NULL, now,
                                                   "password changed", &revoked);
-    if (rc) {
-        umb_store_rollback (self->store);
-        return umb_auth_store_error (self, req);
-    }
-    if (umb_store_commit (self->store))
-        return umb_auth_store_error (self, req);
+    int status = umb_auth_commit (self, req, rc);
+    if (status)
+        return status;
     umb_auth_user_t user;
     rc = umb_auth_store_user_by_id (self->store, user_id, &user);
     if (rc)
@@ -579,12 +567,8 @@ int
 umb_auth_users_disable (void *state, umb_req_t *req)
 {
     umb_auth_t *self = state;
-    umb_msg_t *body = umb_req_body (req);
-    const char *ref = umb_msg_str (body, "user", UMB_AUTH_READ_REF, true);
-    if (umb_msg_failed (body))
-        return umb_auth_bad_request (req);
     umb_auth_user_t user;
-    int status = umb_auth_user_find (self, req, ref, &user);
+    int status = s_user_requested (self, req, &user);
     if (status == 0)
         status = s_may_change (req, &user);
     sodium_memzero (user.password_hash, sizeof user.password_hash);
@@ -604,12 +588,8 @@ umb_auth_users_disable (void *state, umb_req_t *req)
         if (rc == 0)
             rc = umb_auth_store_sessions_revoke_user (self->store, user.id, NULL, now,
                                                       "user disabled", NULL);
-        if (rc) {
-            umb_store_rollback (self->store);
-            return umb_auth_store_error (self, req);
-        }
-        if (umb_store_commit (self->store))
-            return umb_auth_store_error (self, req);
+        if ((status = umb_auth_commit (self, req, rc)))
+            return status;
         user.disabled = true;
         umb_log_info (self->log, "user '%s' disabled by '%s'", user.username,
                       umb_req_principal (req)->username);

@@ -72,19 +72,6 @@ s_done_true (umb_req_t *req, const char *key)
     return 200;
 }
 
-//  Runs the end of a write: rc from the last step; commits if it is 0.
-static int
-s_finish (umb_auth_t *self, umb_req_t *req, int rc)
-{
-    if (rc) {
-        umb_store_rollback (self->store);
-        return umb_auth_store_error (self, req);
-    }
-    if (umb_store_commit (self->store))
-        return umb_auth_store_error (self, req);
-    return 0;
-}
-
 //  ---------------------------------------------------------------- workspaces
 
 int
@@ -123,7 +110,7 @@ umb_auth_workspaces_create (void *state, umb_req_t *req)
     if (rc == 0)
         rc = umb_auth_store_member_insert (self->store, ws.id, principal->subject,
                                            UMB_ROLE_ADMIN, ws.created_at);
-    if ((status = s_finish (self, req, rc)))
+    if ((status = umb_auth_commit (self, req, rc)))
         return status;
     umb_log_info (self->log, "workspace '%s' (%s) created by '%s'", ws.name, ws.id,
                   principal->username);
@@ -184,7 +171,7 @@ umb_auth_workspaces_rename (void *state, umb_req_t *req)
         umb_store_rollback (self->store);
         return umb_req_fail (req, 409, "name_taken", "workspace name '%s' is taken", ws.name);
     }
-    if ((status = s_finish (self, req, rc)))
+    if ((status = umb_auth_commit (self, req, rc)))
         return status;
     umb_auth_write_workspace (umb_req_body_writer (req), &ws);
     return 200;
@@ -203,7 +190,7 @@ umb_auth_workspaces_delete (void *state, umb_req_t *req)
         umb_store_rollback (self->store);
         return umb_req_fail (req, 404, NULL, UMB_AUTH_NO_WORKSPACE);
     }
-    int status = s_finish (self, req, rc);
+    int status = umb_auth_commit (self, req, rc);
     if (status)
         return status;
     umb_log_info (self->log, "workspace %s deleted by '%s'", id, umb_req_principal (req)->username);
@@ -282,7 +269,7 @@ umb_auth_members_update (void *state, umb_req_t *req)
         return status;
     }
     int rc = umb_auth_store_member_set_role (self->store, ws.id, member.user_id, role);
-    if ((status = s_finish (self, req, rc)))
+    if ((status = umb_auth_commit (self, req, rc)))
         return status;
     member.role = role;
     umb_auth_write_member (umb_req_body_writer (req), &member);
@@ -326,7 +313,7 @@ umb_auth_members_remove (void *state, umb_req_t *req)
         return status;
     }
     rc = umb_auth_store_member_delete (self->store, ws.id, user.id);
-    if ((status = s_finish (self, req, rc)))
+    if ((status = umb_auth_commit (self, req, rc)))
         return status;
     umb_log_info (self->log, "'%s' removed from '%s' by '%s'", user.username, ws.name,
                   principal->username);
@@ -408,7 +395,7 @@ umb_auth_invitations_create (void *state, umb_req_t *req)
         return umb_req_fail (req, 409, "already_invited",
                              "'%s' already has a pending invitation to '%s'", user.username, ws.name);
     }
-    if ((status = s_finish (self, req, rc)))
+    if ((status = umb_auth_commit (self, req, rc)))
         return status;
     if (umb_auth_store_invitation_get (self->store, row.id, &row))
         return umb_auth_store_error (self, req);
@@ -525,7 +512,7 @@ umb_auth_invitations_accept (void *state, umb_req_t *req)
                             row.username, row.workspace_name)
             : umb_req_fail (req, 409, "invalid_state", "the invitation is no longer pending");
     }
-    if ((status = s_finish (self, req, rc)))
+    if ((status = umb_auth_commit (self, req, rc)))
         return status;
     snprintf (row.state, sizeof row.state, "%s", next);
     umb_auth_member_t member = { .role = row.role, .joined_at = now };
@@ -558,7 +545,7 @@ s_invitation_close (umb_auth_t *self, umb_req_t *req, const char *event)
         umb_store_rollback (self->store);
         return umb_req_fail (req, 409, "invalid_state", "the invitation is no longer pending");
     }
-    if ((status = s_finish (self, req, rc)))
+    if ((status = umb_auth_commit (self, req, rc)))
         return status;
     snprintf (row.state, sizeof row.state, "%s", next);
     umb_auth_write_invitation (umb_req_body_writer (req), &row);
@@ -647,7 +634,7 @@ umb_auth_apikeys_create (void *state, umb_req_t *req)
     if (umb_store_begin (self->store))
         status = umb_auth_store_error (self, req);
     else
-        status = s_finish (self, req, umb_auth_store_apikey_insert (self->store, &key));
+        status = umb_auth_commit (self, req, umb_auth_store_apikey_insert (self->store, &key));
     if (status == 0) {
         //  The only time the key is shown: only its digest is kept
         umb_auth_write_apikey (umb_req_body_writer (req), &key, full);
@@ -684,7 +671,7 @@ umb_auth_apikeys_revoke (void *state, umb_req_t *req)
         umb_store_rollback (self->store);
         return umb_req_fail (req, 404, NULL, "no API key '%.64s' in this workspace", id);
     }
-    int status = s_finish (self, req, rc);
+    int status = umb_auth_commit (self, req, rc);
     if (status)
         return status;
     umb_log_info (self->log, "API key %s revoked by '%s'", id, umb_req_principal (req)->username);

@@ -6,6 +6,7 @@
 #ifndef UMB_STORE_H_INCLUDED
 #define UMB_STORE_H_INCLUDED
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sqlite3.h>
@@ -43,6 +44,24 @@ int          umb_store_exec (umb_store_t *self, const char *sql);
 #define UMB_STORE_CONSTRAINT (-2)
 int          umb_store_step_done (umb_store_t *self, sqlite3_stmt *stmt);
 
+//  Binds parameters 1..n of stmt, one per character of format:
+//    's'  const char *, bound without copying (it must outlive the step);
+//         NULL binds SQL NULL
+//    'i'  int64_t: pass an int64_t, never a plain int or a literal (cast it),
+//         or the arguments after it are read wrongly
+//    'b'  bool (passed as int): binds 1 or 0
+//  format must name every parameter of stmt, no more, no fewer (asserted).
+//  0 ok; -1 if SQLite refused a value (too big, out of memory): logged,
+//  without the value, and the bindings are cleared.
+int          umb_store_bind (umb_store_t *self, sqlite3_stmt *stmt, const char *format, ...);
+int          umb_store_vbind (umb_store_t *self, sqlite3_stmt *stmt, const char *format,
+                              va_list args);
+
+//  umb_store_prepare, umb_store_bind and umb_store_step_done in one: runs sql
+//  with the arguments of format. Returns what umb_store_step_done returns (0,
+//  UMB_STORE_CONSTRAINT, -1), or -1 when sql or a value is refused (logged).
+int          umb_store_run (umb_store_t *self, const char *sql, const char *format, ...);
+
 //  Transactions (BEGIN IMMEDIATE). Nesting is not allowed (asserted).
 //  A commit that fails (a deferred constraint, I/O) has rolled back: -1,
 //  and the store is out of the transaction either way.
@@ -55,7 +74,7 @@ int64_t      umb_store_changes (umb_store_t *self);
 sqlite3     *umb_store_handle (umb_store_t *self);
 
 //  Fault injection for tests: the n-th next write statement (1 = next) run
-//  through umb_store_step_done or umb_store_exec returns -1 as if SQLite had
+//  through umb_store_step_done, umb_store_run or umb_store_exec returns -1 as if SQLite had
 //  failed, without running; reads and BEGIN/COMMIT do not count. It fires
 //  once; 0 disarms it.
 void         umb_store_fail_after (umb_store_t *self, int n);

@@ -9,7 +9,7 @@ python3-zmq and python3-msgpack, walks through users, tokens, workspaces, invita
 verifies an access token's EdDSA signature against auth.jwks itself, checks the error replies, and
 checks that a CURVE key outside the mesh allow-list is never answered.
 
-UMBRA_BUILD (default: TEST_BUILD_DIR, then <repo>/build) names the build directory holding
+TEST_BUILD_DIR (default: <repo>/build) names the build directory holding
 cli/umbra. One line is printed per check; the first failure exits 1 with the reason.
 """
 
@@ -30,7 +30,7 @@ import msgpack
 import zmq
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.environ.get("UMBRA_BUILD") or os.environ.get("TEST_BUILD_DIR") or os.path.join(REPO, "build")
+BUILD = os.environ.get("TEST_BUILD_DIR") or os.path.join(REPO, "build")
 UMBRA = os.path.join(BUILD, "cli", "umbra")
 
 STARTUP_S = 60          # the platform must answer sys.ping within this
@@ -358,7 +358,7 @@ class Platform:
         self.log = None
 
     def start(self):
-        expect(os.access(UMBRA, os.X_OK), "%s is not built (set UMBRA_BUILD)" % UMBRA)
+        expect(os.access(UMBRA, os.X_OK), "%s is not built (set TEST_BUILD_DIR)" % UMBRA)
         env = dict(os.environ)
         env.update({
             "UMBRA_AUTH_ENDPOINT": self.endpoint,
