@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "umb_auth_private.h"
+#include "umb_auth_client.h"
 
 #define S_TIMEOUT 10000
 #define S_BAD_LOGIN "invalid username or password"
@@ -995,4 +996,88 @@ umb_auth_test (bool verbose)
 
     if (verbose)
         printf ("OK (%.1f s)\n", (double) (zclock_mono () - started) / 1000);
+}
+
+//  ---------------------------------------------------------------- the client other services use
+
+void
+umb_auth_client_test (bool verbose)
+{
+    if (verbose)
+        printf (" * umb_auth_client: ");
+    s_test_t test = { .verbose = verbose };
+    static const char *const settings [] = {
+        "admin.username", "root", "admin.password", "root-password-1", NULL
+    };
+    s_runtime_start (&test, settings);
+    s_actor_start (&test, umb_auth_actor);
+    assert (*test.endpoint);
+    char *error = NULL;
+    assert (umb_config_set (umb_runtime_config (test.runtime), "auth.endpoint", test.endpoint,
+                            &error) == 0);
+    assert (umb_config_set (umb_runtime_config (test.runtime), "mesh.timeout_ms", "500", &error) == 0);
+    free (s_register (&test, "dora", "dora-password"));
+    free (s_register (&test, "eve", "eve-password1"));
+    char *dora = s_access (&test, "dora", "dora-password", NULL);
+    char *eve = s_access (&test, "eve", "eve-password1", NULL);
+    umb_reply_t *reply = s_call (&test, "auth.workspaces.create", dora, "name", "labs", NULL);
+    char *labs = s_dup (reply, "id");
+    s_expect (&reply, 201, NULL, NULL);
+
+    zcert_t *identity = umb_runtime_identity (test.runtime, "certs");
+    umb_auth_client_t *client = umb_auth_client_new (test.runtime, identity);
+    assert (client);
+    umb_auth_client_set_cache_ms (client, 0);
+    umb_principal_t principal = { { 0 } };
+    char reason [256] = "";
+
+    //  A valid token names its subject; a forged one is refused here, unasked
+    assert (umb_auth_client_authenticate (client, dora, &principal, reason, sizeof reason) == 0);
+    assert (streq (principal.username, "dora") && strncmp (principal.subject, "usr_", 4) == 0);
+    char *forged = strdup (dora);
+    forged [strlen (forged) - 3] ^= 1;
+    assert (umb_auth_client_authenticate (client, forged, &principal, reason, sizeof reason) == 401);
+    assert (strstr (reason, "signature") || strstr (reason, "malformed"));
+    free (forged);
+    assert (umb_auth_client_authenticate (client, "umb_0000000000000000_nothing", &principal, reason,
+                                          sizeof reason) == 401);
+
+    //  Authorization is auth's decision, with its reasons
+    char workspace_id [64] = "";
+    principal.token = dora;
+    assert (umb_auth_client_authorize (client, &principal, "members.manage", "labs", workspace_id,
+                                       reason, sizeof reason) == 0);
+    assert (streq (workspace_id, labs));
+    umb_principal_t outsider = { .token = eve };
+    assert (umb_auth_client_authorize (client, &outsider, "workspace.read", "labs", workspace_id,
+                                       reason, sizeof reason) == 404);
+    assert (umb_auth_client_authorize (client, &principal, "no.such.action", "labs", workspace_id,
+                                       reason, sizeof reason) == 403);
+
+    //  A revoked session is refused at once without caching, and within the
+    //  cache time with it: the cached answer is served until then
+    umb_auth_client_set_cache_ms (client, 60000);
+    assert (umb_auth_client_authenticate (client, eve, &principal, reason, sizeof reason) == 0);
+    reply = s_call (&test, "auth.tokens.revoke", eve, NULL);
+    s_expect (&reply, 200, NULL, NULL);
+    assert (umb_auth_client_authenticate (client, eve, &principal, reason, sizeof reason) == 0);
+    umb_auth_client_set_cache_ms (client, 0);
+    assert (umb_auth_client_authenticate (client, eve, &principal, reason, sizeof reason) == 401);
+
+    //  Auth gone: fail closed with 503, never allow
+    s_actor_stop (&test);
+    assert (umb_auth_client_authenticate (client, dora, &principal, reason, sizeof reason) == 503);
+    principal.token = dora;
+    assert (umb_auth_client_authorize (client, &principal, "workspace.read", "labs", workspace_id,
+                                       reason, sizeof reason) == 503);
+
+    umb_auth_client_destroy (&client);
+    umb_auth_client_destroy (&client);
+    zcert_destroy (&identity);
+    free (dora);
+    free (eve);
+    free (labs);
+    s_runtime_stop (&test);
+    if (verbose)
+        printf ("OK\n");
 }

@@ -53,6 +53,7 @@ static int s_check_listen (const char *value, char *why, size_t why_size);
 static const char *const s_log_levels [] = { "debug", "info", "warn", "error", NULL };
 static const char *const s_log_formats [] = { "text", "json", NULL };
 static const char *const s_pwhash_limits [] = { "interactive", "moderate", NULL };
+static const char *const s_ca_key_types [] = { "ec-p256", "rsa-3072", "ed25519", NULL };
 
 static const s_setting_t s_schema [] = {
     { "state_dir", UMB_CONFIG_PATH, "",
@@ -91,6 +92,32 @@ static const s_setting_t s_schema [] = {
       .help = "failed logins per user allowed in the window" },
     { "auth.login_window_s", UMB_CONFIG_INT, "300", 1, 86400,
       .help = "window of the failed-login limit, seconds" },
+    { "certs.endpoint", UMB_CONFIG_ENDPOINT, "tcp://127.0.0.1:7111",
+      .help = "certs service request endpoint" },
+    { "certs.pub_endpoint", UMB_CONFIG_ENDPOINT, "tcp://127.0.0.1:7112",
+      .help = "certs service notification endpoint" },
+    { "certs.public_key", UMB_CONFIG_STRING, "", .check = s_check_public_key,
+      .help = "certs service CURVE public key (Z85); empty reads it from the keys directory" },
+    { "certs.db", UMB_CONFIG_PATH, "",
+      .help = "certs database; empty means <state_dir>/certs/certs.db" },
+    { "certs.ca_dir", UMB_CONFIG_PATH, "",
+      .help = "CA keys and certificates; empty means <state_dir>/certs/ca" },
+    { "certs.key_type", UMB_CONFIG_ENUM, "ec-p256", .choices = s_ca_key_types,
+      .help = "key type of the CA and of keys the service makes" },
+    { "certs.http_listen", UMB_CONFIG_STRING, "127.0.0.1:8081", .check = s_check_listen,
+      .help = "OCSP responder and CRL HTTP address, host:port" },
+    { "certs.public_url", UMB_CONFIG_STRING, "",
+      .help = "base URL of that HTTP server in issued certificates; empty means http://<http_listen>" },
+    { "certs.default_ttl_s", UMB_CONFIG_INT, "7776000", 60, 71280000,
+      .help = "validity of issued certificates when the request names none, seconds" },
+    { "certs.max_ttl_s", UMB_CONFIG_INT, "71280000", 60, 71280000,
+      .help = "longest validity a request may ask for, seconds" },
+    { "certs.ocsp_validity_s", UMB_CONFIG_INT, "3600", 60, 604800,
+      .help = "OCSP responses are valid this long (nextUpdate), seconds" },
+    { "certs.crl_validity_s", UMB_CONFIG_INT, "86400", 60, 2592000,
+      .help = "CRLs are valid this long (nextUpdate), seconds" },
+    { "certs.http_threads", UMB_CONFIG_INT, "4", 1, 256,
+      .help = "threads of the OCSP/CRL HTTP server" },
     { "admin.username", UMB_CONFIG_STRING, "",
       .help = "platform administrator created on first start" },
     { "admin.password", UMB_CONFIG_STRING, "", .secret = true,

@@ -8,7 +8,7 @@
 
 //  Every mesh identity has a key pair from the first start on, so processes
 //  started separately on one state directory admit each other.
-static const char *s_identities [] = { "auth", "gateway", NULL };
+static const char *s_identities [] = { "auth", "certs", "gateway", NULL };
 
 struct _umb_runtime_t {
     umb_config_t *config;
@@ -209,7 +209,7 @@ umb_runtime_test (bool verbose)
     char *auth_key = umb_runtime_public_key (runtime, "auth");
     assert (auth_key && strlen (auth_key) == 40);
     const char *const *service_keys = umb_runtime_service_keys (runtime);
-    assert (streq (service_keys [0], auth_key) && service_keys [1] && !service_keys [2]);
+    assert (streq (service_keys [0], auth_key) && service_keys [2] && !service_keys [3]);
     zcert_t *gateway = umb_runtime_identity (runtime, "gateway");
     assert (gateway);
     umb_client_t *client = umb_runtime_client (runtime, "auth", gateway);

@@ -24,6 +24,7 @@ struct _umb_service_t {
     void                *state;
     umb_authenticate_fn *authenticate;
     umb_authorize_fn    *authorize;
+    void                *hook_state;
     umb_metrics_t       *metrics;
     size_t               max_body;
     int64_t              started;
@@ -229,17 +230,20 @@ s_admit (umb_service_t *self, umb_req_t *req, zmsg_t *msg, const umb_route_t **r
         if (!token || !*token)
             return umb_req_fail (req, 401, NULL, "this operation needs a bearer token or API key");
         char reason [256] = "";
-        int status = self->authenticate (self->state, token, &req->principal, reason, sizeof (reason));
+        req->principal.token = token;
+        int status = self->authenticate (self->hook_state, token, &req->principal, reason,
+                                         sizeof (reason));
         if (status)
             return umb_req_fail (req, status, NULL, "%s", *reason ? reason : "not authenticated");
         snprintf (req->principal.mesh_key, sizeof (req->principal.mesh_key), "%s",
                   user_id ? user_id : "");
+        req->principal.token = token;
         if (route->action) {
             const char *workspace = umb_msg_str (req->body, "workspace", 128, true);
             if (!workspace)
                 return umb_req_fail (req, 400, NULL, "%s", umb_msg_error (req->body));
             *reason = 0;
-            status = self->authorize (self->state, &req->principal, route->action, workspace,
+            status = self->authorize (self->hook_state, &req->principal, route->action, workspace,
                                       req->workspace, reason, sizeof (reason));
             if (status)
                 return umb_req_fail (req, status, NULL, "%s", *reason ? reason : "not allowed");
@@ -345,6 +349,7 @@ umb_service_new (const umb_service_config_t *config)
     self->state = config->state;
     self->authenticate = config->authenticate;
     self->authorize = config->authorize;
+    self->hook_state = config->hook_state ? config->hook_state : config->state;
     self->max_body = config->max_body ? config->max_body : S_DEFAULT_MAX_BODY;
     self->metrics = umb_metrics_new (config->name);
     self->header = umb_w_new ();

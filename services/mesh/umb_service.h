@@ -39,6 +39,7 @@ typedef struct {
     char key_workspace [64];   //  the only workspace an API key acts in
     char key_actions [512];    //  its actions, comma-separated
     char mesh_key [41];        //  the CURVE key of the calling peer (Z85)
+    const char *token;         //  the request's token (borrowed; valid while it is handled)
 } umb_principal_t;
 
 typedef enum {
@@ -84,7 +85,8 @@ typedef struct {
     umb_zap_t           *zap;           //  the process's ZAP handler (borrowed); required,
                                         //  as libzmq admits anyone when none runs
     const umb_route_t   *routes;        //  terminated by { NULL }
-    void                *state;         //  handed to handlers and hooks
+    void                *state;         //  handed to handlers (and hooks, without hook_state)
+    void                *hook_state;    //  handed to authenticate/authorize when not NULL
     umb_authenticate_fn *authenticate;  //  required if any route is UMB_ACCESS_USER
     umb_authorize_fn    *authorize;     //  required if any route has an action
     //  CURVE keys (Z85) of the service identities allowed UMB_ACCESS_MESH
