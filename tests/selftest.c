@@ -16,6 +16,7 @@
 #include "umb_jwt.h"
 #include "umb_runtime.h"
 #include "umb_auth.h"
+#include "umb_auth_client.h"
 #include "umb_json.h"
 #include "umb_routes.h"
 #include "umb_gateway.h"
@@ -38,6 +39,7 @@ static const struct {
     { "jwt",      umb_jwt_test },
     { "runtime",  umb_runtime_test },
     { "auth",     umb_auth_test },
+    { "auth_client", umb_auth_client_test },
     { "json",     umb_json_test },
     { "routes",   umb_routes_test },
     { "gateway",  umb_gateway_test },
