@@ -15,6 +15,7 @@
 #include "umb_service.h"
 #include "umb_jwt.h"
 #include "umb_runtime.h"
+#include "umb_trust.h"
 #include "umb_auth.h"
 #include "umb_auth_client.h"
 #include "umb_json.h"
@@ -38,6 +39,7 @@ static const struct {
     { "service",  umb_service_test },
     { "jwt",      umb_jwt_test },
     { "runtime",  umb_runtime_test },
+    { "trust",    umb_trust_test },
     { "auth",     umb_auth_test },
     { "auth_client", umb_auth_client_test },
     { "json",     umb_json_test },

@@ -70,6 +70,8 @@ static const s_setting_t s_schema [] = {
       .help = "largest request body a service accepts" },
     { "mesh.timeout_ms", UMB_CONFIG_INT, "5000", 10, 600000,
       .help = "default deadline of mesh requests" },
+    { "mesh.trust_refresh_ms", UMB_CONFIG_INT, "1000", 50, 60000,
+      .help = "how often mesh revocations are fetched from certs; bounds how long a revoked peer stays in" },
     { "auth.endpoint", UMB_CONFIG_ENDPOINT, "tcp://127.0.0.1:7101",
       .help = "auth service request endpoint" },
     { "auth.pub_endpoint", UMB_CONFIG_ENDPOINT, "tcp://127.0.0.1:7102",

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include "umb_program.h"
+#include "umb_trust.h"
 
 #define S_MAX_ACTORS 16
 
@@ -109,7 +110,10 @@ umb_program_run (const char *name, umb_config_t **config_p, const umb_program_ac
             break;
         }
     }
+    umb_trust_t *trust = NULL;
     if (exit_code == UMB_EXIT_OK) {
+        //  Revoked mesh identities are shut out of every service of this process
+        trust = umb_trust_new (runtime, actors [0].name);
         if (ready)
             ready (runtime, answers);
         int signal_number = 0;
@@ -117,6 +121,7 @@ umb_program_run (const char *name, umb_config_t **config_p, const umb_program_ac
         umb_log_info (umb_runtime_log (runtime), "stopping on %s",
                       signal_number == SIGINT ? "SIGINT" : "SIGTERM");
     }
+    umb_trust_destroy (&trust);
     //  In reverse: the gateway goes before the services it calls
     while (count-- > 0) {
         zactor_destroy (&started [count]);

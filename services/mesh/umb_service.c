@@ -25,6 +25,7 @@ struct _umb_service_t {
     umb_authenticate_fn *authenticate;
     umb_authorize_fn    *authorize;
     void                *hook_state;
+    umb_zap_t           *zap;
     umb_metrics_t       *metrics;
     size_t               max_body;
     int64_t              started;
@@ -209,6 +210,9 @@ s_admit (umb_service_t *self, umb_req_t *req, zmsg_t *msg, const umb_route_t **r
         return status;
     }
     req->op = strdup (umb_envelope_op (req->envelope));
+    //  ZAP refuses a revoked key's new connections; this shuts its open ones
+    if (umb_zap_revoked (self->zap, req->principal.mesh_key))
+        return umb_req_fail (req, 401, "identity_revoked", "this mesh identity is revoked");
     req->deadline = zclock_mono () + umb_envelope_deadline_ms (req->envelope);
     if (zframe_size (body) > self->max_body)
         return umb_req_fail (req, 413, NULL, "body of %zu bytes is over the limit of %zu",
@@ -350,6 +354,7 @@ umb_service_new (const umb_service_config_t *config)
     self->authenticate = config->authenticate;
     self->authorize = config->authorize;
     self->hook_state = config->hook_state ? config->hook_state : config->state;
+    self->zap = config->zap;
     self->max_body = config->max_body ? config->max_body : S_DEFAULT_MAX_BODY;
     self->metrics = umb_metrics_new (config->name);
     self->header = umb_w_new ();
@@ -771,6 +776,14 @@ umb_service_test (bool verbose)
     s_expect (&reply, 200, NULL);
     umb_client_destroy (&peer);
     zcert_destroy (&peer_cert);
+
+    //  A revoked peer is refused on the connection it already has
+    reply = s_test_call (client, "test.echo", NULL, "still here", NULL);
+    s_expect (&reply, 200, NULL);
+    assert (umb_zap_revoke (zap, zcert_public_txt (client_cert)) == 0);
+    reply = s_test_call (client, "test.echo", NULL, "still here", NULL);
+    assert (streq (umb_reply_code (reply), "identity_revoked"));
+    s_expect (&reply, 401, "revoked");
 
     //  A key outside the allow-list never reaches the dispatcher
     umb_client_t *stranger = umb_client_new (endpoint, zcert_public_txt (server_cert), stranger_cert);

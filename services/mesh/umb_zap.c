@@ -9,19 +9,20 @@
 
 #define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
 
+//  The key tables, shared by the handler thread and every caller.
 typedef struct {
-    zsock_t   *handler;         //  REP bound to the ZAP endpoint
-    umb_log_t *log;
-    zhashx_t  *allowed;         //  Z85 key -> name
-    uint64_t   admitted;
-    uint64_t   refused;
+    zsock_t         *handler;   //  REP bound to the ZAP endpoint; the actor's alone
+    umb_log_t       *log;
+    pthread_rwlock_t lock;      //  guards the two tables
+    zhashx_t        *allowed;   //  Z85 key -> name
+    zhashx_t        *revoked;   //  Z85 key -> "" (revocation is final)
+    _Atomic uint64_t admitted;
+    _Atomic uint64_t refused;
 } s_state_t;
 
 struct _umb_zap_t {
-    zactor_t       *actor;
-    s_state_t      *state;      //  used only by the actor while it runs
-    //  Actors of several services call in at once; a pipe is one conversation
-    pthread_mutex_t mutex;
+    zactor_t  *actor;
+    s_state_t *state;
 };
 
 static void
@@ -64,8 +65,21 @@ s_handle_zap (s_state_t *self)
     else {
         char public_txt [41];
         zmq_z85_encode (public_txt, zframe_data (key), 32);
-        const char *name = zhashx_lookup (self->allowed, public_txt);
-        if (name) {
+        char name [64] = "";
+        pthread_rwlock_rdlock (&self->lock);
+        const char *known = zhashx_lookup (self->allowed, public_txt);
+        bool revoked = zhashx_lookup (self->revoked, public_txt) != NULL;
+        if (known)
+            snprintf (name, sizeof (name), "%s", known);
+        pthread_rwlock_unlock (&self->lock);
+        if (revoked) {
+            self->refused++;
+            umb_log_warn (self->log, "zap: refused CURVE key %s from %s: its mesh identity is revoked",
+                          public_txt, address ? address : "?");
+            s_answer (self->handler, request_id, "400", "mesh identity revoked", "");
+        }
+        else
+        if (*name) {
             self->admitted++;
             umb_log_debug (self->log, "zap: admitted '%s' from %s", name, address ? address : "?");
             s_answer (self->handler, request_id, "200", "OK", public_txt);
@@ -94,47 +108,6 @@ s_key_valid (const char *public_txt)
     return public_txt && strlen (public_txt) == 40 && zmq_z85_decode (raw, public_txt) != NULL;
 }
 
-//  Returns false on $TERM.
-static bool
-s_handle_pipe (s_state_t *self, zsock_t *pipe)
-{
-    zmsg_t *msg = zmsg_recv (pipe);
-    if (!msg)
-        return false;
-    char *command = zmsg_popstr (msg);
-    bool running = true;
-    if (!command || streq (command, "$TERM"))
-        running = false;
-    else
-    if (streq (command, "ALLOW")) {
-        char *key = zmsg_popstr (msg);
-        char *name = zmsg_popstr (msg);
-        int rc = -1;
-        if (s_key_valid (key)) {
-            zhashx_update (self->allowed, key, strdup (name ? name : "?"));
-            rc = 0;
-        }
-        zsock_send (pipe, "i", rc);
-        zstr_free (&key);
-        zstr_free (&name);
-    }
-    else
-    if (streq (command, "REVOKE")) {
-        char *key = zmsg_popstr (msg);
-        int rc = key && zhashx_lookup (self->allowed, key) ? 0 : -1;
-        if (rc == 0)
-            zhashx_delete (self->allowed, key);
-        zsock_send (pipe, "i", rc);
-        zstr_free (&key);
-    }
-    else
-    if (streq (command, "STATS"))
-        zsock_send (pipe, "88", self->admitted, self->refused);
-    zstr_free (&command);
-    zmsg_destroy (&msg);
-    return running;
-}
-
 static void
 s_zap_actor (zsock_t *pipe, void *args)
 {
@@ -144,7 +117,10 @@ s_zap_actor (zsock_t *pipe, void *args)
     while (true) {
         zsock_t *which = zpoller_wait (poller, -1);
         if (which == pipe) {
-            if (!s_handle_pipe (self, pipe))
+            char *command = zstr_recv (pipe);
+            bool term = !command || streq (command, "$TERM");
+            zstr_free (&command);
+            if (term)
                 break;
         }
         else
@@ -176,8 +152,9 @@ umb_zap_new (umb_log_t *log)
     state->log = log;
     state->allowed = zhashx_new ();
     zhashx_set_destructor (state->allowed, (zhashx_destructor_fn *) zstr_free);
+    state->revoked = zhashx_new ();
+    pthread_rwlock_init (&state->lock, NULL);
     zsock_set_linger (handler, 0);
-    pthread_mutex_init (&self->mutex, NULL);
     self->state = state;
     self->actor = zactor_new (s_zap_actor, state);
     return self;
@@ -190,10 +167,14 @@ umb_zap_destroy (umb_zap_t **self_p)
     umb_zap_t *self = *self_p;
     if (self) {
         zactor_destroy (&self->actor);
+        //  Closing is asynchronous; unbinding frees the endpoint now, so a
+        //  new handler can start at once
+        zsock_unbind (self->state->handler, S_ZAP_ENDPOINT);
         zsock_destroy (&self->state->handler);
         zhashx_destroy (&self->state->allowed);
+        zhashx_destroy (&self->state->revoked);
+        pthread_rwlock_destroy (&self->state->lock);
         free (self->state);
-        pthread_mutex_destroy (&self->mutex);
         free (self);
         *self_p = NULL;
     }
@@ -205,11 +186,14 @@ umb_zap_allow (umb_zap_t *self, const char *public_z85, const char *name)
     assert (self);
     if (!s_key_valid (public_z85))
         return -1;
-    pthread_mutex_lock (&self->mutex);
-    zstr_sendx (self->actor, "ALLOW", public_z85, name ? name : "?", NULL);
+    s_state_t *state = self->state;
+    pthread_rwlock_wrlock (&state->lock);
     int rc = -1;
-    zsock_recv (self->actor, "i", &rc);
-    pthread_mutex_unlock (&self->mutex);
+    if (!zhashx_lookup (state->revoked, public_z85)) {
+        zhashx_update (state->allowed, public_z85, strdup (name ? name : "?"));
+        rc = 0;
+    }
+    pthread_rwlock_unlock (&state->lock);
     return rc;
 }
 
@@ -217,14 +201,32 @@ int
 umb_zap_revoke (umb_zap_t *self, const char *public_z85)
 {
     assert (self);
-    if (!public_z85)
+    if (!s_key_valid (public_z85))
         return -1;
-    pthread_mutex_lock (&self->mutex);
-    zstr_sendx (self->actor, "REVOKE", public_z85, NULL);
-    int rc = -1;
-    zsock_recv (self->actor, "i", &rc);
-    pthread_mutex_unlock (&self->mutex);
-    return rc;
+    s_state_t *state = self->state;
+    pthread_rwlock_wrlock (&state->lock);
+    bool fresh = zhashx_lookup (state->revoked, public_z85) == NULL;
+    const char *name = zhashx_lookup (state->allowed, public_z85);
+    if (fresh) {
+        zhashx_insert (state->revoked, public_z85, (void *) "");
+        umb_log_warn (state->log, "zap: mesh identity %s%s%s revoked: refused from now on",
+                      public_z85, name ? " of " : "", name ? name : "");
+    }
+    zhashx_delete (state->allowed, public_z85);
+    pthread_rwlock_unlock (&state->lock);
+    return fresh ? 0 : 1;
+}
+
+bool
+umb_zap_revoked (umb_zap_t *self, const char *public_z85)
+{
+    assert (self);
+    if (!public_z85)
+        return false;
+    pthread_rwlock_rdlock (&self->state->lock);
+    bool revoked = zhashx_lookup (self->state->revoked, public_z85) != NULL;
+    pthread_rwlock_unlock (&self->state->lock);
+    return revoked;
 }
 
 int
@@ -253,29 +255,18 @@ umb_zap_allow_dir (umb_zap_t *self, const char *dir)
     return count;
 }
 
-static void
-s_stats (umb_zap_t *self, uint64_t *admitted, uint64_t *refused)
-{
-    pthread_mutex_lock (&self->mutex);
-    zstr_send (self->actor, "STATS");
-    zsock_recv (self->actor, "88", admitted, refused);
-    pthread_mutex_unlock (&self->mutex);
-}
-
 uint64_t
 umb_zap_admitted (umb_zap_t *self)
 {
-    uint64_t admitted = 0, refused = 0;
-    s_stats (self, &admitted, &refused);
-    return admitted;
+    assert (self);
+    return self->state->admitted;
 }
 
 uint64_t
 umb_zap_refused (umb_zap_t *self)
 {
-    uint64_t admitted = 0, refused = 0;
-    s_stats (self, &admitted, &refused);
-    return refused;
+    assert (self);
+    return self->state->refused;
 }
 
 //  Sends one request over CURVE and reports whether an echo came back.
@@ -343,7 +334,13 @@ umb_zap_test (bool verbose)
 
     //  A revoked key is refused on its next connection
     assert (umb_zap_revoke (zap, zcert_public_txt (friend_cert)) == 0);
-    assert (umb_zap_revoke (zap, zcert_public_txt (friend_cert)) == -1);
+    assert (umb_zap_revoke (zap, zcert_public_txt (friend_cert)) == 1);
+    assert (umb_zap_revoke (zap, "short") == -1);
+    assert (umb_zap_revoked (zap, zcert_public_txt (friend_cert)));
+    assert (!umb_zap_revoked (zap, zcert_public_txt (stranger_cert)));
+    assert (!s_try_echo (server, server_cert, friend_cert));
+    //  Revocation is final: the key cannot be admitted again
+    assert (umb_zap_allow (zap, zcert_public_txt (friend_cert), "friend") == -1);
     assert (!s_try_echo (server, server_cert, friend_cert));
 
     //  Keys from a directory

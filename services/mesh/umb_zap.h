@@ -8,6 +8,7 @@
 #ifndef UMB_ZAP_H_INCLUDED
 #define UMB_ZAP_H_INCLUDED
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "umb_log.h"
 
@@ -21,8 +22,12 @@ void       umb_zap_destroy (umb_zap_t **self_p);
 
 //  Admits public_z85 (40 chars); name labels it in logs. 0 ok, -1 bad key.
 int        umb_zap_allow (umb_zap_t *self, const char *public_z85, const char *name);
-//  Removes a key; new connections with it are refused. 0 ok, -1 unknown.
+//  Revokes a key for good: new connections with it are refused, it can no
+//  longer be allowed, and services refuse requests from existing connections
+//  (umb_zap_revoked). 0 newly revoked, 1 already revoked, -1 bad key.
 int        umb_zap_revoke (umb_zap_t *self, const char *public_z85);
+//  True if public_z85 was revoked. Cheap: services ask on every request.
+bool       umb_zap_revoked (umb_zap_t *self, const char *public_z85);
 //  Admits every "<name>.pub" certificate in dir. Returns how many, or -1.
 int        umb_zap_allow_dir (umb_zap_t *self, const char *dir);
 uint64_t   umb_zap_admitted (umb_zap_t *self);

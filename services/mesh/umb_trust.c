@@ -1,0 +1,226 @@
+//  umb_trust - keeps this process's ZAP handler in step with the certs service's mesh revocations
+#include <assert.h>
+#include <stdatomic.h>
+#include <string.h>
+#include "umb_trust.h"
+#include "umb_service.h"
+
+struct _umb_trust_t {
+    zactor_t        *actor;
+    umb_runtime_t   *runtime;
+    char            *name;
+    _Atomic uint64_t rounds;
+};
+
+//  One round: ask, revoke what is listed. Returns true if certs answered.
+static bool
+s_refresh (umb_trust_t *self, umb_client_t *certs, int timeout_ms, int64_t *version)
+{
+    umb_reply_t *reply = umb_client_call (certs, "certs.mesh.revoked", NULL, NULL, 0, timeout_ms,
+                                          NULL);
+    bool answered = umb_reply_ok (reply);
+    if (answered) {
+        umb_msg_t *body = umb_reply_body (reply);
+        int64_t latest = umb_msg_int (body, "version", 0, INT64_MAX, 0, true);
+        umb_msg_t *keys = umb_msg_array (body, "keys", 1000000, true);
+        if (umb_msg_failed (body)) {
+            umb_log_error (umb_runtime_log (self->runtime), "trust: certs.mesh.revoked answered "
+                           "badly: %s", umb_msg_error (body));
+            answered = false;
+        }
+        else
+        if (latest != *version) {
+            for (size_t i = 0; i < umb_msg_size (keys); i++) {
+                const char *key = umb_msg_as_str (umb_msg_at (keys, i), 40, "key");
+                if (key)
+                    umb_zap_revoke (umb_runtime_zap (self->runtime), key);
+            }
+            *version = latest;
+        }
+    }
+    umb_reply_destroy (&reply);
+    return answered;
+}
+
+static void
+s_trust_actor (zsock_t *pipe, void *args)
+{
+    umb_trust_t *self = args;
+    umb_runtime_t *runtime = self->runtime;
+    umb_config_t *config = umb_runtime_config (runtime);
+    umb_log_t *log = umb_runtime_log (runtime);
+    int interval = (int) umb_config_int (config, "mesh.trust_refresh_ms");
+    int timeout_ms = (int) umb_config_int (config, "mesh.timeout_ms");
+    if (timeout_ms > interval)
+        timeout_ms = interval;
+    zcert_t *identity = umb_runtime_identity (runtime, self->name);
+    umb_client_t *certs = identity ? umb_runtime_client (runtime, "certs", identity) : NULL;
+    if (certs)
+        umb_client_set_attempts (certs, 1);
+    zsock_signal (pipe, 0);
+    zpoller_t *poller = zpoller_new (pipe, NULL);
+    int64_t version = -1;
+    bool reachable = true;
+    int64_t next = zclock_mono ();
+    while (true) {
+        int64_t wait = next - zclock_mono ();
+        void *which = zpoller_wait (poller, wait > 0 ? (int) wait : 0);
+        if (which == pipe) {
+            char *command = zstr_recv (pipe);
+            bool term = !command || streq (command, "$TERM");
+            zstr_free (&command);
+            if (term)
+                break;
+            continue;
+        }
+        if (zpoller_terminated (poller))
+            break;
+        next = zclock_mono () + interval;
+        if (!certs)
+            continue;
+        bool answered = s_refresh (self, certs, timeout_ms, &version);
+        if (answered)
+            self->rounds++;
+        if (answered != reachable)
+            umb_log_write (log, answered ? UMB_LOG_INFO : UMB_LOG_WARN,
+                           answered ? "trust: mesh revocations from certs are current again"
+                                    : "trust: certs cannot be reached; the last known mesh "
+                                      "revocations stay in force");
+        reachable = answered;
+    }
+    zpoller_destroy (&poller);
+    umb_client_destroy (&certs);
+    zcert_destroy (&identity);
+}
+
+umb_trust_t *
+umb_trust_new (umb_runtime_t *runtime, const char *name)
+{
+    assert (runtime && name);
+    umb_trust_t *self = calloc (1, sizeof (umb_trust_t));
+    assert (self);
+    self->runtime = runtime;
+    self->name = strdup (name);
+    self->actor = zactor_new (s_trust_actor, self);
+    assert (self->actor);
+    return self;
+}
+
+void
+umb_trust_destroy (umb_trust_t **self_p)
+{
+    assert (self_p);
+    umb_trust_t *self = *self_p;
+    if (self) {
+        zactor_destroy (&self->actor);
+        free (self->name);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+uint64_t
+umb_trust_rounds (umb_trust_t *self)
+{
+    assert (self);
+    return self->rounds;
+}
+
+//  ---------------------------------------------------------------- selftest
+
+//  A certs service as far as this module cares: certs.mesh.revoked
+typedef struct {
+    umb_runtime_t       *runtime;
+    zcert_t             *cert;
+    const char *_Atomic  revoked;   //  the key it lists, or NULL; set by the test
+} s_test_certs_t;
+
+static int
+s_test_revoked (void *state, umb_req_t *req)
+{
+    s_test_certs_t *certs = state;
+    const char *revoked = certs->revoked;
+    umb_w_t *w = umb_req_body_writer (req);
+    umb_w_map_begin (w);
+    umb_w_kv_int (w, "version", revoked ? 2 : 1);
+    umb_w_key (w, "keys");
+    umb_w_array_begin (w);
+    if (revoked)
+        umb_w_str (w, revoked);
+    umb_w_array_end (w);
+    umb_w_map_end (w);
+    return 200;
+}
+
+static const umb_route_t s_test_routes [] = {
+    { "certs.mesh.revoked", s_test_revoked, UMB_ACCESS_MESH, NULL },
+    { NULL }
+};
+
+static void
+s_test_certs_actor (zsock_t *pipe, void *args)
+{
+    s_test_certs_t *certs = args;
+    umb_service_t *service = umb_service_new (&(umb_service_config_t) {
+        .name = "certs", .endpoint = "tcp://127.0.0.1:*", .cert = certs->cert,
+        .zap = umb_runtime_zap (certs->runtime), .routes = s_test_routes, .state = certs,
+        .mesh_services = umb_runtime_service_keys (certs->runtime) });
+    assert (service);
+    zsock_signal (pipe, 0);
+    umb_service_run (service, pipe);
+    umb_service_destroy (&service);
+}
+
+//  Waits until condition holds, at most 5 s; the watcher works on its own clock.
+#define S_WAIT_FOR(condition) do { \
+    int64_t deadline_ = zclock_mono () + 5000; \
+    while (!(condition) && zclock_mono () < deadline_) \
+        zclock_sleep (10); \
+    assert (condition); } while (0)
+
+void
+umb_trust_test (bool verbose)
+{
+    if (verbose)
+        printf (" * umb_trust: ");
+    char dir [] = "/tmp/umb-trust-XXXXXX";
+    assert (mkdtemp (dir));
+    umb_config_t *config = umb_config_new ();
+    char *error = NULL;
+    assert (umb_config_set (config, "state_dir", dir, &error) == 0);
+    assert (umb_config_set (config, "log.level", "error", &error) == 0);
+    assert (umb_config_set (config, "mesh.trust_refresh_ms", "100", &error) == 0);
+    umb_runtime_t *runtime = umb_runtime_new (&config, &error);
+    assert (runtime);
+    s_test_certs_t certs = { runtime, umb_runtime_identity (runtime, "certs"), NULL };
+    zactor_t *service = zactor_new (s_test_certs_actor, &certs);
+    zstr_send (service, "ENDPOINT");
+    char *endpoint = zstr_recv (service);
+    assert (umb_config_set (umb_runtime_config (runtime), "certs.endpoint", endpoint, &error) == 0);
+    zcert_t *victim = umb_runtime_identity (runtime, "gateway");
+
+    umb_trust_t *trust = umb_trust_new (runtime, "auth");
+    S_WAIT_FOR (umb_trust_rounds (trust) >= 1);
+    assert (!umb_zap_revoked (umb_runtime_zap (runtime), zcert_public_txt (victim)));
+    //  certs revokes the gateway: this process refuses it within an interval
+    certs.revoked = zcert_public_txt (victim);
+    S_WAIT_FOR (umb_zap_revoked (umb_runtime_zap (runtime), zcert_public_txt (victim)));
+    //  certs gone: the revocation stays
+    zactor_destroy (&service);
+    uint64_t rounds = umb_trust_rounds (trust);
+    zclock_sleep (300);
+    assert (umb_trust_rounds (trust) == rounds);
+    assert (umb_zap_revoked (umb_runtime_zap (runtime), zcert_public_txt (victim)));
+
+    umb_trust_destroy (&trust);
+    umb_trust_destroy (&trust);
+    zcert_destroy (&victim);
+    zcert_destroy (&certs.cert);
+    zstr_free (&endpoint);
+    umb_runtime_destroy (&runtime);
+    char *command = zsys_sprintf ("rm -rf '%s'", dir);
+    assert (system (command) == 0);
+    zstr_free (&command);
+    if (verbose)
+        printf ("OK\n");
+}
