@@ -18,6 +18,13 @@
 #include "umb_trust.h"
 #include "umb_auth.h"
 #include "umb_auth_client.h"
+#include "umb_ca.h"
+#include "umb_ocsp.h"
+#include "umb_certs_store.h"
+#include "umb_certs_status.h"
+#include "umb_certs_worker.h"
+#include "umb_certs_http.h"
+#include "umb_certs.h"
 #include "umb_json.h"
 #include "umb_routes.h"
 #include "umb_gateway.h"
@@ -42,6 +49,13 @@ static const struct {
     { "trust",    umb_trust_test },
     { "auth",     umb_auth_test },
     { "auth_client", umb_auth_client_test },
+    { "ca",       umb_ca_test },
+    { "ocsp",     umb_ocsp_test },
+    { "certs_store", umb_certs_store_test },
+    { "certs_status", umb_certs_status_test },
+    { "certs_worker", umb_certs_worker_test },
+    { "certs_http", umb_certs_http_test },
+    { "certs",    umb_certs_test },
     { "json",     umb_json_test },
     { "routes",   umb_routes_test },
     { "gateway",  umb_gateway_test },
