@@ -239,6 +239,8 @@ umb_reply_destroy (umb_reply_t **self_p)
     umb_reply_t *self = *self_p;
     if (self) {
         umb_msg_destroy (&self->body);
+        if (self->raw)
+            explicit_bzero (self->raw, self->raw_size);
         free (self->raw);
         free (self->id);
         free (self->code);

@@ -49,6 +49,7 @@ typedef struct {
 
 static int s_check_public_key (const char *value, char *why, size_t why_size);
 static int s_check_listen (const char *value, char *why, size_t why_size);
+static int s_check_url (const char *value, char *why, size_t why_size);
 
 static const char *const s_log_levels [] = { "debug", "info", "warn", "error", NULL };
 static const char *const s_log_formats [] = { "text", "json", NULL };
@@ -136,6 +137,10 @@ static const s_setting_t s_schema [] = {
       .help = "HTTP request timeout" },
     { "gateway.threads", UMB_CONFIG_INT, "0", 0, 256,
       .help = "HTTP worker threads; 0 means one thread per connection" },
+    { "client.url", UMB_CONFIG_STRING, "http://127.0.0.1:8080", .check = s_check_url,
+      .help = "the gateway the CLI talks to (umbra certs ...), http:// or https://" },
+    { "client.token", UMB_CONFIG_STRING, "", .secret = true,
+      .help = "access token or API key the CLI sends as its bearer token" },
 };
 
 #define UMB_CONFIG_ENV_PREFIX "UMBRA_"
@@ -362,6 +367,17 @@ s_check_listen (const char *value, char *why, size_t why_size)
     if (s_host_port (value, 0, false))
         return 0;
     snprintf (why, why_size, "expected host:port with a port from 0 to 65535");
+    return -1;
+}
+
+static int
+s_check_url (const char *value, char *why, size_t why_size)
+{
+    size_t scheme = strncmp (value, "http://", 7) == 0 ? 7
+                  : strncmp (value, "https://", 8) == 0 ? 8 : 0;
+    if (scheme && value [scheme] && value [scheme] != '/' && !strpbrk (value, " ?#"))
+        return 0;
+    snprintf (why, why_size, "expected an http:// or https:// URL with a host, without a query");
     return -1;
 }
 
@@ -829,6 +845,13 @@ s_index (umb_config_t *self, const char *key)
     return setting - self->schema;
 }
 
+bool
+umb_config_declared (umb_config_t *self, const char *key)
+{
+    assert (self && key);
+    return s_find (self, key) != NULL;
+}
+
 const char *
 umb_config_str (umb_config_t *self, const char *key)
 {
@@ -1070,7 +1093,19 @@ umb_config_test (bool verbose)
     assert (s_test_streq (umb_config_str (config, "gateway.listen"), "127.0.0.1:8080"));
     assert (umb_config_int (config, "gateway.max_connections") == 1024);
     assert (umb_config_int (config, "gateway.threads") == 0);
+    assert (s_test_streq (umb_config_str (config, "client.url"), "http://127.0.0.1:8080"));
+    assert (s_test_streq (umb_config_str (config, "client.token"), ""));
     assert (!umb_config_is_set (config, "auth.endpoint"));
+    char *url_error = NULL;
+    assert (umb_config_set (config, "client.url", "https://umbra.example:8443/api", &url_error) == 0);
+    assert (umb_config_set (config, "client.url", "ftp://x", &url_error) == -1);
+    assert (strstr (url_error, "client.url"));
+    free (url_error);
+    url_error = NULL;
+    assert (umb_config_set (config, "client.url", "http://", &url_error) == -1);
+    free (url_error);
+    url_error = NULL;
+    assert (umb_config_set (config, "client.token", "not-in-errors", &url_error) == 0);
 
     //  Misuse of the accessors is a programming error
     assert (s_test_asserts (config, "auth.nope", 0));
@@ -1338,6 +1373,9 @@ umb_config_test (bool verbose)
     assert (copy);
     char *hidden = strstr (dump, "admin.password = (set)");
     memset (hidden, ' ', strlen ("admin.password = (set)"));
+    hidden = strstr (dump, "client.token = (unset)");
+    assert (hidden);
+    memset (hidden, ' ', strlen ("client.token = (unset)"));
     s_test_file (path, dump);
     rc = umb_config_load_file (copy, path, &error);
     assert (rc == 0);

@@ -23,6 +23,9 @@ int  umb_config_load_file (umb_config_t *self, const char *path, char **error);
 int  umb_config_load_env (umb_config_t *self, char **envp, char **error);
 int  umb_config_set (umb_config_t *self, const char *key, const char *value, char **error);
 
+//  True if key is a setting of the schema.
+bool        umb_config_declared (umb_config_t *self, const char *key);
+
 //  Accessors assert that key is declared with the matching type (a programming error).
 const char *umb_config_str  (umb_config_t *self, const char *key);   //  borrowed; "" if unset
 int64_t     umb_config_int  (umb_config_t *self, const char *key);

@@ -43,6 +43,9 @@ umb_w_destroy (umb_w_t **self_p)
 {
     assert (self_p);
     if (*self_p) {
+        //  Reply bodies may hold secrets made for the caller (a private key)
+        if ((*self_p)->buffer.data)
+            explicit_bzero ((*self_p)->buffer.data, (*self_p)->buffer.size);
         msgpack_sbuffer_destroy (&(*self_p)->buffer);
         free (*self_p);
         *self_p = NULL;

@@ -113,7 +113,10 @@ umb_program_run (const char *name, umb_config_t **config_p, const umb_program_ac
     umb_trust_t *trust = NULL;
     if (exit_code == UMB_EXIT_OK) {
         //  Revoked mesh identities are shut out of every service of this process
-        trust = umb_trust_new (runtime, actors [0].name);
+        const char *names [S_MAX_ACTORS + 1] = { NULL };
+        for (size_t i = 0; i < count; i++)
+            names [i] = actors [i].name;
+        trust = umb_trust_new (runtime, names);
         if (ready)
             ready (runtime, answers);
         int signal_number = 0;

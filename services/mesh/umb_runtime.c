@@ -153,7 +153,8 @@ umb_runtime_public_key (umb_runtime_t *self, const char *name)
     assert (self && name);
     char key [96];
     snprintf (key, sizeof (key), "%s.public_key", name);
-    const char *configured = umb_config_str (self->config, key);
+    const char *configured = umb_config_declared (self->config, key)
+                           ? umb_config_str (self->config, key) : "";
     if (*configured)
         return strdup (configured);
     return umb_keys_public (self->keys_dir, name);
@@ -208,6 +209,9 @@ umb_runtime_test (bool verbose)
     //  Every identity exists from the first start, and its key is public
     char *auth_key = umb_runtime_public_key (runtime, "auth");
     assert (auth_key && strlen (auth_key) == 40);
+    char *gateway_key = umb_runtime_public_key (runtime, "gateway");     //  no setting: the file
+    assert (gateway_key && strlen (gateway_key) == 40);
+    free (gateway_key);
     const char *const *service_keys = umb_runtime_service_keys (runtime);
     assert (streq (service_keys [0], auth_key) && service_keys [2] && !service_keys [3]);
     zcert_t *gateway = umb_runtime_identity (runtime, "gateway");

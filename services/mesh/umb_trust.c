@@ -5,12 +5,46 @@
 #include "umb_trust.h"
 #include "umb_service.h"
 
+#define S_MAX_NAMES 16
+
 struct _umb_trust_t {
     zactor_t        *actor;
     umb_runtime_t   *runtime;
-    char            *name;
+    char            *names [S_MAX_NAMES + 1];
     _Atomic uint64_t rounds;
 };
+
+//  Has every identity of this process certified; true when all are.
+static bool
+s_certify (umb_trust_t *self, umb_client_t *certs, int timeout_ms)
+{
+    bool all = true;
+    for (char **name = self->names; *name; name++) {
+        zcert_t *identity = umb_runtime_identity (self->runtime, *name);
+        if (!identity)
+            continue;
+        const char *public_key = zcert_public_txt (identity);
+        umb_w_t *body = umb_w_new ();
+        umb_w_map_begin (body);
+        umb_w_kv_str (body, "name", *name);
+        umb_w_kv_str (body, "public_key", public_key);
+        umb_w_map_end (body);
+        umb_reply_t *reply = umb_client_callw (certs, "certs.mesh.issue", NULL, body, timeout_ms,
+                                               NULL);
+        if (umb_reply_ok (reply))
+            umb_log_debug (umb_runtime_log (self->runtime), "trust: '%s' holds mesh certificate %s",
+                           *name, umb_msg_str (umb_reply_body (reply), "serial", 64, false));
+        else {
+            umb_log_warn (umb_runtime_log (self->runtime), "trust: cannot certify '%s': %s", *name,
+                          umb_reply_error (reply) ? umb_reply_error (reply) : "no reason");
+            all = false;
+        }
+        umb_reply_destroy (&reply);
+        umb_w_destroy (&body);
+        zcert_destroy (&identity);
+    }
+    return all;
+}
 
 //  One round: ask, revoke what is listed. Returns true if certs answered.
 static bool
@@ -53,7 +87,7 @@ s_trust_actor (zsock_t *pipe, void *args)
     int timeout_ms = (int) umb_config_int (config, "mesh.timeout_ms");
     if (timeout_ms > interval)
         timeout_ms = interval;
-    zcert_t *identity = umb_runtime_identity (runtime, self->name);
+    zcert_t *identity = umb_runtime_identity (runtime, self->names [0]);
     umb_client_t *certs = identity ? umb_runtime_client (runtime, "certs", identity) : NULL;
     if (certs)
         umb_client_set_attempts (certs, 1);
@@ -61,6 +95,7 @@ s_trust_actor (zsock_t *pipe, void *args)
     zpoller_t *poller = zpoller_new (pipe, NULL);
     int64_t version = -1;
     bool reachable = true;
+    bool certified = false;
     int64_t next = zclock_mono ();
     while (true) {
         int64_t wait = next - zclock_mono ();
@@ -79,6 +114,8 @@ s_trust_actor (zsock_t *pipe, void *args)
         if (!certs)
             continue;
         bool answered = s_refresh (self, certs, timeout_ms, &version);
+        if (answered && !certified)
+            certified = s_certify (self, certs, timeout_ms);
         if (answered)
             self->rounds++;
         if (answered != reachable)
@@ -94,13 +131,16 @@ s_trust_actor (zsock_t *pipe, void *args)
 }
 
 umb_trust_t *
-umb_trust_new (umb_runtime_t *runtime, const char *name)
+umb_trust_new (umb_runtime_t *runtime, const char *const *names)
 {
-    assert (runtime && name);
+    assert (runtime && names && names [0]);
     umb_trust_t *self = calloc (1, sizeof (umb_trust_t));
     assert (self);
     self->runtime = runtime;
-    self->name = strdup (name);
+    for (size_t i = 0; names [i]; i++) {
+        assert (i < S_MAX_NAMES);
+        self->names [i] = strdup (names [i]);
+    }
     self->actor = zactor_new (s_trust_actor, self);
     assert (self->actor);
     return self;
@@ -113,7 +153,8 @@ umb_trust_destroy (umb_trust_t **self_p)
     umb_trust_t *self = *self_p;
     if (self) {
         zactor_destroy (&self->actor);
-        free (self->name);
+        for (char **name = self->names; *name; name++)
+            free (*name);
         free (self);
         *self_p = NULL;
     }
@@ -133,6 +174,7 @@ typedef struct {
     umb_runtime_t       *runtime;
     zcert_t             *cert;
     const char *_Atomic  revoked;   //  the key it lists, or NULL; set by the test
+    _Atomic int          issued;    //  certs.mesh.issue calls
 } s_test_certs_t;
 
 static int
@@ -152,7 +194,24 @@ s_test_revoked (void *state, umb_req_t *req)
     return 200;
 }
 
+static int
+s_test_issue (void *state, umb_req_t *req)
+{
+    s_test_certs_t *certs = state;
+    const char *name = umb_msg_str (umb_req_body (req), "name", 64, true);
+    const char *key = umb_msg_str (umb_req_body (req), "public_key", 40, true);
+    if (!name || !key)
+        return umb_req_fail (req, 400, NULL, "%s", umb_msg_error (umb_req_body (req)));
+    certs->issued++;
+    umb_w_t *w = umb_req_body_writer (req);
+    umb_w_map_begin (w);
+    umb_w_kv_str (w, "serial", "1f");
+    umb_w_map_end (w);
+    return 201;
+}
+
 static const umb_route_t s_test_routes [] = {
+    { "certs.mesh.issue",   s_test_issue,   UMB_ACCESS_MESH, NULL },
     { "certs.mesh.revoked", s_test_revoked, UMB_ACCESS_MESH, NULL },
     { NULL }
 };
@@ -192,15 +251,18 @@ umb_trust_test (bool verbose)
     assert (umb_config_set (config, "mesh.trust_refresh_ms", "100", &error) == 0);
     umb_runtime_t *runtime = umb_runtime_new (&config, &error);
     assert (runtime);
-    s_test_certs_t certs = { runtime, umb_runtime_identity (runtime, "certs"), NULL };
+    s_test_certs_t certs = { runtime, umb_runtime_identity (runtime, "certs"), NULL, 0 };
     zactor_t *service = zactor_new (s_test_certs_actor, &certs);
     zstr_send (service, "ENDPOINT");
     char *endpoint = zstr_recv (service);
     assert (umb_config_set (umb_runtime_config (runtime), "certs.endpoint", endpoint, &error) == 0);
     zcert_t *victim = umb_runtime_identity (runtime, "gateway");
 
-    umb_trust_t *trust = umb_trust_new (runtime, "auth");
-    S_WAIT_FOR (umb_trust_rounds (trust) >= 1);
+    static const char *const names [] = { "auth", "gateway", NULL };
+    umb_trust_t *trust = umb_trust_new (runtime, names);
+    S_WAIT_FOR (umb_trust_rounds (trust) >= 2);
+    //  Each identity of the process was certified once
+    assert (certs.issued == 2);
     assert (!umb_zap_revoked (umb_runtime_zap (runtime), zcert_public_txt (victim)));
     //  certs revokes the gateway: this process refuses it within an interval
     certs.revoked = zcert_public_txt (victim);

@@ -17,8 +17,11 @@
 
 typedef struct _umb_trust_t umb_trust_t;
 
-//  Starts watching, asking as mesh identity name (a service of this process).
-umb_trust_t *umb_trust_new (umb_runtime_t *runtime, const char *name);
+//  Starts watching, asking as the first of names (the mesh identities of the
+//  services of this process, NULL-terminated, copied). On the first answer
+//  from certs it also has each of them certified (certs.mesh.issue: their
+//  X25519 CURVE keys get mesh certificates, reused while they have time left).
+umb_trust_t *umb_trust_new (umb_runtime_t *runtime, const char *const *names);
 void         umb_trust_destroy (umb_trust_t **self_p);
 //  Rounds in which certs answered so far (tests wait on it).
 uint64_t     umb_trust_rounds (umb_trust_t *self);

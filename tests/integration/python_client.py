@@ -330,10 +330,16 @@ def check_time(value, what):
 
 # ---------------------------------------------------------------- the platform
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_ports(count):
+    """count distinct free ports, held open together while the kernel picks them."""
+    held = [socket.socket() for _ in range(count)]
+    try:
+        for sock in held:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in held]
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def zpl_public_key(path):
@@ -350,9 +356,8 @@ class Platform:
         self.state = os.path.join(work, "state")
         self.allow_dir = os.path.join(work, "allow")
         self.log_path = os.path.join(work, "umbra.log")
-        self.auth_port = free_port()
-        self.pub_port = free_port()
-        self.gateway_port = free_port()
+        (self.auth_port, self.pub_port, self.gateway_port,
+         self.certs_port, self.certs_pub_port, self.certs_http_port) = free_ports(6)
         self.endpoint = "tcp://127.0.0.1:%d" % self.auth_port
         self.process = None
         self.log = None
@@ -363,6 +368,9 @@ class Platform:
         env.update({
             "UMBRA_AUTH_ENDPOINT": self.endpoint,
             "UMBRA_AUTH_PUB_ENDPOINT": "tcp://127.0.0.1:%d" % self.pub_port,
+            "UMBRA_CERTS_ENDPOINT": "tcp://127.0.0.1:%d" % self.certs_port,
+            "UMBRA_CERTS_PUB_ENDPOINT": "tcp://127.0.0.1:%d" % self.certs_pub_port,
+            "UMBRA_CERTS_HTTP_LISTEN": "127.0.0.1:%d" % self.certs_http_port,
             "UMBRA_MESH_ALLOW_DIR": self.allow_dir,
             "UMBRA_LOG_LEVEL": "debug",
         })

@@ -12,10 +12,10 @@ cleanup () {
     rm -rf "$dir"
 }
 trap cleanup EXIT
-# three distinct free ports, held open together while the kernel picks them
-read -r gw ap pp < <(/usr/bin/python3 -c '
+# six distinct free ports, held open together while the kernel picks them
+read -r gw ap pp cp cq hp < <(/usr/bin/python3 -c '
 import socket
-held = [socket.socket() for _ in range(3)]
+held = [socket.socket() for _ in range(6)]
 for s in held: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in held])')
 cat >"$dir/umbra.conf" <<CONF
@@ -26,6 +26,10 @@ format = json
 [auth]
 endpoint = tcp://127.0.0.1:$ap
 pub_endpoint = tcp://127.0.0.1:$pp
+[certs]
+endpoint = tcp://127.0.0.1:$cp
+pub_endpoint = tcp://127.0.0.1:$cq
+http_listen = 127.0.0.1:$hp
 [gateway]
 listen = 127.0.0.1:$gw
 CONF
@@ -40,6 +44,8 @@ rc=0; "$build/services/auth/umbra-auth" --no-such-flag 2>/dev/null || rc=$?
 echo "ok   bad settings and usage errors exit 2"
 
 "$build/services/auth/umbra-auth" --config "$dir/umbra.conf" 2>"$dir/auth.log" &
+pids+=($!)
+"$build/services/certs/umbra-certs" --config "$dir/umbra.conf" 2>"$dir/certs.log" &
 pids+=($!)
 "$build/services/gateway/umbra-gateway" --config "$dir/umbra.conf" 2>"$dir/gateway.log" &
 pids+=($!)
