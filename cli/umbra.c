@@ -4,7 +4,9 @@
 #include <unistd.h>
 #include "umb_program.h"
 #include "umb_auth.h"
+#include "umb_certs.h"
 #include "umb_gateway.h"
+#include "umb_cli_certs.h"
 
 typedef int (s_command_fn) (int argc, char **argv);
 
@@ -20,6 +22,7 @@ static const struct {
 } s_commands [] = {
     { "up",      s_cmd_up,      "run the whole platform on this machine until SIGINT/SIGTERM" },
     { "config",  s_cmd_config,  "print every setting with its current value (secrets hidden)" },
+    { "certs",   umb_cli_certs, "issue, list, get, revoke, renew certificates; ca, crl (see `umbra certs help`)" },
     { "version", s_cmd_version, "print the version" },
     { "help",    s_cmd_help,    "print this help" },
     { NULL }
@@ -28,6 +31,7 @@ static const struct {
 //  Every service that exists, in start order; umbra up stops them in reverse.
 static const umb_program_actor_t s_platform [] = {
     { "auth",    umb_auth_actor,    "ENDPOINT" },
+    { "certs",   umb_certs_actor,   "HTTP" },
     { "gateway", umb_gateway_actor, "PORT" },
     { NULL }
 };
@@ -53,9 +57,11 @@ s_platform_ready (umb_runtime_t *runtime, char **answers)
 {
     const char *listen = umb_config_str (umb_runtime_config (runtime), "gateway.listen");
     const char *colon = strrchr (listen, ':');
-    printf ("umbra is up: gateway http://%.*s:%s, auth %s, state %s\n",
-            (int) (colon - listen), listen, answers [1], answers [0],
-            umb_runtime_state_dir (runtime));
+    const char *ocsp = umb_config_str (umb_runtime_config (runtime), "certs.http_listen");
+    const char *ocsp_colon = strrchr (ocsp, ':');
+    printf ("umbra is up: gateway http://%.*s:%s, auth %s, certs OCSP http://%.*s:%s/ocsp, "
+            "state %s\n", (int) (colon - listen), listen, answers [2], answers [0],
+            (int) (ocsp_colon - ocsp), ocsp, answers [1], umb_runtime_state_dir (runtime));
     fflush (stdout);
 }
 

@@ -28,6 +28,8 @@
 #include "umb_json.h"
 #include "umb_routes.h"
 #include "umb_gateway.h"
+#include "umb_http_client.h"
+#include "umb_cli_certs.h"
 
 static const struct {
     const char *name;
@@ -59,6 +61,8 @@ static const struct {
     { "json",     umb_json_test },
     { "routes",   umb_routes_test },
     { "gateway",  umb_gateway_test },
+    { "http_client", umb_http_client_test },
+    { "cli_certs", umb_cli_certs_test },
     { NULL }
 };
 

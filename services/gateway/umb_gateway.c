@@ -24,6 +24,10 @@
 #include "umb_routes.h"
 #include "umb_openapi.h"
 #include "umb_auth.h"              //  the selftest runs the real auth service
+#include "umb_certs.h"             //  ...and the real certs service
+#include <openssl/bn.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #define S_POOL_MAX_IDLE  64         //  idle clients kept per service
 #define S_PROBE_MAX_MS   2000       //  /health and /metrics wait at most this per service
@@ -39,6 +43,7 @@ static const struct {
     const char *endpoint_key;
 } s_services [] = {
     { "auth", "auth.endpoint" },
+    { "certs", "certs.endpoint" },
     { NULL }
 };
 #define S_SERVICES (sizeof (s_services) / sizeof (s_services [0]) - 1)
@@ -65,6 +70,7 @@ typedef struct {
     s_pool_t           pools [S_SERVICES];
     bool               pools_ready;
     struct MHD_Daemon *daemon;
+    bool               thread_pool;     //  gateway.threads > 0
     unsigned           port;
     size_t             max_body;
     int                timeout_ms;
@@ -179,18 +185,14 @@ s_call (s_gateway_t *self, const char *service, const char *op, const char *toke
 
 //  ---------------------------------------------------------------- responses
 
-//  Queues status with body (taken; freed by MHD). Every response carries the
-//  request id and the security headers.
+//  Queues status with response (taken). Every response carries the request
+//  id and the security headers.
 static enum MHD_Result
-s_respond (s_request_t *req, struct MHD_Connection *conn, int status, const char *content_type,
-           char *body, size_t size, enum MHD_ResponseMemoryMode mode, const char *allow)
+s_queue (s_request_t *req, struct MHD_Connection *conn, int status, const char *content_type,
+         struct MHD_Response *response, const char *allow)
 {
-    struct MHD_Response *response = MHD_create_response_from_buffer (size, body, mode);
-    if (!response) {
-        if (mode == MHD_RESPMEM_MUST_FREE)
-            free (body);
+    if (!response)
         return MHD_NO;
-    }
     MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header (response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header (response, "X-Content-Type-Options", "nosniff");
@@ -208,6 +210,25 @@ s_respond (s_request_t *req, struct MHD_Connection *conn, int status, const char
     return rc;
 }
 
+//  Queues status with body (taken with MHD_RESPMEM_MUST_FREE; freed by MHD).
+static enum MHD_Result
+s_respond (s_request_t *req, struct MHD_Connection *conn, int status, const char *content_type,
+           char *body, size_t size, enum MHD_ResponseMemoryMode mode, const char *allow)
+{
+    struct MHD_Response *response = MHD_create_response_from_buffer (size, body, mode);
+    if (!response && mode == MHD_RESPMEM_MUST_FREE)
+        free (body);
+    return s_queue (req, conn, status, content_type, response, allow);
+}
+
+//  JSON answers may carry tokens or private keys: wiped once sent.
+static void
+s_wipe_text (void *text)
+{
+    sodium_memzero (text, strlen (text));
+    free (text);
+}
+
 //  Takes value.
 static enum MHD_Result
 s_respond_json (s_request_t *req, struct MHD_Connection *conn, int status, json_t *value,
@@ -220,8 +241,11 @@ s_respond_json (s_request_t *req, struct MHD_Connection *conn, int status, json_
         return s_respond (req, conn, 500, S_CONTENT_JSON, s_failed, strlen (s_failed),
                           MHD_RESPMEM_PERSISTENT, NULL);
     }
-    return s_respond (req, conn, status, S_CONTENT_JSON, text, strlen (text), MHD_RESPMEM_MUST_FREE,
-                      allow);
+    struct MHD_Response *response
+        = MHD_create_response_from_buffer_with_free_callback (strlen (text), text, s_wipe_text);
+    if (!response)
+        s_wipe_text (text);
+    return s_queue (req, conn, status, S_CONTENT_JSON, response, allow);
 }
 
 static json_t *
@@ -372,10 +396,13 @@ s_force_field (json_t *body, const char *field, const char *value, const char *s
     return 0;
 }
 
+//  The query parameters a route takes: its query list, then its raw_query.
+#define S_QUERY_MAX (UMB_ROUTES_MAX_QUERY + 1)
+
 typedef struct {
-    const umb_routes_entry_t *route;
-    char                     *values [UMB_ROUTES_MAX_QUERY];
-    char                      reason [160];
+    const char *names [S_QUERY_MAX];
+    char       *values [S_QUERY_MAX];       //  decoded; NULL when absent
+    char        reason [160];
 } s_query_t;
 
 static enum MHD_Result
@@ -386,12 +413,12 @@ s_on_query_argument (void *cls, enum MHD_ValueKind kind, const char *key, const 
     if (!name)
         return MHD_YES;             //  cannot be one the route takes
     enum MHD_Result rc = MHD_YES;
-    for (size_t i = 0; i < UMB_ROUTES_MAX_QUERY && query->route->query [i]; i++) {
-        if (!streq (query->route->query [i], name))
+    for (size_t i = 0; i < S_QUERY_MAX && query->names [i]; i++) {
+        if (!streq (query->names [i], name))
             continue;
         if (query->values [i]) {
             snprintf (query->reason, sizeof (query->reason), "the query parameter '%s' is repeated",
-                      query->route->query [i]);
+                      query->names [i]);
             rc = MHD_NO;
         }
         else {
@@ -399,13 +426,47 @@ s_on_query_argument (void *cls, enum MHD_ValueKind kind, const char *key, const 
                                                    false);
             if (!query->values [i]) {
                 snprintf (query->reason, sizeof (query->reason), "the query parameter '%s' has a bad "
-                          "percent-encoding, a NUL byte or invalid UTF-8", query->route->query [i]);
+                          "percent-encoding, a NUL byte or invalid UTF-8", query->names [i]);
                 rc = MHD_NO;
             }
         }
     }
     free (name);
     return rc;
+}
+
+//  Reads the query parameters route takes; others are ignored. Returns 0, or
+//  -1 with query->reason.
+static int
+s_query_read (struct MHD_Connection *conn, const umb_routes_entry_t *route, s_query_t *query)
+{
+    memset (query, 0, sizeof (*query));
+    size_t count = 0;
+    for (size_t i = 0; i < UMB_ROUTES_MAX_QUERY && route->query [i]; i++)
+        query->names [count++] = route->query [i];
+    if (route->raw_query)
+        query->names [count++] = route->raw_query;
+    if (count)
+        MHD_get_connection_values (conn, MHD_GET_ARGUMENT_KIND, s_on_query_argument, query);
+    return *query->reason ? -1 : 0;
+}
+
+//  The value of parameter name, or NULL when it was not given.
+static const char *
+s_query_value (s_query_t *query, const char *name)
+{
+    for (size_t i = 0; i < S_QUERY_MAX && query->names [i]; i++)
+        if (streq (query->names [i], name))
+            return query->values [i];
+    return NULL;
+}
+
+static void
+s_query_clear (s_query_t *query)
+{
+    for (size_t i = 0; i < S_QUERY_MAX; i++)
+        free (query->values [i]);
+    memset (query, 0, sizeof (*query));
 }
 
 //  MHD would decode the path before we split it into segments, so "%2F"
@@ -419,10 +480,9 @@ s_unescape_nothing (void *cls, struct MHD_Connection *conn, char *text)
 //  ---------------------------------------------------------------- handlers
 
 //  The mesh body of a route: the JSON body, plus path parameters, the fixed
-//  field and query parameters. Returns 0, or a status with a reason.
+//  field and the route's query parameters. Returns 0, or a status with a reason.
 static int
-s_mesh_body (s_request_t *req, struct MHD_Connection *conn, umb_w_t *w, char *reason,
-             size_t reason_size)
+s_mesh_body (s_request_t *req, s_query_t *query, umb_w_t *w, char *reason, size_t reason_size)
 {
     const umb_routes_entry_t *route = req->match.route;
     json_t *body = NULL;
@@ -454,19 +514,10 @@ s_mesh_body (s_request_t *req, struct MHD_Connection *conn, umb_w_t *w, char *re
     if (status == 0 && route->fixed_field
     &&  s_force_field (body, route->fixed_field, route->fixed_value, "path", reason, reason_size))
         status = 400;
-    if (status == 0 && route->query [0]) {
-        s_query_t query = { .route = route };
-        MHD_get_connection_values (conn, MHD_GET_ARGUMENT_KIND, s_on_query_argument, &query);
-        if (*query.reason) {
-            snprintf (reason, reason_size, "%s", query.reason);
+    for (size_t i = 0; i < UMB_ROUTES_MAX_QUERY && route->query [i] && status == 0; i++) {
+        const char *value = s_query_value (query, route->query [i]);
+        if (value && s_force_field (body, route->query [i], value, "query", reason, reason_size))
             status = 400;
-        }
-        for (size_t i = 0; i < UMB_ROUTES_MAX_QUERY && route->query [i]; i++) {
-            if (status == 0 && query.values [i]
-            &&  s_force_field (body, route->query [i], query.values [i], "query", reason, reason_size))
-                status = 400;
-            free (query.values [i]);
-        }
     }
     if (status == 0 && umb_json_to_mp (body, w)) {
         snprintf (reason, reason_size, "the body is nested too deeply");
@@ -476,17 +527,71 @@ s_mesh_body (s_request_t *req, struct MHD_Connection *conn, umb_w_t *w, char *re
     return status;
 }
 
+//  The form a raw route answers in, from its query parameter; NULL with a
+//  reason when the value names none.
+static const umb_routes_form_t *
+s_raw_form (const umb_routes_entry_t *route, s_query_t *query, char *reason, size_t reason_size)
+{
+    const char *name = route->raw_query ? s_query_value (query, route->raw_query) : NULL;
+    const umb_routes_form_t *form = umb_routes_form (route, name);
+    if (!form) {
+        int used = snprintf (reason, reason_size, "the query parameter '%s' must be one of:",
+                             route->raw_query);
+        for (size_t i = 0; i < UMB_ROUTES_MAX_FORMS && route->forms [i].name && used > 0
+                           && (size_t) used < reason_size; i++)
+            used += snprintf (reason + used, reason_size - (size_t) used, "%s %s%s", i ? "," : "",
+                              route->forms [i].name, i ? "" : " (the default)");
+    }
+    return form;
+}
+
+//  A raw route's answer: the form's field of the reply, as it is.
+static enum MHD_Result
+s_respond_form (s_gateway_t *self, s_request_t *req, struct MHD_Connection *conn, s_call_t *call,
+                const umb_routes_form_t *form)
+{
+    umb_msg_t *body = umb_reply_body (call->reply);
+    size_t size = 0;
+    const void *data = umb_msg_bin (body, form->field, SIZE_MAX, &size, true);
+    if (!data) {
+        umb_log_warn (self->log, "%s: %s answered %s without a usable '%s': %s", req->request_id,
+                      req->match.route->service, req->match.route->op, form->field,
+                      umb_msg_error (body));
+        return s_respond_error (req, conn, 502, "bad_reply", NULL, "%s answered without '%s'",
+                                req->match.route->service, form->field);
+    }
+    return s_respond (req, conn, call->status, form->content_type, (char *) data, size,
+                      MHD_RESPMEM_MUST_COPY, NULL);
+}
+
+//  A mesh route, answered as JSON, or a raw route, answered with one field
+//  of the reply. Errors are JSON either way.
 static enum MHD_Result
 s_handle_mesh (s_gateway_t *self, s_request_t *req, struct MHD_Connection *conn)
 {
     const umb_routes_entry_t *route = req->match.route;
     char reason [512];
+    s_query_t query;
+    if (s_query_read (conn, route, &query)) {
+        snprintf (reason, sizeof (reason), "%s", query.reason);
+        s_query_clear (&query);
+        return s_respond_error (req, conn, 400, NULL, NULL, "%s", reason);
+    }
+    const umb_routes_form_t *form = NULL;
+    if (route->kind == UMB_ROUTES_RAW
+    &&  (form = s_raw_form (route, &query, reason, sizeof (reason))) == NULL) {
+        s_query_clear (&query);
+        return s_respond_error (req, conn, 400, NULL, NULL, "%s", reason);
+    }
     char *token = NULL;
-    if (s_token (conn, &token, reason, sizeof (reason)))
+    if (s_token (conn, &token, reason, sizeof (reason))) {
+        s_query_clear (&query);
         return s_respond_error (req, conn, 401, "unauthenticated", NULL, "%s", reason);
+    }
     umb_w_t *w = umb_w_new ();
     assert (w);
-    int status = s_mesh_body (req, conn, w, reason, sizeof (reason));
+    int status = s_mesh_body (req, &query, w, reason, sizeof (reason));
+    s_query_clear (&query);
     if (status) {
         s_token_free (&token);
         umb_w_destroy (&w);
@@ -501,6 +606,9 @@ s_handle_mesh (s_gateway_t *self, s_request_t *req, struct MHD_Connection *conn)
     umb_w_destroy (&w);
 
     enum MHD_Result rc;
+    if (call.status >= 200 && call.status < 300 && form)
+        rc = s_respond_form (self, req, conn, &call, form);
+    else
     if (call.status >= 200 && call.status < 300) {
         json_t *value = umb_json_from_msg (umb_reply_body (call.reply));
         rc = s_respond_json (req, conn, call.status, value, NULL);
@@ -735,7 +843,8 @@ s_on_request (void *cls, struct MHD_Connection *conn, const char *url, const cha
         return s_respond_error (req, conn, 413, "too_large", NULL,
                                 "the body is over the limit of %zu bytes", self->max_body);
     switch (req->match.route->kind) {
-        case UMB_ROUTES_MESH:    return s_handle_mesh (self, req, conn);
+        case UMB_ROUTES_MESH:
+        case UMB_ROUTES_RAW:     return s_handle_mesh (self, req, conn);
         case UMB_ROUTES_HEALTH:  return s_handle_health (self, req, conn);
         case UMB_ROUTES_METRICS: return s_handle_metrics (self, req, conn);
         case UMB_ROUTES_OPENAPI: return s_handle_openapi (self, req, conn);
@@ -816,6 +925,7 @@ s_listen (s_gateway_t *self, umb_config_t *config, char **reason)
         return -1;
     }
     int64_t threads = umb_config_int (config, "gateway.threads");
+    self->thread_pool = threads > 0;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC;
     if (threads == 0)
         flags |= MHD_USE_THREAD_PER_CONNECTION;
@@ -896,8 +1006,11 @@ s_gateway_destroy (s_gateway_t **self_p)
     if (!self)
         return;
     if (self->daemon) {
-        //  Stop accepting, let the requests in flight finish, then stop
-        MHD_socket listener = MHD_quiesce_daemon (self->daemon);
+        //  Stop accepting, let the requests in flight finish, then stop. MHD
+        //  0.9.75 can abort when quiescing a thread pool on epoll, so a pool
+        //  (gateway.threads > 0) stops at once
+        MHD_socket listener = self->thread_pool ? MHD_INVALID_SOCKET
+                                                : MHD_quiesce_daemon (self->daemon);
         int64_t deadline = zclock_mono () + self->timeout_ms + 1000;
         while (atomic_load (&self->in_flight) > 0 && zclock_mono () < deadline)
             zclock_sleep (5);
@@ -1156,6 +1269,326 @@ s_test_metrics_headers (const char *text)
     zhashx_destroy (&seen);
 }
 
+//  Posts JSON as the holder of bearer (a full "Authorization: ...\r\n" line).
+static s_http_t *
+s_http_post (int port, const char *path, const char *bearer, const char *json)
+{
+    char *headers = zsys_sprintf ("%sContent-Type: application/json\r\n", bearer ? bearer : "");
+    s_http_t *response = s_http (port, "POST", path, headers, json);
+    zstr_free (&headers);
+    return response;
+}
+
+//  Logs username in; returns "Authorization: Bearer ...\r\n" (caller frees).
+static char *
+s_test_login (int port, const char *username, const char *password, bool create)
+{
+    char *json = zsys_sprintf ("{\"username\": \"%s\", \"password\": \"%s\"}", username, password);
+    s_http_t *response;
+    if (create) {
+        response = s_http_post (port, "/users", NULL, json);
+        s_expect (response, 201, S_CONTENT_JSON);
+        s_http_destroy (&response);
+    }
+    response = s_http_post (port, "/users/tokens", NULL, json);
+    s_expect (response, 201, S_CONTENT_JSON);
+    char *bearer = zsys_sprintf ("Authorization: Bearer %s\r\n",
+                                 s_json_str (response->json, "access_token"));
+    s_http_destroy (&response);
+    zstr_free (&json);
+    return bearer;
+}
+
+//  A PKCS#10 request for a new P-256 key, PEM (caller frees).
+static char *
+s_test_csr (const char *common_name)
+{
+    EVP_PKEY *key = EVP_EC_gen ("P-256");
+    X509_REQ *request = X509_REQ_new ();
+    assert (key && request);
+    X509_NAME *name = X509_REQ_get_subject_name (request);
+    X509_NAME_add_entry_by_txt (name, "CN", MBSTRING_UTF8, (const unsigned char *) common_name, -1,
+                                -1, 0);
+    assert (X509_REQ_set_pubkey (request, key) == 1);
+    assert (X509_REQ_sign (request, key, EVP_sha256 ()) > 0);
+    BIO *bio = BIO_new (BIO_s_mem ());
+    assert (bio && PEM_write_bio_X509_REQ (bio, request) == 1);
+    char *data = NULL;
+    long size = BIO_get_mem_data (bio, &data);
+    char *pem = strndup (data, (size_t) size);
+    BIO_free (bio);
+    X509_REQ_free (request);
+    EVP_PKEY_free (key);
+    return pem;
+}
+
+//  The common name of a PEM certificate, or "" if it does not parse (caller frees).
+static char *
+s_test_cert_cn (const char *pem)
+{
+    BIO *bio = BIO_new_mem_buf (pem, -1);
+    X509 *cert = PEM_read_bio_X509 (bio, NULL, NULL, NULL);
+    char name [256] = "";
+    if (cert)
+        X509_NAME_get_text_by_NID (X509_get_subject_name (cert), NID_commonName, name, sizeof (name));
+    X509_free (cert);
+    BIO_free (bio);
+    return strdup (name);
+}
+
+//  True if the CRL lists serial (lowercase hex).
+static bool
+s_test_crl_lists (X509_CRL *crl, const char *serial)
+{
+    BIGNUM *wanted = NULL;
+    assert (BN_hex2bn (&wanted, serial) > 0);
+    bool found = false;
+    STACK_OF (X509_REVOKED) *revoked = X509_CRL_get_REVOKED (crl);
+    for (int i = 0; i < sk_X509_REVOKED_num (revoked) && !found; i++) {
+        BIGNUM *number = ASN1_INTEGER_to_BN (X509_REVOKED_get0_serialNumber (
+                                                 sk_X509_REVOKED_value (revoked, i)), NULL);
+        found = BN_cmp (number, wanted) == 0;
+        BN_free (number);
+    }
+    BN_free (wanted);
+    return found;
+}
+
+//  Posts JSON (a jansson value, taken) as the holder of bearer.
+static s_http_t *
+s_http_post_value (int port, const char *path, const char *bearer, json_t *value)
+{
+    char *json = json_dumps (value, JSON_COMPACT);
+    json_decref (value);
+    s_http_t *response = s_http_post (port, path, bearer, json);
+    free (json);
+    return response;
+}
+
+//  The certs routes against the real certs service: alice is admin of "lab",
+//  bob a member, carol outside it, root the platform administrator. Returns
+//  the private key certs made for alice (caller frees), which the log must
+//  never show.
+static char *
+s_test_certs (umb_runtime_t *runtime, int port, const char *alice, const char *alice_json)
+{
+    char *bob = s_test_login (port, "bob", "bob-password-12", true);
+    char *carol = s_test_login (port, "carol", "carol-password-1", true);
+    char *root = s_test_login (port, "root", "root-password-0123", false);
+    s_http_t *response = s_http (port, "POST", "/workspaces/lab/invitations", alice_json,
+                                 "{\"username\": \"bob\", \"role\": \"member\"}");
+    s_expect (response, 201, S_CONTENT_JSON);
+    char *accept = zsys_sprintf ("/invitations/%s/accept", s_json_str (response->json, "id"));
+    s_http_destroy (&response);
+    response = s_http (port, "POST", accept, bob, NULL);
+    s_expect (response, 200, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    zstr_free (&accept);
+
+    //  Issue with a key made by the service: 201 with the key, once
+    response = s_http_post (port, "/workspaces/lab/certs", alice,
+                            "{\"common_name\": \"svc.lab\", \"sans\": [\"svc.lab\", \"10.0.0.1\"], "
+                            "\"ttl\": 3600, \"key_type\": \"ed25519\", \"profile\": \"client\"}");
+    s_expect (response, 201, S_CONTENT_JSON);
+    char *serial = strdup (s_json_str (response->json, "serial"));
+    char *private_key = strdup (s_json_str (response->json, "private_key"));
+    char *chain = strdup (s_json_str (response->json, "chain"));
+    assert (*serial && strstr (private_key, "PRIVATE KEY-----") && strstr (chain, "CERTIFICATE"));
+    char *cn = s_test_cert_cn (s_json_str (response->json, "certificate"));
+    assert (streq (cn, "svc.lab"));
+    free (cn);
+    assert (streq (s_json_str (response->json, "key_type"), "ed25519"));
+    assert (streq (s_json_str (response->json, "profile"), "client"));
+    assert (streq (s_json_str (response->json, "status"), "valid"));
+    assert (json_array_size (json_object_get (response->json, "sans")) == 2);
+    assert (strncmp (s_json_str (response->json, "workspace_id"), "ws_", 3) == 0);
+    s_http_destroy (&response);
+
+    //  ...and from a CSR, by a member: no key comes back
+    char *csr = s_test_csr ("from-csr.lab");
+    response = s_http_post_value (port, "/workspaces/lab/certs", bob,
+                                  json_pack ("{s:s, s:s}", "common_name", "from-csr.lab", "csr", csr));
+    s_expect (response, 201, S_CONTENT_JSON);
+    assert (!json_object_get (response->json, "private_key"));
+    char *csr_serial = strdup (s_json_str (response->json, "serial"));
+    s_http_destroy (&response);
+    free (csr);
+
+    //  Refused input: the service's statuses come through
+    response = s_http_post (port, "/workspaces/lab/certs", alice, "{\"common_name\": \"\"}");
+    s_expect (response, 422, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    response = s_http_post (port, "/workspaces/lab/certs", alice, "{\"common_name\": 7}");
+    s_expect (response, 400, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    response = s_http_post (port, "/workspaces/lab/certs", alice,
+                            "{\"common_name\": \"a\", \"workspace\": \"other\"}");
+    s_expect (response, 400, S_CONTENT_JSON);
+    assert (strstr (response->body, "contradicts"));
+    s_http_destroy (&response);
+
+    //  List, with the status filter as a query parameter; get one
+    response = s_http (port, "GET", "/workspaces/lab/certs", bob, NULL);
+    s_expect (response, 200, S_CONTENT_JSON);
+    assert (json_array_size (json_object_get (response->json, "items")) == 2);
+    assert (!strstr (response->body, "PRIVATE KEY"));
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/workspaces/lab/certs?status=revoked", alice, NULL);
+    s_expect (response, 200, S_CONTENT_JSON);
+    assert (json_array_size (json_object_get (response->json, "items")) == 0);
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/workspaces/lab/certs?status=bogus", alice, NULL);
+    s_expect (response, 422, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    char *path = zsys_sprintf ("/workspaces/lab/certs/%s", serial);
+    response = s_http (port, "GET", path, bob, NULL);
+    s_expect (response, 200, S_CONTENT_JSON);
+    assert (streq (s_json_str (response->json, "serial"), serial));
+    assert (streq (s_json_str (response->json, "chain"), chain));
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/workspaces/lab/certs/ffff", bob, NULL);
+    s_expect (response, 404, S_CONTENT_JSON);
+    s_http_destroy (&response);
+
+    //  Outside the workspace: 404, never 403; a member cannot revoke: 403 saying why
+    response = s_http (port, "GET", path, carol, NULL);
+    s_expect (response, 404, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/workspaces/lab/certs", NULL, NULL);
+    s_expect (response, 401, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    zstr_free (&path);
+    path = zsys_sprintf ("/workspaces/lab/certs/%s/revoke", serial);
+    response = s_http_post (port, path, bob, "{\"reason\": \"keyCompromise\"}");
+    s_expect (response, 403, S_CONTENT_JSON);
+    assert (strstr (s_json_str (json_object_get (response->json, "error"), "message"), "certs.revoke"));
+    s_http_destroy (&response);
+    response = s_http_post (port, path, carol, "{}");
+    s_expect (response, 404, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    response = s_http_post (port, path, alice, "{\"reason\": \"keyCompromise\"}");
+    s_expect (response, 200, S_CONTENT_JSON);
+    assert (streq (s_json_str (response->json, "status"), "revoked"));
+    assert (streq (s_json_str (response->json, "reason"), "keyCompromise"));
+    assert (json_integer_value (json_object_get (response->json, "revoked_at")) > 0);
+    s_http_destroy (&response);
+    response = s_http (port, "POST", path, alice, NULL);     //  no body at all
+    s_expect (response, 409, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/workspaces/lab/certs?status=revoked", alice, NULL);
+    s_expect (response, 200, S_CONTENT_JSON);
+    assert (json_array_size (json_object_get (response->json, "items")) == 1);
+    s_http_destroy (&response);
+    zstr_free (&path);
+
+    //  Renew: a new serial, 201; a revoked one cannot be renewed
+    path = zsys_sprintf ("/workspaces/lab/certs/%s/renew", csr_serial);
+    response = s_http_post (port, path, bob, "{\"ttl\": 600}");
+    s_expect (response, 201, S_CONTENT_JSON);
+    assert (*s_json_str (response->json, "serial"));
+    assert (!streq (s_json_str (response->json, "serial"), csr_serial));
+    s_http_destroy (&response);
+    zstr_free (&path);
+    path = zsys_sprintf ("/workspaces/lab/certs/%s/renew", serial);
+    response = s_http_post (port, path, alice, "{}");
+    s_expect (response, 409, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    zstr_free (&path);
+
+    //  Raw routes: one reply field as the body, as sent, under its content type
+    response = s_http (port, "GET", "/ca.pem", NULL, NULL);
+    s_expect (response, 200, "application/x-pem-file");
+    assert (response->body_size == strlen (chain) && streq (response->body, chain));
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/crl", NULL, NULL);
+    s_expect (response, 200, "application/pkix-crl");
+    const unsigned char *cursor = (const unsigned char *) response->body;
+    X509_CRL *crl = d2i_X509_CRL (NULL, &cursor, (long) response->body_size);
+    assert (crl && cursor == (const unsigned char *) response->body + response->body_size);
+    assert (s_test_crl_lists (crl, serial) && !s_test_crl_lists (crl, csr_serial));
+    unsigned char *der = NULL;
+    int der_size = i2d_X509_CRL (crl, &der);
+    X509_CRL_free (crl);
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/crl?format=der&other=1", NULL, NULL);
+    s_expect (response, 200, "application/pkix-crl");
+    assert (response->body_size == (size_t) der_size && memcmp (response->body, der, (size_t) der_size) == 0);
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/crl?format=%70em", NULL, NULL);
+    s_expect (response, 200, "application/x-pem-file");
+    BIO *bio = BIO_new_mem_buf (response->body, (int) response->body_size);
+    crl = PEM_read_bio_X509_CRL (bio, NULL, NULL, NULL);
+    BIO_free (bio);
+    unsigned char *pem_der = NULL;
+    assert (crl && i2d_X509_CRL (crl, &pem_der) == der_size && memcmp (pem_der, der, (size_t) der_size) == 0);
+    X509_CRL_free (crl);
+    OPENSSL_free (pem_der);
+    OPENSSL_free (der);
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/crl?format=txt", NULL, NULL);
+    s_expect (response, 400, S_CONTENT_JSON);
+    assert (strstr (response->body, "'format' must be one of: der (the default), pem"));
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/crl?format=pem&format=der", NULL, NULL);
+    s_expect (response, 400, S_CONTENT_JSON);
+    assert (strstr (response->body, "repeated"));
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/crl?format=%zz", NULL, NULL);
+    s_expect (response, 400, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    response = s_http (port, "POST", "/crl", NULL, NULL);
+    s_expect (response, 405, S_CONTENT_JSON);
+    s_http_destroy (&response);
+
+    //  Mesh identities: platform administrators only. A peer's key is
+    //  certified over the mesh, as a service would, then revoked over REST.
+    zcert_t *identity = umb_runtime_identity (runtime, "gateway");
+    umb_client_t *mesh = umb_runtime_client (runtime, "certs", identity);
+    zcert_t *peer = zcert_new ();
+    assert (identity && mesh && peer);
+    umb_w_t *w = umb_w_new ();
+    umb_w_map_begin (w);
+    umb_w_kv_str (w, "name", "test-peer");
+    umb_w_kv_str (w, "public_key", zcert_public_txt (peer));
+    umb_w_map_end (w);
+    umb_reply_t *reply = umb_client_callw (mesh, "certs.mesh.issue", NULL, w, 10000, NULL);
+    assert (umb_reply_status (reply) == 201);
+    char *mesh_serial = strdup (umb_msg_str (umb_reply_body (reply), "serial", 64, true));
+    umb_reply_destroy (&reply);
+    umb_w_destroy (&w);
+    umb_client_destroy (&mesh);
+    zcert_destroy (&peer);
+    zcert_destroy (&identity);
+    response = s_http (port, "GET", "/mesh/certs", alice, NULL);
+    s_expect (response, 403, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/mesh/certs", root, NULL);
+    s_expect (response, 200, S_CONTENT_JSON);
+    assert (strstr (response->body, mesh_serial) && strstr (response->body, "test-peer"));
+    s_http_destroy (&response);
+    path = zsys_sprintf ("/mesh/certs/%s/revoke", mesh_serial);
+    response = s_http_post (port, path, alice, "{}");
+    s_expect (response, 403, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    response = s_http_post (port, path, root, "{\"reason\": \"superseded\"}");
+    s_expect (response, 200, S_CONTENT_JSON);
+    assert (streq (s_json_str (response->json, "status"), "revoked"));
+    s_http_destroy (&response);
+    response = s_http_post (port, "/mesh/certs/ffff/revoke", root, "{}");
+    s_expect (response, 404, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    zstr_free (&path);
+
+    free (mesh_serial);
+    free (serial);
+    free (csr_serial);
+    free (chain);
+    zstr_free (&bob);
+    zstr_free (&carol);
+    zstr_free (&root);
+    return private_key;
+}
+
 void
 umb_gateway_test (bool verbose)
 {
@@ -1178,11 +1611,15 @@ umb_gateway_test (bool verbose)
     char *log_path = zsys_sprintf ("%s/log", dir);
     char *auth_endpoint = zsys_sprintf ("ipc://%s/auth.ipc", dir);
     char *auth_pub = zsys_sprintf ("ipc://%s/auth-pub.ipc", dir);
+    char *certs_endpoint = zsys_sprintf ("ipc://%s/certs.ipc", dir);
+    char *certs_pub = zsys_sprintf ("ipc://%s/certs-pub.ipc", dir);
     umb_config_t *config = umb_config_new ();
     char *error = NULL;
     const char *settings [] [2] = {
         { "state_dir", state }, { "log.level", "info" },
         { "auth.endpoint", auth_endpoint }, { "auth.pub_endpoint", auth_pub },
+        { "certs.endpoint", certs_endpoint }, { "certs.pub_endpoint", certs_pub },
+        { "certs.http_listen", "127.0.0.1:0" },
         { "admin.username", "root" }, { "admin.password", "root-password-0123" },
         { "gateway.listen", "127.0.0.1:0" }, { "gateway.max_body_bytes", "1024" },
         { "gateway.timeout_ms", "5000" }, { NULL }
@@ -1205,6 +1642,11 @@ umb_gateway_test (bool verbose)
     zactor_t *auth = zactor_new (umb_auth_actor, runtime);
     zstr_send (auth, "ENDPOINT");
     char *endpoint = zstr_recv (auth);
+    assert (endpoint && *endpoint);
+    zstr_free (&endpoint);
+    zactor_t *certs = zactor_new (umb_certs_actor, runtime);
+    zstr_send (certs, "ENDPOINT");
+    endpoint = zstr_recv (certs);
     assert (endpoint && *endpoint);
     zstr_free (&endpoint);
     int port;
@@ -1284,6 +1726,8 @@ umb_gateway_test (bool verbose)
     s_expect (response, 200, S_CONTENT_JSON);
     s_http_destroy (&response);
 
+    char *private_key = s_test_certs (runtime, port, bearer, bearer_json);
+
     //  Bodies: invalid JSON, not an object, wrong type, too large
     response = s_http (port, "POST", "/users", "Content-Type: application/json\r\n", "{\"username\":");
     s_expect (response, 400, S_CONTENT_JSON);
@@ -1340,6 +1784,7 @@ umb_gateway_test (bool verbose)
     assert (streq (s_json_str (response->json, "status"), "ok"));
     json_t *services = json_object_get (response->json, "services");
     assert (streq (s_json_str (json_object_get (services, "auth"), "status"), "ok"));
+    assert (streq (s_json_str (json_object_get (services, "certs"), "status"), "ok"));
     assert (streq (s_json_str (json_object_get (services, "gateway"), "status"), "ok"));
     s_http_destroy (&response);
 
@@ -1367,11 +1812,13 @@ umb_gateway_test (bool verbose)
     assert (strstr (response->body, "# TYPE umbra_http_requests_total counter\n"));
     assert (strstr (response->body, "# TYPE umbra_http_request_seconds histogram\n"));
     assert (strstr (response->body, "# TYPE umbra_http_requests_in_flight gauge\n"));
-    assert (strstr (response->body, "route=\"/users\",method=\"POST\",status=\"201\"} 1\n"));
+    assert (strstr (response->body, "route=\"/users\",method=\"POST\",status=\"201\"} 3\n"));
     assert (strstr (response->body, "route=\"/workspaces/{ws}\",method=\"GET\",status=\"200\"} 3\n"));
     assert (strstr (response->body, "route=\"(unmatched)\",method=\"GET\",status=\"404\"} 2\n"));
     assert (strstr (response->body, "# TYPE umbra_mesh_requests_total counter\n"));
     assert (strstr (response->body, "umbra_mesh_requests_total{service=\"auth\""));
+    assert (strstr (response->body, "umbra_mesh_requests_total{service=\"certs\""));
+    assert (strstr (response->body, "route=\"/crl\",method=\"GET\",status=\"200\"} 3\n"));
     assert (!strstr (response->body, "/workspaces/lab"));
     s_test_metrics_headers (response->body);
     s_http_destroy (&response);
@@ -1408,6 +1855,12 @@ umb_gateway_test (bool verbose)
     s_expect (response, 200, S_CONTENT_JSON);
     s_http_destroy (&response);
     zactor_destroy (&auth);
+    zactor_destroy (&certs);
+    //  A raw route whose service is gone answers with the JSON error
+    response = s_http (port, "GET", "/ca.pem", NULL, NULL);
+    assert (response->status == 503 || response->status == 504);
+    s_expect (response, response->status, S_CONTENT_JSON);
+    s_http_destroy (&response);
     response = s_http (port, "GET", "/health", NULL, NULL);
     s_expect (response, 503, S_CONTENT_JSON);
     services = json_object_get (response->json, "services");
@@ -1436,6 +1889,12 @@ umb_gateway_test (bool verbose)
     assert (strstr (log, "id=gw-test.1:a_b"));
     assert (!strstr (log, "alice-password-1"));
     assert (!strstr (log, token));
+    char *key_line = strchr (private_key, '\n');      //  a line of the key certs made
+    assert (key_line && strlen (key_line) > 20);
+    key_line [20] = 0;
+    assert (!strstr (log, key_line + 1));
+    free (private_key);
+    assert (strstr (log, "POST /workspaces/{ws}/certs/{serial}/revoke 403 "));
     free (log);
 
     free (token);
@@ -1444,6 +1903,8 @@ umb_gateway_test (bool verbose)
     zstr_free (&key);
     zstr_free (&auth_endpoint);
     zstr_free (&auth_pub);
+    zstr_free (&certs_endpoint);
+    zstr_free (&certs_pub);
     zstr_free (&log_path);
     char *command = zsys_sprintf ("rm -rf '%s'", dir);
     assert (system (command) == 0);

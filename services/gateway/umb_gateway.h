@@ -4,9 +4,13 @@
 //  Each REST route (umb_routes) becomes one mesh call: path parameters and
 //  declared query parameters become body fields, the bearer token or API key
 //  goes into the envelope unverified (the services check it), the mesh
-//  status is the HTTP status and the reply body comes back as JSON. Its own
-//  endpoints: GET /health, GET /metrics (Prometheus text, every service's
-//  registry merged with the gateway's) and GET /openapi.json.
+//  status is the HTTP status and the reply body comes back as JSON; a raw
+//  route (GET /ca.pem, GET /crl) answers with one field of the reply as the
+//  body under its content type instead, errors staying JSON. The services
+//  behind it: auth and certs. Its own endpoints: GET /health (every service
+//  probed), GET /metrics (Prometheus text, every service's registry merged
+//  with the gateway's) and GET /openapi.json. JSON answers are wiped from
+//  memory once sent: they may carry tokens or private keys.
 //
 //      zactor_t *gateway = zactor_new (umb_gateway_actor, runtime);
 //      zstr_send (gateway, "PORT");

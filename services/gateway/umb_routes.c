@@ -15,6 +15,13 @@
 
 #define S_AUTH(method_, pattern_, op_, ...) \
     { method_, pattern_, UMB_ROUTES_MESH, "auth", op_, __VA_ARGS__ }
+#define S_CERTS(method_, pattern_, op_, ...) \
+    { method_, pattern_, UMB_ROUTES_MESH, "certs", op_, __VA_ARGS__ }
+#define S_CERTS_RAW(method_, pattern_, op_, ...) \
+    { method_, pattern_, UMB_ROUTES_RAW, "certs", op_, __VA_ARGS__ }
+
+#define S_CONTENT_PEM "application/x-pem-file"
+#define S_CONTENT_CRL "application/pkix-crl"
 
 static const umb_routes_entry_t s_table [] = {
     //  The gateway's own
@@ -64,6 +71,24 @@ static const umb_routes_entry_t s_table [] = {
     S_AUTH ("GET",    "/workspaces/{ws}/api-keys",  "auth.apikeys.list", .fields = { "workspace" }),
     S_AUTH ("DELETE", "/workspaces/{ws}/api-keys/{key_id}", "auth.apikeys.revoke",
             .fields = { "workspace", "key_id" }),
+
+    //  Certificates of a workspace, mesh identities, and the CA's public files
+    S_CERTS ("POST",  "/workspaces/{ws}/certs",     "certs.issue", .fields = { "workspace" }),
+    S_CERTS ("GET",   "/workspaces/{ws}/certs",     "certs.list", .fields = { "workspace" },
+             .query = { "status" }),
+    S_CERTS ("GET",   "/workspaces/{ws}/certs/{serial}", "certs.get",
+             .fields = { "workspace", "serial" }),
+    S_CERTS ("POST",  "/workspaces/{ws}/certs/{serial}/revoke", "certs.revoke",
+             .fields = { "workspace", "serial" }),
+    S_CERTS ("POST",  "/workspaces/{ws}/certs/{serial}/renew", "certs.renew",
+             .fields = { "workspace", "serial" }),
+    S_CERTS ("GET",   "/mesh/certs",                "certs.mesh.list"),
+    S_CERTS ("POST",  "/mesh/certs/{serial}/revoke", "certs.mesh.revoke", .fields = { "serial" }),
+    S_CERTS_RAW ("GET", "/ca.pem",                  "certs.ca",
+                 .forms = { { "pem", "chain", S_CONTENT_PEM } }),
+    S_CERTS_RAW ("GET", "/crl",                     "certs.crl",
+                 .forms = { { "der", "crl_der", S_CONTENT_CRL }, { "pem", "crl_pem", S_CONTENT_PEM } },
+                 .raw_query = "format"),
     { NULL }
 };
 
@@ -74,6 +99,20 @@ const umb_routes_entry_t *
 umb_routes_table (void)
 {
     return s_table;
+}
+
+const umb_routes_form_t *
+umb_routes_form (const umb_routes_entry_t *route, const char *name)
+{
+    assert (route);
+    if (route->kind != UMB_ROUTES_RAW)
+        return NULL;
+    if (!name)
+        return &route->forms [0];
+    for (size_t i = 0; i < UMB_ROUTES_MAX_FORMS && route->forms [i].name; i++)
+        if (S_STREQ (route->forms [i].name, name))
+            return &route->forms [i];
+    return NULL;
 }
 
 //  ---------------------------------------------------------------- decoding
@@ -381,6 +420,17 @@ umb_routes_check_openapi (const char *document, size_t size, char **error)
             if (!s_has_parameter (root, path_item, operation, route->query [q], "query"))
                 s_report (error, "%s %s: query parameter %s is not declared", route->method,
                           route->pattern, route->query [q]);
+        if (route->raw_query && !s_has_parameter (root, path_item, operation, route->raw_query,
+                                                  "query"))
+            s_report (error, "%s %s: query parameter %s is not declared", route->method,
+                      route->pattern, route->raw_query);
+        json_t *content = json_object_get (json_object_get (json_object_get (operation, "responses"),
+                                                            "200"), "content");
+        for (size_t f = 0; route->kind == UMB_ROUTES_RAW && f < UMB_ROUTES_MAX_FORMS
+                           && route->forms [f].name; f++)
+            if (!json_object_get (content, route->forms [f].content_type))
+                s_report (error, "%s %s: the 200 response does not list %s", route->method,
+                          route->pattern, route->forms [f].content_type);
     }
 
     //  Every documented operation is a route
@@ -435,7 +485,18 @@ umb_routes_test (bool verbose)
     //  share method and pattern shape
     for (const umb_routes_entry_t *route = s_table; route->method; route++) {
         assert (route->pattern [0] == '/' && route->op);
-        assert ((route->kind == UMB_ROUTES_MESH) == (route->service != NULL));
+        bool calls = route->kind == UMB_ROUTES_MESH || route->kind == UMB_ROUTES_RAW;
+        assert (calls == (route->service != NULL));
+        //  Raw routes have forms, named apart, with a field and a type; others none
+        assert ((route->kind == UMB_ROUTES_RAW) == (route->forms [0].name != NULL));
+        assert (route->raw_query == NULL || route->kind == UMB_ROUTES_RAW);
+        for (size_t f = 0; f < UMB_ROUTES_MAX_FORMS && route->forms [f].name; f++) {
+            assert (route->forms [f].field && route->forms [f].content_type);
+            for (size_t g = 0; g < f; g++)
+                assert (!S_STREQ (route->forms [g].name, route->forms [f].name));
+        }
+        for (size_t q = 0; q < UMB_ROUTES_MAX_QUERY && route->query [q] && route->raw_query; q++)
+            assert (!S_STREQ (route->query [q], route->raw_query));
         const char *starts [UMB_ROUTES_MAX_SEGMENTS];
         size_t lengths [UMB_ROUTES_MAX_SEGMENTS];
         size_t count = s_pattern_segments (route->pattern, starts, lengths);
@@ -464,7 +525,38 @@ umb_routes_test (bool verbose)
     s_test_match ("DELETE", "/workspaces/lab/api-keys/k1", 0, "auth.apikeys.revoke", "lab", "k1");
     s_test_match ("POST", "/invitations/i9/accept", 0, "auth.invitations.accept", "i9", NULL);
     s_test_match ("GET", "/health", 0, "gateway.health", NULL, NULL);
+    s_test_match ("POST", "/workspaces/lab/certs", 0, "certs.issue", "lab", NULL);
+    s_test_match ("GET", "/workspaces/lab/certs/", 0, "certs.list", "lab", NULL);
+    s_test_match ("GET", "/workspaces/lab/certs/1a2b", 0, "certs.get", "lab", "1a2b");
+    s_test_match ("POST", "/workspaces/lab/certs/1a2b/revoke", 0, "certs.revoke", "lab", "1a2b");
+    s_test_match ("POST", "/workspaces/lab/certs/1a2b/renew", 0, "certs.renew", "lab", "1a2b");
+    s_test_match ("GET", "/mesh/certs", 0, "certs.mesh.list", NULL, NULL);
+    s_test_match ("POST", "/mesh/certs/ff01/revoke", 0, "certs.mesh.revoke", "ff01", NULL);
+    s_test_match ("GET", "/ca.pem", 0, "certs.ca", NULL, NULL);
+    s_test_match ("GET", "/crl", 0, "certs.crl", NULL, NULL);
+    s_test_match ("GET", "/workspaces/lab/certs/1a2b/revoke", 405, NULL, NULL, NULL);
+    s_test_match ("DELETE", "/workspaces/lab/certs/1a2b", 405, NULL, NULL, NULL);
+    s_test_match ("POST", "/ca.pem", 405, NULL, NULL, NULL);
     umb_routes_match_t match;
+    assert (umb_routes_match ("GET", "/workspaces/lab/certs", &match) == 0);
+    assert (S_STREQ (match.route->query [0], "status") && S_STREQ (match.route->service, "certs"));
+    assert (umb_routes_form (match.route, NULL) == NULL);
+
+    //  Raw routes and their forms
+    assert (umb_routes_match ("GET", "/ca.pem", &match) == 0 && match.route->kind == UMB_ROUTES_RAW);
+    const umb_routes_form_t *form = umb_routes_form (match.route, NULL);
+    assert (form && S_STREQ (form->field, "chain") && S_STREQ (form->content_type, S_CONTENT_PEM));
+    assert (match.route->raw_query == NULL);
+    assert (umb_routes_match ("GET", "/crl", &match) == 0 && match.route->kind == UMB_ROUTES_RAW);
+    assert (S_STREQ (match.route->raw_query, "format"));
+    form = umb_routes_form (match.route, NULL);
+    assert (form && S_STREQ (form->field, "crl_der") && S_STREQ (form->content_type, S_CONTENT_CRL));
+    assert (umb_routes_form (match.route, "der") == form);
+    form = umb_routes_form (match.route, "pem");
+    assert (form && S_STREQ (form->field, "crl_pem") && S_STREQ (form->content_type, S_CONTENT_PEM));
+    assert (umb_routes_form (match.route, "PEM") == NULL);
+    assert (umb_routes_form (match.route, "") == NULL);
+
     assert (umb_routes_match ("GET", "/workspaces/lab/invitations", &match) == 0);
     assert (S_STREQ (match.route->query [0], "state") && match.route->kind == UMB_ROUTES_MESH);
     assert (S_STREQ (match.route->service, "auth"));
@@ -548,6 +640,25 @@ umb_routes_test (bool verbose)
     free (error);
     assert (umb_routes_check_openapi ("{", 1, &error) == -1 && strstr (error, "line 1"));
     free (error);
+    //  ...and a raw route whose content types or form parameter are missing
+    json_t *root = json_loadb (document, size, 0, NULL);
+    assert (root);
+    json_t *crl = json_object_get (json_object_get (root, "paths"), "/crl");
+    json_t *responses = json_object_get (json_object_get (crl, "get"), "responses");
+    json_t *content = json_object_get (json_object_get (responses, "200"), "content");
+    assert (json_object_get (content, S_CONTENT_CRL));
+    json_object_del (content, S_CONTENT_CRL);
+    json_object_del (json_object_get (crl, "get"), "parameters");
+    json_object_del (crl, "parameters");
+    char *changed = json_dumps (root, 0);
+    assert (changed);
+    assert (umb_routes_check_openapi (changed, strlen (changed), &error) == -1);
+    assert (strstr (error, "GET /crl: the 200 response does not list application/pkix-crl"));
+    assert (strstr (error, "GET /crl: query parameter format is not declared"));
+    assert (!strstr (error, "/ca.pem"));
+    free (error);
+    free (changed);
+    json_decref (root);
 
     if (verbose)
         printf ("OK\n");

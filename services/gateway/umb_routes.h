@@ -6,6 +6,13 @@
 //  mesh request (fields, in order). When several patterns match a path, the
 //  one whose first differing segment is literal wins ("/users/tokens" over
 //  "/users/{user}") among those that allow the method.
+//
+//  Most routes answer with the mesh reply as JSON. A raw route (UMB_ROUTES_RAW)
+//  answers with one field of the reply (str or bin) as the whole body, under
+//  a content type: GET /ca.pem is the "chain" field as application/x-pem-file.
+//  A raw route may offer several forms, chosen by the value of a query
+//  parameter (raw_query; the first form when it is absent): GET /crl is DER,
+//  GET /crl?format=pem is PEM. Errors stay JSON.
 #ifndef UMB_ROUTES_H_INCLUDED
 #define UMB_ROUTES_H_INCLUDED
 
@@ -16,14 +23,23 @@
 #define UMB_ROUTES_MAX_QUERY    4       //  query parameters one route takes
 #define UMB_ROUTES_MAX_SEGMENTS 16      //  segments in a path we try to match
 #define UMB_ROUTES_MAX_PATH     2048    //  bytes of a raw path
+#define UMB_ROUTES_MAX_FORMS    2       //  forms of one raw route
 
 //  How the gateway answers a route.
 typedef enum {
-    UMB_ROUTES_MESH = 0,        //  a call of op on service
+    UMB_ROUTES_MESH = 0,        //  a call of op on service, the reply as JSON
+    UMB_ROUTES_RAW,             //  a call of op on service, one reply field as the body
     UMB_ROUTES_HEALTH,          //  the gateway's own endpoints
     UMB_ROUTES_METRICS,
     UMB_ROUTES_OPENAPI
 } umb_routes_kind_t;
+
+//  One form of a raw route's answer.
+typedef struct {
+    const char *name;                                   //  "pem": the value of raw_query choosing it
+    const char *field;                                  //  reply field sent as the body (str or bin)
+    const char *content_type;                           //  "application/x-pem-file"
+} umb_routes_form_t;
 
 typedef struct {
     const char       *method;                           //  "GET"
@@ -35,6 +51,8 @@ typedef struct {
     const char       *query [UMB_ROUTES_MAX_QUERY];     //  query parameters copied (GET)
     const char       *fixed_field;                      //  a constant body field, or NULL
     const char       *fixed_value;
+    umb_routes_form_t forms [UMB_ROUTES_MAX_FORMS];     //  UMB_ROUTES_RAW: the first is the default
+    const char       *raw_query;                        //  query parameter choosing a form, or NULL
 } umb_routes_entry_t;
 
 typedef struct {
@@ -58,6 +76,10 @@ const umb_routes_entry_t *umb_routes_table (void);
 //  match->status.
 int  umb_routes_match (const char *method, const char *path, umb_routes_match_t *match);
 
+//  The form of raw route called name (the value of its raw_query), or its
+//  first form when name is NULL. NULL if the route has no form so named.
+const umb_routes_form_t *umb_routes_form (const umb_routes_entry_t *route, const char *name);
+
 //  Percent-decodes size bytes of text into a new NUL-terminated string
 //  (caller frees). With plus, '+' means a space (query strings). NULL if the
 //  encoding is bad, the result holds a NUL byte or is not UTF-8.
@@ -66,8 +88,9 @@ char *umb_routes_decode (const char *text, size_t size, bool plus);
 
 //  Checks the route table against an OpenAPI document (JSON text): every
 //  route is a path and operation there with a matching x-umbra-op, and every
-//  operation there is a route. Returns 0, or -1 with what differs in
-//  *error (caller frees).
+//  operation there is a route; a raw route's 200 response lists the content
+//  type of each of its forms and its raw_query is declared. Returns 0, or -1
+//  with what differs in *error (caller frees).
 int  umb_routes_check_openapi (const char *document, size_t size, char **error);
 
 void umb_routes_test (bool verbose);

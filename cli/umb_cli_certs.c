@@ -1,0 +1,1378 @@
+//  umb_cli_certs - `umbra certs`: certificates through the gateway's REST API
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <jansson.h>
+#include <sodium.h>
+#include "umb_cli_certs.h"
+#include "umb_http_client.h"
+#include "umb_config.h"
+
+#define S_EXIT_OK      0
+#define S_EXIT_FAILED  1
+#define S_EXIT_USAGE   2
+
+#define S_MAX_SANS     100
+#define S_MAX_CSR      65536
+
+//  Options; a subcommand lists those it takes.
+enum {
+    S_OPT_WORKSPACE = 1 << 0,
+    S_OPT_CN        = 1 << 1,
+    S_OPT_SAN       = 1 << 2,
+    S_OPT_CSR       = 1 << 3,
+    S_OPT_TTL       = 1 << 4,
+    S_OPT_KEY_TYPE  = 1 << 5,
+    S_OPT_PROFILE   = 1 << 6,
+    S_OPT_OUT       = 1 << 7,
+    S_OPT_STATUS    = 1 << 8,
+    S_OPT_REASON    = 1 << 9,
+    S_OPT_PEM       = 1 << 10,
+    S_OPT_JSON      = 1 << 11
+};
+
+static const struct option s_options [] = {
+    { "workspace", required_argument, NULL, 'w' },
+    { "cn",        required_argument, NULL, 'n' },
+    { "san",       required_argument, NULL, 'S' },
+    { "csr",       required_argument, NULL, 'r' },
+    { "ttl",       required_argument, NULL, 't' },
+    { "key-type",  required_argument, NULL, 'k' },
+    { "profile",   required_argument, NULL, 'p' },
+    { "out",       required_argument, NULL, 'o' },
+    { "status",    required_argument, NULL, 's' },
+    { "reason",    required_argument, NULL, 'R' },
+    { "pem",       no_argument,       NULL, 'P' },
+    { "json",      no_argument,       NULL, 'j' },
+    { "url",       required_argument, NULL, 'u' },
+    { "token",     required_argument, NULL, 'T' },
+    { "config",    required_argument, NULL, 'c' },
+    { "help",      no_argument,       NULL, 'h' },
+    { NULL, 0, NULL, 0 }
+};
+
+static const char *const s_key_types [] = { "ec-p256", "rsa-3072", "ed25519", NULL };
+static const char *const s_profiles [] = { "server", "client", NULL };
+static const char *const s_statuses [] = { "valid", "revoked", "expired", NULL };
+
+//  One run of the command: what was asked, and where to say things.
+typedef struct {
+    FILE              *out;
+    FILE              *err;
+    umb_http_client_t *client;
+    bool               has_token;
+    const char        *workspace;
+    const char        *cn;
+    const char        *sans [S_MAX_SANS + 1];
+    size_t             san_count;
+    const char        *csr_path;
+    int64_t            ttl;             //  0 when not given
+    const char        *key_type;
+    const char        *profile;
+    const char        *out_path;
+    const char        *status;
+    const char        *reason;
+    bool               pem;
+    bool               json;
+    const char        *serial;
+} s_cli_t;
+
+typedef int (s_run_fn) (s_cli_t *cli);
+
+static int s_issue (s_cli_t *cli);
+static int s_list (s_cli_t *cli);
+static int s_get (s_cli_t *cli);
+static int s_revoke (s_cli_t *cli);
+static int s_renew (s_cli_t *cli);
+static int s_ca (s_cli_t *cli);
+static int s_crl (s_cli_t *cli);
+
+static const struct {
+    const char *name;
+    s_run_fn   *run;
+    unsigned    options;
+    unsigned    required;
+    bool        serial;             //  takes SERIAL
+    const char *usage;
+} s_commands [] = {
+    { "issue", s_issue,
+      S_OPT_WORKSPACE | S_OPT_CN | S_OPT_SAN | S_OPT_CSR | S_OPT_TTL | S_OPT_KEY_TYPE | S_OPT_PROFILE
+      | S_OPT_OUT, S_OPT_WORKSPACE | S_OPT_CN, false,
+      "issue  --workspace WS --cn NAME [--san NAME]... [--csr FILE] [--ttl SECONDS]\n"
+      "       [--key-type ec-p256|rsa-3072|ed25519] [--profile server|client] [--out DIR]\n"
+      "       writes cert.pem, chain.pem and, without --csr, key.pem (mode 0600) into DIR\n"
+      "       (default .), never over existing files; prints the serial" },
+    { "list", s_list, S_OPT_WORKSPACE | S_OPT_STATUS | S_OPT_JSON, S_OPT_WORKSPACE, false,
+      "list   --workspace WS [--status valid|revoked|expired] [--json]" },
+    { "get", s_get, S_OPT_WORKSPACE | S_OPT_PEM | S_OPT_JSON, S_OPT_WORKSPACE, true,
+      "get    --workspace WS SERIAL [--pem | --json]" },
+    { "revoke", s_revoke, S_OPT_WORKSPACE | S_OPT_REASON | S_OPT_JSON, S_OPT_WORKSPACE, true,
+      "revoke --workspace WS SERIAL [--reason NAME]   (workspace admins; NAME as in RFC 5280:\n"
+      "       keyCompromise, superseded, cessationOfOperation, ...)" },
+    { "renew", s_renew, S_OPT_WORKSPACE | S_OPT_TTL | S_OPT_OUT, S_OPT_WORKSPACE, true,
+      "renew  --workspace WS SERIAL [--ttl SECONDS] [--out DIR]\n"
+      "       a new certificate like SERIAL; files and output as for issue" },
+    { "ca", s_ca, S_OPT_OUT, 0, false,
+      "ca     [--out FILE]   the CA chain (issuing CA, then root) as PEM" },
+    { "crl", s_crl, S_OPT_PEM | S_OPT_OUT, 0, false,
+      "crl    [--pem] [--out FILE]   the current CRL, DER (or PEM with --pem)" },
+    { NULL }
+};
+
+static const char s_common [] =
+    "\n"
+    "options of every command:\n"
+    "  --url URL       the gateway (setting client.url, UMBRA_CLIENT_URL; default http://127.0.0.1:8080)\n"
+    "  --token TOKEN   access token or API key (setting client.token, UMBRA_CLIENT_TOKEN;\n"
+    "                  prefer the variable: arguments are visible to other users)\n"
+    "  --config FILE   settings file\n"
+    "exit codes: 0 done, 1 refused or failed (reason on stderr), 2 usage error\n";
+
+//  A command's usage, every line indented by two spaces.
+static void
+s_command_usage (FILE *stream, size_t command)
+{
+    fputs ("  ", stream);
+    for (const char *c = s_commands [command].usage; *c; c++)
+        if (*c == '\n')
+            fputs ("\n  ", stream);
+        else
+            fputc (*c, stream);
+    fputc ('\n', stream);
+}
+
+static void
+s_usage (FILE *stream)
+{
+    fprintf (stream, "usage: umbra certs COMMAND [OPTIONS]\n\ncommands:\n");
+    for (size_t i = 0; s_commands [i].name; i++)
+        s_command_usage (stream, i);
+    fputs (s_common, stream);
+}
+
+static bool
+s_one_of (const char *value, const char *const *choices)
+{
+    for (size_t i = 0; choices [i]; i++)
+        if (strcmp (value, choices [i]) == 0)
+            return true;
+    return false;
+}
+
+//  ---------------------------------------------------------------- talking to the gateway
+
+//  Sends the request. Returns 0 with *response holding a 2xx answer, or
+//  S_EXIT_FAILED having said why (and cleared response).
+static int
+s_call (s_cli_t *cli, const char *method, const char *path, json_t *body,
+        umb_http_response_t *response)
+{
+    char *json = body ? json_dumps (body, JSON_COMPACT) : NULL;
+    int rc = strcmp (method, "POST") == 0
+           ? umb_http_client_post (cli->client, path, json ? json : "{}", response)
+           : umb_http_client_get (cli->client, path, response);
+    if (json) {
+        sodium_memzero (json, strlen (json));
+        free (json);
+    }
+    if (rc) {
+        fprintf (cli->err, "umbra: %s\n", umb_http_client_error (cli->client));
+        return S_EXIT_FAILED;
+    }
+    if (response->status < 200 || response->status > 299) {
+        char text [1024];
+        umb_http_response_describe (response, text, sizeof (text));
+        fprintf (cli->err, "umbra: %s%s\n", text, response->status == 401 && !cli->has_token
+                 ? " (no token given: set UMBRA_CLIENT_TOKEN or pass --token)" : "");
+        umb_http_response_clear (response);
+        return S_EXIT_FAILED;
+    }
+    return 0;
+}
+
+//  The 2xx answer as a JSON object, or NULL having said why.
+static json_t *
+s_call_json (s_cli_t *cli, const char *method, const char *path, json_t *body)
+{
+    umb_http_response_t response;
+    if (s_call (cli, method, path, body, &response))
+        return NULL;
+    json_t *root = umb_http_response_is_json (&response)
+                 ? json_loadb (response.body, response.size, 0, NULL) : NULL;
+    if (!json_is_object (root)) {
+        fprintf (cli->err, "umbra: %s %s answered %d without a JSON object\n", method, path,
+                 response.status);
+        json_decref (root);
+        root = NULL;
+    }
+    umb_http_response_clear (&response);
+    return root;
+}
+
+//  "/workspaces/WS/certs[/SERIAL[/action]]", each part escaped. Caller frees.
+static char *
+s_path (s_cli_t *cli, const char *serial, const char *action)
+{
+    char *workspace = umb_http_client_escape (cli->workspace);
+    char *escaped = serial ? umb_http_client_escape (serial) : NULL;
+    char *path = NULL;
+    if (asprintf (&path, "/workspaces/%s/certs%s%s%s%s", workspace, escaped ? "/" : "",
+                  escaped ? escaped : "", action ? "/" : "", action ? action : "") < 0)
+        path = NULL;
+    assert (path);
+    free (workspace);
+    free (escaped);
+    return path;
+}
+
+static const char *
+s_str (json_t *object, const char *key)
+{
+    const char *value = json_string_value (json_object_get (object, key));
+    return value ? value : "";
+}
+
+//  A JSON string that is a secret is wiped inside the document before it goes.
+static void
+s_wipe_string (json_t *object, const char *key)
+{
+    json_t *value = json_object_get (object, key);
+    if (json_is_string (value))
+        sodium_memzero ((char *) json_string_value (value), json_string_length (value));
+}
+
+static void
+s_time (json_t *object, const char *key, char *text, size_t size)
+{
+    json_t *value = json_object_get (object, key);
+    time_t seconds = (time_t) json_integer_value (value);
+    struct tm tm;
+    if (!json_is_integer (value) || !gmtime_r (&seconds, &tm))
+        snprintf (text, size, "-");
+    else
+        strftime (text, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+//  ---------------------------------------------------------------- files
+
+static int
+s_write_all (int fd, const char *data, size_t size)
+{
+    while (size) {
+        ssize_t written = write (fd, data, size);
+        if (written < 0 && errno == EINTR)
+            continue;
+        if (written <= 0)
+            return -1;
+        data += written;
+        size -= (size_t) written;
+    }
+    return 0;
+}
+
+//  Files a command writes: created before the request (never over an
+//  existing file), filled after, removed again if the request fails.
+typedef struct {
+    char *path;
+    int   fd;
+} s_file_t;
+
+static void
+s_files_close (s_file_t *files, size_t count, bool remove)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (files [i].fd >= 0)
+            close (files [i].fd);
+        if (remove && files [i].path)
+            unlink (files [i].path);
+        free (files [i].path);
+        files [i].path = NULL;
+        files [i].fd = -1;
+    }
+}
+
+static int
+s_file_create (s_cli_t *cli, const char *path, mode_t mode, s_file_t *file)
+{
+    file->fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    file->path = NULL;
+    if (file->fd < 0) {
+        fprintf (cli->err, "umbra: cannot create %s: %s%s\n", path, strerror (errno),
+                 errno == EEXIST ? " (existing files are never overwritten)" : "");
+        return -1;
+    }
+    fchmod (file->fd, mode);        //  whatever the umask
+    file->path = strdup (path);
+    assert (file->path);
+    return 0;
+}
+
+//  Creates name [i] in dir for each of count names. 0, or -1 having said
+//  why and created nothing.
+static int
+s_files_open (s_cli_t *cli, const char *dir, const char *const *names, const mode_t *modes,
+              s_file_t *files, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        files [i] = (s_file_t) { NULL, -1 };
+    for (size_t i = 0; i < count; i++) {
+        char *path = NULL;
+        if (asprintf (&path, "%s/%s", dir, names [i]) < 0)
+            path = NULL;
+        assert (path);
+        int rc = s_file_create (cli, path, modes [i], &files [i]);
+        free (path);
+        if (rc) {
+            s_files_close (files, count, true);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+s_file_fill (s_cli_t *cli, s_file_t *file, const char *data, size_t size)
+{
+    if (s_write_all (file->fd, data, size) || fsync (file->fd)) {
+        fprintf (cli->err, "umbra: cannot write %s: %s\n", file->path, strerror (errno));
+        return -1;
+    }
+    return 0;
+}
+
+//  Reads a certificate request in PEM. NULL having said why.
+static char *
+s_read_csr (s_cli_t *cli, const char *path)
+{
+    FILE *file = fopen (path, "re");
+    if (!file) {
+        fprintf (cli->err, "umbra: cannot read %s: %s\n", path, strerror (errno));
+        return NULL;
+    }
+    char *text = calloc (1, S_MAX_CSR + 2);
+    assert (text);
+    size_t size = fread (text, 1, S_MAX_CSR + 1, file);
+    bool failed = ferror (file);
+    fclose (file);
+    if (failed || size > S_MAX_CSR || memchr (text, 0, size)
+    ||  (!strstr (text, "-----BEGIN CERTIFICATE REQUEST-----")
+         && !strstr (text, "-----BEGIN NEW CERTIFICATE REQUEST-----"))) {
+        fprintf (cli->err, "umbra: %s is not a PEM certificate request of at most %d bytes "
+                 "(DER converts with: openssl req -inform DER -in %s -out request.pem)\n",
+                 path, S_MAX_CSR, path);
+        free (text);
+        return NULL;
+    }
+    return text;
+}
+
+//  ---------------------------------------------------------------- issue and renew
+
+//  Sends body to path, writing the certificate, chain and key that come back
+//  into --out; prints the new serial.
+static int
+s_issue_into (s_cli_t *cli, const char *path, json_t *body, bool key_expected)
+{
+    static const char *const names [] = { "cert.pem", "chain.pem", "key.pem" };
+    static const mode_t modes [] = { 0644, 0644, 0600 };
+    const char *dir = cli->out_path ? cli->out_path : ".";
+    //  A key may come back whenever no CSR was sent: key.pem is made ready then
+    size_t count = key_expected ? 3 : 2;
+    s_file_t files [3];
+    if (s_files_open (cli, dir, names, modes, files, count))
+        return S_EXIT_FAILED;
+    json_t *root = s_call_json (cli, "POST", path, body);
+    if (!root) {
+        s_files_close (files, count, true);
+        return S_EXIT_FAILED;
+    }
+    const char *serial = s_str (root, "serial");
+    json_t *key = json_object_get (root, "private_key");
+    if (json_is_null (key))
+        key = NULL;
+    int rc = S_EXIT_OK;
+    if (!*serial || !*s_str (root, "certificate") || (key && !json_is_string (key))) {
+        fprintf (cli->err, "umbra: the answer holds no serial and certificate\n");
+        rc = S_EXIT_FAILED;
+    }
+    else
+    if (key && !key_expected) {
+        fprintf (cli->err, "umbra: a private key came back though a CSR was sent; not written\n");
+        rc = S_EXIT_FAILED;
+    }
+    if (rc == S_EXIT_OK
+    &&  (s_file_fill (cli, &files [0], s_str (root, "certificate"), strlen (s_str (root, "certificate")))
+    ||   s_file_fill (cli, &files [1], s_str (root, "chain"), strlen (s_str (root, "chain")))
+    ||   (key && s_file_fill (cli, &files [2], json_string_value (key), json_string_length (key)))))
+        rc = S_EXIT_FAILED;
+    if (rc == S_EXIT_OK) {
+        if (count == 3 && !key)
+            s_files_close (files + 2, 1, true);     //  no key came: no key.pem
+        s_files_close (files, count, false);
+        fprintf (cli->out, "%s\n", serial);
+        fprintf (cli->err, "wrote %s/cert.pem, %s/chain.pem%s%s%s\n", dir, dir,
+                 key ? ", " : "", key ? dir : "", key ? "/key.pem (keep it secret)" : "");
+    }
+    else {
+        if (*serial)
+            fprintf (cli->err, "umbra: certificate %s was issued but not saved\n", serial);
+        s_files_close (files, count, true);
+    }
+    s_wipe_string (root, "private_key");
+    json_decref (root);
+    return rc;
+}
+
+static int
+s_issue (s_cli_t *cli)
+{
+    if (cli->csr_path && cli->key_type) {
+        fprintf (cli->err, "umbra: --key-type is for keys made by the service; with --csr the "
+                 "request's key is certified\n");
+        return S_EXIT_USAGE;
+    }
+    char *csr = NULL;
+    if (cli->csr_path && !(csr = s_read_csr (cli, cli->csr_path)))
+        return S_EXIT_USAGE;
+    //  json_string refuses text that is not UTF-8
+    bool bad = false;
+    json_t *body = json_object ();
+    bad |= json_object_set_new (body, "common_name", json_string (cli->cn)) != 0;
+    if (cli->san_count) {
+        json_t *sans = json_array ();
+        for (size_t i = 0; i < cli->san_count; i++)
+            bad |= json_array_append_new (sans, json_string (cli->sans [i])) != 0;
+        json_object_set_new (body, "sans", sans);
+    }
+    if (csr)
+        bad |= json_object_set_new (body, "csr", json_string (csr)) != 0;
+    if (cli->ttl)
+        json_object_set_new (body, "ttl", json_integer (cli->ttl));
+    if (cli->key_type)
+        json_object_set_new (body, "key_type", json_string (cli->key_type));
+    if (cli->profile)
+        json_object_set_new (body, "profile", json_string (cli->profile));
+    int rc = S_EXIT_USAGE;
+    if (bad)
+        fprintf (cli->err, "umbra: a name or the CSR is not valid UTF-8\n");
+    else {
+        char *path = s_path (cli, NULL, NULL);
+        rc = s_issue_into (cli, path, body, csr == NULL);
+        free (path);
+    }
+    json_decref (body);
+    free (csr);
+    return rc;
+}
+
+static int
+s_renew (s_cli_t *cli)
+{
+    //  Whether the service makes a key is known only from its answer
+    json_t *body = json_object ();
+    if (cli->ttl)
+        json_object_set_new (body, "ttl", json_integer (cli->ttl));
+    char *path = s_path (cli, cli->serial, "renew");
+    int rc = s_issue_into (cli, path, body, true);
+    free (path);
+    json_decref (body);
+    return rc;
+}
+
+//  ---------------------------------------------------------------- list, get, revoke
+
+static void
+s_print_json (s_cli_t *cli, json_t *value)
+{
+    char *text = json_dumps (value, JSON_INDENT (2));
+    if (text)
+        fprintf (cli->out, "%s\n", text);
+    free (text);
+}
+
+static int
+s_list (s_cli_t *cli)
+{
+    char *path = s_path (cli, NULL, NULL);
+    char *full = NULL;
+    if (cli->status && asprintf (&full, "%s?status=%s", path, cli->status) < 0)
+        full = NULL;
+    json_t *root = s_call_json (cli, "GET", full ? full : path, NULL);
+    free (full);
+    free (path);
+    if (!root)
+        return S_EXIT_FAILED;
+    json_t *items = json_object_get (root, "items");
+    if (cli->json) {
+        s_print_json (cli, root);
+        json_decref (root);
+        return S_EXIT_OK;
+    }
+    //  Columns as wide as their widest value
+    const char *headings [] = { "SERIAL", "STATUS", "PROFILE", "KEY TYPE", "NOT AFTER", "COMMON NAME" };
+    const char *keys [] = { "serial", "status", "profile", "key_type", NULL, "common_name" };
+    int widths [6];
+    for (size_t c = 0; c < 6; c++)
+        widths [c] = (int) strlen (headings [c]);
+    widths [4] = 20;
+    size_t index;
+    json_t *item;
+    json_array_foreach (items, index, item)
+        for (size_t c = 0; c < 4; c++)
+            if ((int) strlen (s_str (item, keys [c])) > widths [c])
+                widths [c] = (int) strlen (s_str (item, keys [c]));
+    fprintf (cli->out, "%-*s  %-*s  %-*s  %-*s  %-*s  %s\n", widths [0], headings [0], widths [1],
+             headings [1], widths [2], headings [2], widths [3], headings [3], widths [4], headings [4],
+             headings [5]);
+    json_array_foreach (items, index, item) {
+        char not_after [32];
+        s_time (item, "not_after", not_after, sizeof (not_after));
+        fprintf (cli->out, "%-*s  %-*s  %-*s  %-*s  %-*s  %s\n", widths [0], s_str (item, "serial"),
+                 widths [1], s_str (item, "status"), widths [2], s_str (item, "profile"), widths [3],
+                 s_str (item, "key_type"), widths [4], not_after, s_str (item, "common_name"));
+    }
+    json_decref (root);
+    return S_EXIT_OK;
+}
+
+static void
+s_print_cert (s_cli_t *cli, json_t *cert)
+{
+    char sans [2048] = "";
+    size_t index;
+    json_t *san;
+    json_array_foreach (json_object_get (cert, "sans"), index, san) {
+        size_t used = strlen (sans);
+        snprintf (sans + used, sizeof (sans) - used, "%s%s", used ? ", " : "",
+                  json_string_value (san) ? json_string_value (san) : "?");
+    }
+    char not_before [32], not_after [32], created_at [32], revoked_at [32];
+    s_time (cert, "not_before", not_before, sizeof (not_before));
+    s_time (cert, "not_after", not_after, sizeof (not_after));
+    s_time (cert, "created_at", created_at, sizeof (created_at));
+    s_time (cert, "revoked_at", revoked_at, sizeof (revoked_at));
+    fprintf (cli->out,
+             "serial        %s\n"
+             "common name   %s\n"
+             "names         %s\n"
+             "status        %s\n"
+             "profile       %s\n"
+             "key type      %s\n"
+             "valid         %s .. %s\n",
+             s_str (cert, "serial"), s_str (cert, "common_name"), *sans ? sans : "-",
+             s_str (cert, "status"), s_str (cert, "profile"), s_str (cert, "key_type"), not_before,
+             not_after);
+    if (json_is_integer (json_object_get (cert, "revoked_at")))
+        fprintf (cli->out, "revoked       %s (%s)\n", revoked_at, s_str (cert, "reason"));
+    fprintf (cli->out,
+             "sha-256       %s\n"
+             "workspace     %s\n"
+             "created       %s by %s\n",
+             s_str (cert, "fingerprint"), s_str (cert, "workspace_id"), created_at,
+             s_str (cert, "created_by"));
+}
+
+static int
+s_get (s_cli_t *cli)
+{
+    if (cli->pem && cli->json) {
+        fprintf (cli->err, "umbra: --pem and --json exclude each other\n");
+        return S_EXIT_USAGE;
+    }
+    char *path = s_path (cli, cli->serial, NULL);
+    json_t *root = s_call_json (cli, "GET", path, NULL);
+    free (path);
+    if (!root)
+        return S_EXIT_FAILED;
+    if (cli->json)
+        s_print_json (cli, root);
+    else
+    if (cli->pem)
+        fputs (s_str (root, "certificate"), cli->out);
+    else
+        s_print_cert (cli, root);
+    json_decref (root);
+    return S_EXIT_OK;
+}
+
+static int
+s_revoke (s_cli_t *cli)
+{
+    json_t *body = json_object ();
+    if (cli->reason)
+        json_object_set_new (body, "reason", json_string (cli->reason));
+    char *path = s_path (cli, cli->serial, "revoke");
+    json_t *root = s_call_json (cli, "POST", path, body);
+    free (path);
+    json_decref (body);
+    if (!root)
+        return S_EXIT_FAILED;
+    if (cli->json)
+        s_print_json (cli, root);
+    else
+        fprintf (cli->out, "revoked %s (%s)\n", s_str (root, "serial"), s_str (root, "reason"));
+    json_decref (root);
+    return S_EXIT_OK;
+}
+
+//  ---------------------------------------------------------------- ca and crl
+
+//  GETs path and writes the body, which must be of content type, to --out
+//  or stdout.
+static int
+s_fetch (s_cli_t *cli, const char *path, const char *content_type)
+{
+    s_file_t file = { NULL, -1 };
+    if (cli->out_path && s_file_create (cli, cli->out_path, 0644, &file))
+        return S_EXIT_FAILED;
+    umb_http_response_t response;
+    if (s_call (cli, "GET", path, NULL, &response)) {
+        s_files_close (&file, 1, true);
+        return S_EXIT_FAILED;
+    }
+    int rc = S_EXIT_OK;
+    const char *type = response.content_type ? response.content_type : "";
+    if (strncasecmp (type, content_type, strlen (content_type))
+    ||  (type [strlen (content_type)] != 0 && type [strlen (content_type)] != ';')) {
+        fprintf (cli->err, "umbra: GET %s answered %s, not %s\n", path, *type ? type : "no content type",
+                 content_type);
+        rc = S_EXIT_FAILED;
+    }
+    else
+    if (file.fd >= 0) {
+        if (s_file_fill (cli, &file, response.body, response.size))
+            rc = S_EXIT_FAILED;
+    }
+    else
+    if (fwrite (response.body, 1, response.size, cli->out) != response.size || fflush (cli->out)) {
+        fprintf (cli->err, "umbra: cannot write the answer: %s\n", strerror (errno));
+        rc = S_EXIT_FAILED;
+    }
+    s_files_close (&file, 1, rc != S_EXIT_OK);
+    umb_http_response_clear (&response);
+    return rc;
+}
+
+static int
+s_ca (s_cli_t *cli)
+{
+    return s_fetch (cli, "/ca.pem", "application/x-pem-file");
+}
+
+static int
+s_crl (s_cli_t *cli)
+{
+    if (!cli->pem && !cli->out_path && isatty (fileno (cli->out))) {
+        fprintf (cli->err, "umbra: the CRL is DER (binary): pass --pem, --out FILE, or redirect "
+                 "the output\n");
+        return S_EXIT_USAGE;
+    }
+    return cli->pem ? s_fetch (cli, "/crl?format=pem", "application/x-pem-file")
+                    : s_fetch (cli, "/crl", "application/pkix-crl");
+}
+
+//  ---------------------------------------------------------------- command line
+
+int
+umb_cli_certs_run (int argc, char **argv, char **envp, FILE *out, FILE *err)
+{
+    assert (argc >= 1 && argv && envp && out && err);
+    if (argc < 2) {
+        s_usage (err);
+        return S_EXIT_USAGE;
+    }
+    if (strcmp (argv [1], "help") == 0 || strcmp (argv [1], "--help") == 0
+    ||  strcmp (argv [1], "-h") == 0) {
+        s_usage (out);
+        return S_EXIT_OK;
+    }
+    size_t command = 0;
+    while (s_commands [command].name && strcmp (s_commands [command].name, argv [1]))
+        command++;
+    if (!s_commands [command].name) {
+        fprintf (err, "umbra: unknown certs command '%s'\n", argv [1]);
+        s_usage (err);
+        return S_EXIT_USAGE;
+    }
+    s_cli_t cli = { .out = out, .err = err };
+    const char *url = NULL, *config_path = NULL;
+    char *token = NULL;
+    unsigned given = 0;
+    int rc = S_EXIT_OK;
+    int option;
+    argc--;
+    argv++;
+    optind = 0;                     //  GNU getopt: start afresh
+    opterr = 0;
+    int index = -1;
+    while (rc == S_EXIT_OK && (option = getopt_long (argc, argv, ":", s_options, &index)) != -1) {
+        //  How the user wrote the option, for messages
+        char name [64];
+        snprintf (name, sizeof (name), "%s%s", index >= 0 ? "--" : "",
+                  index >= 0 ? s_options [index].name : argv [optind - 1]);
+        index = -1;
+        unsigned bit = 0;
+        switch (option) {
+            case 'w': bit = S_OPT_WORKSPACE; cli.workspace = optarg; break;
+            case 'n': bit = S_OPT_CN; cli.cn = optarg; break;
+            case 'S':
+                bit = S_OPT_SAN;
+                if (cli.san_count == S_MAX_SANS) {
+                    fprintf (err, "umbra: at most %d --san\n", S_MAX_SANS);
+                    rc = S_EXIT_USAGE;
+                }
+                else
+                    cli.sans [cli.san_count++] = optarg;
+                break;
+            case 'r': bit = S_OPT_CSR; cli.csr_path = optarg; break;
+            case 't': {
+                bit = S_OPT_TTL;
+                char *end = NULL;
+                errno = 0;
+                long long ttl = strtoll (optarg, &end, 10);
+                if (errno || end == optarg || *end || ttl <= 0) {
+                    fprintf (err, "umbra: --ttl takes a number of seconds, not '%s'\n", optarg);
+                    rc = S_EXIT_USAGE;
+                }
+                cli.ttl = ttl;
+                break;
+            }
+            case 'k': bit = S_OPT_KEY_TYPE; cli.key_type = optarg; break;
+            case 'p': bit = S_OPT_PROFILE; cli.profile = optarg; break;
+            case 'o': bit = S_OPT_OUT; cli.out_path = optarg; break;
+            case 's': bit = S_OPT_STATUS; cli.status = optarg; break;
+            case 'R': bit = S_OPT_REASON; cli.reason = optarg; break;
+            case 'P': bit = S_OPT_PEM; cli.pem = true; break;
+            case 'j': bit = S_OPT_JSON; cli.json = true; break;
+            case 'u': url = optarg; break;
+            case 'T':
+                if (token) {
+                    sodium_memzero (token, strlen (token));
+                    free (token);
+                }
+                token = strdup (optarg);
+                assert (token);
+                sodium_memzero (optarg, strlen (optarg));
+                break;
+            case 'c': config_path = optarg; break;
+            case 'h':
+                fprintf (out, "usage: umbra certs\n");
+                s_command_usage (out, command);
+                fputs (s_common, out);
+                rc = -1;
+                break;
+            case ':':
+                fprintf (err, "umbra: %s needs a value\n", argv [optind - 1]);
+                rc = S_EXIT_USAGE;
+                break;
+            default:
+                fprintf (err, "umbra: unknown option '%s' for certs %s\n", argv [optind - 1],
+                         s_commands [command].name);
+                rc = S_EXIT_USAGE;
+                break;
+        }
+        if (rc == S_EXIT_OK && bit && !(s_commands [command].options & bit)) {
+            fprintf (err, "umbra: certs %s does not take '%s'\n", s_commands [command].name, name);
+            rc = S_EXIT_USAGE;
+        }
+        if (bit && bit != S_OPT_SAN && (given & bit) && rc == S_EXIT_OK) {
+            fprintf (err, "umbra: '%s' is given twice\n", name);
+            rc = S_EXIT_USAGE;
+        }
+        given |= bit;
+    }
+    bool help = rc == -1;
+    if (help)
+        rc = S_EXIT_OK;
+    else
+    if (rc == S_EXIT_OK) {
+        //  Positional: SERIAL where the command takes one, nothing else
+        int positional = argc - optind;
+        if (s_commands [command].serial && positional == 1)
+            cli.serial = argv [optind];
+        else
+        if (positional > 0 || s_commands [command].serial) {
+            fprintf (err, "umbra: certs %s takes %s\n", s_commands [command].name,
+                     s_commands [command].serial ? "one SERIAL" : "no arguments");
+            rc = S_EXIT_USAGE;
+        }
+        unsigned missing = s_commands [command].required & ~given;
+        if (rc == S_EXIT_OK && missing) {
+            fprintf (err, "umbra: certs %s needs %s\n", s_commands [command].name,
+                     missing & S_OPT_WORKSPACE ? "--workspace WS" : "--cn NAME");
+            rc = S_EXIT_USAGE;
+        }
+        if (rc == S_EXIT_OK && cli.key_type && !s_one_of (cli.key_type, s_key_types)) {
+            fprintf (err, "umbra: --key-type is ec-p256, rsa-3072 or ed25519\n");
+            rc = S_EXIT_USAGE;
+        }
+        if (rc == S_EXIT_OK && cli.profile && !s_one_of (cli.profile, s_profiles)) {
+            fprintf (err, "umbra: --profile is server or client\n");
+            rc = S_EXIT_USAGE;
+        }
+        if (rc == S_EXIT_OK && cli.status && !s_one_of (cli.status, s_statuses)) {
+            fprintf (err, "umbra: --status is valid, revoked or expired\n");
+            rc = S_EXIT_USAGE;
+        }
+        if (rc == S_EXIT_OK && ((cli.workspace && !*cli.workspace) || (cli.serial && !*cli.serial)
+                                || (cli.cn && !*cli.cn) || (cli.out_path && !*cli.out_path))) {
+            fprintf (err, "umbra: an empty value\n");
+            rc = S_EXIT_USAGE;
+        }
+        if (rc) {
+            fprintf (err, "usage: umbra certs\n");
+            s_command_usage (err, command);
+        }
+    }
+    umb_config_t *config = NULL;
+    if (rc == S_EXIT_OK && !help) {
+        //  Settings: the file, then UMBRA_* variables, then the flags
+        config = umb_config_new ();
+        assert (config);
+        char *error = NULL;
+        if ((config_path && umb_config_load_file (config, config_path, &error))
+        ||  umb_config_load_env (config, envp, &error)
+        ||  (url && umb_config_set (config, "client.url", url, &error))
+        ||  (token && umb_config_set (config, "client.token", token, &error))) {
+            fprintf (err, "umbra: %s\n", error ? error : "invalid settings");
+            rc = S_EXIT_USAGE;
+        }
+        free (error);
+    }
+    if (rc == S_EXIT_OK && !help) {
+        const char *bearer = umb_config_str (config, "client.token");
+        cli.has_token = *bearer != 0;
+        cli.client = umb_http_client_new (umb_config_str (config, "client.url"), bearer);
+        if (!cli.client) {
+            fprintf (err, "umbra: libcurl cannot start\n");
+            rc = S_EXIT_FAILED;
+        }
+    }
+    if (rc == S_EXIT_OK && !help)
+        rc = s_commands [command].run (&cli);
+    umb_http_client_destroy (&cli.client);
+    umb_config_destroy (&config);
+    if (token) {
+        sodium_memzero (token, strlen (token));
+        free (token);
+    }
+    return rc;
+}
+
+int
+umb_cli_certs (int argc, char **argv)
+{
+    extern char **environ;
+    return umb_cli_certs_run (argc, argv, environ, stdout, stderr);
+}
+
+//  ---------------------------------------------------------------- selftest
+//  The commands against the real gateway, auth and certs services in this
+//  process (tests/integration/certs_cli.sh does it again with `umbra up`
+//  and checks the files with openssl).
+#include <czmq.h>
+#include <openssl/bn.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include "umb_runtime.h"
+#include "umb_auth.h"
+#include "umb_certs.h"
+#include "umb_gateway.h"
+
+typedef struct {
+    int   rc;
+    char *out;
+    char *err;
+} s_test_run_t;
+
+static char *
+s_test_slurp (FILE *stream, size_t *size)
+{
+    fflush (stream);
+    long length = ftell (stream);
+    assert (length >= 0);
+    rewind (stream);
+    char *text = calloc (1, (size_t) length + 1);
+    assert (text);
+    size_t got = fread (text, 1, (size_t) length, stream);
+    assert (got == (size_t) length);
+    if (size)
+        *size = got;
+    return text;
+}
+
+static char *
+s_test_file (const char *path, size_t *size, mode_t *mode)
+{
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return NULL;
+    struct stat info;
+    assert (fstat (fileno (file), &info) == 0);
+    if (mode)
+        *mode = info.st_mode & 0777;
+    fseek (file, 0, SEEK_END);
+    char *text = s_test_slurp (file, size);
+    fclose (file);
+    return text;
+}
+
+//  Runs `umbra certs ARGS...` (NULL-terminated) with url and token in the
+//  environment (either may be NULL).
+static s_test_run_t
+s_test_run (const char *url, const char *token, ...)
+{
+    char *argv [32];
+    int argc = 0;
+    argv [argc++] = strdup ("certs");
+    va_list args;
+    va_start (args, token);
+    for (const char *arg = va_arg (args, const char *); arg; arg = va_arg (args, const char *)) {
+        assert (argc < 31);
+        argv [argc++] = strdup (arg);
+    }
+    va_end (args);
+    argv [argc] = NULL;
+    char *envp [3] = { NULL, NULL, NULL };
+    int count = 0;
+    if (url)
+        envp [count++] = zsys_sprintf ("UMBRA_CLIENT_URL=%s", url);
+    if (token)
+        envp [count++] = zsys_sprintf ("UMBRA_CLIENT_TOKEN=%s", token);
+    FILE *out = tmpfile ();
+    FILE *err = tmpfile ();
+    assert (out && err);
+    s_test_run_t run;
+    run.rc = umb_cli_certs_run (argc, argv, envp, out, err);
+    run.out = s_test_slurp (out, NULL);
+    run.err = s_test_slurp (err, NULL);
+    fclose (out);
+    fclose (err);
+    for (int i = 0; i < argc; i++)
+        free (argv [i]);
+    for (int i = 0; i < count; i++)
+        zstr_free (&envp [i]);
+    return run;
+}
+
+static void
+s_test_expect (s_test_run_t *run, int rc, const char *in_out, const char *in_err)
+{
+    if (run->rc != rc || (in_out && !strstr (run->out, in_out)) || (in_err && !strstr (run->err, in_err)))
+        fprintf (stderr, "\nexit %d (expected %d)\nstdout: %s\nstderr: %s\n", run->rc, rc, run->out,
+                 run->err);
+    assert (run->rc == rc);
+    if (in_out)
+        assert (strstr (run->out, in_out));
+    if (in_err)
+        assert (strstr (run->err, in_err));
+}
+
+static void
+s_test_run_free (s_test_run_t *run)
+{
+    free (run->out);
+    free (run->err);
+    run->out = run->err = NULL;
+}
+
+//  POSTs json; returns the answer's field (caller frees) and checks the status.
+static char *
+s_test_post (umb_http_client_t *client, const char *path, const char *json, int status,
+             const char *field)
+{
+    umb_http_response_t response;
+    int rc = umb_http_client_post (client, path, json, &response);
+    assert (rc == 0);
+    if (response.status != status)
+        fprintf (stderr, "\nPOST %s: %d %s\n", path, response.status, response.body);
+    assert (response.status == status);
+    json_t *root = json_loadb (response.body, response.size, 0, NULL);
+    char *value = field ? strdup (s_str (root, field)) : NULL;
+    json_decref (root);
+    umb_http_response_clear (&response);
+    return value;
+}
+
+//  Registers and logs in; returns the access token (caller frees).
+static char *
+s_test_user (const char *url, const char *username)
+{
+    umb_http_client_t *client = umb_http_client_new (url, NULL);
+    char *json = zsys_sprintf ("{\"username\":\"%s\",\"password\":\"%s-password-1\"}", username,
+                               username);
+    free (s_test_post (client, "/users", json, 201, NULL));
+    char *token = s_test_post (client, "/users/tokens", json, 201, "access_token");
+    zstr_free (&json);
+    umb_http_client_destroy (&client);
+    return token;
+}
+
+void
+umb_cli_certs_test (bool verbose)
+{
+    if (verbose)
+        printf (" * umb_cli_certs: ");
+    char dir [] = "/tmp/umb-cli-certs-XXXXXX";
+    assert (mkdtemp (dir));
+    char *state = zsys_sprintf ("%s/state", dir);
+    char *auth_endpoint = zsys_sprintf ("ipc://%s/auth.ipc", dir);
+    char *auth_pub = zsys_sprintf ("ipc://%s/auth-pub.ipc", dir);
+    char *certs_endpoint = zsys_sprintf ("ipc://%s/certs.ipc", dir);
+    char *certs_pub = zsys_sprintf ("ipc://%s/certs-pub.ipc", dir);
+    umb_config_t *config = umb_config_new ();
+    char *error = NULL;
+    const char *settings [] [2] = {
+        { "state_dir", state }, { "log.level", "error" },
+        { "auth.endpoint", auth_endpoint }, { "auth.pub_endpoint", auth_pub },
+        { "certs.endpoint", certs_endpoint }, { "certs.pub_endpoint", certs_pub },
+        { "certs.http_listen", "127.0.0.1:0" }, { "gateway.listen", "127.0.0.1:0" },
+        { "admin.username", "root" }, { "admin.password", "root-password-0123" }, { NULL }
+    };
+    for (size_t i = 0; settings [i][0]; i++) {
+        int rc = umb_config_set (config, settings [i][0], settings [i][1], &error);
+        assert (rc == 0);
+    }
+    umb_runtime_t *runtime = umb_runtime_new (&config, &error);
+    assert (runtime);
+    zactor_t *actors [3] = {
+        zactor_new (umb_auth_actor, runtime), zactor_new (umb_certs_actor, runtime),
+        zactor_new (umb_gateway_actor, runtime)
+    };
+    const char *questions [] = { "ENDPOINT", "ENDPOINT", "PORT" };
+    char *answers [3];
+    for (size_t i = 0; i < 3; i++) {
+        zstr_send (actors [i], questions [i]);
+        answers [i] = zstr_recv (actors [i]);
+        assert (answers [i] && *answers [i] && !streq (answers [i], "0"));
+    }
+    char *url = zsys_sprintf ("http://127.0.0.1:%s", answers [2]);
+
+    //  alice is admin of lab, bob a member, carol outside
+    char *alice = s_test_user (url, "alice");
+    char *bob = s_test_user (url, "bob");
+    char *carol = s_test_user (url, "carol");
+    umb_http_client_t *client = umb_http_client_new (url, alice);
+    free (s_test_post (client, "/workspaces", "{\"name\":\"lab\"}", 201, NULL));
+    char *invitation = s_test_post (client, "/workspaces/lab/invitations",
+                                    "{\"username\":\"bob\",\"role\":\"member\"}", 201, "id");
+    umb_http_client_destroy (&client);
+    client = umb_http_client_new (url, bob);
+    char *accept = zsys_sprintf ("/invitations/%s/accept", invitation);
+    free (s_test_post (client, accept, NULL, 200, NULL));
+    umb_http_client_destroy (&client);
+
+    //  Usage errors: exit 2, nothing sent
+    s_test_run_t run = s_test_run (url, alice, NULL);
+    s_test_expect (&run, 2, NULL, "usage: umbra certs COMMAND");
+    s_test_run_free (&run);
+    run = s_test_run (url, alice, "help", NULL);
+    s_test_expect (&run, 0, "umbra certs COMMAND", NULL);
+    s_test_run_free (&run);
+    run = s_test_run (url, alice, "issue", "--help", NULL);
+    s_test_expect (&run, 0, "--key-type ec-p256|rsa-3072|ed25519", NULL);
+    s_test_run_free (&run);
+    run = s_test_run (url, alice, "sign", NULL);
+    s_test_expect (&run, 2, NULL, "unknown certs command 'sign'");
+    s_test_run_free (&run);
+    run = s_test_run (url, alice, "issue", "--cn", "x", NULL);
+    s_test_expect (&run, 2, NULL, "needs --workspace WS");
+    s_test_run_free (&run);
+    run = s_test_run (url, alice, "issue", "--workspace", "lab", NULL);
+    s_test_expect (&run, 2, NULL, "needs --cn NAME");
+    s_test_run_free (&run);
+    run = s_test_run (url, alice, "issue", "--workspace", "lab", "--cn", "x", "--key-type", "dsa", NULL);
+    s_test_expect (&run, 2, NULL, "--key-type is ec-p256, rsa-3072 or ed25519");
+    s_test_run_free (&run);
+    run = s_test_run (url, alice, "issue", "--workspace", "lab", "--cn", "x", "--ttl", "1d", NULL);
+    s_test_expect (&run, 2, NULL, "--ttl takes a number of seconds");
+    s_test_run_free (&run);
+    run = s_test_run (url, alice, "issue", "--workspace", "lab", "--cn", "x", "--profile", "peer", NULL);
+    s_test_expect (&run, 2, NULL, "--profile is server or client");
+    s_test_run_free (&run);
+    run = s_test_run (url, alice, "issue", "--workspace", "lab", "--cn", "x", "--csr", "/nonexistent",
+                      "--key-type", "ed25519", NULL);
+    s_test_expect (&run, 2, NULL, "--key-type is for keys made by the service");
+    s_test_run_free (&run);
+    run = s_test_run (url, alice, "issue", "--workspace", "lab", "--cn", "x", "--csr", "/nonexistent", NULL);
+    s_test_expect (&run, 2, NULL, "cannot read /nonexistent");
+    s_test_run_free (&run);
+    run = s_test_run (url, alice, "get", "--workspace", "lab", NULL);
+    s_test_expect (&run, 2, NULL, "takes one SERIAL");
+    s_test_run_free (&run);
+    run = s_test_run (url, alice, "list", "--workspace", "lab", "extra", NULL);
+    s_test_expect (&run, 2, NULL, "takes no arguments");
+    s_test_run_free (&run);
+    run = s_test_run (url, alice, "list", "--workspace", "lab", "--status", "good", NULL);
+    s_test_expect (&run, 2, NULL, "--status is valid, revoked or expired");
+    s_test_run_free (&run);
+    run = s_test_run (url, alice, "list", "--workspace", "lab", "--workspace", "lab", NULL);
+    s_test_expect (&run, 2, NULL, "is given twice");
+    s_test_run_free (&run);
+    run = s_test_run (url, alice, "ca", "--workspace", "lab", NULL);
+    s_test_expect (&run, 2, NULL, "certs ca does not take '--workspace'");
+    s_test_run_free (&run);
+    run = s_test_run (url, alice, "list", "--workspace", NULL);
+    s_test_expect (&run, 2, NULL, "--workspace needs a value");
+    s_test_run_free (&run);
+    run = s_test_run (url, alice, "list", "--nope", NULL);
+    s_test_expect (&run, 2, NULL, "unknown option '--nope'");
+    s_test_run_free (&run);
+    run = s_test_run ("ftp://x", alice, "ca", NULL);
+    s_test_expect (&run, 2, NULL, "client.url");
+    s_test_run_free (&run);
+
+    //  Issue with a key made by the service: three files, the key 0600; the serial printed
+    char *out1 = zsys_sprintf ("%s/one", dir);
+    assert (mkdir (out1, 0700) == 0);
+    run = s_test_run (url, alice, "issue", "--workspace", "lab", "--cn", "svc.lab", "--san", "svc.lab",
+                      "--san", "10.0.0.1", "--ttl", "3600", "--key-type", "ed25519", "--out", out1, NULL);
+    s_test_expect (&run, 0, NULL, "key.pem (keep it secret)");
+    char *serial = strndup (run.out, strcspn (run.out, "\n"));
+    assert (strlen (serial) > 0 && strlen (run.out) == strlen (serial) + 1);
+    s_test_run_free (&run);
+    char *path = zsys_sprintf ("%s/key.pem", out1);
+    mode_t mode;
+    char *key = s_test_file (path, NULL, &mode);
+    assert (key && strstr (key, "PRIVATE KEY-----") && mode == 0600);
+    zstr_free (&path);
+    path = zsys_sprintf ("%s/chain.pem", out1);
+    char *chain = s_test_file (path, NULL, &mode);
+    assert (chain && strstr (chain, "-----BEGIN CERTIFICATE-----") && mode == 0644);
+    zstr_free (&path);
+    path = zsys_sprintf ("%s/cert.pem", out1);
+    char *text = s_test_file (path, NULL, &mode);
+    assert (text && mode == 0644);
+    BIO *bio = BIO_new_mem_buf (text, -1);
+    X509 *cert = PEM_read_bio_X509 (bio, NULL, NULL, NULL);
+    assert (cert);
+    BIGNUM *number = ASN1_INTEGER_to_BN (X509_get0_serialNumber (cert), NULL);
+    char *hex = BN_bn2hex (number);
+    assert (strcasecmp (hex, serial) == 0 || (hex [0] == '0' && strcasecmp (hex + 1, serial) == 0));
+    OPENSSL_free (hex);
+    BN_free (number);
+    X509_free (cert);
+    BIO_free (bio);
+    free (text);
+    zstr_free (&path);
+
+    //  ...never over existing files, and then nothing is asked of the service
+    run = s_test_run (url, alice, "issue", "--workspace", "lab", "--cn", "again", "--out", out1, NULL);
+    s_test_expect (&run, 1, NULL, "existing files are never overwritten");
+    s_test_run_free (&run);
+    path = zsys_sprintf ("%s/key.pem", out1);
+    text = s_test_file (path, NULL, NULL);
+    assert (text && streq (text, key));
+    free (text);
+    zstr_free (&path);
+    sodium_memzero (key, strlen (key));
+    free (key);
+
+    //  Issue from a CSR: no key.pem
+    char *out2 = zsys_sprintf ("%s/two", dir);
+    assert (mkdir (out2, 0700) == 0);
+    char *csr = zsys_sprintf ("%s/request.pem", dir);
+    EVP_PKEY *csr_key = EVP_EC_gen ("P-256");
+    X509_REQ *request = X509_REQ_new ();
+    X509_NAME_add_entry_by_txt (X509_REQ_get_subject_name (request), "CN", MBSTRING_UTF8,
+                                (const unsigned char *) "x", -1, -1, 0);
+    assert (X509_REQ_set_pubkey (request, csr_key) == 1);
+    assert (X509_REQ_sign (request, csr_key, EVP_sha256 ()) > 0);
+    FILE *file = fopen (csr, "w");
+    assert (file && PEM_write_X509_REQ (file, request) == 1);
+    fclose (file);
+    X509_REQ_free (request);
+    EVP_PKEY_free (csr_key);
+    run = s_test_run (url, bob, "issue", "--workspace", "lab", "--cn", "x", "--csr", csr, "--out", out2,
+                      NULL);
+    s_test_expect (&run, 0, NULL, NULL);
+    assert (!strstr (run.err, "key.pem"));
+    char *csr_serial = strndup (run.out, strcspn (run.out, "\n"));
+    s_test_run_free (&run);
+    path = zsys_sprintf ("%s/key.pem", out2);
+    assert (access (path, F_OK) == -1);
+    zstr_free (&path);
+    path = zsys_sprintf ("%s/cert.pem", out2);
+    assert (access (path, F_OK) == 0);
+    zstr_free (&path);
+    file = fopen (csr, "w");
+    fputs ("not a request", file);
+    fclose (file);
+    run = s_test_run (url, bob, "issue", "--workspace", "lab", "--cn", "x", "--csr", csr, "--out", out2,
+                      NULL);
+    s_test_expect (&run, 2, NULL, "is not a PEM certificate request");
+    s_test_run_free (&run);
+
+    //  List as a table, filtered, as JSON; get
+    run = s_test_run (url, bob, "list", "--workspace", "lab", NULL);
+    s_test_expect (&run, 0, "SERIAL", NULL);
+    assert (strstr (run.out, "COMMON NAME") && strstr (run.out, serial) && strstr (run.out, csr_serial));
+    assert (strstr (run.out, "svc.lab") && strstr (run.out, "ed25519"));
+    s_test_run_free (&run);
+    run = s_test_run (url, bob, "list", "--workspace", "lab", "--status", "revoked", NULL);
+    s_test_expect (&run, 0, "SERIAL", NULL);
+    assert (!strstr (run.out, serial));
+    s_test_run_free (&run);
+    run = s_test_run (url, bob, "list", "--workspace", "lab", "--json", NULL);
+    s_test_expect (&run, 0, "\"items\"", NULL);
+    json_t *listed = json_loads (run.out, 0, NULL);
+    assert (json_array_size (json_object_get (listed, "items")) == 2);
+    json_decref (listed);
+    s_test_run_free (&run);
+    run = s_test_run (url, bob, "get", "--workspace", "lab", serial, NULL);
+    s_test_expect (&run, 0, "names         svc.lab, 10.0.0.1", NULL);
+    assert (strstr (run.out, "status        valid") && !strstr (run.out, "revoked"));
+    s_test_run_free (&run);
+    run = s_test_run (url, bob, "get", serial, "--workspace", "lab", "--pem", NULL);
+    s_test_expect (&run, 0, "-----BEGIN CERTIFICATE-----", NULL);
+    s_test_run_free (&run);
+    run = s_test_run (url, bob, "get", "--workspace", "lab", "ffff", NULL);
+    s_test_expect (&run, 1, NULL, "umbra: 404 not_found: no certificate");
+    s_test_run_free (&run);
+
+    //  Revoke: a member is refused with the reason, an outsider sees nothing, the admin may
+    run = s_test_run (url, bob, "revoke", "--workspace", "lab", serial, "--reason", "keyCompromise", NULL);
+    s_test_expect (&run, 1, NULL, "umbra: 403 forbidden: ");
+    assert (strstr (run.err, "certs.revoke") && !*run.out);
+    s_test_run_free (&run);
+    run = s_test_run (url, carol, "revoke", "--workspace", "lab", serial, NULL);
+    s_test_expect (&run, 1, NULL, "umbra: 404 ");
+    s_test_run_free (&run);
+    run = s_test_run (url, alice, "revoke", "--workspace", "lab", serial, "--reason", "keyCompromise", NULL);
+    s_test_expect (&run, 0, "(keyCompromise)", NULL);
+    assert (strstr (run.out, serial));
+    s_test_run_free (&run);
+    run = s_test_run (url, alice, "revoke", "--workspace", "lab", serial, NULL);
+    s_test_expect (&run, 1, NULL, "umbra: 409 ");
+    s_test_run_free (&run);
+    run = s_test_run (url, bob, "get", "--workspace", "lab", serial, NULL);
+    s_test_expect (&run, 0, "revoked       ", NULL);
+    s_test_run_free (&run);
+
+    //  Renew: of a CSR certificate, no key; a revoked one is refused and leaves no files
+    char *out3 = zsys_sprintf ("%s/three", dir);
+    assert (mkdir (out3, 0700) == 0);
+    run = s_test_run (url, bob, "renew", "--workspace", "lab", csr_serial, "--ttl", "600", "--out", out3,
+                      NULL);
+    s_test_expect (&run, 0, NULL, NULL);
+    assert (*run.out && !strstr (run.out, csr_serial));
+    s_test_run_free (&run);
+    path = zsys_sprintf ("%s/key.pem", out3);
+    assert (access (path, F_OK) == -1);
+    zstr_free (&path);
+    char *out4 = zsys_sprintf ("%s/four", dir);
+    assert (mkdir (out4, 0700) == 0);
+    run = s_test_run (url, alice, "renew", "--workspace", "lab", serial, "--out", out4, NULL);
+    s_test_expect (&run, 1, NULL, "umbra: 409 ");
+    s_test_run_free (&run);
+    path = zsys_sprintf ("%s/cert.pem", out4);
+    assert (access (path, F_OK) == -1);
+    zstr_free (&path);
+
+    //  The CA chain and the CRL, public
+    run = s_test_run (url, NULL, "ca", NULL);
+    s_test_expect (&run, 0, NULL, NULL);
+    assert (streq (run.out, chain));
+    s_test_run_free (&run);
+    path = zsys_sprintf ("%s/ca.pem", dir);
+    run = s_test_run (url, NULL, "ca", "--out", path, NULL);
+    s_test_expect (&run, 0, NULL, NULL);
+    text = s_test_file (path, NULL, NULL);
+    assert (text && streq (text, chain));
+    free (text);
+    free (chain);
+    s_test_run_free (&run);
+    run = s_test_run (url, NULL, "ca", "--out", path, NULL);
+    s_test_expect (&run, 1, NULL, "never overwritten");
+    s_test_run_free (&run);
+    zstr_free (&path);
+    path = zsys_sprintf ("%s/crl.der", dir);
+    run = s_test_run (url, NULL, "crl", "--out", path, NULL);
+    s_test_expect (&run, 0, NULL, NULL);
+    s_test_run_free (&run);
+    size_t size;
+    text = s_test_file (path, &size, NULL);
+    const unsigned char *cursor = (const unsigned char *) text;
+    X509_CRL *crl = d2i_X509_CRL (NULL, &cursor, (long) size);
+    assert (crl && cursor == (const unsigned char *) text + size);
+    BIGNUM *wanted = NULL;
+    assert (BN_hex2bn (&wanted, serial) > 0);
+    STACK_OF (X509_REVOKED) *revoked = X509_CRL_get_REVOKED (crl);
+    assert (sk_X509_REVOKED_num (revoked) == 1);
+    number = ASN1_INTEGER_to_BN (X509_REVOKED_get0_serialNumber (sk_X509_REVOKED_value (revoked, 0)),
+                                 NULL);
+    assert (BN_cmp (number, wanted) == 0);
+    BN_free (number);
+    BN_free (wanted);
+    X509_CRL_free (crl);
+    free (text);
+    zstr_free (&path);
+    run = s_test_run (url, NULL, "crl", "--pem", NULL);
+    s_test_expect (&run, 0, NULL, NULL);
+    assert (strncmp (run.out, "-----BEGIN X509 CRL-----\n", 25) == 0);
+    s_test_run_free (&run);
+
+    //  Tokens: none (with a hint), from --token (wiped from argv once read)
+    run = s_test_run (url, NULL, "list", "--workspace", "lab", NULL);
+    s_test_expect (&run, 1, NULL, "umbra: 401 ");
+    assert (strstr (run.err, "set UMBRA_CLIENT_TOKEN or pass --token"));
+    s_test_run_free (&run);
+    char *argv [] = { strdup ("certs"), strdup ("list"), strdup ("--workspace"), strdup ("lab"),
+                      strdup ("--token"), strdup (bob), NULL };
+    char *envp [] = { zsys_sprintf ("UMBRA_CLIENT_URL=%s", url), NULL };
+    FILE *out = tmpfile (), *err = tmpfile ();
+    assert (umb_cli_certs_run (6, argv, envp, out, err) == 0);
+    for (size_t i = 0; i < 6; i++) {
+        assert (!strstr (argv [i], bob));
+        free (argv [i]);
+    }
+    text = s_test_slurp (err, NULL);
+    assert (!strstr (text, bob));
+    free (text);
+    fclose (out);
+    fclose (err);
+    zstr_free (&envp [0]);
+
+    //  The gateway gone: a clear reason, exit 1
+    zactor_destroy (&actors [2]);
+    run = s_test_run (url, bob, "list", "--workspace", "lab", NULL);
+    s_test_expect (&run, 1, NULL, "umbra: cannot reach http://127.0.0.1:");
+    assert (!strstr (run.err, bob));
+    s_test_run_free (&run);
+
+    for (size_t i = 3; i-- > 0; ) {
+        zactor_destroy (&actors [i]);
+        zstr_free (&answers [i]);
+    }
+    umb_runtime_destroy (&runtime);
+    free (serial);
+    free (csr_serial);
+    free (alice);
+    free (bob);
+    free (carol);
+    free (invitation);
+    zstr_free (&accept);
+    zstr_free (&csr);
+    zstr_free (&out1);
+    zstr_free (&out2);
+    zstr_free (&out3);
+    zstr_free (&out4);
+    zstr_free (&url);
+    zstr_free (&state);
+    zstr_free (&auth_endpoint);
+    zstr_free (&auth_pub);
+    zstr_free (&certs_endpoint);
+    zstr_free (&certs_pub);
+    char *command = zsys_sprintf ("rm -rf '%s'", dir);
+    assert (system (command) == 0);
+    zstr_free (&command);
+    if (verbose)
+        printf ("OK\n");
+}
