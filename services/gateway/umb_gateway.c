@@ -168,6 +168,14 @@ s_call (s_gateway_t *self, const char *service, const char *op, const char *toke
         snprintf (call->local, sizeof (call->local), "no client of %s could be made", service);
         call->message = call->local;
     }
+    //  A refusal of the gateway itself is no fault of the person asking
+    if (call->code && streq (call->code, "identity_revoked")) {
+        call->status = 503;
+        call->code = umb_status_code (503);
+        snprintf (call->local, sizeof (call->local),
+                  "the gateway's mesh identity was revoked; %s refuses it", service);
+        call->message = call->local;
+    }
     if (call->status >= 300 && !call->code)
         call->code = umb_status_code (call->status);
     if (call->status >= 300 && !call->message)

@@ -71,6 +71,7 @@ for _ in $(seq 1 200); do
 done
 elapsed_ms=$(( ($(date +%s%N) - started) / 1000000 ))
 [ -n "$refused" ] || { echo "FAIL: the revoked gateway was still served"; exit 1; }
+[ "$refused" = 503 ] || { echo "FAIL: users must see 503 (the platform's fault), got $refused"; exit 1; }
 echo "ok   the revoked gateway is refused by auth after ${elapsed_ms} ms (HTTP $refused: $(jq -r .error.message "$state/body"))"
 [ "$elapsed_ms" -lt 10000 ] || { echo "FAIL: refusal took ${elapsed_ms} ms, over the documented bound"; exit 1; }
 grep -q "revoked" "$log" || { echo "FAIL: the revocation was not logged"; exit 1; }
