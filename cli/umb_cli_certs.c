@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <sodium.h>
 #include "umb_cli_certs.h"
+#include "umb_testkit.h"
 #include "umb_http_client.h"
 #include "umb_config.h"
 
@@ -1370,9 +1371,7 @@ umb_cli_certs_test (bool verbose)
     zstr_free (&auth_pub);
     zstr_free (&certs_endpoint);
     zstr_free (&certs_pub);
-    char *command = zsys_sprintf ("rm -rf '%s'", dir);
-    assert (system (command) == 0);
-    zstr_free (&command);
+    umb_testkit_remove_dir (dir);
     if (verbose)
         printf ("OK\n");
 }

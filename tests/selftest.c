@@ -5,6 +5,8 @@
 #include "umb_log.h"
 #include "umb_config.h"
 #include "umb_utf8.h"
+#include "umb_address.h"
+#include "umb_percent.h"
 #include "umb_mp.h"
 #include "umb_envelope.h"
 #include "umb_store.h"
@@ -16,6 +18,7 @@
 #include "umb_jwt.h"
 #include "umb_runtime.h"
 #include "umb_trust.h"
+#include "umb_testkit.h"
 #include "umb_auth.h"
 #include "umb_auth_client.h"
 #include "umb_ca.h"
@@ -38,6 +41,8 @@ static const struct {
     { "log",      umb_log_test },
     { "config",   umb_config_test },
     { "utf8",     umb_utf8_test },
+    { "address",  umb_address_test },
+    { "percent",  umb_percent_test },
     { "mp",       umb_mp_test },
     { "envelope", umb_envelope_test },
     { "store",    umb_store_test },
@@ -49,6 +54,7 @@ static const struct {
     { "jwt",      umb_jwt_test },
     { "runtime",  umb_runtime_test },
     { "trust",    umb_trust_test },
+    { "testkit",  umb_testkit_test },
     { "auth",     umb_auth_test },
     { "auth_client", umb_auth_client_test },
     { "ca",       umb_ca_test },

@@ -1,13 +1,14 @@
 //  umb_auth_selftest - the auth service's selftest: the real actor, through the real client
 #include <assert.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
 #include "umb_auth_private.h"
+#include "umb_testkit.h"
 #include "umb_auth_client.h"
 
-#define S_TIMEOUT 10000
+#define S_TIMEOUT UMB_TESTKIT_TIMEOUT
+#define S_STR_MAX 8192               //  longest string field read from a reply
 #define S_BAD_LOGIN "invalid username or password"
 
 typedef struct {
@@ -24,70 +25,10 @@ typedef struct {
 
 //  ---------------------------------------------------------------- plumbing
 
-static umb_reply_t *
-s_callw (s_test_t *test, const char *op, const char *token, umb_w_t *w)
-{
-    umb_reply_t *reply = umb_client_callw (test->client, op, token, w, S_TIMEOUT, NULL);
-    umb_w_destroy (&w);
-    return reply;
-}
-
-//  Calls op with a body of string fields: key, value, ..., NULL.
-static umb_reply_t *
-s_call (s_test_t *test, const char *op, const char *token, ...)
-{
-    umb_w_t *w = umb_w_new ();
-    umb_w_map_begin (w);
-    va_list args;
-    va_start (args, token);
-    const char *key;
-    while ((key = va_arg (args, const char *))) {
-        const char *value = va_arg (args, const char *);
-        umb_w_kv_str (w, key, value);
-    }
-    va_end (args);
-    umb_w_map_end (w);
-    return s_callw (test, op, token, w);
-}
-
-//  Asserts the reply's status (and error code and text, when given), then destroys it.
-static void
-s_expect (umb_reply_t **reply_p, int status, const char *code, const char *error_part)
-{
-    umb_reply_t *reply = *reply_p;
-    if (umb_reply_status (reply) != status
-    ||  (code && !(umb_reply_code (reply) && streq (umb_reply_code (reply), code)))
-    ||  (error_part && !(umb_reply_error (reply) && strstr (umb_reply_error (reply), error_part))))
-        fprintf (stderr, "expected %d %s '%s', got %d %s '%s'\n", status, code ? code : "",
-                 error_part ? error_part : "", umb_reply_status (reply),
-                 umb_reply_code (reply) ? umb_reply_code (reply) : "",
-                 umb_reply_error (reply) ? umb_reply_error (reply) : "");
-    assert (umb_reply_status (reply) == status);
-    if (code)
-        assert (umb_reply_code (reply) && streq (umb_reply_code (reply), code));
-    if (error_part)
-        assert (umb_reply_error (reply) && strstr (umb_reply_error (reply), error_part));
-    umb_reply_destroy (reply_p);
-}
-
 static const char *
 s_str (umb_reply_t *reply, const char *key)
 {
-    return umb_msg_str (umb_reply_body (reply), key, 8192, false);
-}
-
-static char *
-s_dup (umb_reply_t *reply, const char *key)
-{
-    const char *value = s_str (reply, key);
-    assert (value);
-    return strdup (value);
-}
-
-static int64_t
-s_int (umb_reply_t *reply, const char *key)
-{
-    return umb_msg_int (umb_reply_body (reply), key, INT64_MIN, INT64_MAX, -1, true);
+    return umb_msg_str (umb_reply_body (reply), key, S_STR_MAX, false);
 }
 
 static bool
@@ -174,9 +115,7 @@ s_runtime_stop (s_test_t *test)
     zcert_destroy (&test->gateway);
     umb_runtime_destroy (&test->runtime);
     close (test->null_fd);
-    char *command = zsys_sprintf ("rm -rf '%s'", test->state_dir);
-    assert (system (command) == 0);
-    zstr_free (&command);
+    umb_testkit_remove_dir (test->state_dir);
     free (test->state_dir);
     test->state_dir = NULL;
 }
@@ -185,8 +124,8 @@ s_runtime_stop (s_test_t *test)
 static umb_reply_t *
 s_login (s_test_t *test, const char *username, const char *password)
 {
-    umb_reply_t *reply = s_call (test, "auth.tokens.create", NULL, "username", username,
-                                 "password", password, NULL);
+    umb_reply_t *reply = umb_testkit_call (test->client, "auth.tokens.create", NULL, "username",
+                                           username, "password", password, NULL);
     if (umb_reply_status (reply) != 201)
         fprintf (stderr, "login of %s: %d %s\n", username, umb_reply_status (reply),
                  umb_reply_error (reply) ? umb_reply_error (reply) : "");
@@ -198,9 +137,9 @@ static char *
 s_access (s_test_t *test, const char *username, const char *password, char **refresh)
 {
     umb_reply_t *reply = s_login (test, username, password);
-    char *access = s_dup (reply, "access_token");
+    char *access = umb_testkit_dup (reply, "access_token", S_STR_MAX);
     if (refresh)
-        *refresh = s_dup (reply, "refresh_token");
+        *refresh = umb_testkit_dup (reply, "refresh_token", S_STR_MAX);
     umb_reply_destroy (&reply);
     return access;
 }
@@ -208,10 +147,11 @@ s_access (s_test_t *test, const char *username, const char *password, char **ref
 static char *
 s_register (s_test_t *test, const char *username, const char *password)
 {
-    umb_reply_t *reply = s_call (test, "auth.users.register", NULL, "username", username,
-                                 "password", password, "email", "someone@example.org", NULL);
+    umb_reply_t *reply = umb_testkit_call (test->client, "auth.users.register", NULL, "username",
+                                           username, "password", password, "email",
+                                           "someone@example.org", NULL);
     assert (umb_reply_status (reply) == 201);
-    char *id = s_dup (reply, "id");
+    char *id = umb_testkit_dup (reply, "id", S_STR_MAX);
     umb_reply_destroy (&reply);
     return id;
 }
@@ -256,29 +196,30 @@ s_test_users (s_test_t *test, s_people_t *people)
     //  Registration and its failures
     people->alice_id = s_register (test, "alice", "alice-password");
     assert (strncmp (people->alice_id, "usr_", 4) == 0 && strlen (people->alice_id) == 20);
-    umb_reply_t *reply = s_call (test, "auth.users.register", NULL, "username", "alice",
-                                 "password", "another-password", NULL);
-    s_expect (&reply, 409, "username_taken", "'alice' is taken");
-    reply = s_call (test, "auth.users.register", NULL, "username", "Alice!", "password",
-                    "alice-password", NULL);
-    s_expect (&reply, 422, "invalid_argument", "username");
-    reply = s_call (test, "auth.users.register", NULL, "username", "usr_0123456789abcdef",
-                    "password", "alice-password", NULL);
-    s_expect (&reply, 422, NULL, "reserved");
-    reply = s_call (test, "auth.users.register", NULL, "username", "dave", "password", "short", NULL);
-    s_expect (&reply, 422, NULL, "password: at least 10 bytes");
-    reply = s_call (test, "auth.users.register", NULL, "username", "dave", "password",
-                    "long-enough-1", "email", "not-an-email", NULL);
-    s_expect (&reply, 422, NULL, "email");
-    reply = s_call (test, "auth.users.register", NULL, "username", "dave", NULL);
-    s_expect (&reply, 400, "bad_request", "field 'password' is required");
+    umb_reply_t *reply = umb_testkit_call (test->client, "auth.users.register", NULL, "username",
+                                           "alice", "password", "another-password", NULL);
+    umb_testkit_expect (&reply, 409, "username_taken", "'alice' is taken");
+    reply = umb_testkit_call (test->client, "auth.users.register", NULL, "username", "Alice!",
+                              "password", "alice-password", NULL);
+    umb_testkit_expect (&reply, 422, "invalid_argument", "username");
+    reply = umb_testkit_call (test->client, "auth.users.register", NULL, "username",
+                              "usr_0123456789abcdef", "password", "alice-password", NULL);
+    umb_testkit_expect (&reply, 422, NULL, "reserved");
+    reply = umb_testkit_call (test->client, "auth.users.register", NULL, "username", "dave",
+                              "password", "short", NULL);
+    umb_testkit_expect (&reply, 422, NULL, "password: at least 10 bytes");
+    reply = umb_testkit_call (test->client, "auth.users.register", NULL, "username", "dave",
+                              "password", "long-enough-1", "email", "not-an-email", NULL);
+    umb_testkit_expect (&reply, 422, NULL, "email");
+    reply = umb_testkit_call (test->client, "auth.users.register", NULL, "username", "dave", NULL);
+    umb_testkit_expect (&reply, 400, "bad_request", "field 'password' is required");
     umb_w_t *w = umb_w_new ();
     umb_w_map_begin (w);
     umb_w_kv_str (w, "username", "dave");
     umb_w_kv_int (w, "password", 1234567890);
     umb_w_map_end (w);
-    reply = s_callw (test, "auth.users.register", NULL, w);
-    s_expect (&reply, 400, NULL, "field 'password': expected a string");
+    reply = umb_testkit_callw (test->client, "auth.users.register", NULL, w);
+    umb_testkit_expect (&reply, 400, NULL, "field 'password': expected a string");
 
     people->bob_id = s_register (test, "bob", "bob-password");
     people->carol_id = s_register (test, "carol", "carol-password");
@@ -286,74 +227,75 @@ s_test_users (s_test_t *test, s_people_t *people)
     //  Logging in, and the three ways it fails
     reply = s_login (test, "alice", "alice-password");
     assert (streq (s_str (reply, "token_type"), "Bearer"));
-    assert (s_int (reply, "expires_in") == 900);
-    assert (s_int (reply, "refresh_expires_in") == 2592000);
+    assert (umb_testkit_int (reply, "expires_in") == 900);
+    assert (umb_testkit_int (reply, "refresh_expires_in") == 2592000);
     const char *refresh = s_str (reply, "refresh_token");
     assert (strncmp (refresh, "umr_", 4) == 0 && strlen (refresh) == 47);
     umb_msg_t *user = umb_msg_map (umb_reply_body (reply), "user", true);
     assert (user && streq (umb_msg_str (user, "username", 64, true), "alice"));
     assert (streq (umb_msg_str (user, "id", 64, true), people->alice_id));
-    people->alice = s_dup (reply, "access_token");
-    people->alice_refresh = s_dup (reply, "refresh_token");
+    people->alice = umb_testkit_dup (reply, "access_token", S_STR_MAX);
+    people->alice_refresh = umb_testkit_dup (reply, "refresh_token", S_STR_MAX);
     umb_reply_destroy (&reply);
 
-    reply = s_call (test, "auth.tokens.create", NULL, "username", "bob", "password", "wrong-password",
-                    NULL);
-    s_expect (&reply, 401, "unauthenticated", S_BAD_LOGIN);
-    reply = s_call (test, "auth.tokens.create", NULL, "username", "nobody", "password",
-                    "wrong-password", NULL);
-    s_expect (&reply, 401, "unauthenticated", S_BAD_LOGIN);
-    reply = s_call (test, "auth.tokens.create", NULL, "username", "nobody", "password",
-                    "wrong-password", NULL);
-    s_expect (&reply, 401, NULL, S_BAD_LOGIN);
+    reply = umb_testkit_call (test->client, "auth.tokens.create", NULL, "username", "bob",
+                              "password", "wrong-password", NULL);
+    umb_testkit_expect (&reply, 401, "unauthenticated", S_BAD_LOGIN);
+    reply = umb_testkit_call (test->client, "auth.tokens.create", NULL, "username", "nobody",
+                              "password", "wrong-password", NULL);
+    umb_testkit_expect (&reply, 401, "unauthenticated", S_BAD_LOGIN);
+    reply = umb_testkit_call (test->client, "auth.tokens.create", NULL, "username", "nobody",
+                              "password", "wrong-password", NULL);
+    umb_testkit_expect (&reply, 401, NULL, S_BAD_LOGIN);
     //  Two failures allowed (auth.login_max_failures = 2): the third try is refused unchecked
-    reply = s_call (test, "auth.tokens.create", NULL, "username", "nobody", "password",
-                    "wrong-password", NULL);
-    s_expect (&reply, 429, "too_many_requests", "too many failed logins; try again in ");
-    reply = s_call (test, "auth.tokens.create", NULL, "username", "alice", NULL);
-    s_expect (&reply, 400, NULL, "field 'password' is required");
+    reply = umb_testkit_call (test->client, "auth.tokens.create", NULL, "username", "nobody",
+                              "password", "wrong-password", NULL);
+    umb_testkit_expect (&reply, 429, "too_many_requests", "too many failed logins; try again in ");
+    reply = umb_testkit_call (test->client, "auth.tokens.create", NULL, "username", "alice", NULL);
+    umb_testkit_expect (&reply, 400, NULL, "field 'password' is required");
 
     people->bob = s_access (test, "bob", "bob-password", NULL);
     people->carol = s_access (test, "carol", "carol-password", NULL);
 
     //  Using the token
-    reply = s_call (test, "auth.users.get", people->alice, "user", "me", NULL);
+    reply = umb_testkit_call (test->client, "auth.users.get", people->alice, "user", "me", NULL);
     assert (streq (s_str (reply, "username"), "alice"));
     assert (streq (s_str (reply, "email"), "someone@example.org"));
     assert (!s_bool (reply, "is_admin") && !s_bool (reply, "disabled"));
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.users.get", people->alice, "user", "bob", NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.users.get", people->alice, "user", "bob", NULL);
     assert (streq (s_str (reply, "id"), people->bob_id));
     assert (!umb_msg_has (umb_reply_body (reply), "email"));       //  others see id and name
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.users.get", people->alice, "user", people->bob_id, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.users.get", people->alice, "user", people->bob_id,
+                              NULL);
     assert (streq (s_str (reply, "username"), "bob"));
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.users.get", people->alice, "user", "ghost", NULL);
-    s_expect (&reply, 404, "not_found", "no user 'ghost'");
-    reply = s_call (test, "auth.users.get", NULL, "user", "me", NULL);
-    s_expect (&reply, 401, NULL, "bearer token");
-    reply = s_call (test, "auth.users.get", "garbage", "user", "me", NULL);
-    s_expect (&reply, 401, NULL, "malformed token");
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.users.get", people->alice, "user", "ghost", NULL);
+    umb_testkit_expect (&reply, 404, "not_found", "no user 'ghost'");
+    reply = umb_testkit_call (test->client, "auth.users.get", NULL, "user", "me", NULL);
+    umb_testkit_expect (&reply, 401, NULL, "bearer token");
+    reply = umb_testkit_call (test->client, "auth.users.get", "garbage", "user", "me", NULL);
+    umb_testkit_expect (&reply, 401, NULL, "malformed token");
 
     //  A forged token: one changed character in the signature, or in the claims
     char *forged = strdup (people->alice);
     char *signature = strrchr (forged, '.') + 10;
     *signature = *signature == 'A' ? 'B' : 'A';
-    reply = s_call (test, "auth.users.get", forged, "user", "me", NULL);
-    s_expect (&reply, 401, NULL, "bad signature");
+    reply = umb_testkit_call (test->client, "auth.users.get", forged, "user", "me", NULL);
+    umb_testkit_expect (&reply, 401, NULL, "bad signature");
     free (forged);
     forged = strdup (people->alice);
     char *claims = strchr (forged, '.') + 5;
     *claims = *claims == 'A' ? 'B' : 'A';
-    reply = s_call (test, "auth.users.get", forged, "user", "me", NULL);
-    s_expect (&reply, 401, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.users.get", forged, "user", "me", NULL);
+    umb_testkit_expect (&reply, 401, NULL, NULL);
     free (forged);
 
     //  An expired token, signed with the service's own key
-    reply = s_call (test, "auth.introspect", NULL, "token", people->alice, NULL);
+    reply = umb_testkit_call (test->client, "auth.introspect", NULL, "token", people->alice, NULL);
     assert (s_bool (reply, "active"));
-    char *session = s_dup (reply, "session");
+    char *session = umb_testkit_dup (reply, "session", S_STR_MAX);
     assert (strncmp (session, "ses_", 4) == 0);
     assert (streq (s_str (reply, "subject"), people->alice_id));
     umb_reply_destroy (&reply);
@@ -366,13 +308,13 @@ s_test_users (s_test_t *test, s_people_t *people)
         "iat", (json_int_t) (now - 1000), "nbf", (json_int_t) (now - 1000),
         "exp", (json_int_t) (now - 100));
     char *expired = umb_jwt_sign (signer, expired_claims);
-    reply = s_call (test, "auth.users.get", expired, "user", "me", NULL);
-    s_expect (&reply, 401, NULL, "token expired");
+    reply = umb_testkit_call (test->client, "auth.users.get", expired, "user", "me", NULL);
+    umb_testkit_expect (&reply, 401, NULL, "token expired");
     //  The same key, valid claims: accepted (so the refusal above was the expiry)
     json_object_set_new (expired_claims, "exp", json_integer (now + 100));
     char *fresh = umb_jwt_sign (signer, expired_claims);
-    reply = s_call (test, "auth.users.get", fresh, "user", "me", NULL);
-    s_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.users.get", fresh, "user", "me", NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
     json_decref (expired_claims);
     free (expired);
     free (fresh);
@@ -389,63 +331,69 @@ s_test_users (s_test_t *test, s_people_t *people)
     assert (streq (umb_msg_str (jwk, "crv", 10, true), "Ed25519"));
     assert (streq (umb_msg_str (jwk, "alg", 10, true), "EdDSA"));
     assert (umb_msg_str (jwk, "kid", 100, true) && umb_msg_str (jwk, "x", 100, true));
-    s_expect (&reply, 200, NULL, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
 
     //  Refresh rotation; then logout ends the session at once
     char *refresh_b;
     char *access_b = s_access (test, "alice", "alice-password", &refresh_b);
-    reply = s_call (test, "auth.tokens.refresh", NULL, "refresh_token", refresh_b, NULL);
-    char *access_b2 = s_dup (reply, "access_token");
-    char *refresh_b2 = s_dup (reply, "refresh_token");
+    reply = umb_testkit_call (test->client, "auth.tokens.refresh", NULL, "refresh_token", refresh_b,
+                              NULL);
+    char *access_b2 = umb_testkit_dup (reply, "access_token", S_STR_MAX);
+    char *refresh_b2 = umb_testkit_dup (reply, "refresh_token", S_STR_MAX);
     assert (!streq (refresh_b, refresh_b2));
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.users.get", access_b2, "user", "me", NULL);
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.tokens.revoke", access_b2, NULL);
-    assert (s_int (reply, "revoked") == 1);
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.users.get", access_b2, "user", "me", NULL);
-    s_expect (&reply, 401, NULL, "session revoked");
-    reply = s_call (test, "auth.users.get", access_b, "user", "me", NULL);
-    s_expect (&reply, 401, NULL, "session revoked");
-    reply = s_call (test, "auth.introspect", NULL, "token", access_b2, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.users.get", access_b2, "user", "me", NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.tokens.revoke", access_b2, NULL);
+    assert (umb_testkit_int (reply, "revoked") == 1);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.users.get", access_b2, "user", "me", NULL);
+    umb_testkit_expect (&reply, 401, NULL, "session revoked");
+    reply = umb_testkit_call (test->client, "auth.users.get", access_b, "user", "me", NULL);
+    umb_testkit_expect (&reply, 401, NULL, "session revoked");
+    reply = umb_testkit_call (test->client, "auth.introspect", NULL, "token", access_b2, NULL);
     assert (!s_bool (reply, "active") && streq (s_str (reply, "reason"), "session revoked"));
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.tokens.refresh", NULL, "refresh_token", refresh_b2, NULL);
-    s_expect (&reply, 401, NULL, "session revoked");
-    reply = s_call (test, "auth.tokens.refresh", NULL, "refresh_token", "umr_made-up", NULL);
-    s_expect (&reply, 401, NULL, "invalid refresh token");
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.tokens.refresh", NULL, "refresh_token",
+                              refresh_b2, NULL);
+    umb_testkit_expect (&reply, 401, NULL, "session revoked");
+    reply = umb_testkit_call (test->client, "auth.tokens.refresh", NULL, "refresh_token",
+                              "umr_made-up", NULL);
+    umb_testkit_expect (&reply, 401, NULL, "invalid refresh token");
     //  alice's main session lives on
-    reply = s_call (test, "auth.users.get", people->alice, "user", "me", NULL);
-    s_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.users.get", people->alice, "user", "me", NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
     free (access_b);
     free (access_b2);
     free (refresh_b);
     free (refresh_b2);
 
     //  Changing a password needs the current one and ends the other sessions
-    reply = s_call (test, "auth.users.update", people->bob, "user", "me", "password",
-                    "bob-password-2", NULL);
-    s_expect (&reply, 400, NULL, "current_password");
-    reply = s_call (test, "auth.users.update", people->bob, "user", "me", "password",
-                    "bob-password-2", "current_password", "not-bobs-password", NULL);
-    s_expect (&reply, 403, "wrong_password", NULL);
-    reply = s_call (test, "auth.users.update", people->bob, "user", "alice", "email", "x@y.z", NULL);
-    s_expect (&reply, 403, "forbidden", "platform administrator");
-    reply = s_call (test, "auth.users.update", people->bob, "user", "me", NULL);
-    s_expect (&reply, 422, NULL, "nothing to update");
-    reply = s_call (test, "auth.users.update", people->bob, "user", "me", "email", "bob@example.org",
-                    NULL);
+    reply = umb_testkit_call (test->client, "auth.users.update", people->bob, "user", "me",
+                              "password", "bob-password-2", NULL);
+    umb_testkit_expect (&reply, 400, NULL, "current_password");
+    reply = umb_testkit_call (test->client, "auth.users.update", people->bob, "user", "me",
+                              "password", "bob-password-2", "current_password", "not-bobs-password",
+                              NULL);
+    umb_testkit_expect (&reply, 403, "wrong_password", NULL);
+    reply = umb_testkit_call (test->client, "auth.users.update", people->bob, "user", "alice",
+                              "email", "x@y.z", NULL);
+    umb_testkit_expect (&reply, 403, "forbidden", "platform administrator");
+    reply = umb_testkit_call (test->client, "auth.users.update", people->bob, "user", "me", NULL);
+    umb_testkit_expect (&reply, 422, NULL, "nothing to update");
+    reply = umb_testkit_call (test->client, "auth.users.update", people->bob, "user", "me", "email",
+                              "bob@example.org", NULL);
     assert (streq (s_str (reply, "email"), "bob@example.org"));
-    s_expect (&reply, 200, NULL, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
     char *bob_other = s_access (test, "bob", "bob-password", NULL);
-    reply = s_call (test, "auth.users.update", people->bob, "user", "me", "password",
-                    "bob-password-2", "current_password", "bob-password", NULL);
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.users.get", bob_other, "user", "me", NULL);
-    s_expect (&reply, 401, NULL, "session revoked");
-    reply = s_call (test, "auth.users.get", people->bob, "user", "me", NULL);
-    s_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.users.update", people->bob, "user", "me",
+                              "password", "bob-password-2", "current_password", "bob-password",
+                              NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.users.get", bob_other, "user", "me", NULL);
+    umb_testkit_expect (&reply, 401, NULL, "session revoked");
+    reply = umb_testkit_call (test->client, "auth.users.get", people->bob, "user", "me", NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
     free (bob_other);
 }
 
@@ -454,203 +402,229 @@ s_test_users (s_test_t *test, s_people_t *people)
 static void
 s_test_workspaces (s_test_t *test, s_people_t *people)
 {
-    umb_reply_t *reply = s_call (test, "auth.workspaces.create", people->alice, "name", "team-a",
-                                 "display_name", "Team A", NULL);
+    umb_reply_t *reply = umb_testkit_call (test->client, "auth.workspaces.create", people->alice,
+                                           "name", "team-a", "display_name", "Team A", NULL);
     assert (streq (s_str (reply, "role"), "admin"));
     assert (streq (s_str (reply, "display_name"), "Team A"));
-    char *team_id = s_dup (reply, "id");
+    char *team_id = umb_testkit_dup (reply, "id", S_STR_MAX);
     assert (strncmp (team_id, "ws_", 3) == 0);
-    s_expect (&reply, 201, NULL, NULL);
-    reply = s_call (test, "auth.workspaces.create", people->bob, "name", "team-a", NULL);
-    s_expect (&reply, 409, "name_taken", NULL);
-    reply = s_call (test, "auth.workspaces.create", people->alice, "name", "Team_A", NULL);
-    s_expect (&reply, 422, NULL, "name");
-    reply = s_call (test, "auth.workspaces.create", people->alice, NULL);
-    s_expect (&reply, 400, NULL, "field 'name' is required");
-    reply = s_call (test, "auth.workspaces.create", people->alice, "name", "team-b", NULL);
-    char *other_id = s_dup (reply, "id");
-    s_expect (&reply, 201, NULL, NULL);
+    umb_testkit_expect (&reply, 201, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.workspaces.create", people->bob, "name", "team-a",
+                              NULL);
+    umb_testkit_expect (&reply, 409, "name_taken", NULL);
+    reply = umb_testkit_call (test->client, "auth.workspaces.create", people->alice, "name",
+                              "Team_A", NULL);
+    umb_testkit_expect (&reply, 422, NULL, "name");
+    reply = umb_testkit_call (test->client, "auth.workspaces.create", people->alice, NULL);
+    umb_testkit_expect (&reply, 400, NULL, "field 'name' is required");
+    reply = umb_testkit_call (test->client, "auth.workspaces.create", people->alice, "name",
+                              "team-b", NULL);
+    char *other_id = umb_testkit_dup (reply, "id", S_STR_MAX);
+    umb_testkit_expect (&reply, 201, NULL, NULL);
 
-    reply = s_call (test, "auth.workspaces.list", people->alice, NULL);
+    reply = umb_testkit_call (test->client, "auth.workspaces.list", people->alice, NULL);
     assert (s_items (reply) == 2);
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.workspaces.get", people->alice, "workspace", "team-a", NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.workspaces.get", people->alice, "workspace",
+                              "team-a", NULL);
     assert (streq (s_str (reply, "id"), team_id));
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.workspaces.get", people->alice, "workspace", team_id, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.workspaces.get", people->alice, "workspace",
+                              team_id, NULL);
     assert (streq (s_str (reply, "name"), "team-a"));
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.workspaces.rename", people->alice, "workspace", "team-a",
-                    "name", "team-alpha", "display_name", "Team Alpha", NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.workspaces.rename", people->alice, "workspace",
+                              "team-a", "name", "team-alpha", "display_name", "Team Alpha", NULL);
     assert (streq (s_str (reply, "name"), "team-alpha"));
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.workspaces.rename", people->alice, "workspace", "team-alpha",
-                    "name", "team-b", NULL);
-    s_expect (&reply, 409, "name_taken", NULL);
-    reply = s_call (test, "auth.workspaces.rename", people->alice, "workspace", "team-alpha", NULL);
-    s_expect (&reply, 422, NULL, "nothing to change");
-    reply = s_call (test, "auth.workspaces.get", people->alice, "workspace", "team-a", NULL);
-    s_expect (&reply, 404, NULL, UMB_AUTH_NO_WORKSPACE);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.workspaces.rename", people->alice, "workspace",
+                              "team-alpha", "name", "team-b", NULL);
+    umb_testkit_expect (&reply, 409, "name_taken", NULL);
+    reply = umb_testkit_call (test->client, "auth.workspaces.rename", people->alice, "workspace",
+                              "team-alpha", NULL);
+    umb_testkit_expect (&reply, 422, NULL, "nothing to change");
+    reply = umb_testkit_call (test->client, "auth.workspaces.get", people->alice, "workspace",
+                              "team-a", NULL);
+    umb_testkit_expect (&reply, 404, NULL, UMB_AUTH_NO_WORKSPACE);
 
     //  Outsiders cannot tell a workspace from a missing one: same status, code and text
-    reply = s_call (test, "auth.workspaces.get", people->carol, "workspace", "team-alpha", NULL);
+    reply = umb_testkit_call (test->client, "auth.workspaces.get", people->carol, "workspace",
+                              "team-alpha", NULL);
     char *hidden = strdup (umb_reply_error (reply));
-    s_expect (&reply, 404, "not_found", UMB_AUTH_NO_WORKSPACE);
-    reply = s_call (test, "auth.workspaces.get", people->carol, "workspace", "team-omega", NULL);
+    umb_testkit_expect (&reply, 404, "not_found", UMB_AUTH_NO_WORKSPACE);
+    reply = umb_testkit_call (test->client, "auth.workspaces.get", people->carol, "workspace",
+                              "team-omega", NULL);
     assert (streq (umb_reply_error (reply), hidden));
-    s_expect (&reply, 404, "not_found", NULL);
+    umb_testkit_expect (&reply, 404, "not_found", NULL);
     free (hidden);
-    reply = s_call (test, "auth.workspaces.delete", people->carol, "workspace", team_id, NULL);
-    s_expect (&reply, 404, NULL, NULL);
-    reply = s_call (test, "auth.members.list", people->carol, "workspace", "team-alpha", NULL);
-    s_expect (&reply, 404, NULL, NULL);
-    reply = s_call (test, "auth.workspaces.list", people->carol, NULL);
+    reply = umb_testkit_call (test->client, "auth.workspaces.delete", people->carol, "workspace",
+                              team_id, NULL);
+    umb_testkit_expect (&reply, 404, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.members.list", people->carol, "workspace",
+                              "team-alpha", NULL);
+    umb_testkit_expect (&reply, 404, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.workspaces.list", people->carol, NULL);
     assert (s_items (reply) == 0);
-    s_expect (&reply, 200, NULL, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
 
     //  Invitations
-    reply = s_call (test, "auth.invitations.create", people->alice, "workspace", "team-alpha",
-                    "username", "bob", "role", "viewer", NULL);
+    reply = umb_testkit_call (test->client, "auth.invitations.create", people->alice, "workspace",
+                              "team-alpha", "username", "bob", "role", "viewer", NULL);
     assert (streq (s_str (reply, "state"), "pending"));
     assert (streq (s_str (reply, "username"), "bob"));
     assert (streq (s_str (reply, "invited_by"), "alice"));
     assert (streq (s_str (reply, "workspace_name"), "team-alpha"));
     assert (streq (s_str (reply, "workspace_id"), team_id));
-    char *invitation = s_dup (reply, "id");
-    s_expect (&reply, 201, NULL, NULL);
-    reply = s_call (test, "auth.invitations.create", people->alice, "workspace", "team-alpha",
-                    "username", "bob", "role", "member", NULL);
-    s_expect (&reply, 409, "already_invited", NULL);
-    reply = s_call (test, "auth.invitations.create", people->alice, "workspace", "team-alpha",
-                    "username", "alice", "role", "member", NULL);
-    s_expect (&reply, 409, "already_member", NULL);
-    reply = s_call (test, "auth.invitations.create", people->alice, "workspace", "team-alpha",
-                    "username", "ghost", "role", "member", NULL);
-    s_expect (&reply, 404, NULL, "no user 'ghost'");
-    reply = s_call (test, "auth.invitations.create", people->alice, "workspace", "team-alpha",
-                    "username", "carol", "role", "owner", NULL);
-    s_expect (&reply, 422, NULL, "role");
-    reply = s_call (test, "auth.invitations.list", people->alice, "workspace", "team-alpha",
-                    "state", "pending", NULL);
+    char *invitation = umb_testkit_dup (reply, "id", S_STR_MAX);
+    umb_testkit_expect (&reply, 201, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.invitations.create", people->alice, "workspace",
+                              "team-alpha", "username", "bob", "role", "member", NULL);
+    umb_testkit_expect (&reply, 409, "already_invited", NULL);
+    reply = umb_testkit_call (test->client, "auth.invitations.create", people->alice, "workspace",
+                              "team-alpha", "username", "alice", "role", "member", NULL);
+    umb_testkit_expect (&reply, 409, "already_member", NULL);
+    reply = umb_testkit_call (test->client, "auth.invitations.create", people->alice, "workspace",
+                              "team-alpha", "username", "ghost", "role", "member", NULL);
+    umb_testkit_expect (&reply, 404, NULL, "no user 'ghost'");
+    reply = umb_testkit_call (test->client, "auth.invitations.create", people->alice, "workspace",
+                              "team-alpha", "username", "carol", "role", "owner", NULL);
+    umb_testkit_expect (&reply, 422, NULL, "role");
+    reply = umb_testkit_call (test->client, "auth.invitations.list", people->alice, "workspace",
+                              "team-alpha", "state", "pending", NULL);
     assert (s_items (reply) == 1);
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.invitations.list", people->alice, "workspace", "team-alpha",
-                    "state", "lost", NULL);
-    s_expect (&reply, 422, NULL, "state");
-    reply = s_call (test, "auth.invitations.mine", people->bob, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.invitations.list", people->alice, "workspace",
+                              "team-alpha", "state", "lost", NULL);
+    umb_testkit_expect (&reply, 422, NULL, "state");
+    reply = umb_testkit_call (test->client, "auth.invitations.mine", people->bob, NULL);
     assert (s_items (reply) == 1);
-    s_expect (&reply, 200, NULL, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
     //  Only the invitee may answer; anyone else is told there is no such invitation
-    reply = s_call (test, "auth.invitations.accept", people->carol, "invitation", invitation, NULL);
-    s_expect (&reply, 404, NULL, "no invitation");
-    reply = s_call (test, "auth.invitations.accept", people->alice, "invitation", invitation, NULL);
-    s_expect (&reply, 404, NULL, "no invitation");
-    reply = s_call (test, "auth.invitations.accept", people->bob, "invitation", invitation, NULL);
+    reply = umb_testkit_call (test->client, "auth.invitations.accept", people->carol, "invitation",
+                              invitation, NULL);
+    umb_testkit_expect (&reply, 404, NULL, "no invitation");
+    reply = umb_testkit_call (test->client, "auth.invitations.accept", people->alice, "invitation",
+                              invitation, NULL);
+    umb_testkit_expect (&reply, 404, NULL, "no invitation");
+    reply = umb_testkit_call (test->client, "auth.invitations.accept", people->bob, "invitation",
+                              invitation, NULL);
     umb_msg_t *accepted = umb_msg_map (umb_reply_body (reply), "invitation", true);
     umb_msg_t *member = umb_msg_map (umb_reply_body (reply), "member", true);
     assert (accepted && streq (umb_msg_str (accepted, "state", 20, true), "accepted"));
     assert (member && streq (umb_msg_str (member, "role", 20, true), "viewer"));
     assert (streq (umb_msg_str (member, "user_id", 64, true), people->bob_id));
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.invitations.accept", people->bob, "invitation", invitation, NULL);
-    s_expect (&reply, 409, "invalid_state", "cannot accept an invitation that is accepted");
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.invitations.accept", people->bob, "invitation",
+                              invitation, NULL);
+    umb_testkit_expect (&reply, 409, "invalid_state",
+                        "cannot accept an invitation that is accepted");
 
     //  A viewer reads, and is told what it lacks
-    reply = s_call (test, "auth.workspaces.get", people->bob, "workspace", "team-alpha", NULL);
+    reply = umb_testkit_call (test->client, "auth.workspaces.get", people->bob, "workspace",
+                              "team-alpha", NULL);
     assert (streq (s_str (reply, "role"), "viewer"));
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.members.list", people->bob, "workspace", "team-alpha", NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.members.list", people->bob, "workspace",
+                              "team-alpha", NULL);
     assert (s_items (reply) == 2);
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.members.update", people->bob, "workspace", "team-alpha",
-                    "user", "bob", "role", "admin", NULL);
-    s_expect (&reply, 403, "forbidden", "role 'viewer' cannot do 'members.manage'");
-    reply = s_call (test, "auth.invitations.create", people->bob, "workspace", "team-alpha",
-                    "username", "carol", "role", "viewer", NULL);
-    s_expect (&reply, 403, NULL, "role 'viewer' cannot do 'members.manage'");
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.members.update", people->bob, "workspace",
+                              "team-alpha", "user", "bob", "role", "admin", NULL);
+    umb_testkit_expect (&reply, 403, "forbidden", "role 'viewer' cannot do 'members.manage'");
+    reply = umb_testkit_call (test->client, "auth.invitations.create", people->bob, "workspace",
+                              "team-alpha", "username", "carol", "role", "viewer", NULL);
+    umb_testkit_expect (&reply, 403, NULL, "role 'viewer' cannot do 'members.manage'");
 
     //  Reject, cancel and the lifecycle's refusals
-    reply = s_call (test, "auth.invitations.create", people->alice, "workspace", "team-alpha",
-                    "username", "carol", "role", "member", NULL);
-    char *to_carol = s_dup (reply, "id");
-    s_expect (&reply, 201, NULL, NULL);
-    reply = s_call (test, "auth.invitations.reject", people->carol, "invitation", to_carol, NULL);
+    reply = umb_testkit_call (test->client, "auth.invitations.create", people->alice, "workspace",
+                              "team-alpha", "username", "carol", "role", "member", NULL);
+    char *to_carol = umb_testkit_dup (reply, "id", S_STR_MAX);
+    umb_testkit_expect (&reply, 201, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.invitations.reject", people->carol, "invitation",
+                              to_carol, NULL);
     assert (streq (s_str (reply, "state"), "rejected"));
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.invitations.cancel", people->alice, "invitation", to_carol, NULL);
-    s_expect (&reply, 409, "invalid_state", "cannot cancel an invitation that is rejected");
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.invitations.cancel", people->alice, "invitation",
+                              to_carol, NULL);
+    umb_testkit_expect (&reply, 409, "invalid_state",
+                        "cannot cancel an invitation that is rejected");
     free (to_carol);
-    reply = s_call (test, "auth.invitations.create", people->alice, "workspace", "team-alpha",
-                    "username", "carol", "role", "member", NULL);
-    to_carol = s_dup (reply, "id");
-    s_expect (&reply, 201, NULL, NULL);
-    reply = s_call (test, "auth.invitations.cancel", people->bob, "invitation", to_carol, NULL);
-    s_expect (&reply, 403, NULL, "members.manage");
-    reply = s_call (test, "auth.invitations.cancel", people->carol, "invitation", to_carol, NULL);
-    s_expect (&reply, 404, NULL, "no invitation");
-    reply = s_call (test, "auth.invitations.cancel", people->alice, "invitation", to_carol, NULL);
+    reply = umb_testkit_call (test->client, "auth.invitations.create", people->alice, "workspace",
+                              "team-alpha", "username", "carol", "role", "member", NULL);
+    to_carol = umb_testkit_dup (reply, "id", S_STR_MAX);
+    umb_testkit_expect (&reply, 201, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.invitations.cancel", people->bob, "invitation",
+                              to_carol, NULL);
+    umb_testkit_expect (&reply, 403, NULL, "members.manage");
+    reply = umb_testkit_call (test->client, "auth.invitations.cancel", people->carol, "invitation",
+                              to_carol, NULL);
+    umb_testkit_expect (&reply, 404, NULL, "no invitation");
+    reply = umb_testkit_call (test->client, "auth.invitations.cancel", people->alice, "invitation",
+                              to_carol, NULL);
     assert (streq (s_str (reply, "state"), "cancelled"));
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.invitations.accept", people->carol, "invitation", to_carol, NULL);
-    s_expect (&reply, 409, "invalid_state", NULL);
-    reply = s_call (test, "auth.invitations.mine", people->carol, "state", "cancelled", NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.invitations.accept", people->carol, "invitation",
+                              to_carol, NULL);
+    umb_testkit_expect (&reply, 409, "invalid_state", NULL);
+    reply = umb_testkit_call (test->client, "auth.invitations.mine", people->carol, "state",
+                              "cancelled", NULL);
     assert (s_items (reply) == 1);
-    s_expect (&reply, 200, NULL, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
     free (to_carol);
 
     //  Members: roles change, the last admin stays
-    reply = s_call (test, "auth.members.update", people->alice, "workspace", "team-alpha",
-                    "user", "bob", "role", "member", NULL);
+    reply = umb_testkit_call (test->client, "auth.members.update", people->alice, "workspace",
+                              "team-alpha", "user", "bob", "role", "member", NULL);
     assert (streq (s_str (reply, "role"), "member"));
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.members.update", people->alice, "workspace", "team-alpha",
-                    "user", "alice", "role", "member", NULL);
-    s_expect (&reply, 409, "last_admin", NULL);
-    reply = s_call (test, "auth.members.remove", people->alice, "workspace", "team-alpha",
-                    "user", "me", NULL);
-    s_expect (&reply, 409, "last_admin", NULL);
-    reply = s_call (test, "auth.members.update", people->alice, "workspace", "team-alpha",
-                    "user", "carol", "role", "member", NULL);
-    s_expect (&reply, 404, NULL, "not a member");
-    reply = s_call (test, "auth.members.update", people->alice, "workspace", "team-alpha",
-                    "user", "bob", "role", "boss", NULL);
-    s_expect (&reply, 422, NULL, "role");
-    reply = s_call (test, "auth.members.remove", people->bob, "workspace", "team-alpha",
-                    "user", "alice", NULL);
-    s_expect (&reply, 403, NULL, "members.manage");
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.members.update", people->alice, "workspace",
+                              "team-alpha", "user", "alice", "role", "member", NULL);
+    umb_testkit_expect (&reply, 409, "last_admin", NULL);
+    reply = umb_testkit_call (test->client, "auth.members.remove", people->alice, "workspace",
+                              "team-alpha", "user", "me", NULL);
+    umb_testkit_expect (&reply, 409, "last_admin", NULL);
+    reply = umb_testkit_call (test->client, "auth.members.update", people->alice, "workspace",
+                              "team-alpha", "user", "carol", "role", "member", NULL);
+    umb_testkit_expect (&reply, 404, NULL, "not a member");
+    reply = umb_testkit_call (test->client, "auth.members.update", people->alice, "workspace",
+                              "team-alpha", "user", "bob", "role", "boss", NULL);
+    umb_testkit_expect (&reply, 422, NULL, "role");
+    reply = umb_testkit_call (test->client, "auth.members.remove", people->bob, "workspace",
+                              "team-alpha", "user", "alice", NULL);
+    umb_testkit_expect (&reply, 403, NULL, "members.manage");
 
     //  Authorization for the other services, as data
-    reply = s_call (test, "auth.authorize", NULL, "token", people->alice, "action", "members.manage",
-                    "workspace", "team-alpha", NULL);
+    reply = umb_testkit_call (test->client, "auth.authorize", NULL, "token", people->alice,
+                              "action", "members.manage", "workspace", "team-alpha", NULL);
     assert (s_bool (reply, "allowed"));
     assert (streq (s_str (reply, "workspace_id"), team_id));
     assert (streq (s_str (reply, "role"), "admin"));
     assert (streq (s_str (reply, "subject"), people->alice_id));
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.authorize", NULL, "token", people->bob, "action", "members.manage",
-                    "workspace", team_id, NULL);
-    assert (!s_bool (reply, "allowed") && s_int (reply, "status") == 403);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.authorize", NULL, "token", people->bob, "action",
+                              "members.manage", "workspace", team_id, NULL);
+    assert (!s_bool (reply, "allowed") && umb_testkit_int (reply, "status") == 403);
     assert (streq (s_str (reply, "reason"), "role 'member' cannot do 'members.manage'"));
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.authorize", NULL, "token", people->bob, "action",
-                    "computations.run", "workspace", team_id, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.authorize", NULL, "token", people->bob, "action",
+                              "computations.run", "workspace", team_id, NULL);
     assert (s_bool (reply, "allowed") && streq (s_str (reply, "role"), "member"));
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.authorize", NULL, "token", people->carol, "action", "workspace.read",
-                    "workspace", "team-alpha", NULL);
-    assert (!s_bool (reply, "allowed") && s_int (reply, "status") == 404);
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.authorize", NULL, "token", people->alice, "action", "workspace.*",
-                    "workspace", "team-alpha", NULL);
-    assert (!s_bool (reply, "allowed") && s_int (reply, "status") == 403);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.authorize", NULL, "token", people->carol,
+                              "action", "workspace.read", "workspace", "team-alpha", NULL);
+    assert (!s_bool (reply, "allowed") && umb_testkit_int (reply, "status") == 404);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.authorize", NULL, "token", people->alice,
+                              "action", "workspace.*", "workspace", "team-alpha", NULL);
+    assert (!s_bool (reply, "allowed") && umb_testkit_int (reply, "status") == 403);
     assert (strstr (s_str (reply, "reason"), "unknown action"));
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.authorize", NULL, "token", "nonsense", "action", "workspace.read",
-                    "workspace", "team-alpha", NULL);
-    assert (!s_bool (reply, "allowed") && s_int (reply, "status") == 401);
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.authorize", NULL, "token", people->alice, NULL);
-    s_expect (&reply, 400, NULL, "'action' is required");
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.authorize", NULL, "token", "nonsense", "action",
+                              "workspace.read", "workspace", "team-alpha", NULL);
+    assert (!s_bool (reply, "allowed") && umb_testkit_int (reply, "status") == 401);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.authorize", NULL, "token", people->alice, NULL);
+    umb_testkit_expect (&reply, 400, NULL, "'action' is required");
 
     //  API keys
     umb_w_t *w = umb_w_new ();
@@ -665,54 +639,59 @@ s_test_workspaces (s_test_t *test, s_people_t *people)
     umb_w_array_end (w);
     umb_w_kv_int (w, "ttl_s", 3600);
     umb_w_map_end (w);
-    reply = s_callw (test, "auth.apikeys.create", people->alice, w);
+    reply = umb_testkit_callw (test->client, "auth.apikeys.create", people->alice, w);
     if (umb_reply_status (reply) != 201)
         fprintf (stderr, "apikeys.create: %s\n", umb_reply_error (reply));
-    char *key = s_dup (reply, "key");
-    char *key_id = s_dup (reply, "id");
+    char *key = umb_testkit_dup (reply, "key", S_STR_MAX);
+    char *key_id = umb_testkit_dup (reply, "id", S_STR_MAX);
     assert (strlen (key) == UMB_AUTH_APIKEY_SIZE - 1 && strncmp (key, "umb_", 4) == 0);
     assert (strncmp (key + 4, key_id + 4, 16) == 0 && key [20] == '_');
     assert (strncmp (key, s_str (reply, "prefix"), 20) == 0);
-    assert (s_int (reply, "expires_at") > umb_auth_now ());
+    assert (umb_testkit_int (reply, "expires_at") > umb_auth_now ());
     umb_msg_t *actions = umb_msg_array (umb_reply_body (reply), "actions", 10, true);
     assert (actions && umb_msg_size (actions) == 2);
-    s_expect (&reply, 201, NULL, NULL);
-    reply = s_call (test, "auth.apikeys.list", people->alice, "workspace", "team-alpha", NULL);
+    umb_testkit_expect (&reply, 201, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.apikeys.list", people->alice, "workspace",
+                              "team-alpha", NULL);
     assert (s_items (reply) == 1);
     umb_msg_t *listed = umb_msg_at (umb_msg_array (umb_reply_body (reply), "items", 10, true), 0);
     assert (!umb_msg_has (listed, "key"));          //  shown once, never again
     assert (!umb_msg_has (listed, "last_used_at"));
-    s_expect (&reply, 200, NULL, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
 
-    reply = s_call (test, "auth.workspaces.get", key, "workspace", "team-alpha", NULL);
+    reply = umb_testkit_call (test->client, "auth.workspaces.get", key, "workspace", "team-alpha",
+                              NULL);
     assert (streq (s_str (reply, "id"), team_id));
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.members.list", key, "workspace", team_id, NULL);
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.workspaces.get", key, "workspace", "team-b", NULL);
-    s_expect (&reply, 404, NULL, UMB_AUTH_NO_WORKSPACE);
-    reply = s_call (test, "auth.invitations.create", key, "workspace", "team-alpha",
-                    "username", "carol", "role", "viewer", NULL);
-    s_expect (&reply, 403, NULL, "does not hold 'members.manage'");
-    reply = s_call (test, "auth.workspaces.create", key, "name", "by-key", NULL);
-    s_expect (&reply, 403, NULL, "API keys cannot");
-    reply = s_call (test, "auth.workspaces.list", key, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.members.list", key, "workspace", team_id, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.workspaces.get", key, "workspace", "team-b",
+                              NULL);
+    umb_testkit_expect (&reply, 404, NULL, UMB_AUTH_NO_WORKSPACE);
+    reply = umb_testkit_call (test->client, "auth.invitations.create", key, "workspace",
+                              "team-alpha", "username", "carol", "role", "viewer", NULL);
+    umb_testkit_expect (&reply, 403, NULL, "does not hold 'members.manage'");
+    reply = umb_testkit_call (test->client, "auth.workspaces.create", key, "name", "by-key", NULL);
+    umb_testkit_expect (&reply, 403, NULL, "API keys cannot");
+    reply = umb_testkit_call (test->client, "auth.workspaces.list", key, NULL);
     assert (s_items (reply) == 1);
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.introspect", NULL, "token", key, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.introspect", NULL, "token", key, NULL);
     assert (s_bool (reply, "active") && s_bool (reply, "is_api_key"));
     assert (streq (s_str (reply, "key_workspace"), team_id));
     assert (umb_msg_size (umb_msg_array (umb_reply_body (reply), "key_actions", 10, true)) == 2);
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.apikeys.list", people->alice, "workspace", "team-alpha", NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.apikeys.list", people->alice, "workspace",
+                              "team-alpha", NULL);
     listed = umb_msg_at (umb_msg_array (umb_reply_body (reply), "items", 10, true), 0);
     assert (umb_msg_int (listed, "last_used_at", 1, INT64_MAX, 0, true) > 0);
-    s_expect (&reply, 200, NULL, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
     //  A tampered secret with a real id is refused
     char *wrong = strdup (key);
     wrong [30] = wrong [30] == 'A' ? 'B' : 'A';
-    reply = s_call (test, "auth.workspaces.get", wrong, "workspace", "team-alpha", NULL);
-    s_expect (&reply, 401, NULL, "invalid API key");
+    reply = umb_testkit_call (test->client, "auth.workspaces.get", wrong, "workspace", "team-alpha",
+                              NULL);
+    umb_testkit_expect (&reply, 401, NULL, "invalid API key");
     free (wrong);
 
     //  What a key may hold: known actions, and only what its creator holds
@@ -725,24 +704,24 @@ s_test_workspaces (s_test_t *test, s_people_t *people)
     umb_w_str (w, "workspace.everything");
     umb_w_array_end (w);
     umb_w_map_end (w);
-    reply = s_callw (test, "auth.apikeys.create", people->alice, w);
-    s_expect (&reply, 422, NULL, "unknown action 'workspace.everything'");
+    reply = umb_testkit_callw (test->client, "auth.apikeys.create", people->alice, w);
+    umb_testkit_expect (&reply, 422, NULL, "unknown action 'workspace.everything'");
     w = umb_w_new ();
     umb_w_map_begin (w);
     umb_w_kv_str (w, "workspace", "team-alpha");
     umb_w_kv_str (w, "name", "bad");
     umb_w_kv_str (w, "actions", "workspace.read");
     umb_w_map_end (w);
-    reply = s_callw (test, "auth.apikeys.create", people->alice, w);
-    s_expect (&reply, 400, NULL, "expected an array");
-    reply = s_call (test, "auth.apikeys.create", people->bob, "workspace", "team-alpha",
-                    "name", "mine", NULL);
-    s_expect (&reply, 403, NULL, "apikeys.manage");
+    reply = umb_testkit_callw (test->client, "auth.apikeys.create", people->alice, w);
+    umb_testkit_expect (&reply, 400, NULL, "expected an array");
+    reply = umb_testkit_call (test->client, "auth.apikeys.create", people->bob, "workspace",
+                              "team-alpha", "name", "mine", NULL);
+    umb_testkit_expect (&reply, 403, NULL, "apikeys.manage");
 
     //  bob, made admin, makes a key; demoted, his key can no longer manage
-    reply = s_call (test, "auth.members.update", people->alice, "workspace", "team-alpha",
-                    "user", "bob", "role", "admin", NULL);
-    s_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.members.update", people->alice, "workspace",
+                              "team-alpha", "user", "bob", "role", "admin", NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
     w = umb_w_new ();
     umb_w_map_begin (w);
     umb_w_kv_str (w, "workspace", "team-alpha");
@@ -753,39 +732,44 @@ s_test_workspaces (s_test_t *test, s_people_t *people)
     umb_w_str (w, "members.read");
     umb_w_array_end (w);
     umb_w_map_end (w);
-    reply = s_callw (test, "auth.apikeys.create", people->bob, w);
-    char *bob_key = s_dup (reply, "key");
+    reply = umb_testkit_callw (test->client, "auth.apikeys.create", people->bob, w);
+    char *bob_key = umb_testkit_dup (reply, "key", S_STR_MAX);
     assert (!umb_msg_has (umb_reply_body (reply), "expires_at")
             || umb_msg_int (umb_reply_body (reply), "expires_at", 0, 0, 0, false) == 0);
-    s_expect (&reply, 201, NULL, NULL);
-    reply = s_call (test, "auth.members.update", people->alice, "workspace", "team-alpha",
-                    "user", "bob", "role", "member", NULL);
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.invitations.create", bob_key, "workspace", "team-alpha",
-                    "username", "carol", "role", "viewer", NULL);
-    s_expect (&reply, 403, NULL, "role 'member' cannot do 'members.manage'");
-    reply = s_call (test, "auth.members.list", bob_key, "workspace", "team-alpha", NULL);
-    s_expect (&reply, 200, NULL, NULL);
+    umb_testkit_expect (&reply, 201, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.members.update", people->alice, "workspace",
+                              "team-alpha", "user", "bob", "role", "member", NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.invitations.create", bob_key, "workspace",
+                              "team-alpha", "username", "carol", "role", "viewer", NULL);
+    umb_testkit_expect (&reply, 403, NULL, "role 'member' cannot do 'members.manage'");
+    reply = umb_testkit_call (test->client, "auth.members.list", bob_key, "workspace", "team-alpha",
+                              NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
 
     //  Revoked keys are refused
-    reply = s_call (test, "auth.apikeys.revoke", people->alice, "workspace", "team-alpha",
-                    "key_id", key_id, NULL);
+    reply = umb_testkit_call (test->client, "auth.apikeys.revoke", people->alice, "workspace",
+                              "team-alpha", "key_id", key_id, NULL);
     assert (s_bool (reply, "revoked"));
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.apikeys.revoke", people->alice, "workspace", "team-b",
-                    "key_id", key_id, NULL);
-    s_expect (&reply, 404, NULL, "no API key");
-    reply = s_call (test, "auth.workspaces.get", key, "workspace", "team-alpha", NULL);
-    s_expect (&reply, 401, NULL, "API key revoked");
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.apikeys.revoke", people->alice, "workspace",
+                              "team-b", "key_id", key_id, NULL);
+    umb_testkit_expect (&reply, 404, NULL, "no API key");
+    reply = umb_testkit_call (test->client, "auth.workspaces.get", key, "workspace", "team-alpha",
+                              NULL);
+    umb_testkit_expect (&reply, 401, NULL, "API key revoked");
 
     //  Deleting a workspace takes its keys and memberships along
-    reply = s_call (test, "auth.workspaces.delete", people->bob, "workspace", "team-b", NULL);
-    s_expect (&reply, 404, NULL, NULL);
-    reply = s_call (test, "auth.workspaces.delete", people->alice, "workspace", "team-b", NULL);
+    reply = umb_testkit_call (test->client, "auth.workspaces.delete", people->bob, "workspace",
+                              "team-b", NULL);
+    umb_testkit_expect (&reply, 404, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.workspaces.delete", people->alice, "workspace",
+                              "team-b", NULL);
     assert (s_bool (reply, "deleted"));
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.workspaces.get", people->alice, "workspace", other_id, NULL);
-    s_expect (&reply, 404, NULL, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.workspaces.get", people->alice, "workspace",
+                              other_id, NULL);
+    umb_testkit_expect (&reply, 404, NULL, NULL);
 
     free (bob_key);
     free (key);
@@ -801,100 +785,115 @@ static void
 s_test_after_restart (s_test_t *test, s_people_t *people)
 {
     assert (test->store);
-    umb_reply_t *reply = s_call (test, "auth.users.get", people->alice, "user", "me", NULL);
+    umb_reply_t *reply = umb_testkit_call (test->client, "auth.users.get", people->alice, "user",
+                                           "me", NULL);
     assert (streq (s_str (reply, "id"), people->alice_id));
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.tokens.refresh", NULL, "refresh_token", people->alice_refresh, NULL);
-    char *access = s_dup (reply, "access_token");
-    char *refresh = s_dup (reply, "refresh_token");
-    s_expect (&reply, 200, NULL, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.tokens.refresh", NULL, "refresh_token",
+                              people->alice_refresh, NULL);
+    char *access = umb_testkit_dup (reply, "access_token", S_STR_MAX);
+    char *refresh = umb_testkit_dup (reply, "refresh_token", S_STR_MAX);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
     free (people->alice);
     people->alice = access;
 
-    reply = s_call (test, "auth.invitations.create", people->alice, "workspace", "team-alpha",
-                    "username", "carol", "role", "viewer", NULL);
-    char *invitation = s_dup (reply, "id");
-    s_expect (&reply, 201, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.invitations.create", people->alice, "workspace",
+                              "team-alpha", "username", "carol", "role", "viewer", NULL);
+    char *invitation = umb_testkit_dup (reply, "id", S_STR_MAX);
+    umb_testkit_expect (&reply, 201, NULL, NULL);
     umb_client_set_attempts (test->client, 1);
     for (int step = 1; step <= 2; step++) {
         umb_store_fail_after (test->store, step);
-        reply = s_call (test, "auth.invitations.accept", people->carol, "invitation", invitation, NULL);
+        reply = umb_testkit_call (test->client, "auth.invitations.accept", people->carol,
+                                  "invitation", invitation, NULL);
         assert (umb_reply_retryable (reply));
-        s_expect (&reply, 500, "internal", "nothing was changed");
-        reply = s_call (test, "auth.workspaces.get", people->carol, "workspace", "team-alpha", NULL);
-        s_expect (&reply, 404, NULL, NULL);
-        reply = s_call (test, "auth.invitations.mine", people->carol, "state", "pending", NULL);
+        umb_testkit_expect (&reply, 500, "internal", "nothing was changed");
+        reply = umb_testkit_call (test->client, "auth.workspaces.get", people->carol, "workspace",
+                                  "team-alpha", NULL);
+        umb_testkit_expect (&reply, 404, NULL, NULL);
+        reply = umb_testkit_call (test->client, "auth.invitations.mine", people->carol, "state",
+                                  "pending", NULL);
         assert (s_items (reply) == 1);
-        s_expect (&reply, 200, NULL, NULL);
-        reply = s_call (test, "auth.members.list", people->alice, "workspace", "team-alpha", NULL);
+        umb_testkit_expect (&reply, 200, NULL, NULL);
+        reply = umb_testkit_call (test->client, "auth.members.list", people->alice, "workspace",
+                                  "team-alpha", NULL);
         assert (s_items (reply) == 2);
-        s_expect (&reply, 200, NULL, NULL);
+        umb_testkit_expect (&reply, 200, NULL, NULL);
     }
     //  A failed registration leaves no user
     umb_store_fail_after (test->store, 1);
-    reply = s_call (test, "auth.users.register", NULL, "username", "erin", "password",
-                    "erin-password", NULL);
-    s_expect (&reply, 500, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.users.register", NULL, "username", "erin",
+                              "password", "erin-password", NULL);
+    umb_testkit_expect (&reply, 500, NULL, NULL);
     umb_client_set_attempts (test->client, 3);
-    reply = s_call (test, "auth.users.get", people->alice, "user", "erin", NULL);
-    s_expect (&reply, 404, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.users.get", people->alice, "user", "erin", NULL);
+    umb_testkit_expect (&reply, 404, NULL, NULL);
 
-    reply = s_call (test, "auth.invitations.accept", people->carol, "invitation", invitation, NULL);
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.workspaces.get", people->carol, "workspace", "team-alpha", NULL);
+    reply = umb_testkit_call (test->client, "auth.invitations.accept", people->carol, "invitation",
+                              invitation, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.workspaces.get", people->carol, "workspace",
+                              "team-alpha", NULL);
     assert (streq (s_str (reply, "role"), "viewer"));
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.members.remove", people->carol, "workspace", "team-alpha",
-                    "user", "me", NULL);
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.workspaces.get", people->carol, "workspace", "team-alpha", NULL);
-    s_expect (&reply, 404, NULL, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.members.remove", people->carol, "workspace",
+                              "team-alpha", "user", "me", NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.workspaces.get", people->carol, "workspace",
+                              "team-alpha", NULL);
+    umb_testkit_expect (&reply, 404, NULL, NULL);
     free (invitation);
 
     //  Refresh-token reuse: the second use ends the session for everyone
     char *carol_refresh;
     free (people->carol);
     people->carol = s_access (test, "carol", "carol-password", &carol_refresh);
-    reply = s_call (test, "auth.tokens.refresh", NULL, "refresh_token", carol_refresh, NULL);
-    char *carol_access = s_dup (reply, "access_token");
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.tokens.refresh", NULL, "refresh_token", carol_refresh, NULL);
-    s_expect (&reply, 401, "refresh_reused", "session is revoked");
-    reply = s_call (test, "auth.users.get", carol_access, "user", "me", NULL);
-    s_expect (&reply, 401, NULL, "session revoked");
-    reply = s_call (test, "auth.users.get", people->carol, "user", "me", NULL);
-    s_expect (&reply, 401, NULL, "session revoked");
+    reply = umb_testkit_call (test->client, "auth.tokens.refresh", NULL, "refresh_token",
+                              carol_refresh, NULL);
+    char *carol_access = umb_testkit_dup (reply, "access_token", S_STR_MAX);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.tokens.refresh", NULL, "refresh_token",
+                              carol_refresh, NULL);
+    umb_testkit_expect (&reply, 401, "refresh_reused", "session is revoked");
+    reply = umb_testkit_call (test->client, "auth.users.get", carol_access, "user", "me", NULL);
+    umb_testkit_expect (&reply, 401, NULL, "session revoked");
+    reply = umb_testkit_call (test->client, "auth.users.get", people->carol, "user", "me", NULL);
+    umb_testkit_expect (&reply, 401, NULL, "session revoked");
     free (carol_access);
     free (carol_refresh);
 
     //  The platform administrator made from the config
     people->root = s_access (test, "root", "root-password-1", NULL);
-    reply = s_call (test, "auth.users.get", people->root, "user", "me", NULL);
+    reply = umb_testkit_call (test->client, "auth.users.get", people->root, "user", "me", NULL);
     assert (s_bool (reply, "is_admin"));
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.users.get", people->root, "user", "alice", NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.users.get", people->root, "user", "alice", NULL);
     assert (streq (s_str (reply, "email"), "someone@example.org"));
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.users.disable", people->alice, "user", "bob", NULL);
-    s_expect (&reply, 403, NULL, NULL);
-    reply = s_call (test, "auth.users.disable", people->root, "user", "root", NULL);
-    s_expect (&reply, 409, "last_admin", NULL);
-    reply = s_call (test, "auth.users.disable", people->root, "user", "bob", NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.users.disable", people->alice, "user", "bob",
+                              NULL);
+    umb_testkit_expect (&reply, 403, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.users.disable", people->root, "user", "root",
+                              NULL);
+    umb_testkit_expect (&reply, 409, "last_admin", NULL);
+    reply = umb_testkit_call (test->client, "auth.users.disable", people->root, "user", "bob",
+                              NULL);
     assert (s_bool (reply, "disabled"));
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.users.get", people->bob, "user", "me", NULL);
-    s_expect (&reply, 401, NULL, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.users.get", people->bob, "user", "me", NULL);
+    umb_testkit_expect (&reply, 401, NULL, NULL);
     umb_w_t *w = umb_w_new ();
     umb_w_map_begin (w);
     umb_w_kv_bool (w, "all", true);
     umb_w_map_end (w);
-    reply = s_callw (test, "auth.tokens.revoke", people->alice, w);
-    assert (s_int (reply, "revoked") >= 1);
-    s_expect (&reply, 200, NULL, NULL);
-    reply = s_call (test, "auth.users.get", people->alice, "user", "me", NULL);
-    s_expect (&reply, 401, NULL, "session revoked");
-    reply = s_call (test, "auth.tokens.refresh", NULL, "refresh_token", refresh, NULL);
-    s_expect (&reply, 401, NULL, "session revoked");
+    reply = umb_testkit_callw (test->client, "auth.tokens.revoke", people->alice, w);
+    assert (umb_testkit_int (reply, "revoked") >= 1);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->client, "auth.users.get", people->alice, "user", "me", NULL);
+    umb_testkit_expect (&reply, 401, NULL, "session revoked");
+    reply = umb_testkit_call (test->client, "auth.tokens.refresh", NULL, "refresh_token", refresh,
+                              NULL);
+    umb_testkit_expect (&reply, 401, NULL, "session revoked");
     free (refresh);
 }
 
@@ -968,9 +967,9 @@ umb_auth_test (bool verbose)
     password [24] = 0;
     assert (line [strlen (prefix) + 24] == '\n');
     char *admin = s_access (&test, "admin", password, NULL);
-    reply = s_call (&test, "auth.users.get", admin, "user", "me", NULL);
+    reply = umb_testkit_call (test.client, "auth.users.get", admin, "user", "me", NULL);
     assert (s_bool (reply, "is_admin"));
-    s_expect (&reply, 200, NULL, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
     free (admin);
     free (printed);
     s_actor_stop (&test);
@@ -1020,9 +1019,10 @@ umb_auth_client_test (bool verbose)
     free (s_register (&test, "eve", "eve-password1"));
     char *dora = s_access (&test, "dora", "dora-password", NULL);
     char *eve = s_access (&test, "eve", "eve-password1", NULL);
-    umb_reply_t *reply = s_call (&test, "auth.workspaces.create", dora, "name", "labs", NULL);
-    char *labs = s_dup (reply, "id");
-    s_expect (&reply, 201, NULL, NULL);
+    umb_reply_t *reply = umb_testkit_call (test.client, "auth.workspaces.create", dora, "name",
+                                           "labs", NULL);
+    char *labs = umb_testkit_dup (reply, "id", S_STR_MAX);
+    umb_testkit_expect (&reply, 201, NULL, NULL);
 
     zcert_t *identity = umb_runtime_identity (test.runtime, "certs");
     umb_auth_client_t *client = umb_auth_client_new (test.runtime, identity);
@@ -1058,8 +1058,8 @@ umb_auth_client_test (bool verbose)
     //  cache time with it: the cached answer is served until then
     umb_auth_client_set_cache_ms (client, 60000);
     assert (umb_auth_client_authenticate (client, eve, &principal, reason, sizeof reason) == 0);
-    reply = s_call (&test, "auth.tokens.revoke", eve, NULL);
-    s_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test.client, "auth.tokens.revoke", eve, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
     assert (umb_auth_client_authenticate (client, eve, &principal, reason, sizeof reason) == 0);
     umb_auth_client_set_cache_ms (client, 0);
     assert (umb_auth_client_authenticate (client, eve, &principal, reason, sizeof reason) == 401);

@@ -1,6 +1,5 @@
 //  umb_auth_store - the auth service's SQL: schema migrations and queries
 #include <assert.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <czmq.h>
@@ -99,73 +98,12 @@ umb_auth_store_open (const char *path, umb_log_t *log)
 
 //  ---------------------------------------------------------------- helpers
 
-//  A prepared read with its parameters bound (umb_store_bind's format), or
-//  NULL on error (logged); s_get, s_count and s_each run it.
-static sqlite3_stmt *
-s_query (umb_store_t *store, const char *sql, const char *format, ...)
-{
-    sqlite3_stmt *stmt = umb_store_prepare (store, sql);
-    if (!stmt)
-        return NULL;
-    va_list args;
-    va_start (args, format);
-    int rc = umb_store_vbind (store, stmt, format, args);
-    va_end (args);
-    return rc ? NULL : stmt;
-}
-
-static void
-s_column (sqlite3_stmt *stmt, int column, char *dest, size_t size)
-{
-    const char *text = (const char *) sqlite3_column_text (stmt, column);
-    snprintf (dest, size, "%s", text ? text : "");
-}
-
-//  Copies the current row into a struct.
-typedef void (s_row_fn) (sqlite3_stmt *stmt, void *dest);
-
-//  Runs a single-row query from s_query (NULL: -1) and copies the row into
-//  dest: 0, UMB_AUTH_NOT_FOUND, or -1. Ends the read, so it holds no
-//  snapshot open.
-static int
-s_get (sqlite3_stmt *stmt, s_row_fn *row, void *dest)
-{
-    if (!stmt)
-        return -1;
-    int rc = sqlite3_step (stmt);
-    if (rc == SQLITE_ROW)
-        row (stmt, dest);
-    sqlite3_reset (stmt);
-    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? UMB_AUTH_NOT_FOUND : -1;
-}
+_Static_assert (UMB_AUTH_NOT_FOUND == UMB_STORE_NOT_FOUND, "umb_store_get's not found");
 
 static void
 s_int64_row (sqlite3_stmt *stmt, void *dest)
 {
     *(int64_t *) dest = sqlite3_column_int64 (stmt, 0);
-}
-
-//  A COUNT(*) query's count, or -1.
-static int64_t
-s_count (sqlite3_stmt *stmt)
-{
-    int64_t count = 0;
-    return s_get (stmt, s_int64_row, &count) == 0 ? count : -1;
-}
-
-//  Steps through every row of a query from s_query (NULL: -1); each is
-//  handed to row (). 0 or -1.
-static int
-s_each (sqlite3_stmt *stmt, void (*row) (sqlite3_stmt *stmt, void *fn, void *arg), void *fn,
-        void *arg)
-{
-    if (!stmt)
-        return -1;
-    int rc;
-    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
-        row (stmt, fn, arg);
-    sqlite3_reset (stmt);
-    return rc == SQLITE_DONE ? 0 : -1;
 }
 
 //  For writes that must change exactly one row: no row changed is
@@ -195,10 +133,10 @@ s_user_row (sqlite3_stmt *stmt, void *dest)
 {
     umb_auth_user_t *user = dest;
     memset (user, 0, sizeof *user);
-    s_column (stmt, 0, user->id, sizeof user->id);
-    s_column (stmt, 1, user->username, sizeof user->username);
-    s_column (stmt, 2, user->email, sizeof user->email);
-    s_column (stmt, 3, user->password_hash, sizeof user->password_hash);
+    umb_store_column (stmt, 0, user->id, sizeof user->id);
+    umb_store_column (stmt, 1, user->username, sizeof user->username);
+    umb_store_column (stmt, 2, user->email, sizeof user->email);
+    umb_store_column (stmt, 3, user->password_hash, sizeof user->password_hash);
     user->is_admin = sqlite3_column_int (stmt, 4) != 0;
     user->disabled = sqlite3_column_int (stmt, 5) != 0;
     user->created_at = sqlite3_column_int64 (stmt, 6);
@@ -207,14 +145,15 @@ s_user_row (sqlite3_stmt *stmt, void *dest)
 int
 umb_auth_store_user_by_id (umb_store_t *store, const char *id, umb_auth_user_t *user)
 {
-    return s_get (s_query (store, S_USER_SELECT " WHERE id = ?", "s", id), s_user_row, user);
+    return umb_store_get (umb_store_query (store, S_USER_SELECT " WHERE id = ?", "s", id),
+                          s_user_row, user);
 }
 
 int
 umb_auth_store_user_by_name (umb_store_t *store, const char *username, umb_auth_user_t *user)
 {
-    return s_get (s_query (store, S_USER_SELECT " WHERE username = ?", "s", username),
-                  s_user_row, user);
+    return umb_store_get (umb_store_query (store,
+        S_USER_SELECT " WHERE username = ?", "s", username), s_user_row, user);
 }
 
 int
@@ -251,7 +190,7 @@ umb_auth_store_user_disable (umb_store_t *store, const char *id, int64_t now)
 int64_t
 umb_auth_store_admin_count (umb_store_t *store)
 {
-    return s_count (s_query (store,
+    return umb_store_scalar (umb_store_query (store,
         "SELECT COUNT(*) FROM users WHERE is_admin = 1 AND disabled = 0", ""));
 }
 
@@ -283,7 +222,7 @@ umb_auth_store_lockout (umb_store_t *store, const char *username, int64_t since,
     assert (max >= 1 && until);
     *until = 0;
     int64_t oldest;
-    int rc = s_get (s_query (store,
+    int rc = umb_store_get (umb_store_query (store,
         "SELECT at FROM login_failures WHERE username = ? AND at > ?"
         " ORDER BY at DESC LIMIT 1 OFFSET ?", "sii", username, since, max - 1),
         s_int64_row, &oldest);
@@ -302,8 +241,8 @@ s_session_row (sqlite3_stmt *stmt, void *dest)
 {
     umb_auth_session_t *session = dest;
     memset (session, 0, sizeof *session);
-    s_column (stmt, 0, session->id, sizeof session->id);
-    s_column (stmt, 1, session->user_id, sizeof session->user_id);
+    umb_store_column (stmt, 0, session->id, sizeof session->id);
+    umb_store_column (stmt, 1, session->user_id, sizeof session->user_id);
     session->expires_at = sqlite3_column_int64 (stmt, 2);
     session->revoked = sqlite3_column_int (stmt, 3) != 0;
 }
@@ -313,7 +252,7 @@ s_refresh_row (sqlite3_stmt *stmt, void *dest)
 {
     umb_auth_refresh_t *refresh = dest;
     memset (refresh, 0, sizeof *refresh);
-    s_column (stmt, 0, refresh->session_id, sizeof refresh->session_id);
+    umb_store_column (stmt, 0, refresh->session_id, sizeof refresh->session_id);
     refresh->expires_at = sqlite3_column_int64 (stmt, 1);
     refresh->rotated = sqlite3_column_int (stmt, 2) != 0;
 }
@@ -330,7 +269,7 @@ umb_auth_store_session_insert (umb_store_t *store, const char *id, const char *u
 int
 umb_auth_store_session_get (umb_store_t *store, const char *id, umb_auth_session_t *session)
 {
-    return s_get (s_query (store,
+    return umb_store_get (umb_store_query (store,
         "SELECT id, user_id, expires_at, revoked_at IS NOT NULL FROM sessions WHERE id = ?", "s",
         id), s_session_row, session);
 }
@@ -373,7 +312,7 @@ umb_auth_store_refresh_insert (umb_store_t *store, const char *hash, const char 
 int
 umb_auth_store_refresh_get (umb_store_t *store, const char *hash, umb_auth_refresh_t *refresh)
 {
-    return s_get (s_query (store,
+    return umb_store_get (umb_store_query (store,
         "SELECT session_id, expires_at, rotated_at IS NOT NULL FROM refresh_tokens WHERE hash = ?",
         "s", hash), s_refresh_row, refresh);
 }
@@ -393,9 +332,9 @@ s_workspace_row (sqlite3_stmt *stmt, void *dest)
 {
     umb_auth_workspace_t *ws = dest;
     memset (ws, 0, sizeof *ws);
-    s_column (stmt, 0, ws->id, sizeof ws->id);
-    s_column (stmt, 1, ws->name, sizeof ws->name);
-    s_column (stmt, 2, ws->display_name, sizeof ws->display_name);
+    umb_store_column (stmt, 0, ws->id, sizeof ws->id);
+    umb_store_column (stmt, 1, ws->name, sizeof ws->name);
+    umb_store_column (stmt, 2, ws->display_name, sizeof ws->display_name);
     ws->created_at = sqlite3_column_int64 (stmt, 3);
     if (sqlite3_column_count (stmt) > 4)
         ws->role = umb_auth_role_parse ((const char *) sqlite3_column_text (stmt, 4));
@@ -405,7 +344,7 @@ int
 umb_auth_store_workspace_get (umb_store_t *store, const char *ref, umb_auth_workspace_t *ws)
 {
     //  Names never hold '_' and ids always start "ws_": one lookup serves both
-    return s_get (s_query (store,
+    return umb_store_get (umb_store_query (store,
         "SELECT id, name, display_name, created_at FROM workspaces WHERE id = ?1 OR name = ?1",
         "s", ref), s_workspace_row, ws);
 }
@@ -446,7 +385,7 @@ int
 umb_auth_store_workspaces_of (umb_store_t *store, const char *user_id, umb_auth_workspace_fn *each,
                               void *arg)
 {
-    return s_each (s_query (store,
+    return umb_store_each (umb_store_query (store,
         "SELECT w.id, w.name, w.display_name, w.created_at, m.role"
         " FROM memberships m JOIN workspaces w ON w.id = m.workspace_id"
         " WHERE m.user_id = ? ORDER BY w.name", "s", user_id),
@@ -464,8 +403,8 @@ s_member_row (sqlite3_stmt *stmt, void *dest)
 {
     umb_auth_member_t *member = dest;
     memset (member, 0, sizeof *member);
-    s_column (stmt, 0, member->user_id, sizeof member->user_id);
-    s_column (stmt, 1, member->username, sizeof member->username);
+    umb_store_column (stmt, 0, member->user_id, sizeof member->user_id);
+    umb_store_column (stmt, 1, member->username, sizeof member->username);
     member->role = umb_auth_role_parse ((const char *) sqlite3_column_text (stmt, 2));
     member->joined_at = sqlite3_column_int64 (stmt, 3);
 }
@@ -474,8 +413,9 @@ int
 umb_auth_store_member_get (umb_store_t *store, const char *workspace_id, const char *user_id,
                            umb_auth_member_t *member)
 {
-    return s_get (s_query (store, S_MEMBER_SELECT " WHERE m.workspace_id = ? AND m.user_id = ?",
-                           "ss", workspace_id, user_id), s_member_row, member);
+    return umb_store_get (umb_store_query (store,
+        S_MEMBER_SELECT " WHERE m.workspace_id = ? AND m.user_id = ?", "ss", workspace_id, user_id),
+        s_member_row, member);
 }
 
 int
@@ -507,7 +447,7 @@ umb_auth_store_member_delete (umb_store_t *store, const char *workspace_id, cons
 int64_t
 umb_auth_store_admin_members (umb_store_t *store, const char *workspace_id)
 {
-    return s_count (s_query (store,
+    return umb_store_scalar (umb_store_query (store,
         "SELECT COUNT(*) FROM memberships WHERE workspace_id = ? AND role = 'admin'", "s",
         workspace_id));
 }
@@ -524,8 +464,9 @@ int
 umb_auth_store_members (umb_store_t *store, const char *workspace_id, umb_auth_member_fn *each,
                         void *arg)
 {
-    return s_each (s_query (store, S_MEMBER_SELECT " WHERE m.workspace_id = ? ORDER BY u.username",
-                            "s", workspace_id), s_member_each, (void *) each, arg);
+    return umb_store_each (umb_store_query (store,
+        S_MEMBER_SELECT " WHERE m.workspace_id = ? ORDER BY u.username", "s", workspace_id),
+        s_member_each, (void *) each, arg);
 }
 
 //  ---------------------------------------------------------------- invitations
@@ -542,14 +483,14 @@ s_invitation_row (sqlite3_stmt *stmt, void *dest)
 {
     umb_auth_invitation_t *row = dest;
     memset (row, 0, sizeof *row);
-    s_column (stmt, 0, row->id, sizeof row->id);
-    s_column (stmt, 1, row->workspace_id, sizeof row->workspace_id);
-    s_column (stmt, 2, row->workspace_name, sizeof row->workspace_name);
-    s_column (stmt, 3, row->user_id, sizeof row->user_id);
-    s_column (stmt, 4, row->username, sizeof row->username);
+    umb_store_column (stmt, 0, row->id, sizeof row->id);
+    umb_store_column (stmt, 1, row->workspace_id, sizeof row->workspace_id);
+    umb_store_column (stmt, 2, row->workspace_name, sizeof row->workspace_name);
+    umb_store_column (stmt, 3, row->user_id, sizeof row->user_id);
+    umb_store_column (stmt, 4, row->username, sizeof row->username);
     row->role = umb_auth_role_parse ((const char *) sqlite3_column_text (stmt, 5));
-    s_column (stmt, 6, row->state, sizeof row->state);
-    s_column (stmt, 7, row->invited_by, sizeof row->invited_by);
+    umb_store_column (stmt, 6, row->state, sizeof row->state);
+    umb_store_column (stmt, 7, row->invited_by, sizeof row->invited_by);
     row->created_at = sqlite3_column_int64 (stmt, 8);
 }
 
@@ -567,8 +508,8 @@ umb_auth_store_invitation_insert (umb_store_t *store, const umb_auth_invitation_
 int
 umb_auth_store_invitation_get (umb_store_t *store, const char *id, umb_auth_invitation_t *row)
 {
-    return s_get (s_query (store, S_INVITATION_SELECT " WHERE i.id = ?", "s", id),
-                  s_invitation_row, row);
+    return umb_store_get (umb_store_query (store, S_INVITATION_SELECT " WHERE i.id = ?", "s", id),
+                          s_invitation_row, row);
 }
 
 int
@@ -584,7 +525,7 @@ int
 umb_auth_store_invitation_pending (umb_store_t *store, const char *workspace_id,
                                    const char *user_id)
 {
-    int64_t count = s_count (s_query (store,
+    int64_t count = umb_store_scalar (umb_store_query (store,
         "SELECT COUNT(*) FROM invitations WHERE workspace_id = ? AND user_id = ?"
         " AND state = 'pending'", "ss", workspace_id, user_id));
     return count < 0 ? -1 : count > 0;
@@ -603,7 +544,7 @@ umb_auth_store_invitations (umb_store_t *store, const char *workspace_id, const 
                             const char *state, umb_auth_invitation_fn *each, void *arg)
 {
     assert ((workspace_id == NULL) != (user_id == NULL));
-    return s_each (s_query (store, workspace_id
+    return umb_store_each (umb_store_query (store, workspace_id
         ? S_INVITATION_SELECT " WHERE i.workspace_id = ?1 AND (?2 IS NULL OR i.state = ?2)"
           " ORDER BY i.created_at DESC, i.id"
         : S_INVITATION_SELECT " WHERE i.user_id = ?1 AND (?2 IS NULL OR i.state = ?2)"
@@ -622,12 +563,12 @@ s_apikey_row (sqlite3_stmt *stmt, void *dest)
 {
     umb_auth_apikey_t *key = dest;
     memset (key, 0, sizeof *key);
-    s_column (stmt, 0, key->id, sizeof key->id);
-    s_column (stmt, 1, key->workspace_id, sizeof key->workspace_id);
-    s_column (stmt, 2, key->created_by, sizeof key->created_by);
-    s_column (stmt, 3, key->name, sizeof key->name);
-    s_column (stmt, 4, key->secret_hash, sizeof key->secret_hash);
-    s_column (stmt, 5, key->actions, sizeof key->actions);
+    umb_store_column (stmt, 0, key->id, sizeof key->id);
+    umb_store_column (stmt, 1, key->workspace_id, sizeof key->workspace_id);
+    umb_store_column (stmt, 2, key->created_by, sizeof key->created_by);
+    umb_store_column (stmt, 3, key->name, sizeof key->name);
+    umb_store_column (stmt, 4, key->secret_hash, sizeof key->secret_hash);
+    umb_store_column (stmt, 5, key->actions, sizeof key->actions);
     key->created_at = sqlite3_column_int64 (stmt, 6);
     key->expires_at = sqlite3_column_int64 (stmt, 7);
     key->revoked = sqlite3_column_int (stmt, 8) != 0;
@@ -648,7 +589,8 @@ umb_auth_store_apikey_insert (umb_store_t *store, const umb_auth_apikey_t *key)
 int
 umb_auth_store_apikey_get (umb_store_t *store, const char *id, umb_auth_apikey_t *key)
 {
-    return s_get (s_query (store, S_APIKEY_SELECT " WHERE id = ?", "s", id), s_apikey_row, key);
+    return umb_store_get (umb_store_query (store, S_APIKEY_SELECT " WHERE id = ?", "s", id),
+                          s_apikey_row, key);
 }
 
 static void
@@ -664,7 +606,7 @@ int
 umb_auth_store_apikeys (umb_store_t *store, const char *workspace_id, umb_auth_apikey_fn *each,
                         void *arg)
 {
-    return s_each (s_query (store,
+    return umb_store_each (umb_store_query (store,
         S_APIKEY_SELECT " WHERE workspace_id = ? ORDER BY created_at, id", "s", workspace_id),
         s_apikey_each, (void *) each, arg);
 }

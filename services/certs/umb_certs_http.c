@@ -14,6 +14,8 @@
 #include <sodium.h>
 #include <czmq.h>
 #include "umb_certs_http.h"
+#include "umb_address.h"
+#include "umb_percent.h"
 #include "umb_certs_private.h"
 
 #define S_OCSP_REQUEST   "application/ocsp-request"
@@ -67,18 +69,6 @@ typedef struct {
 
 //  ---------------------------------------------------------------- OCSP GET paths
 
-static int
-s_hex_value (char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 uint8_t *
 umb_certs_http_ocsp_path_decode (const char *path, size_t *size)
 {
@@ -91,21 +81,14 @@ umb_certs_http_ocsp_path_decode (const char *path, size_t *size)
     //  spellings of '+' and '/'
     char *text = malloc (length + 1);
     assert (text);
-    size_t used = 0;
-    for (size_t index = 0; index < length; index++) {
-        char c = path [index];
-        if (c == '%') {
-            int high = index + 2 < length ? s_hex_value (path [index + 1]) : -1;
-            int low = high >= 0 ? s_hex_value (path [index + 2]) : -1;
-            if (high < 0 || low < 0) {
-                free (text);
-                return NULL;
-            }
-            c = (char) (high * 16 + low);
-            index += 2;
-        }
-        text [used++] = c == '-' ? '+' : c == '_' ? '/' : c;
+    int decoded = umb_percent_unescape (text, path, length, false);
+    if (decoded < 0) {
+        free (text);
+        return NULL;
     }
+    size_t used = (size_t) decoded;
+    for (size_t index = 0; index < used; index++)
+        text [index] = text [index] == '-' ? '+' : text [index] == '_' ? '/' : text [index];
     //  Padding only at the end, at most two ('=' elsewhere fails to decode)
     for (int pad = 0; pad < 2 && used > 0 && text [used - 1] == '='; pad++)
         used--;
@@ -436,26 +419,10 @@ umb_certs_http_new (const char *listen, size_t threads, umb_metrics_t *metrics, 
 {
     assert (listen && metrics && reason);
     *reason = NULL;
+    struct addrinfo *address = umb_address_resolve (listen, "certs.http_listen", reason);
+    if (!address)
+        return NULL;
     const char *colon = strrchr (listen, ':');
-    if (!colon) {
-        *reason = zsys_sprintf ("certs.http_listen %s: expected host:port", listen);
-        return NULL;
-    }
-    char host [256];
-    snprintf (host, sizeof host, "%.*s", (int) (colon - listen), listen);
-    if (*host == '[' && strlen (host) > 1 && host [strlen (host) - 1] == ']') {
-        memmove (host, host + 1, strlen (host));
-        host [strlen (host) - 1] = 0;
-    }
-    struct addrinfo hints = {
-        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV
-    };
-    struct addrinfo *address = NULL;
-    int rc = getaddrinfo (streq (host, "*") || !*host ? NULL : host, colon + 1, &hints, &address);
-    if (rc) {
-        *reason = zsys_sprintf ("certs.http_listen %s: %s", listen, gai_strerror (rc));
-        return NULL;
-    }
     umb_certs_http_t *self = calloc (1, sizeof (umb_certs_http_t));
     assert (self);
     self->metrics = metrics;

@@ -3,7 +3,6 @@
 //  real HTTP
 #include <assert.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
 #include <sodium.h>
@@ -14,9 +13,11 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include "umb_certs_private.h"
+#include "umb_testkit.h"
 #include "umb_auth.h"
 
-#define S_TIMEOUT 10000
+#define S_TIMEOUT UMB_TESTKIT_TIMEOUT
+#define S_STR_MAX 65536               //  longest string field read from a reply
 #define S_ROOT_PASSWORD "root-password-0123"
 
 typedef struct {
@@ -36,69 +37,10 @@ typedef struct {
 
 //  ---------------------------------------------------------------- plumbing
 
-static umb_reply_t *
-s_callw (umb_client_t *client, const char *op, const char *token, umb_w_t *w)
-{
-    umb_reply_t *reply = umb_client_callw (client, op, token, w, S_TIMEOUT, NULL);
-    umb_w_destroy (&w);
-    return reply;
-}
-
-//  Calls op with a body of string fields: key, value, ..., NULL.
-static umb_reply_t *
-s_call (umb_client_t *client, const char *op, const char *token, ...)
-{
-    umb_w_t *w = umb_w_new ();
-    umb_w_map_begin (w);
-    va_list args;
-    va_start (args, token);
-    const char *key;
-    while ((key = va_arg (args, const char *))) {
-        const char *value = va_arg (args, const char *);
-        umb_w_kv_str (w, key, value);
-    }
-    va_end (args);
-    umb_w_map_end (w);
-    return s_callw (client, op, token, w);
-}
-
-static void
-s_expect (umb_reply_t **reply_p, int status, const char *code, const char *error_part)
-{
-    umb_reply_t *reply = *reply_p;
-    if (umb_reply_status (reply) != status
-    ||  (code && !(umb_reply_code (reply) && streq (umb_reply_code (reply), code)))
-    ||  (error_part && !(umb_reply_error (reply) && strstr (umb_reply_error (reply), error_part))))
-        fprintf (stderr, "expected %d %s '%s', got %d %s '%s'\n", status, code ? code : "",
-                 error_part ? error_part : "", umb_reply_status (reply),
-                 umb_reply_code (reply) ? umb_reply_code (reply) : "",
-                 umb_reply_error (reply) ? umb_reply_error (reply) : "");
-    assert (umb_reply_status (reply) == status);
-    if (code)
-        assert (umb_reply_code (reply) && streq (umb_reply_code (reply), code));
-    if (error_part)
-        assert (umb_reply_error (reply) && strstr (umb_reply_error (reply), error_part));
-    umb_reply_destroy (reply_p);
-}
-
 static const char *
 s_str (umb_reply_t *reply, const char *key)
 {
-    return umb_msg_str (umb_reply_body (reply), key, 65536, false);
-}
-
-static char *
-s_dup (umb_reply_t *reply, const char *key)
-{
-    const char *value = s_str (reply, key);
-    assert (value);
-    return strdup (value);
-}
-
-static int64_t
-s_int (umb_reply_t *reply, const char *key)
-{
-    return umb_msg_int (umb_reply_body (reply), key, INT64_MIN, INT64_MAX, -1, true);
+    return umb_msg_str (umb_reply_body (reply), key, S_STR_MAX, false);
 }
 
 static size_t
@@ -219,9 +161,7 @@ s_platform_stop (s_test_t *test)
     zcert_destroy (&test->gateway);
     umb_runtime_destroy (&test->runtime);
     close (test->null_fd);
-    char *command = zsys_sprintf ("rm -rf '%s'", test->state_dir);
-    assert (system (command) == 0);
-    zstr_free (&command);
+    umb_testkit_remove_dir (test->state_dir);
     free (test->state_dir);
 }
 
@@ -231,13 +171,13 @@ s_user (s_test_t *test, const char *username, const char *password)
 {
     umb_reply_t *reply;
     if (!streq (username, "root")) {
-        reply = s_call (test->auth_client, "auth.users.register", NULL, "username", username,
-                        "password", password, NULL);
-        s_expect (&reply, 201, NULL, NULL);
+        reply = umb_testkit_call (test->auth_client, "auth.users.register", NULL, "username",
+                                  username, "password", password, NULL);
+        umb_testkit_expect (&reply, 201, NULL, NULL);
     }
-    reply = s_ok (s_call (test->auth_client, "auth.tokens.create", NULL, "username", username,
-                          "password", password, NULL), 201);
-    char *token = s_dup (reply, "access_token");
+    reply = s_ok (umb_testkit_call (test->auth_client, "auth.tokens.create", NULL, "username",
+                                    username, "password", password, NULL), 201);
+    char *token = umb_testkit_dup (reply, "access_token", S_STR_MAX);
     umb_reply_destroy (&reply);
     return token;
 }
@@ -391,7 +331,7 @@ s_issue (s_test_t *test, const char *token, const char *workspace, const char *c
     if (key_type)
         umb_w_kv_str (w, "key_type", key_type);
     umb_w_map_end (w);
-    return s_callw (test->client, "certs.issue", token, w);
+    return umb_testkit_callw (test->client, "certs.issue", token, w);
 }
 
 //  The sans array of a cert reply as "a,b,c".
@@ -416,16 +356,20 @@ s_test_service (s_test_t *test)
     char *bob = s_user (test, "bob", "bob-password-12");
     char *carol = s_user (test, "carol", "carol-password-1");
     char *root = s_user (test, "root", S_ROOT_PASSWORD);
-    reply = s_call (test->auth_client, "auth.workspaces.create", alice, "name", "acme", NULL);
-    s_expect (&reply, 201, NULL, NULL);
-    reply = s_call (test->auth_client, "auth.workspaces.create", carol, "name", "globex", NULL);
-    s_expect (&reply, 201, NULL, NULL);
-    reply = s_ok (s_call (test->auth_client, "auth.invitations.create", alice, "workspace", "acme",
-                          "username", "bob", "role", "member", NULL), 201);
-    char *invitation = s_dup (reply, "id");
+    reply = umb_testkit_call (test->auth_client, "auth.workspaces.create", alice, "name", "acme",
+                              NULL);
+    umb_testkit_expect (&reply, 201, NULL, NULL);
+    reply = umb_testkit_call (test->auth_client, "auth.workspaces.create", carol, "name", "globex",
+                              NULL);
+    umb_testkit_expect (&reply, 201, NULL, NULL);
+    reply = s_ok (umb_testkit_call (test->auth_client, "auth.invitations.create", alice,
+                                    "workspace", "acme", "username", "bob", "role", "member",
+                                    NULL), 201);
+    char *invitation = umb_testkit_dup (reply, "id", S_STR_MAX);
     umb_reply_destroy (&reply);
-    reply = s_call (test->auth_client, "auth.invitations.accept", bob, "invitation", invitation, NULL);
-    s_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (test->auth_client, "auth.invitations.accept", bob, "invitation",
+                              invitation, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
     zstr_free (&invitation);
 
     //  Live notifications, subscribed early (PUB/SUB joins slowly)
@@ -442,9 +386,9 @@ s_test_service (s_test_t *test)
     zstr_free (&certs_key);
 
     //  The CA, public
-    reply = s_ok (s_call (test->client, "certs.ca", NULL, NULL), 200);
-    char *root_pem = s_dup (reply, "root");
-    char *chain_pem = s_dup (reply, "chain");
+    reply = s_ok (umb_testkit_call (test->client, "certs.ca", NULL, NULL), 200);
+    char *root_pem = umb_testkit_dup (reply, "root", S_STR_MAX);
+    char *chain_pem = umb_testkit_dup (reply, "chain", S_STR_MAX);
     umb_reply_destroy (&reply);
     assert (strstr (chain_pem, root_pem) && strncmp (chain_pem, root_pem, 20) == 0);
     umb_certs_http_response_t *http = umb_certs_http_fetch (test->http_port, "GET", "/ca.pem",
@@ -455,16 +399,17 @@ s_test_service (s_test_t *test)
     //  ---- issue with a key made here
     static const char *const sans [] = { "www.acme.test", "10.0.0.1", NULL };
     reply = s_ok (s_issue (test, alice, "acme", "www.acme.test", sans, NULL, 0, NULL, NULL), 201);
-    char *web_serial = s_dup (reply, "serial");
-    char *web_pem = s_dup (reply, "certificate");
-    char *web_key = s_dup (reply, "private_key");
+    char *web_serial = umb_testkit_dup (reply, "serial", S_STR_MAX);
+    char *web_pem = umb_testkit_dup (reply, "certificate", S_STR_MAX);
+    char *web_key = umb_testkit_dup (reply, "private_key", S_STR_MAX);
     char text [512];
     s_sans_text (reply, text, sizeof text);
     assert (streq (text, "www.acme.test,10.0.0.1"));
     assert (streq (s_str (reply, "status"), "valid") && streq (s_str (reply, "profile"), "server"));
     assert (streq (s_str (reply, "key_type"), "ec-p256") && streq (s_str (reply, "chain"), chain_pem));
     assert (strlen (s_str (reply, "fingerprint")) == 64);
-    assert (s_int (reply, "not_after") - s_int (reply, "not_before") <= 86400 + 1);
+    assert (umb_testkit_int (reply, "not_after") - umb_testkit_int (reply,
+                             "not_before") <= 86400 + 1);
     assert (umb_msg_has (umb_reply_body (reply), "revoked_at") == false);   //  nil
     assert (umb_certs_serial_valid (web_serial));
     assert (strstr (web_key, "PRIVATE KEY"));
@@ -481,7 +426,7 @@ s_test_service (s_test_t *test)
     //  Another with an RSA key and the client profile (made on the worker)
     reply = s_ok (s_issue (test, bob, "acme", "robot", NULL, NULL, 3600, "client", "rsa-3072"), 201);
     assert (streq (s_str (reply, "key_type"), "rsa-3072") && streq (s_str (reply, "profile"), "client"));
-    char *robot_serial = s_dup (reply, "serial");
+    char *robot_serial = umb_testkit_dup (reply, "serial", S_STR_MAX);
     umb_reply_destroy (&reply);
 
     //  ---- issue from a CSR: no private key in the answer
@@ -490,8 +435,8 @@ s_test_service (s_test_t *test)
     static const char *const api_sans [] = { "api.acme.test", NULL };
     reply = s_ok (s_issue (test, alice, "acme", "api.acme.test", api_sans, csr, 7200, NULL, NULL), 201);
     assert (!umb_msg_has (umb_reply_body (reply), "private_key"));
-    char *api_serial = s_dup (reply, "serial");
-    char *api_pem = s_dup (reply, "certificate");
+    char *api_serial = umb_testkit_dup (reply, "serial", S_STR_MAX);
+    char *api_pem = umb_testkit_dup (reply, "certificate", S_STR_MAX);
     umb_reply_destroy (&reply);
     X509 *api_x509 = s_x509 (api_pem);
     assert (EVP_PKEY_eq (X509_get0_pubkey (api_x509), api_key) == 1);
@@ -501,93 +446,98 @@ s_test_service (s_test_t *test)
     EVP_PKEY *forged_key = NULL;
     char *forged = s_csr ("api.acme.test", &forged_key, true);
     reply = s_issue (test, alice, "acme", "api.acme.test", NULL, forged, 0, NULL, NULL);
-    s_expect (&reply, 400, NULL, "signature");
+    umb_testkit_expect (&reply, 400, NULL, "signature");
     EVP_PKEY_free (forged_key);
     zstr_free (&forged);
     reply = s_issue (test, alice, "acme", "api.acme.test", NULL, "not a csr", 0, NULL, NULL);
-    s_expect (&reply, 400, NULL, "CSR");
+    umb_testkit_expect (&reply, 400, NULL, "CSR");
     static const char *const bad_sans [] = { "bad name!", NULL };
     reply = s_issue (test, alice, "acme", "a.acme.test", bad_sans, NULL, 0, NULL, NULL);
-    s_expect (&reply, 422, "invalid_argument", "subject alternative name");
+    umb_testkit_expect (&reply, 422, "invalid_argument", "subject alternative name");
     static const char *const wild_sans [] = { "*.acme.test", NULL };
     reply = s_issue (test, alice, "acme", "a.acme.test", wild_sans, NULL, 0, NULL, NULL);
-    s_expect (&reply, 422, NULL, NULL);
+    umb_testkit_expect (&reply, 422, NULL, NULL);
     reply = s_issue (test, alice, "acme", "*.acme.test", NULL, NULL, 0, NULL, NULL);
-    s_expect (&reply, 422, NULL, "wildcard");
+    umb_testkit_expect (&reply, 422, NULL, "wildcard");
     reply = s_issue (test, alice, "acme", "a.acme.test", NULL, NULL, 59, NULL, NULL);
-    s_expect (&reply, 422, NULL, "ttl");
+    umb_testkit_expect (&reply, 422, NULL, "ttl");
     reply = s_issue (test, alice, "acme", "a.acme.test", NULL, NULL, 31536001, NULL, NULL);
-    s_expect (&reply, 422, NULL, "ttl");
+    umb_testkit_expect (&reply, 422, NULL, "ttl");
     reply = s_issue (test, alice, "acme", "a.acme.test", NULL, NULL, 0, "mesh", NULL);
-    s_expect (&reply, 422, NULL, "profile");
+    umb_testkit_expect (&reply, 422, NULL, "profile");
     reply = s_issue (test, alice, "acme", "a.acme.test", NULL, NULL, 0, NULL, "dsa-1024");
-    s_expect (&reply, 422, NULL, "key_type");
+    umb_testkit_expect (&reply, 422, NULL, "key_type");
     reply = s_issue (test, alice, "acme", "a.acme.test", NULL, csr, 0, NULL, "ec-p256");
-    s_expect (&reply, 422, NULL, "key_type");
-    reply = s_call (test->client, "certs.issue", alice, "workspace", "acme", NULL);
-    s_expect (&reply, 400, "bad_request", "common_name");
+    umb_testkit_expect (&reply, 422, NULL, "key_type");
+    reply = umb_testkit_call (test->client, "certs.issue", alice, "workspace", "acme", NULL);
+    umb_testkit_expect (&reply, 400, "bad_request", "common_name");
     umb_w_t *w = umb_w_new ();
     umb_w_map_begin (w);
     umb_w_kv_str (w, "workspace", "acme");
     umb_w_kv_int (w, "common_name", 7);
     umb_w_map_end (w);
-    reply = s_callw (test->client, "certs.issue", alice, w);
-    s_expect (&reply, 400, NULL, "common_name");
+    reply = umb_testkit_callw (test->client, "certs.issue", alice, w);
+    umb_testkit_expect (&reply, 400, NULL, "common_name");
     //  A body over mesh.max_body_bytes
     size_t huge_size = 1100 * 1024;
     char *huge = malloc (huge_size + 1);
     memset (huge, 'a', huge_size);
     huge [huge_size] = 0;
     reply = s_issue (test, alice, "acme", huge, NULL, NULL, 0, NULL, NULL);
-    s_expect (&reply, 413, "too_large", NULL);
+    umb_testkit_expect (&reply, 413, "too_large", NULL);
     free (huge);
     //  Who may issue
     reply = s_issue (test, carol, "acme", "x.acme.test", NULL, NULL, 0, NULL, NULL);
-    s_expect (&reply, 404, NULL, NULL);
+    umb_testkit_expect (&reply, 404, NULL, NULL);
     reply = s_issue (test, NULL, "acme", "x.acme.test", NULL, NULL, 0, NULL, NULL);
-    s_expect (&reply, 401, NULL, NULL);
+    umb_testkit_expect (&reply, 401, NULL, NULL);
     reply = s_issue (test, "forged.token.here", "acme", "x.acme.test", NULL, NULL, 0, NULL, NULL);
-    s_expect (&reply, 401, NULL, NULL);
+    umb_testkit_expect (&reply, 401, NULL, NULL);
 
     //  ---- list and get
-    reply = s_ok (s_call (test->client, "certs.list", alice, "workspace", "acme", NULL), 200);
+    reply = s_ok (umb_testkit_call (test->client, "certs.list", alice, "workspace", "acme",
+                                    NULL), 200);
     assert (s_items (reply) == 3);
     umb_reply_destroy (&reply);
-    reply = s_ok (s_call (test->client, "certs.list", bob, "workspace", "acme", "status", "valid",
-                          NULL), 200);
+    reply = s_ok (umb_testkit_call (test->client, "certs.list", bob, "workspace", "acme", "status",
+                                    "valid", NULL), 200);
     assert (s_items (reply) == 3);
     umb_reply_destroy (&reply);
-    reply = s_ok (s_call (test->client, "certs.list", alice, "workspace", "acme", "status", "revoked",
-                          NULL), 200);
+    reply = s_ok (umb_testkit_call (test->client, "certs.list", alice, "workspace", "acme",
+                                    "status", "revoked", NULL), 200);
     assert (s_items (reply) == 0);
     umb_reply_destroy (&reply);
-    reply = s_call (test->client, "certs.list", alice, "workspace", "acme", "status", "lost", NULL);
-    s_expect (&reply, 422, NULL, "status");
-    reply = s_call (test->client, "certs.list", carol, "workspace", "acme", NULL);
-    s_expect (&reply, 404, NULL, NULL);
-    reply = s_ok (s_call (test->client, "certs.get", bob, "workspace", "acme", "serial", web_serial,
-                          NULL), 200);
+    reply = umb_testkit_call (test->client, "certs.list", alice, "workspace", "acme", "status",
+                              "lost", NULL);
+    umb_testkit_expect (&reply, 422, NULL, "status");
+    reply = umb_testkit_call (test->client, "certs.list", carol, "workspace", "acme", NULL);
+    umb_testkit_expect (&reply, 404, NULL, NULL);
+    reply = s_ok (umb_testkit_call (test->client, "certs.get", bob, "workspace", "acme", "serial",
+                                    web_serial, NULL), 200);
     assert (streq (s_str (reply, "certificate"), web_pem) && !s_str (reply, "private_key"));
     assert (streq (s_str (reply, "common_name"), "www.acme.test"));
     umb_reply_destroy (&reply);
-    reply = s_call (test->client, "certs.get", carol, "workspace", "acme", "serial", web_serial, NULL);
-    s_expect (&reply, 404, NULL, NULL);
-    reply = s_call (test->client, "certs.get", alice, "workspace", "acme", "serial", "abc", NULL);
-    s_expect (&reply, 404, "not_found", "no certificate 'abc'");
-    reply = s_call (test->client, "certs.get", alice, "workspace", "acme", "serial", "Not Hex", NULL);
-    s_expect (&reply, 404, NULL, "no certificate");
+    reply = umb_testkit_call (test->client, "certs.get", carol, "workspace", "acme", "serial",
+                              web_serial, NULL);
+    umb_testkit_expect (&reply, 404, NULL, NULL);
+    reply = umb_testkit_call (test->client, "certs.get", alice, "workspace", "acme", "serial",
+                              "abc", NULL);
+    umb_testkit_expect (&reply, 404, "not_found", "no certificate 'abc'");
+    reply = umb_testkit_call (test->client, "certs.get", alice, "workspace", "acme", "serial",
+                              "Not Hex", NULL);
+    umb_testkit_expect (&reply, 404, NULL, "no certificate");
     //  Another workspace's certificate reads exactly like a missing one
     reply = s_ok (s_issue (test, carol, "globex", "globex.test", NULL, NULL, 0, NULL, NULL), 201);
-    char *globex_serial = s_dup (reply, "serial");
+    char *globex_serial = umb_testkit_dup (reply, "serial", S_STR_MAX);
     umb_reply_destroy (&reply);
-    reply = s_call (test->client, "certs.get", alice, "workspace", "acme", "serial", globex_serial,
-                    NULL);
+    reply = umb_testkit_call (test->client, "certs.get", alice, "workspace", "acme", "serial",
+                              globex_serial, NULL);
     char expected [128];
     snprintf (expected, sizeof expected, "no certificate '%s'", globex_serial);
-    s_expect (&reply, 404, "not_found", expected);
-    reply = s_call (test->client, "certs.revoke", alice, "workspace", "acme", "serial", globex_serial,
-                    NULL);
-    s_expect (&reply, 404, NULL, expected);
+    umb_testkit_expect (&reply, 404, "not_found", expected);
+    reply = umb_testkit_call (test->client, "certs.revoke", alice, "workspace", "acme", "serial",
+                              globex_serial, NULL);
+    umb_testkit_expect (&reply, 404, NULL, expected);
 
     //  ---- OCSP over HTTP, POST and GET: good
     int reason = -1;
@@ -609,29 +559,30 @@ s_test_service (s_test_t *test)
     umb_certs_http_response_destroy (&http);
 
     //  ---- revocation: members may not, admins may, once
-    reply = s_call (test->client, "certs.revoke", bob, "workspace", "acme", "serial", web_serial,
-                    "reason", "keyCompromise", NULL);
-    s_expect (&reply, 403, "forbidden", NULL);
-    reply = s_call (test->client, "certs.revoke", alice, "workspace", "acme", "serial", web_serial,
-                    "reason", "stolen", NULL);
-    s_expect (&reply, 422, NULL, "reason");
-    reply = s_call (test->client, "certs.revoke", alice, "workspace", "acme", "serial", web_serial,
-                    "reason", "certificateHold", NULL);
-    s_expect (&reply, 422, NULL, "reason");
-    reply = s_call (test->client, "certs.revoke", alice, "workspace", "acme", "serial", "ffff", NULL);
-    s_expect (&reply, 404, NULL, "no certificate 'ffff'");
-    reply = s_ok (s_call (test->client, "certs.crl", NULL, NULL), 200);
-    int64_t crl_number = s_int (reply, "number");
+    reply = umb_testkit_call (test->client, "certs.revoke", bob, "workspace", "acme", "serial",
+                              web_serial, "reason", "keyCompromise", NULL);
+    umb_testkit_expect (&reply, 403, "forbidden", NULL);
+    reply = umb_testkit_call (test->client, "certs.revoke", alice, "workspace", "acme", "serial",
+                              web_serial, "reason", "stolen", NULL);
+    umb_testkit_expect (&reply, 422, NULL, "reason");
+    reply = umb_testkit_call (test->client, "certs.revoke", alice, "workspace", "acme", "serial",
+                              web_serial, "reason", "certificateHold", NULL);
+    umb_testkit_expect (&reply, 422, NULL, "reason");
+    reply = umb_testkit_call (test->client, "certs.revoke", alice, "workspace", "acme", "serial",
+                              "ffff", NULL);
+    umb_testkit_expect (&reply, 404, NULL, "no certificate 'ffff'");
+    reply = s_ok (umb_testkit_call (test->client, "certs.crl", NULL, NULL), 200);
+    int64_t crl_number = umb_testkit_int (reply, "number");
     umb_reply_destroy (&reply);
-    reply = s_ok (s_call (test->client, "certs.revoke", alice, "workspace", "acme", "serial",
-                          web_serial, "reason", "keyCompromise", NULL), 200);
+    reply = s_ok (umb_testkit_call (test->client, "certs.revoke", alice, "workspace", "acme",
+                                    "serial", web_serial, "reason", "keyCompromise", NULL), 200);
     assert (streq (s_str (reply, "status"), "revoked"));
     assert (streq (s_str (reply, "reason"), "keyCompromise"));
-    assert (s_int (reply, "revoked_at") > 0);
+    assert (umb_testkit_int (reply, "revoked_at") > 0);
     umb_reply_destroy (&reply);
-    reply = s_call (test->client, "certs.revoke", alice, "workspace", "acme", "serial", web_serial,
-                    NULL);
-    s_expect (&reply, 409, "already_revoked", "revoked already");
+    reply = umb_testkit_call (test->client, "certs.revoke", alice, "workspace", "acme", "serial",
+                              web_serial, NULL);
+    umb_testkit_expect (&reply, 409, "already_revoked", "revoked already");
     //  Published
     char *topic = NULL;
     zframe_t *frame = NULL;
@@ -648,13 +599,13 @@ s_test_service (s_test_t *test)
     assert (reason == UMB_CA_REASON_KEY_COMPROMISE);
     assert (s_ocsp_ask (test, web_pem, chain_pem, root_pem, true, &reason) == UMB_OCSP_REVOKED);
     assert (s_ocsp_ask (test, api_pem, chain_pem, root_pem, true, &reason) == UMB_OCSP_GOOD);
-    reply = s_ok (s_call (test->client, "certs.crl", NULL, NULL), 200);
-    assert (s_int (reply, "number") == crl_number + 1);
+    reply = s_ok (umb_testkit_call (test->client, "certs.crl", NULL, NULL), 200);
+    assert (umb_testkit_int (reply, "number") == crl_number + 1);
     size_t crl_size = 0;
     const uint8_t *crl_der = umb_msg_bin (umb_reply_body (reply), "crl_der", 1 << 20, &crl_size, true);
     assert (crl_der && s_crl_lists (crl_der, crl_size, web_pem) && !s_crl_lists (crl_der, crl_size, api_pem));
     assert (strncmp (s_str (reply, "crl_pem"), "-----BEGIN X509 CRL-----", 24) == 0);
-    assert (s_int (reply, "next_update") > s_int (reply, "this_update"));
+    assert (umb_testkit_int (reply, "next_update") > umb_testkit_int (reply, "this_update"));
     http = umb_certs_http_fetch (test->http_port, "GET", "/crl", NULL, NULL, 0);
     char type [64];
     assert (http->status == 200 && http->body_size == crl_size && memcmp (http->body, crl_der, crl_size) == 0);
@@ -665,36 +616,37 @@ s_test_service (s_test_t *test)
     assert (http->status == 200 && streq ((char *) http->body, s_str (reply, "crl_pem")));
     umb_certs_http_response_destroy (&http);
     umb_reply_destroy (&reply);
-    reply = s_ok (s_call (test->client, "certs.list", alice, "workspace", "acme", "status", "revoked",
-                          NULL), 200);
+    reply = s_ok (umb_testkit_call (test->client, "certs.list", alice, "workspace", "acme",
+                                    "status", "revoked", NULL), 200);
     assert (s_items (reply) == 1);
     umb_reply_destroy (&reply);
 
     //  A revocation that cannot be stored changes nothing
     umb_store_fail_after (test->store, 2);
     umb_client_set_attempts (test->client, 1);      //  or the client's retry succeeds
-    reply = s_call (test->client, "certs.revoke", alice, "workspace", "acme", "serial", api_serial,
-                    NULL);
+    reply = umb_testkit_call (test->client, "certs.revoke", alice, "workspace", "acme", "serial",
+                              api_serial, NULL);
     umb_client_set_attempts (test->client, 3);
     assert (umb_reply_retryable (reply));
-    s_expect (&reply, 500, NULL, "nothing was changed");
+    umb_testkit_expect (&reply, 500, NULL, "nothing was changed");
     assert (s_ocsp_ask (test, api_pem, chain_pem, root_pem, false, &reason) == UMB_OCSP_GOOD);
-    reply = s_ok (s_call (test->client, "certs.crl", NULL, NULL), 200);
-    assert (s_int (reply, "number") == crl_number + 1);
+    reply = s_ok (umb_testkit_call (test->client, "certs.crl", NULL, NULL), 200);
+    assert (umb_testkit_int (reply, "number") == crl_number + 1);
     umb_reply_destroy (&reply);
 
     //  ---- renewal: same names; a new key, or the CSR's key again
-    reply = s_call (test->client, "certs.renew", alice, "workspace", "acme", "serial", web_serial, NULL);
-    s_expect (&reply, 409, NULL, "revoked");
-    reply = s_ok (s_call (test->client, "certs.renew", bob, "workspace", "acme", "serial", robot_serial,
-                          NULL), 201);
+    reply = umb_testkit_call (test->client, "certs.renew", alice, "workspace", "acme", "serial",
+                              web_serial, NULL);
+    umb_testkit_expect (&reply, 409, NULL, "revoked");
+    reply = s_ok (umb_testkit_call (test->client, "certs.renew", bob, "workspace", "acme", "serial",
+                                    robot_serial, NULL), 201);
     assert (!streq (s_str (reply, "serial"), robot_serial) && s_str (reply, "private_key"));
     assert (streq (s_str (reply, "common_name"), "robot") && streq (s_str (reply, "profile"), "client"));
     assert (streq (s_str (reply, "key_type"), "rsa-3072"));
     umb_reply_destroy (&reply);
-    reply = s_ok (s_call (test->client, "certs.renew", alice, "workspace", "acme", "serial", api_serial,
-                          NULL), 201);
-    char *renewed_serial = s_dup (reply, "serial");
+    reply = s_ok (umb_testkit_call (test->client, "certs.renew", alice, "workspace", "acme",
+                                    "serial", api_serial, NULL), 201);
+    char *renewed_serial = umb_testkit_dup (reply, "serial", S_STR_MAX);
     assert (!streq (renewed_serial, api_serial) && !s_str (reply, "private_key"));
     s_sans_text (reply, text, sizeof text);
     assert (streq (text, "api.acme.test"));
@@ -703,23 +655,23 @@ s_test_service (s_test_t *test)
     X509_free (renewed);
     umb_reply_destroy (&reply);
     //  The renewed one stays valid
-    reply = s_ok (s_call (test->client, "certs.get", alice, "workspace", "acme", "serial", api_serial,
-                          NULL), 200);
+    reply = s_ok (umb_testkit_call (test->client, "certs.get", alice, "workspace", "acme", "serial",
+                                    api_serial, NULL), 200);
     assert (streq (s_str (reply, "status"), "valid"));
     umb_reply_destroy (&reply);
-    reply = s_call (test->client, "certs.renew", alice, "workspace", "acme", "serial", api_serial,
-                    "ttl", "long", NULL);
-    s_expect (&reply, 400, NULL, "ttl");
-    reply = s_call (test->client, "certs.renew", carol, "workspace", "globex", "serial", api_serial,
-                    NULL);
-    s_expect (&reply, 404, NULL, "no certificate");
+    reply = umb_testkit_call (test->client, "certs.renew", alice, "workspace", "acme", "serial",
+                              api_serial, "ttl", "long", NULL);
+    umb_testkit_expect (&reply, 400, NULL, "ttl");
+    reply = umb_testkit_call (test->client, "certs.renew", carol, "workspace", "globex", "serial",
+                              api_serial, NULL);
+    umb_testkit_expect (&reply, 404, NULL, "no certificate");
 
     //  ---- mesh identities
     zcert_t *agent = zcert_new ();
-    reply = s_call (test->client, "certs.mesh.issue", NULL, "name", "agent-1", "public_key",
-                    zcert_public_txt (agent), NULL);
+    reply = umb_testkit_call (test->client, "certs.mesh.issue", NULL, "name", "agent-1",
+                              "public_key", zcert_public_txt (agent), NULL);
     reply = s_ok (reply, 201);
-    char *agent_serial = s_dup (reply, "serial");
+    char *agent_serial = umb_testkit_dup (reply, "serial", S_STR_MAX);
     assert (streq (s_str (reply, "name"), "agent-1") && streq (s_str (reply, "status"), "valid"));
     assert (streq (s_str (reply, "public_key"), zcert_public_txt (agent)));
     X509 *agent_x509 = s_x509 (s_str (reply, "certificate"));
@@ -729,63 +681,65 @@ s_test_service (s_test_t *test)
     assert (raw_size == 32 && memcmp (raw, zcert_public_key (agent), 32) == 0);
     X509_free (agent_x509);
     umb_reply_destroy (&reply);
-    reply = s_call (test->client, "certs.mesh.issue", NULL, "name", "agent 1", "public_key",
-                    zcert_public_txt (agent), NULL);
-    s_expect (&reply, 422, NULL, "name");
-    reply = s_call (test->client, "certs.mesh.issue", NULL, "name", "agent-1", "public_key",
-                    "short", NULL);
-    s_expect (&reply, 422, NULL, "public_key");
+    reply = umb_testkit_call (test->client, "certs.mesh.issue", NULL, "name", "agent 1",
+                              "public_key", zcert_public_txt (agent), NULL);
+    umb_testkit_expect (&reply, 422, NULL, "name");
+    reply = umb_testkit_call (test->client, "certs.mesh.issue", NULL, "name", "agent-1",
+                              "public_key", "short", NULL);
+    umb_testkit_expect (&reply, 422, NULL, "public_key");
     //  Only service identities may ask
     zcert_t *stranger = zcert_new ();
     umb_zap_allow (umb_runtime_zap (test->runtime), zcert_public_txt (stranger), "stranger");
     char *server_key = umb_runtime_public_key (test->runtime, "certs");
     umb_client_t *outsider = umb_client_new (test->endpoint, server_key, stranger);
     zstr_free (&server_key);
-    reply = s_call (outsider, "certs.mesh.issue", NULL, "name", "me", "public_key",
-                    zcert_public_txt (stranger), NULL);
-    s_expect (&reply, 403, "forbidden", NULL);
-    reply = s_call (outsider, "certs.mesh.revoked", NULL, NULL);
-    s_expect (&reply, 403, NULL, NULL);
-    reply = s_ok (s_call (outsider, "certs.ca", NULL, NULL), 200);
+    reply = umb_testkit_call (outsider, "certs.mesh.issue", NULL, "name", "me", "public_key",
+                              zcert_public_txt (stranger), NULL);
+    umb_testkit_expect (&reply, 403, "forbidden", NULL);
+    reply = umb_testkit_call (outsider, "certs.mesh.revoked", NULL, NULL);
+    umb_testkit_expect (&reply, 403, NULL, NULL);
+    reply = s_ok (umb_testkit_call (outsider, "certs.ca", NULL, NULL), 200);
     umb_reply_destroy (&reply);
     umb_client_destroy (&outsider);
     zcert_destroy (&stranger);
 
-    reply = s_ok (s_call (test->client, "certs.mesh.revoked", NULL, NULL), 200);
-    int64_t version = s_int (reply, "version");
+    reply = s_ok (umb_testkit_call (test->client, "certs.mesh.revoked", NULL, NULL), 200);
+    int64_t version = umb_testkit_int (reply, "version");
     umb_msg_t *keys = umb_msg_array (umb_reply_body (reply), "keys", 100, true);
     assert (keys && umb_msg_size (keys) == 0);
     umb_reply_destroy (&reply);
     //  Platform administrators only
-    reply = s_call (test->client, "certs.mesh.list", alice, NULL);
-    s_expect (&reply, 403, NULL, "administrators");
-    reply = s_call (test->client, "certs.mesh.revoke", alice, "serial", agent_serial, NULL);
-    s_expect (&reply, 403, NULL, "administrators");
-    reply = s_ok (s_call (test->client, "certs.mesh.list", root, NULL), 200);
+    reply = umb_testkit_call (test->client, "certs.mesh.list", alice, NULL);
+    umb_testkit_expect (&reply, 403, NULL, "administrators");
+    reply = umb_testkit_call (test->client, "certs.mesh.revoke", alice, "serial", agent_serial,
+                              NULL);
+    umb_testkit_expect (&reply, 403, NULL, "administrators");
+    reply = s_ok (umb_testkit_call (test->client, "certs.mesh.list", root, NULL), 200);
     assert (s_items (reply) == 2);          //  the agent's and the service's own
     umb_reply_destroy (&reply);
-    reply = s_call (test->client, "certs.mesh.revoke", root, "serial", api_serial, NULL);
-    s_expect (&reply, 404, NULL, "no mesh certificate");
-    reply = s_ok (s_call (test->client, "certs.mesh.revoke", root, "serial", agent_serial, "reason",
-                          "cessationOfOperation", NULL), 200);
+    reply = umb_testkit_call (test->client, "certs.mesh.revoke", root, "serial", api_serial, NULL);
+    umb_testkit_expect (&reply, 404, NULL, "no mesh certificate");
+    reply = s_ok (umb_testkit_call (test->client, "certs.mesh.revoke", root, "serial", agent_serial,
+                                    "reason", "cessationOfOperation", NULL), 200);
     assert (streq (s_str (reply, "status"), "revoked"));
     umb_reply_destroy (&reply);
-    reply = s_call (test->client, "certs.mesh.revoke", root, "serial", agent_serial, NULL);
-    s_expect (&reply, 409, NULL, NULL);
-    reply = s_ok (s_call (test->client, "certs.mesh.revoked", NULL, NULL), 200);
-    assert (s_int (reply, "version") == version + 1);
+    reply = umb_testkit_call (test->client, "certs.mesh.revoke", root, "serial", agent_serial,
+                              NULL);
+    umb_testkit_expect (&reply, 409, NULL, NULL);
+    reply = s_ok (umb_testkit_call (test->client, "certs.mesh.revoked", NULL, NULL), 200);
+    assert (umb_testkit_int (reply, "version") == version + 1);
     keys = umb_msg_array (umb_reply_body (reply), "keys", 100, true);
     assert (keys && umb_msg_size (keys) == 1);
     assert (streq (umb_msg_as_str (umb_msg_at (keys, 0), 40, "key"), zcert_public_txt (agent)));
     umb_reply_destroy (&reply);
     //  A revoked key is not certified again
-    reply = s_call (test->client, "certs.mesh.issue", NULL, "name", "agent-1", "public_key",
-                    zcert_public_txt (agent), NULL);
-    s_expect (&reply, 409, NULL, "revoked");
+    reply = umb_testkit_call (test->client, "certs.mesh.issue", NULL, "name", "agent-1",
+                              "public_key", zcert_public_txt (agent), NULL);
+    umb_testkit_expect (&reply, 409, NULL, "revoked");
     zcert_destroy (&agent);
 
     //  Metrics of the HTTP side reach sys.metrics
-    reply = s_ok (s_call (test->client, "sys.metrics", NULL, NULL), 200);
+    reply = s_ok (umb_testkit_call (test->client, "sys.metrics", NULL, NULL), 200);
     size_t raw_reply_size = 0;
     const char *raw_reply = umb_reply_raw (reply, &raw_reply_size);
     assert (memmem (raw_reply, raw_reply_size, "umbra_ocsp_responses_total", 26));
@@ -793,20 +747,20 @@ s_test_service (s_test_t *test)
     umb_reply_destroy (&reply);
 
     //  ---- a restart keeps everything: revocations, serials, the CRL, its own certificate
-    reply = s_ok (s_call (test->client, "certs.crl", NULL, NULL), 200);
-    crl_number = s_int (reply, "number");
+    reply = s_ok (umb_testkit_call (test->client, "certs.crl", NULL, NULL), 200);
+    crl_number = umb_testkit_int (reply, "number");
     umb_reply_destroy (&reply);
     s_certs_stop (test);
     s_certs_start (test);
     assert (s_ocsp_ask (test, web_pem, chain_pem, root_pem, false, &reason) == UMB_OCSP_REVOKED);
     assert (s_ocsp_ask (test, api_pem, chain_pem, root_pem, false, &reason) == UMB_OCSP_GOOD);
-    reply = s_ok (s_call (test->client, "certs.crl", NULL, NULL), 200);
-    assert (s_int (reply, "number") == crl_number);
+    reply = s_ok (umb_testkit_call (test->client, "certs.crl", NULL, NULL), 200);
+    assert (umb_testkit_int (reply, "number") == crl_number);
     umb_reply_destroy (&reply);
-    reply = s_ok (s_call (test->client, "certs.mesh.list", root, NULL), 200);
+    reply = s_ok (umb_testkit_call (test->client, "certs.mesh.list", root, NULL), 200);
     assert (s_items (reply) == 2);
     umb_reply_destroy (&reply);
-    reply = s_ok (s_call (test->client, "certs.ca", NULL, NULL), 200);
+    reply = s_ok (umb_testkit_call (test->client, "certs.ca", NULL, NULL), 200);
     assert (streq (s_str (reply, "root"), root_pem));
     umb_reply_destroy (&reply);
 

@@ -1,6 +1,5 @@
 //  umb_certs_store - the certs service's SQL: schema migrations and queries
 #include <assert.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,26 +62,7 @@ umb_certs_store_open (const char *path, umb_log_t *log)
 
 //  ---------------------------------------------------------------- helpers
 
-//  A prepared read with its parameters bound, or NULL on error (logged).
-static sqlite3_stmt *
-s_query (umb_store_t *store, const char *sql, const char *format, ...)
-{
-    sqlite3_stmt *stmt = umb_store_prepare (store, sql);
-    if (!stmt)
-        return NULL;
-    va_list args;
-    va_start (args, format);
-    int rc = umb_store_vbind (store, stmt, format, args);
-    va_end (args);
-    return rc ? NULL : stmt;
-}
-
-static void
-s_column (sqlite3_stmt *stmt, int column, char *dest, size_t size)
-{
-    const char *text = (const char *) sqlite3_column_text (stmt, column);
-    snprintf (dest, size, "%s", text ? text : "");
-}
+_Static_assert (UMB_CERTS_NOT_FOUND == UMB_STORE_NOT_FOUND, "umb_store_get's not found");
 
 static char *
 s_column_dup (sqlite3_stmt *stmt, int column)
@@ -93,34 +73,6 @@ s_column_dup (sqlite3_stmt *stmt, int column)
     char *copy = strdup (text);
     assert (copy);
     return copy;
-}
-
-typedef void (s_row_fn) (sqlite3_stmt *stmt, void *dest);
-
-//  Runs a single-row query and copies the row: 0, UMB_CERTS_NOT_FOUND or -1.
-static int
-s_get (sqlite3_stmt *stmt, s_row_fn *row, void *dest)
-{
-    if (!stmt)
-        return -1;
-    int rc = sqlite3_step (stmt);
-    if (rc == SQLITE_ROW)
-        row (stmt, dest);
-    sqlite3_reset (stmt);
-    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? UMB_CERTS_NOT_FOUND : -1;
-}
-
-static void
-s_int64_row (sqlite3_stmt *stmt, void *dest)
-{
-    *(int64_t *) dest = sqlite3_column_int64 (stmt, 0);
-}
-
-static int64_t
-s_scalar (sqlite3_stmt *stmt)
-{
-    int64_t value = 0;
-    return s_get (stmt, s_int64_row, &value) == 0 ? value : -1;
 }
 
 //  ---------------------------------------------------------------- certificates
@@ -145,24 +97,24 @@ s_cert_row (sqlite3_stmt *stmt, void *dest)
 {
     umb_certs_cert_t *cert = dest;
     memset (cert, 0, sizeof *cert);
-    s_column (stmt, 0, cert->serial, sizeof cert->serial);
-    s_column (stmt, 1, cert->kind, sizeof cert->kind);
-    s_column (stmt, 2, cert->workspace_id, sizeof cert->workspace_id);
-    s_column (stmt, 3, cert->common_name, sizeof cert->common_name);
+    umb_store_column (stmt, 0, cert->serial, sizeof cert->serial);
+    umb_store_column (stmt, 1, cert->kind, sizeof cert->kind);
+    umb_store_column (stmt, 2, cert->workspace_id, sizeof cert->workspace_id);
+    umb_store_column (stmt, 3, cert->common_name, sizeof cert->common_name);
     cert->sans = s_column_dup (stmt, 4);
-    s_column (stmt, 5, cert->profile, sizeof cert->profile);
-    s_column (stmt, 6, cert->key_type, sizeof cert->key_type);
-    s_column (stmt, 7, cert->public_key, sizeof cert->public_key);
+    umb_store_column (stmt, 5, cert->profile, sizeof cert->profile);
+    umb_store_column (stmt, 6, cert->key_type, sizeof cert->key_type);
+    umb_store_column (stmt, 7, cert->public_key, sizeof cert->public_key);
     cert->csr = s_column_dup (stmt, 8);
     cert->pem = s_column_dup (stmt, 9);
-    s_column (stmt, 10, cert->fingerprint, sizeof cert->fingerprint);
+    umb_store_column (stmt, 10, cert->fingerprint, sizeof cert->fingerprint);
     cert->not_before = sqlite3_column_int64 (stmt, 11);
     cert->not_after = sqlite3_column_int64 (stmt, 12);
     cert->revoked_at = sqlite3_column_int64 (stmt, 13);
     cert->reason = sqlite3_column_int (stmt, 14);
-    s_column (stmt, 15, cert->created_by, sizeof cert->created_by);
+    umb_store_column (stmt, 15, cert->created_by, sizeof cert->created_by);
     cert->created_at = sqlite3_column_int64 (stmt, 16);
-    s_column (stmt, 17, cert->renewed_from, sizeof cert->renewed_from);
+    umb_store_column (stmt, 17, cert->renewed_from, sizeof cert->renewed_from);
     if (!cert->sans) {
         cert->sans = strdup ("[]");
         assert (cert->sans);
@@ -198,8 +150,8 @@ umb_certs_store_insert (umb_store_t *store, const umb_certs_cert_t *cert)
 int
 umb_certs_store_get (umb_store_t *store, const char *serial, umb_certs_cert_t *cert)
 {
-    return s_get (s_query (store, S_CERT_SELECT " WHERE serial = ?", "s", serial), s_cert_row,
-                  cert);
+    return umb_store_get (umb_store_query (store, S_CERT_SELECT " WHERE serial = ?", "s", serial),
+                          s_cert_row, cert);
 }
 
 //  Prepares the listing of one filter, of a workspace's TLS certificates or
@@ -217,17 +169,21 @@ s_list_query (umb_store_t *store, const char *workspace_id, umb_certs_filter_t f
 #define S_EXPIRED " AND revoked_at IS NULL AND not_after <= ?"
     if (workspace_id)
         switch (filter) {
-            case UMB_CERTS_ANY:     return s_query (store, S_TLS (""), "s", workspace_id);
-            case UMB_CERTS_VALID:   return s_query (store, S_TLS (S_VALID), "si", workspace_id, now);
-            case UMB_CERTS_REVOKED: return s_query (store, S_TLS (S_REVOKED), "s", workspace_id);
-            case UMB_CERTS_EXPIRED: return s_query (store, S_TLS (S_EXPIRED), "si", workspace_id, now);
+            case UMB_CERTS_ANY:
+                return umb_store_query (store, S_TLS (""), "s", workspace_id);
+            case UMB_CERTS_VALID:
+                return umb_store_query (store, S_TLS (S_VALID), "si", workspace_id, now);
+            case UMB_CERTS_REVOKED:
+                return umb_store_query (store, S_TLS (S_REVOKED), "s", workspace_id);
+            case UMB_CERTS_EXPIRED:
+                return umb_store_query (store, S_TLS (S_EXPIRED), "si", workspace_id, now);
         }
     else
         switch (filter) {
-            case UMB_CERTS_ANY:     return s_query (store, S_MESH (""), "");
-            case UMB_CERTS_VALID:   return s_query (store, S_MESH (S_VALID), "i", now);
-            case UMB_CERTS_REVOKED: return s_query (store, S_MESH (S_REVOKED), "");
-            case UMB_CERTS_EXPIRED: return s_query (store, S_MESH (S_EXPIRED), "i", now);
+            case UMB_CERTS_ANY:     return umb_store_query (store, S_MESH (""), "");
+            case UMB_CERTS_VALID:   return umb_store_query (store, S_MESH (S_VALID), "i", now);
+            case UMB_CERTS_REVOKED: return umb_store_query (store, S_MESH (S_REVOKED), "");
+            case UMB_CERTS_EXPIRED: return umb_store_query (store, S_MESH (S_EXPIRED), "i", now);
         }
 #undef S_TLS
 #undef S_MESH
@@ -238,23 +194,22 @@ s_list_query (umb_store_t *store, const char *workspace_id, umb_certs_filter_t f
     return NULL;
 }
 
+static void
+s_cert_each (sqlite3_stmt *stmt, void *fn, void *arg)
+{
+    umb_certs_cert_t cert;
+    s_cert_row (stmt, &cert);
+    ((umb_certs_cert_fn *) fn) (arg, &cert);
+    umb_certs_cert_clear (&cert);
+}
+
 int
 umb_certs_store_list (umb_store_t *store, const char *workspace_id, umb_certs_filter_t filter,
                       int64_t now, umb_certs_cert_fn *each, void *arg)
 {
     assert (each);
-    sqlite3_stmt *stmt = s_list_query (store, workspace_id, filter, now);
-    if (!stmt)
-        return -1;
-    int rc;
-    umb_certs_cert_t cert;
-    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
-        s_cert_row (stmt, &cert);
-        each (arg, &cert);
-        umb_certs_cert_clear (&cert);
-    }
-    sqlite3_reset (stmt);
-    return rc == SQLITE_DONE ? 0 : -1;
+    return umb_store_each (s_list_query (store, workspace_id, filter, now), s_cert_each,
+                           (void *) each, arg);
 }
 
 int
@@ -266,40 +221,34 @@ umb_certs_store_revoke (umb_store_t *store, const char *serial, int64_t revoked_
     return rc == 0 && umb_store_changes (store) != 1 ? UMB_CERTS_NOT_FOUND : rc;
 }
 
-static int
-s_each_serial (sqlite3_stmt *stmt, umb_certs_serial_fn *each, void *arg)
+static void
+s_serial_each (sqlite3_stmt *stmt, void *fn, void *arg)
 {
-    if (!stmt)
-        return -1;
-    int rc;
-    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
-        each (arg, (const char *) sqlite3_column_text (stmt, 0), sqlite3_column_int64 (stmt, 1),
-              sqlite3_column_int (stmt, 2));
-    sqlite3_reset (stmt);
-    return rc == SQLITE_DONE ? 0 : -1;
+    ((umb_certs_serial_fn *) fn) (arg, (const char *) sqlite3_column_text (stmt, 0),
+                                  sqlite3_column_int64 (stmt, 1), sqlite3_column_int (stmt, 2));
 }
 
 int
 umb_certs_store_revoked (umb_store_t *store, int64_t now, umb_certs_serial_fn *each, void *arg)
 {
-    return s_each_serial (s_query (store,
+    return umb_store_each (umb_store_query (store,
         "SELECT serial, revoked_at, reason FROM certificates"
         " WHERE revoked_at IS NOT NULL AND not_after > ? ORDER BY revoked_at, serial", "i", now),
-        each, arg);
+        s_serial_each, (void *) each, arg);
 }
 
 int
 umb_certs_store_serials (umb_store_t *store, umb_certs_serial_fn *each, void *arg)
 {
-    return s_each_serial (s_query (store,
+    return umb_store_each (umb_store_query (store,
         "SELECT serial, COALESCE(revoked_at, 0), COALESCE(reason, 0) FROM certificates", ""),
-        each, arg);
+        s_serial_each, (void *) each, arg);
 }
 
 int64_t
 umb_certs_store_count (umb_store_t *store)
 {
-    return s_scalar (s_query (store, "SELECT COUNT(*) FROM certificates", ""));
+    return umb_store_scalar (umb_store_query (store, "SELECT COUNT(*) FROM certificates", ""));
 }
 
 //  ---------------------------------------------------------------- CRL
@@ -319,8 +268,9 @@ umb_certs_store_crl_get (umb_store_t *store, umb_certs_crl_row_t *crl)
 {
     assert (crl);
     memset (crl, 0, sizeof *crl);
-    return s_get (s_query (store, "SELECT number, this_update, next_update, der_base64"
-                                  " FROM crl_state WHERE id = 1", ""), s_crl_row, crl);
+    return umb_store_get (umb_store_query (store, "SELECT number, this_update, next_update,"
+                                           " der_base64 FROM crl_state WHERE id = 1", ""),
+                          s_crl_row, crl);
 }
 
 int
@@ -347,7 +297,8 @@ umb_certs_crl_row_clear (umb_certs_crl_row_t *crl)
 int64_t
 umb_certs_store_mesh_version (umb_store_t *store)
 {
-    return s_scalar (s_query (store, "SELECT revocation_version FROM mesh_state WHERE id = 1", ""));
+    return umb_store_scalar (umb_store_query (store,
+        "SELECT revocation_version FROM mesh_state WHERE id = 1", ""));
 }
 
 int
@@ -358,26 +309,27 @@ umb_certs_store_mesh_version_bump (umb_store_t *store)
     return rc == 0 && umb_store_changes (store) != 1 ? -1 : rc;
 }
 
+static void
+s_revoked_key_each (sqlite3_stmt *stmt, void *fn, void *arg)
+{
+    void (*each) (void *arg, const char *key) = (void (*) (void *, const char *)) fn;
+    each (arg, (const char *) sqlite3_column_text (stmt, 0));
+}
+
 int
 umb_certs_store_mesh_revoked_keys (umb_store_t *store, int64_t now,
                                    void (*each) (void *arg, const char *key), void *arg)
 {
-    sqlite3_stmt *stmt = s_query (store,
+    return umb_store_each (umb_store_query (store,
         "SELECT DISTINCT public_key FROM certificates WHERE kind = 'mesh'"
-        " AND revoked_at IS NOT NULL AND not_after > ? ORDER BY public_key", "i", now);
-    if (!stmt)
-        return -1;
-    int rc;
-    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
-        each (arg, (const char *) sqlite3_column_text (stmt, 0));
-    sqlite3_reset (stmt);
-    return rc == SQLITE_DONE ? 0 : -1;
+        " AND revoked_at IS NOT NULL AND not_after > ? ORDER BY public_key", "i", now),
+        s_revoked_key_each, (void *) each, arg);
 }
 
 int
 umb_certs_store_mesh_key_revoked (umb_store_t *store, const char *public_key)
 {
-    int64_t count = s_scalar (s_query (store,
+    int64_t count = umb_store_scalar (umb_store_query (store,
         "SELECT COUNT(*) FROM certificates WHERE kind = 'mesh' AND public_key = ?"
         " AND revoked_at IS NOT NULL", "s", public_key));
     return count < 0 ? -1 : count > 0;
@@ -387,10 +339,11 @@ int
 umb_certs_store_mesh_valid (umb_store_t *store, const char *public_key, int64_t now,
                             int64_t margin_s, umb_certs_cert_t *cert)
 {
-    return s_get (s_query (store, S_CERT_SELECT " WHERE kind = 'mesh' AND public_key = ?"
-                                  " AND revoked_at IS NULL AND not_before <= ? AND not_after > ?"
-                                  " ORDER BY not_after DESC LIMIT 1",
-                           "sii", public_key, now, now + margin_s), s_cert_row, cert);
+    return umb_store_get (umb_store_query (store,
+        S_CERT_SELECT " WHERE kind = 'mesh' AND public_key = ?"
+        " AND revoked_at IS NULL AND not_before <= ? AND not_after > ?"
+        " ORDER BY not_after DESC LIMIT 1", "sii", public_key, now, now + margin_s),
+        s_cert_row, cert);
 }
 
 //  ---------------------------------------------------------------- selftest

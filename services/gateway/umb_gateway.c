@@ -17,6 +17,9 @@
 #include <microhttpd.h>
 #include <sodium.h>
 #include "umb_gateway.h"
+#include "umb_address.h"
+#include "umb_percent.h"
+#include "umb_testkit.h"
 #include "umb_runtime.h"
 #include "umb_metrics.h"
 #include "umb_envelope.h"
@@ -417,7 +420,7 @@ static enum MHD_Result
 s_on_query_argument (void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     s_query_t *query = cls;
-    char *name = umb_routes_decode (key, strlen (key), false);
+    char *name = umb_percent_decode (key, strlen (key), false);
     if (!name)
         return MHD_YES;             //  cannot be one the route takes
     enum MHD_Result rc = MHD_YES;
@@ -430,8 +433,8 @@ s_on_query_argument (void *cls, enum MHD_ValueKind kind, const char *key, const 
             rc = MHD_NO;
         }
         else {
-            query->values [i] = umb_routes_decode (value ? value : "", value ? strlen (value) : 0,
-                                                   false);
+            query->values [i] = umb_percent_decode (value ? value : "", value ? strlen (value) : 0,
+                                                    false);
             if (!query->values [i]) {
                 snprintf (query->reason, sizeof (query->reason), "the query parameter '%s' has a bad "
                           "percent-encoding, a NUL byte or invalid UTF-8", query->names [i]);
@@ -917,21 +920,9 @@ s_listen (s_gateway_t *self, umb_config_t *config, char **reason)
     const char *listen = umb_config_str (config, "gateway.listen");
     const char *colon = strrchr (listen, ':');
     assert (colon);                 //  the config checked host:port
-    char host [256];
-    snprintf (host, sizeof (host), "%.*s", (int) (colon - listen), listen);
-    if (*host == '[' && host [strlen (host) - 1] == ']') {
-        memmove (host, host + 1, strlen (host));
-        host [strlen (host) - 1] = 0;
-    }
-    struct addrinfo hints = {
-        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV
-    };
-    struct addrinfo *address = NULL;
-    int rc = getaddrinfo (streq (host, "*") ? NULL : host, colon + 1, &hints, &address);
-    if (rc) {
-        *reason = zsys_sprintf ("gateway.listen %s: %s", listen, gai_strerror (rc));
+    struct addrinfo *address = umb_address_resolve (listen, "gateway.listen", reason);
+    if (!address)
         return -1;
-    }
     int64_t threads = umb_config_int (config, "gateway.threads");
     self->thread_pool = threads > 0;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC;
@@ -1914,9 +1905,7 @@ umb_gateway_test (bool verbose)
     zstr_free (&certs_endpoint);
     zstr_free (&certs_pub);
     zstr_free (&log_path);
-    char *command = zsys_sprintf ("rm -rf '%s'", dir);
-    assert (system (command) == 0);
-    zstr_free (&command);
+    umb_testkit_remove_dir (dir);
     zstr_free (&state);
     if (verbose)
         printf ("OK\n");

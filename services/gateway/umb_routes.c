@@ -8,7 +8,7 @@
 #include <strings.h>
 #include <jansson.h>
 #include "umb_routes.h"
-#include "umb_utf8.h"
+#include "umb_percent.h"
 #include "umb_openapi.h"
 
 #define S_STREQ(a, b) (strcmp ((a), (b)) == 0)
@@ -115,59 +115,6 @@ umb_routes_form (const umb_routes_entry_t *route, const char *name)
     return NULL;
 }
 
-//  ---------------------------------------------------------------- decoding
-
-static int
-s_hex (char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-//  Decodes size bytes of text into dst (room for size + 1); returns the
-//  length, or -1 for a bad escape, a NUL byte or invalid UTF-8.
-static int
-s_decode_into (char *dst, const char *text, size_t size, bool plus)
-{
-    size_t out = 0;
-    for (size_t i = 0; i < size; i++) {
-        char c = text [i];
-        if (c == '%') {
-            if (size - i < 3 || s_hex (text [i + 1]) < 0 || s_hex (text [i + 2]) < 0)
-                return -1;
-            c = (char) (s_hex (text [i + 1]) * 16 + s_hex (text [i + 2]));
-            i += 2;
-        }
-        else
-        if (c == '+' && plus)
-            c = ' ';
-        dst [out++] = c;
-    }
-    dst [out] = 0;
-    if (memchr (dst, 0, out) || !umb_utf8_valid (dst, out))
-        return -1;
-    return (int) out;
-}
-
-char *
-umb_routes_decode (const char *text, size_t size, bool plus)
-{
-    assert (text || size == 0);
-    if (size > INT32_MAX)
-        return NULL;
-    char *value = malloc (size + 1);
-    if (value && s_decode_into (value, text ? text : "", size, plus) < 0) {
-        free (value);
-        value = NULL;
-    }
-    return value;
-}
-
 //  ---------------------------------------------------------------- matching
 
 //  Splits pattern into segments (pointers into it, with lengths).
@@ -243,7 +190,7 @@ umb_routes_match (const char *method, const char *path, umb_routes_match_t *matc
         size_t size = slash ? (size_t) (slash - (path + at)) : length - at;
         if (count == UMB_ROUTES_MAX_SEGMENTS)
             return match->status = 404;
-        int decoded = s_decode_into (out, path + at, size, false);
+        int decoded = umb_percent_decode_into (out, path + at, size, false);
         if (decoded < 0) {
             snprintf (match->reason, sizeof (match->reason),
                       "path segment %zu has a bad percent-encoding, a NUL byte or invalid UTF-8",
@@ -607,20 +554,6 @@ umb_routes_test (bool verbose)
     long_path [UMB_ROUTES_MAX_PATH + 1] = 0;
     s_test_match ("GET", long_path, 414, NULL, NULL, NULL);
     free (long_path);
-
-    //  Query decoding
-    char *value = umb_routes_decode ("a+b%2Bc", 7, true);
-    assert (value && S_STREQ (value, "a b+c"));
-    free (value);
-    value = umb_routes_decode ("a+b", 3, false);
-    assert (value && S_STREQ (value, "a+b"));
-    free (value);
-    value = umb_routes_decode ("", 0, true);
-    assert (value && S_STREQ (value, ""));
-    free (value);
-    assert (umb_routes_decode ("%G0", 3, true) == NULL);
-    assert (umb_routes_decode ("%FF", 3, true) == NULL);
-    assert (umb_routes_decode ("%00", 3, true) == NULL);
 
     //  The OpenAPI document and the table agree, both ways
     size_t size;

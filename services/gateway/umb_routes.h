@@ -80,11 +80,6 @@ int  umb_routes_match (const char *method, const char *path, umb_routes_match_t 
 //  first form when name is NULL. NULL if the route has no form so named.
 const umb_routes_form_t *umb_routes_form (const umb_routes_entry_t *route, const char *name);
 
-//  Percent-decodes size bytes of text into a new NUL-terminated string
-//  (caller frees). With plus, '+' means a space (query strings). NULL if the
-//  encoding is bad, the result holds a NUL byte or is not UTF-8.
-char *umb_routes_decode (const char *text, size_t size, bool plus);
-
 
 //  Checks the route table against an OpenAPI document (JSON text): every
 //  route is a path and operation there with a matching x-umbra-op, and every

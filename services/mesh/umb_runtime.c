@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "umb_runtime.h"
+#include "umb_testkit.h"
 #include "umb_keys.h"
 
 //  Every mesh identity has a key pair from the first start on, so processes
@@ -234,9 +235,7 @@ umb_runtime_test (bool verbose)
     zstr_free (&service_dir);
     umb_runtime_destroy (&runtime);
     assert (!runtime);
-    char *command = zsys_sprintf ("rm -rf '%s'", dir);
-    assert (system (command) == 0);
-    zstr_free (&command);
+    umb_testkit_remove_dir (dir);
     zstr_free (&state);
     if (verbose)
         printf ("OK\n");

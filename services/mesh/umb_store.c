@@ -398,6 +398,68 @@ umb_store_run (umb_store_t *self, const char *sql, const char *format, ...)
     return rc? -1: umb_store_step_done (self, stmt);
 }
 
+sqlite3_stmt *
+umb_store_query (umb_store_t *self, const char *sql, const char *format, ...)
+{
+    assert (self);
+    sqlite3_stmt *stmt = umb_store_prepare (self, sql);
+    if (!stmt)
+        return NULL;
+    va_list args;
+    va_start (args, format);
+    int rc = umb_store_vbind (self, stmt, format, args);
+    va_end (args);
+    return rc ? NULL : stmt;
+}
+
+void
+umb_store_column (sqlite3_stmt *stmt, int column, char *dest, size_t size)
+{
+    assert (stmt);
+    assert (dest && size > 0);
+    const char *text = (const char *) sqlite3_column_text (stmt, column);
+    snprintf (dest, size, "%s", text ? text : "");
+}
+
+int
+umb_store_get (sqlite3_stmt *stmt, umb_store_row_fn *row, void *dest)
+{
+    assert (row);
+    if (!stmt)
+        return -1;
+    int rc = sqlite3_step (stmt);
+    if (rc == SQLITE_ROW)
+        row (stmt, dest);
+    sqlite3_reset (stmt);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? UMB_STORE_NOT_FOUND : -1;
+}
+
+static void
+s_int64_row (sqlite3_stmt *stmt, void *dest)
+{
+    *(int64_t *) dest = sqlite3_column_int64 (stmt, 0);
+}
+
+int64_t
+umb_store_scalar (sqlite3_stmt *stmt)
+{
+    int64_t value = 0;
+    return umb_store_get (stmt, s_int64_row, &value) == 0 ? value : -1;
+}
+
+int
+umb_store_each (sqlite3_stmt *stmt, umb_store_each_fn *row, void *fn, void *arg)
+{
+    assert (row);
+    if (!stmt)
+        return -1;
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+        row (stmt, fn, arg);
+    sqlite3_reset (stmt);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
 int
 umb_store_exec (umb_store_t *self, const char *sql)
 {
@@ -592,6 +654,24 @@ s_test_pragma (umb_store_t *self, const char *sql, char *value, size_t size)
     snprintf (value, size, "%s", (const char *) sqlite3_column_text (stmt, 0));
     sqlite3_finalize (stmt);
     return value;
+}
+
+//  umb_store_get's row: the note column, truncated to 4 bytes with the NUL
+static void
+s_test_note_row (sqlite3_stmt *stmt, void *dest)
+{
+    umb_store_column (stmt, 0, dest, 4);
+}
+
+//  umb_store_each's row: appends "id;" to the buffer fn, counts rows in arg
+static void
+s_test_id_each (sqlite3_stmt *stmt, void *fn, void *arg)
+{
+    char id [8];
+    umb_store_column (stmt, 0, id, sizeof (id));
+    strcat ((char *) fn, id);
+    strcat ((char *) fn, ";");
+    (*(int *) arg)++;
 }
 
 void
@@ -960,6 +1040,59 @@ umb_store_test (bool verbose)
     assert (s_test_count (store, "SELECT COUNT(*) FROM typed") == 2);
     out = s_test_drain (pipe_fds [0]);
     assert (s_test_lines (out) == 1 && strstr (out, "injected fault: \"UPDATE typed SET n"));
+    zstr_free (&out);
+
+    //  Reads: umb_store_query binds, umb_store_get/scalar/each step and reset
+    const char *select_note = "SELECT note FROM typed WHERE id = ?";
+    strcpy (value, "junk");
+    assert (umb_store_get (umb_store_query (store, select_note, "s", "hi"), s_test_note_row,
+                           value) == 0);
+    assert (streq (value, "x"));
+    rc = umb_store_run (store, "UPDATE typed SET note = ? WHERE id = ?", "ss", "longer", "hi");
+    assert (rc == 0);                   //  the read was reset: no snapshot held
+    assert (umb_store_get (umb_store_query (store, select_note, "s", "hi"), s_test_note_row,
+                           value) == 0);
+    assert (streq (value, "lon"));      //  truncated, terminated
+    assert (umb_store_get (umb_store_query (store, select_note, "s", "lo"), s_test_note_row,
+                           value) == 0);
+    assert (streq (value, ""));         //  SQL NULL
+    strcpy (value, "kept");
+    assert (umb_store_get (umb_store_query (store, select_note, "s", "none"), s_test_note_row,
+                           value) == UMB_STORE_NOT_FOUND);
+    assert (streq (value, "kept"));
+    assert (umb_store_get (NULL, s_test_note_row, value) == -1);
+    assert (umb_store_scalar (umb_store_query (store, "SELECT n FROM typed WHERE id = ?", "s",
+                                               "lo")) == 7);
+    assert (umb_store_scalar (umb_store_query (store, "SELECT COUNT(*) FROM typed WHERE n > ?",
+                                               "i", (int64_t) 7)) == 1);
+    assert (umb_store_scalar (umb_store_query (store, "SELECT n FROM typed WHERE id = ?", "s",
+                                               "none")) == -1);
+    assert (umb_store_scalar (NULL) == -1);
+    char ids [64] = "";
+    int rows = 0;
+    rc = umb_store_each (umb_store_query (store, "SELECT id FROM typed WHERE n >= ? ORDER BY id",
+                                          "i", (int64_t) 0), s_test_id_each, ids, &rows);
+    assert (rc == 0 && rows == 2 && streq (ids, "hi;lo;"));
+    ids [0] = 0;
+    rows = 0;
+    rc = umb_store_each (umb_store_query (store, "SELECT id FROM typed WHERE id = ?", "s", "none"),
+                         s_test_id_each, ids, &rows);
+    assert (rc == 0 && rows == 0 && streq (ids, ""));
+    assert (umb_store_each (NULL, s_test_id_each, ids, &rows) == -1);
+    assert (rows == 0);
+    out = s_test_drain (pipe_fds [0]);
+    assert (*out == 0);
+    zstr_free (&out);
+    //  A query that SQLite refuses, or a value it refuses, is NULL (logged)
+    assert (umb_store_query (store, "SELECT name FROM nowhere", "") == NULL);
+    out = s_test_drain (pipe_fds [0]);
+    assert (s_test_lines (out) == 1 && strstr (out, "no such table: nowhere"));
+    zstr_free (&out);
+    length_limit = sqlite3_limit (umb_store_handle (store), SQLITE_LIMIT_LENGTH, 16);
+    assert (umb_store_query (store, select_note, "s", "secret-longer-than-sixteen") == NULL);
+    sqlite3_limit (umb_store_handle (store), SQLITE_LIMIT_LENGTH, length_limit);
+    out = s_test_drain (pipe_fds [0]);
+    assert (s_test_lines (out) == 1 && strstr (out, "too big") && !strstr (out, "secret"));
     zstr_free (&out);
     umb_store_destroy (&store);
     out = s_test_drain (pipe_fds [0]);

@@ -8,6 +8,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sqlite3.h>
 #include "umb_log.h"
@@ -61,6 +62,36 @@ int          umb_store_vbind (umb_store_t *self, sqlite3_stmt *stmt, const char 
 //  with the arguments of format. Returns what umb_store_step_done returns (0,
 //  UMB_STORE_CONSTRAINT, -1), or -1 when sql or a value is refused (logged).
 int          umb_store_run (umb_store_t *self, const char *sql, const char *format, ...);
+
+//  Reads. umb_store_query is umb_store_prepare and umb_store_bind in one: the
+//  statement for sql with the arguments of format bound, or NULL when sql or a
+//  value is refused (logged). umb_store_get, umb_store_scalar and
+//  umb_store_each run it; each takes NULL as the failed query and returns -1,
+//  and each resets the statement, so it holds no snapshot open.
+sqlite3_stmt *umb_store_query (umb_store_t *self, const char *sql, const char *format, ...);
+
+//  Copies text column of the current row into dest (truncated to size,
+//  always terminated); SQL NULL copies "".
+void         umb_store_column (sqlite3_stmt *stmt, int column, char *dest, size_t size);
+
+//  Copies the current row into dest.
+typedef void (umb_store_row_fn) (sqlite3_stmt *stmt, void *dest);
+
+//  Runs a single-row query and copies its row into dest with row (): 0,
+//  UMB_STORE_NOT_FOUND when there is no row, -1 on error.
+#define UMB_STORE_NOT_FOUND 1
+int          umb_store_get (sqlite3_stmt *stmt, umb_store_row_fn *row, void *dest);
+
+//  The first column of a single-row query (a COUNT(*), a version) as an
+//  integer; -1 on error or when there is no row.
+int64_t      umb_store_scalar (sqlite3_stmt *stmt);
+
+//  Decodes the current row and hands it to the caller's callback fn with arg.
+typedef void (umb_store_each_fn) (sqlite3_stmt *stmt, void *fn, void *arg);
+
+//  Steps through every row of a query, calling row (stmt, fn, arg) on each.
+//  0, or -1 on error.
+int          umb_store_each (sqlite3_stmt *stmt, umb_store_each_fn *row, void *fn, void *arg);
 
 //  Transactions (BEGIN IMMEDIATE). Nesting is not allowed (asserted).
 //  A commit that fails (a deferred constraint, I/O) has rolled back: -1,

@@ -3,6 +3,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include "umb_trust.h"
+#include "umb_testkit.h"
 #include "umb_service.h"
 
 #define S_MAX_NAMES 16
@@ -280,9 +281,7 @@ umb_trust_test (bool verbose)
     zcert_destroy (&certs.cert);
     zstr_free (&endpoint);
     umb_runtime_destroy (&runtime);
-    char *command = zsys_sprintf ("rm -rf '%s'", dir);
-    assert (system (command) == 0);
-    zstr_free (&command);
+    umb_testkit_remove_dir (dir);
     if (verbose)
         printf ("OK\n");
 }
