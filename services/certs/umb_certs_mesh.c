@@ -169,7 +169,13 @@ umb_certs_mesh_revoked (void *state, umb_req_t *req)
     umb_w_map_begin (w);
     umb_w_key (w, "keys");
     umb_w_array_begin (w);
-    int rc = umb_certs_store_mesh_revoked_keys (self->store, umb_certs_now (), s_key_item, w);
+    int64_t now = umb_certs_now ();
+    int rc = umb_certs_store_mesh_revoked_keys (self->store, now, s_key_item, w);
+    umb_w_array_end (w);
+    umb_w_key (w, "certified");
+    umb_w_array_begin (w);
+    if (rc == 0)
+        rc = umb_certs_store_mesh_certified_keys (self->store, now, s_key_item, w);
     umb_w_array_end (w);
     umb_w_kv_int (w, "version", version);
     umb_w_map_end (w);

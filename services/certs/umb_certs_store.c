@@ -327,6 +327,19 @@ umb_certs_store_mesh_revoked_keys (umb_store_t *store, int64_t now,
 }
 
 int
+umb_certs_store_mesh_certified_keys (umb_store_t *store, int64_t now,
+                                     void (*each) (void *arg, const char *key), void *arg)
+{
+    return umb_store_each (umb_store_query (store,
+        "SELECT DISTINCT public_key FROM certificates c WHERE kind = 'mesh'"
+        " AND revoked_at IS NULL AND not_before <= ? AND not_after > ?"
+        " AND NOT EXISTS (SELECT 1 FROM certificates r WHERE r.kind = 'mesh'"
+        " AND r.public_key = c.public_key AND r.revoked_at IS NOT NULL) ORDER BY public_key",
+        "ii", now, now),
+        s_revoked_key_each, (void *) each, arg);
+}
+
+int
 umb_certs_store_mesh_key_revoked (umb_store_t *store, const char *public_key)
 {
     int64_t count = umb_store_scalar (umb_store_query (store,
@@ -454,11 +467,19 @@ umb_certs_store_test (bool verbose)
     umb_certs_cert_clear (&row);
     assert (umb_certs_store_mesh_valid (store, bad.public_key, 150, 400, &row) == UMB_CERTS_NOT_FOUND);
     assert (umb_certs_store_mesh_key_revoked (store, bad.public_key) == 0);
+    char certified [41] = "";
+    assert (umb_certs_store_mesh_certified_keys (store, 150, s_test_key, certified) == 0);
+    assert (streq (certified, bad.public_key));
+    *certified = 0;
+    assert (umb_certs_store_mesh_certified_keys (store, 600, s_test_key, certified) == 0);
+    assert (*certified == 0);                   //  expired: certifies nothing
     assert (umb_certs_store_revoke (store, "1b", 160, 4) == 0);
     assert (umb_certs_store_mesh_key_revoked (store, bad.public_key) == 1);
     assert (umb_certs_store_mesh_valid (store, bad.public_key, 170, 0, &row) == UMB_CERTS_NOT_FOUND);
     assert (umb_certs_store_mesh_version_bump (store) == 0);
     assert (umb_certs_store_mesh_version (store) == 1);
+    assert (umb_certs_store_mesh_certified_keys (store, 150, s_test_key, certified) == 0);
+    assert (*certified == 0);                   //  revoked: never certified again
     char key [41] = "";
     assert (umb_certs_store_mesh_revoked_keys (store, 170, s_test_key, key) == 0);
     assert (streq (key, bad.public_key));

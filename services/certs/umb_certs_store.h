@@ -94,6 +94,9 @@ int  umb_certs_store_mesh_version_bump (umb_store_t *store);
 //  Distinct Z85 keys of revoked mesh certificates that have not expired at now.
 int  umb_certs_store_mesh_revoked_keys (umb_store_t *store, int64_t now,
                                         void (*each) (void *arg, const char *key), void *arg);
+//  Distinct Z85 keys holding a mesh certificate valid at now, of which none was ever revoked.
+int  umb_certs_store_mesh_certified_keys (umb_store_t *store, int64_t now,
+                                          void (*each) (void *arg, const char *key), void *arg);
 //  1 if any mesh certificate of public_key was ever revoked, 0 if none, -1.
 int  umb_certs_store_mesh_key_revoked (umb_store_t *store, const char *public_key);
 //  A mesh certificate for public_key valid at now and still valid at

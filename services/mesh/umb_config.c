@@ -73,6 +73,8 @@ static const s_setting_t s_schema [] = {
       .help = "default deadline of mesh requests" },
     { "mesh.trust_refresh_ms", UMB_CONFIG_INT, "1000", 50, 60000,
       .help = "how often mesh revocations are fetched from certs; bounds how long a revoked peer stays in" },
+    { "mesh.trust_max_age_s", UMB_CONFIG_INT, "30", 1, 86400,
+      .help = "mesh certificates are required; without a fresh answer from certs for this long, identities are refused" },
     { "auth.endpoint", UMB_CONFIG_ENDPOINT, "tcp://127.0.0.1:7101",
       .help = "auth service request endpoint" },
     { "auth.pub_endpoint", UMB_CONFIG_ENDPOINT, "tcp://127.0.0.1:7102",

@@ -47,9 +47,12 @@ s_certify (umb_trust_t *self, umb_client_t *certs, int timeout_ms)
     return all;
 }
 
-//  One round: ask, revoke what is listed. Returns true if certs answered.
+//  One round: ask, revoke what is listed, and once this process's identities
+//  are certified (enforce), require certificates of everyone else in the
+//  set. Returns true if certs answered.
 static bool
-s_refresh (umb_trust_t *self, umb_client_t *certs, int timeout_ms, int64_t *version)
+s_refresh (umb_trust_t *self, umb_client_t *certs, int timeout_ms, int64_t *version, bool enforce,
+           int64_t max_age_ms)
 {
     umb_reply_t *reply = umb_client_call (certs, "certs.mesh.revoked", NULL, NULL, 0, timeout_ms,
                                           NULL);
@@ -58,6 +61,8 @@ s_refresh (umb_trust_t *self, umb_client_t *certs, int timeout_ms, int64_t *vers
         umb_msg_t *body = umb_reply_body (reply);
         int64_t latest = umb_msg_int (body, "version", 0, INT64_MAX, 0, true);
         umb_msg_t *keys = umb_msg_array (body, "keys", 1000000, true);
+        size_t count = 0;
+        const char **certified = umb_msg_strv (body, "certified", 1000000, 40, &count, true);
         if (umb_msg_failed (body)) {
             umb_log_error (umb_runtime_log (self->runtime), "trust: certs.mesh.revoked answered "
                            "badly: %s", umb_msg_error (body));
@@ -72,6 +77,8 @@ s_refresh (umb_trust_t *self, umb_client_t *certs, int timeout_ms, int64_t *vers
             }
             *version = latest;
         }
+        if (answered && enforce)
+            umb_zap_certified (umb_runtime_zap (self->runtime), certified, count, max_age_ms);
     }
     umb_reply_destroy (&reply);
     return answered;
@@ -85,6 +92,14 @@ s_trust_actor (zsock_t *pipe, void *args)
     umb_config_t *config = umb_runtime_config (runtime);
     umb_log_t *log = umb_runtime_log (runtime);
     int interval = (int) umb_config_int (config, "mesh.trust_refresh_ms");
+    int64_t max_age_ms = umb_config_int (config, "mesh.trust_max_age_s") * 1000;
+    if (max_age_ms < 2 * (int64_t) interval)
+        max_age_ms = 2 * (int64_t) interval;
+    //  certs itself must stay reachable, or a stale set could never be refreshed
+    char *certs_key = umb_runtime_public_key (runtime, "certs");
+    if (certs_key)
+        umb_zap_exempt (umb_runtime_zap (runtime), certs_key);
+    free (certs_key);
     int timeout_ms = (int) umb_config_int (config, "mesh.timeout_ms");
     if (timeout_ms > interval)
         timeout_ms = interval;
@@ -114,7 +129,7 @@ s_trust_actor (zsock_t *pipe, void *args)
         next = zclock_mono () + interval;
         if (!certs)
             continue;
-        bool answered = s_refresh (self, certs, timeout_ms, &version);
+        bool answered = s_refresh (self, certs, timeout_ms, &version, certified, max_age_ms);
         if (answered && !certified)
             certified = s_certify (self, certs, timeout_ms);
         if (answered)
@@ -176,6 +191,7 @@ typedef struct {
     zcert_t             *cert;
     const char *_Atomic  revoked;   //  the key it lists, or NULL; set by the test
     _Atomic int          issued;    //  certs.mesh.issue calls
+    const char          *certified; //  the one key it says is certified
 } s_test_certs_t;
 
 static int
@@ -190,6 +206,10 @@ s_test_revoked (void *state, umb_req_t *req)
     umb_w_array_begin (w);
     if (revoked)
         umb_w_str (w, revoked);
+    umb_w_array_end (w);
+    umb_w_key (w, "certified");
+    umb_w_array_begin (w);
+    umb_w_str (w, certs->certified);
     umb_w_array_end (w);
     umb_w_map_end (w);
     return 200;
@@ -252,7 +272,9 @@ umb_trust_test (bool verbose)
     assert (umb_config_set (config, "mesh.trust_refresh_ms", "100", &error) == 0);
     umb_runtime_t *runtime = umb_runtime_new (&config, &error);
     assert (runtime);
-    s_test_certs_t certs = { runtime, umb_runtime_identity (runtime, "certs"), NULL, 0 };
+    zcert_t *auth = umb_runtime_identity (runtime, "auth");
+    s_test_certs_t certs = { runtime, umb_runtime_identity (runtime, "certs"), NULL, 0,
+                             zcert_public_txt (auth) };
     zactor_t *service = zactor_new (s_test_certs_actor, &certs);
     zstr_send (service, "ENDPOINT");
     char *endpoint = zstr_recv (service);
@@ -262,8 +284,23 @@ umb_trust_test (bool verbose)
     static const char *const names [] = { "auth", "gateway", NULL };
     umb_trust_t *trust = umb_trust_new (runtime, names);
     S_WAIT_FOR (umb_trust_rounds (trust) >= 2);
-    //  Each identity of the process was certified once
+    //  Each identity of the process was certified once, then certificates are
+    //  required: the gateway, not in the certified set, is refused; auth is not
     assert (certs.issued == 2);
+    S_WAIT_FOR (umb_trust_rounds (trust) >= 3);
+    zcert_t *victim_probe = umb_runtime_identity (runtime, "gateway");
+    umb_client_t *probe = umb_client_new (endpoint, zcert_public_txt (certs.cert), victim_probe);
+    umb_client_set_attempts (probe, 1);
+    umb_reply_t *reply = umb_client_call (probe, "sys.ping", NULL, NULL, 0, 300, NULL);
+    assert (!umb_reply_ok (reply));
+    umb_reply_destroy (&reply);
+    umb_client_destroy (&probe);
+    zcert_destroy (&victim_probe);
+    probe = umb_client_new (endpoint, zcert_public_txt (certs.cert), auth);
+    reply = umb_client_call (probe, "sys.ping", NULL, NULL, 0, 2000, NULL);
+    assert (umb_reply_ok (reply));
+    umb_reply_destroy (&reply);
+    umb_client_destroy (&probe);
     assert (!umb_zap_revoked (umb_runtime_zap (runtime), zcert_public_txt (victim)));
     //  certs revokes the gateway: this process refuses it within an interval
     certs.revoked = zcert_public_txt (victim);
@@ -278,6 +315,7 @@ umb_trust_test (bool verbose)
     umb_trust_destroy (&trust);
     umb_trust_destroy (&trust);
     zcert_destroy (&victim);
+    zcert_destroy (&auth);
     zcert_destroy (&certs.cert);
     zstr_free (&endpoint);
     umb_runtime_destroy (&runtime);

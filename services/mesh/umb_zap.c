@@ -16,6 +16,12 @@ typedef struct {
     pthread_rwlock_t lock;      //  guards the two tables
     zhashx_t        *allowed;   //  Z85 key -> name
     zhashx_t        *revoked;   //  Z85 key -> "" (revocation is final)
+    zhashx_t        *pinned;    //  Z85 key -> "": admitted without a certificate
+    zhashx_t        *certified; //  Z85 key -> "": holds a valid mesh certificate
+    bool             strict;    //  certificates required, since the first certified set
+    int64_t          certified_at;  //  zclock_mono of the last certified set
+    int64_t          max_age_ms;    //  older than this, the set proves nothing
+    char             exempt [41];   //  the certs service: reachable to refresh the set
     _Atomic uint64_t admitted;
     _Atomic uint64_t refused;
 } s_state_t;
@@ -66,12 +72,28 @@ s_handle_zap (s_state_t *self)
         char public_txt [41];
         zmq_z85_encode (public_txt, zframe_data (key), 32);
         char name [64] = "";
+        const char *uncertified = NULL;
         pthread_rwlock_rdlock (&self->lock);
         const char *known = zhashx_lookup (self->allowed, public_txt);
         bool revoked = zhashx_lookup (self->revoked, public_txt) != NULL;
         if (known)
             snprintf (name, sizeof (name), "%s", known);
+        if (known && self->strict && !zhashx_lookup (self->pinned, public_txt)
+        &&  !streq (public_txt, self->exempt)) {
+            if (zclock_mono () - self->certified_at > self->max_age_ms)
+                uncertified = "the mesh certificate state is older than its bound";
+            else
+            if (!zhashx_lookup (self->certified, public_txt))
+                uncertified = "no valid mesh certificate";
+        }
         pthread_rwlock_unlock (&self->lock);
+        if (!revoked && uncertified) {
+            self->refused++;
+            umb_log_warn (self->log, "zap: refused '%s' (%s) from %s: %s", name, public_txt,
+                          address ? address : "?", uncertified);
+            s_answer (self->handler, request_id, "400", uncertified, "");
+        }
+        else
         if (revoked) {
             self->refused++;
             umb_log_warn (self->log, "zap: refused CURVE key %s from %s: its mesh identity is revoked",
@@ -153,6 +175,8 @@ umb_zap_new (umb_log_t *log)
     state->allowed = zhashx_new ();
     zhashx_set_destructor (state->allowed, (zhashx_destructor_fn *) zstr_free);
     state->revoked = zhashx_new ();
+    state->pinned = zhashx_new ();
+    state->certified = zhashx_new ();
     pthread_rwlock_init (&state->lock, NULL);
     zsock_set_linger (handler, 0);
     self->state = state;
@@ -173,6 +197,8 @@ umb_zap_destroy (umb_zap_t **self_p)
         zsock_destroy (&self->state->handler);
         zhashx_destroy (&self->state->allowed);
         zhashx_destroy (&self->state->revoked);
+        zhashx_destroy (&self->state->pinned);
+        zhashx_destroy (&self->state->certified);
         pthread_rwlock_destroy (&self->state->lock);
         free (self->state);
         free (self);
@@ -230,6 +256,46 @@ umb_zap_revoked (umb_zap_t *self, const char *public_z85)
 }
 
 int
+umb_zap_pin (umb_zap_t *self, const char *public_z85, const char *name)
+{
+    if (umb_zap_allow (self, public_z85, name))
+        return -1;
+    pthread_rwlock_wrlock (&self->state->lock);
+    zhashx_update (self->state->pinned, public_z85, (void *) "");
+    pthread_rwlock_unlock (&self->state->lock);
+    return 0;
+}
+
+void
+umb_zap_exempt (umb_zap_t *self, const char *public_z85)
+{
+    assert (self && public_z85);
+    pthread_rwlock_wrlock (&self->state->lock);
+    snprintf (self->state->exempt, sizeof (self->state->exempt), "%s", public_z85);
+    pthread_rwlock_unlock (&self->state->lock);
+}
+
+void
+umb_zap_certified (umb_zap_t *self, const char *const *keys, size_t count, int64_t max_age_ms)
+{
+    assert (self && (keys || count == 0));
+    assert (max_age_ms > 0);
+    s_state_t *state = self->state;
+    pthread_rwlock_wrlock (&state->lock);
+    zhashx_purge (state->certified);
+    for (size_t i = 0; i < count; i++)
+        if (s_key_valid (keys [i]))
+            zhashx_update (state->certified, keys [i], (void *) "");
+    if (!state->strict)
+        umb_log_info (state->log, "zap: mesh certificates required from now on (%zu certified)",
+                      zhashx_size (state->certified));
+    state->strict = true;
+    state->certified_at = zclock_mono ();
+    state->max_age_ms = max_age_ms;
+    pthread_rwlock_unlock (&state->lock);
+}
+
+int
 umb_zap_allow_dir (umb_zap_t *self, const char *dir)
 {
     assert (self && dir);
@@ -246,7 +312,7 @@ umb_zap_allow_dir (umb_zap_t *self, const char *dir)
         zcert_t *cert = path ? zcert_load (path) : NULL;
         char name [256];
         snprintf (name, sizeof (name), "%.*s", (int) (length - 4), entry->d_name);
-        if (cert && umb_zap_allow (self, zcert_public_txt (cert), name) == 0)
+        if (cert && umb_zap_pin (self, zcert_public_txt (cert), name) == 0)
             count++;
         zcert_destroy (&cert);
         zstr_free (&path);
@@ -343,7 +409,27 @@ umb_zap_test (bool verbose)
     assert (umb_zap_allow (zap, zcert_public_txt (friend_cert), "friend") == -1);
     assert (!s_try_echo (server, server_cert, friend_cert));
 
-    //  Keys from a directory
+    //  Once certificates are required, an allowed key needs one, fresh
+    zcert_t *service_cert = zcert_new ();
+    zcert_t *certs_cert = zcert_new ();
+    assert (umb_zap_allow (zap, zcert_public_txt (service_cert), "service") == 0);
+    assert (umb_zap_allow (zap, zcert_public_txt (certs_cert), "certs") == 0);
+    assert (s_try_echo (server, server_cert, service_cert));        //  not yet required
+    umb_zap_exempt (zap, zcert_public_txt (certs_cert));
+    umb_zap_certified (zap, NULL, 0, 60000);
+    assert (!s_try_echo (server, server_cert, service_cert));
+    assert (s_try_echo (server, server_cert, certs_cert));          //  certs stays reachable
+    const char *certified [] = { zcert_public_txt (service_cert) };
+    umb_zap_certified (zap, certified, 1, 60000);
+    assert (s_try_echo (server, server_cert, service_cert));
+    umb_zap_certified (zap, certified, 1, 1);                       //  a set that goes stale
+    zclock_sleep (10);
+    assert (!s_try_echo (server, server_cert, service_cert));
+    umb_zap_certified (zap, certified, 1, 60000);
+    zcert_destroy (&service_cert);
+    zcert_destroy (&certs_cert);
+
+    //  Keys from a directory are pinned: admitted without a certificate
     char dir [] = "/tmp/umb-zap-XXXXXX";
     assert (mkdtemp (dir));
     char *path = zsys_sprintf ("%s/stranger.pub", dir);

@@ -9,6 +9,7 @@
 #define UMB_ZAP_H_INCLUDED
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "umb_log.h"
 
@@ -28,7 +29,19 @@ int        umb_zap_allow (umb_zap_t *self, const char *public_z85, const char *n
 int        umb_zap_revoke (umb_zap_t *self, const char *public_z85);
 //  True if public_z85 was revoked. Cheap: services ask on every request.
 bool       umb_zap_revoked (umb_zap_t *self, const char *public_z85);
-//  Admits every "<name>.pub" certificate in dir. Returns how many, or -1.
+//  Admits public_z85 without a mesh certificate, even once certificates are
+//  required (an operator's pinned key). 0 ok, -1 bad or revoked key.
+int        umb_zap_pin (umb_zap_t *self, const char *public_z85, const char *name);
+//  The key of the certs service, which must stay reachable without a fresh
+//  certificate set (it is where the set comes from).
+void       umb_zap_exempt (umb_zap_t *self, const char *public_z85);
+//  The keys holding valid mesh certificates, as the certs service says now.
+//  From the first call on, an allowed key that is neither pinned nor exempt
+//  is admitted only if it is in the latest set and that set is younger than
+//  max_age_ms (fails closed when the set cannot be refreshed).
+void       umb_zap_certified (umb_zap_t *self, const char *const *keys, size_t count,
+                              int64_t max_age_ms);
+//  Pins every "<name>.pub" certificate in dir. Returns how many, or -1.
 int        umb_zap_allow_dir (umb_zap_t *self, const char *dir);
 uint64_t   umb_zap_admitted (umb_zap_t *self);
 uint64_t   umb_zap_refused (umb_zap_t *self);
