@@ -33,6 +33,7 @@
 #include "umb_gateway.h"
 #include "umb_http_client.h"
 #include "umb_cli_certs.h"
+#include "umb_snp.h"
 
 static const struct {
     const char *name;
@@ -69,6 +70,7 @@ static const struct {
     { "gateway",  umb_gateway_test },
     { "http_client", umb_http_client_test },
     { "cli_certs", umb_cli_certs_test },
+    { "snp",      umb_snp_test },
     { NULL }
 };
 
