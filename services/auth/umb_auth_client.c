@@ -287,8 +287,11 @@ umb_auth_client_authorize (void *state, const umb_principal_t *principal, const 
     assert (self && principal && principal->token && action && workspace && workspace_id);
     char key [512];
     s_cache_key (key, sizeof (key), "authz", principal->token, action, workspace);
+    s_answer_t result = { 0 };
     s_answer_t *cached = s_cache_get (self, key);
-    if (!cached) {
+    if (cached)
+        result = *cached;
+    else {
         umb_w_t *body = umb_w_new ();
         umb_w_map_begin (body);
         umb_w_kv_str (body, "token", principal->token);
@@ -301,7 +304,6 @@ umb_auth_client_authorize (void *state, const umb_principal_t *principal, const 
         if (!reply)
             return status;
         umb_msg_t *answer = umb_reply_body (reply);
-        s_answer_t result = { 0 };
         const char *text = umb_msg_str (answer, "reason", 250, false);
         snprintf (result.reason, sizeof (result.reason), "%s", text ? text : "");
         if (umb_msg_bool (answer, "allowed", false, true)) {
@@ -322,15 +324,8 @@ umb_auth_client_authorize (void *state, const umb_principal_t *principal, const 
         }
         umb_reply_destroy (&reply);
         s_cache_put (self, key, &result);
-        if (self->cache_ms <= 0) {
-            snprintf (workspace_id, 64, "%s", result.workspace_id);
-            snprintf (reason, reason_size, "%s", result.reason);
-            return result.status;
-        }
-        cached = s_cache_get (self, key);
-        assert (cached);
     }
-    snprintf (workspace_id, 64, "%s", cached->workspace_id);
-    snprintf (reason, reason_size, "%s", cached->reason);
-    return cached->status;
+    snprintf (workspace_id, 64, "%s", result.workspace_id);
+    snprintf (reason, reason_size, "%s", result.reason);
+    return result.status;
 }

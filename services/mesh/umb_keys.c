@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <sodium.h>
 #include "umb_keys.h"
+#include "umb_testkit.h"
 
 static char *
 s_path (const char *dir, const char *name, const char *suffix)
@@ -223,9 +224,7 @@ umb_keys_test (bool verbose)
 
     zcert_destroy (&first);
     zcert_destroy (&again);
-    char cmd [160];
-    snprintf (cmd, sizeof (cmd), "rm -rf '%s'", dir);
-    assert (system (cmd) == 0);
+    umb_testkit_remove_dir (dir);
     if (verbose)
         printf ("OK\n");
 }
