@@ -378,7 +378,7 @@ umb_service_new (const umb_service_config_t *config)
     assert (self->router);
     zcert_apply (config->cert, self->router);
     zsock_set_curve_server (self->router, 1);
-    zsock_set_zap_domain (self->router, UMB_ZAP_DOMAIN);
+    zsock_set_zap_domain (self->router, config->open? UMB_ZAP_DOMAIN_OPEN: UMB_ZAP_DOMAIN);
     zsock_set_zap_enforce_domain (self->router, 1);
     zsock_set_maxmsgsize (self->router, S_HARD_MAX_MESSAGE);
     zsock_set_linger (self->router, 0);
@@ -394,7 +394,7 @@ umb_service_new (const umb_service_config_t *config)
         assert (self->pub);
         zcert_apply (config->cert, self->pub);
         zsock_set_curve_server (self->pub, 1);
-        zsock_set_zap_domain (self->pub, UMB_ZAP_DOMAIN);
+        zsock_set_zap_domain (self->pub, config->open? UMB_ZAP_DOMAIN_OPEN: UMB_ZAP_DOMAIN);
         zsock_set_zap_enforce_domain (self->pub, 1);
         zsock_set_linger (self->pub, 0);
         if (zsock_bind (self->pub, "%s", config->pub_endpoint) == -1) {

@@ -94,6 +94,9 @@ typedef struct {
     const char *const   *mesh_services;
     umb_log_t           *log;           //  borrowed
     size_t               max_body;      //  larger requests get 413 (default 1 MiB)
+    //  Admit any CURVE client (UMB_ZAP_DOMAIN_OPEN) instead of mesh
+    //  identities only; UMB_ACCESS_MESH routes still need mesh_services.
+    bool                 open;
 } umb_service_config_t;
 
 //  Binds the sockets. NULL on failure (logged once).

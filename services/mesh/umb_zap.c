@@ -63,6 +63,26 @@ s_handle_zap (s_state_t *self)
         s_answer (self->handler, request_id, "400", "CURVE required", "");
     }
     else
+    if (domain && streq (domain, UMB_ZAP_DOMAIN_OPEN)) {
+        //  Any CURVE client: the channel is encrypted and the server
+        //  authenticated; the service authorizes each request itself
+        char public_txt [41];
+        zmq_z85_encode (public_txt, zframe_data (key), 32);
+        pthread_rwlock_rdlock (&self->lock);
+        bool revoked = zhashx_lookup (self->revoked, public_txt) != NULL;
+        pthread_rwlock_unlock (&self->lock);
+        if (revoked) {
+            self->refused++;
+            umb_log_warn (self->log, "zap: refused CURVE key %s from %s: revoked",
+                          public_txt, address ? address : "?");
+            s_answer (self->handler, request_id, "400", "mesh identity revoked", "");
+        }
+        else {
+            self->admitted++;
+            s_answer (self->handler, request_id, "200", "OK", public_txt);
+        }
+    }
+    else
     if (!domain || !streq (domain, UMB_ZAP_DOMAIN)) {
         self->refused++;
         umb_log_warn (self->log, "zap: refused peer from %s: unknown domain", address ? address : "?");
@@ -442,6 +462,19 @@ umb_zap_test (bool verbose)
     zstr_free (&path);
     rmdir (dir);
     assert (umb_zap_allow_dir (zap, "/nonexistent/umbra") == -1);
+
+    //  The open domain admits any CURVE key, but never a revoked one
+    zsock_t *open_server = zsock_new (ZMQ_ROUTER);
+    zcert_apply (server_cert, open_server);
+    zsock_set_curve_server (open_server, 1);
+    zsock_set_zap_domain (open_server, UMB_ZAP_DOMAIN_OPEN);
+    zsock_set_zap_enforce_domain (open_server, 1);
+    assert (zsock_bind (open_server, "tcp://127.0.0.1:*") > 0);
+    zcert_t *anyone_cert = zcert_new ();
+    assert (s_try_echo (open_server, server_cert, anyone_cert));
+    assert (!s_try_echo (open_server, server_cert, friend_cert));     //  revoked above
+    zcert_destroy (&anyone_cert);
+    zsock_destroy (&open_server);
 
     zsock_destroy (&server);
     zcert_destroy (&server_cert);

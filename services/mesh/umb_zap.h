@@ -14,6 +14,11 @@
 #include "umb_log.h"
 
 #define UMB_ZAP_DOMAIN "umbra"
+//  Sockets in this domain admit any CURVE client key that is not revoked:
+//  the traffic is encrypted and the server authenticated, and the service
+//  authorizes every request itself (the agent's participant channel, where
+//  participants prove themselves with signatures, not mesh identities).
+#define UMB_ZAP_DOMAIN_OPEN "umbra-open"
 
 typedef struct _umb_zap_t umb_zap_t;     //  its methods are thread-safe
 
