@@ -3,9 +3,13 @@
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include "umb_auth_private.h"
 #include "umb_testkit.h"
 #include "umb_auth_client.h"
+#include "umb_envelope.h"
 
 #define S_TIMEOUT UMB_TESTKIT_TIMEOUT
 #define S_STR_MAX 8192               //  longest string field read from a reply
@@ -999,6 +1003,311 @@ umb_auth_test (bool verbose)
 
 //  ---------------------------------------------------------------- the client other services use
 
+//  A service guarded by the auth client, as certs is.
+typedef struct {
+    umb_auth_client_t *auth;
+    umb_service_t     *service;
+} s_guarded_t;
+
+static int
+s_guarded_echo (void *state, umb_req_t *req)
+{
+    const umb_principal_t *principal = umb_req_principal (req);
+    umb_w_t *w = umb_req_body_writer (req);
+    umb_w_map_begin (w);
+    umb_w_kv_str (w, "subject", principal->subject);
+    umb_w_kv_str (w, "username", principal->username);
+    umb_w_kv_str (w, "workspace", umb_req_workspace (req));
+    umb_w_map_end (w);
+    return 200;
+}
+
+//  Sets the cache time when "ms" is given; tells what waits on auth.
+static int
+s_guarded_state (void *state, umb_req_t *req)
+{
+    s_guarded_t *self = state;
+    int64_t ms = umb_msg_int (umb_req_body (req), "ms", 0, 3600000, -1, false);
+    if (ms >= 0)
+        umb_auth_client_set_cache_ms (self->auth, ms);
+    umb_w_t *w = umb_req_body_writer (req);
+    umb_w_map_begin (w);
+    umb_w_kv_int (w, "calls", (int64_t) umb_auth_client_calls (self->auth));
+    umb_w_kv_int (w, "waiting", (int64_t) umb_auth_client_waiting (self->auth));
+    umb_w_kv_int (w, "pending", (int64_t) umb_service_pending (self->service));
+    umb_w_map_end (w);
+    return 200;
+}
+
+static const umb_route_t s_guarded_routes [] = {
+    { "t.whoami", s_guarded_echo,  UMB_ACCESS_USER,   NULL },
+    { "t.manage", s_guarded_echo,  UMB_ACCESS_USER,   "members.manage" },
+    { "t.read",   s_guarded_echo,  UMB_ACCESS_USER,   "workspace.read" },
+    { "t.odd",    s_guarded_echo,  UMB_ACCESS_USER,   "no.such.action" },
+    { "t.state",  s_guarded_state, UMB_ACCESS_PUBLIC, NULL },
+    { NULL }
+};
+
+static void
+s_guarded_actor (zsock_t *pipe, void *args)
+{
+    umb_runtime_t *runtime = args;
+    s_guarded_t self = { 0 };
+    zcert_t *identity = umb_runtime_identity (runtime, "certs");
+    assert (identity);
+    self.auth = umb_auth_client_new (runtime, identity);
+    assert (self.auth);
+    self.service = umb_service_new (&(umb_service_config_t) {
+        .name = "guarded", .endpoint = "tcp://127.0.0.1:*", .cert = identity,
+        .zap = umb_runtime_zap (runtime), .routes = s_guarded_routes, .state = &self,
+        .hook_state = self.auth, .authenticate_async = umb_auth_client_authenticate,
+        .authorize_async = umb_auth_client_authorize, .auth_cancel = umb_auth_client_cancel,
+        .log = umb_runtime_log (runtime) });
+    assert (self.service);
+    umb_auth_client_attach (self.auth, self.service);
+    zsock_signal (pipe, 0);
+    umb_service_run (self.service, pipe);
+    umb_auth_client_destroy (&self.auth);
+    umb_service_destroy (&self.service);
+    zcert_destroy (&identity);
+}
+
+typedef struct {
+    umb_runtime_t *runtime;
+    const char    *endpoint;
+} s_slow_args_t;
+
+//  An auth that answers only when the test says so: it tells the test the
+//  operation of every request it holds ("auth.introspect"), and "RELEASE"
+//  answers all it holds: every token is a user's, every action allowed.
+static void
+s_slow_auth_actor (zsock_t *pipe, void *args)
+{
+    umb_runtime_t *runtime = ((s_slow_args_t *) args)->runtime;
+    zcert_t *identity = umb_runtime_identity (runtime, "auth");
+    assert (identity);
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    assert (router);
+    zcert_apply (identity, router);
+    zsock_set_curve_server (router, 1);
+    zsock_set_zap_domain (router, UMB_ZAP_DOMAIN);
+    zsock_set_linger (router, 0);
+    assert (zsock_bind (router, "%s", ((s_slow_args_t *) args)->endpoint) >= 0);
+    zlistx_t *held = zlistx_new ();         //  zmsg_t *: [routing][id][op]
+    zlistx_set_destructor (held, (zlistx_destructor_fn *) zmsg_destroy);
+    umb_w_t *header = umb_w_new ();
+    umb_w_t *body = umb_w_new ();
+    zpoller_t *poller = zpoller_new (pipe, router, NULL);
+    zsock_signal (pipe, 0);
+    while (true) {
+        void *which = zpoller_wait (poller, -1);
+        if (which == router) {
+            zmsg_t *msg = zmsg_recv (router);
+            assert (msg && zmsg_size (msg) == 3);
+            zframe_t *routing = zmsg_pop (msg);
+            zframe_t *frame = zmsg_first (msg);
+            char *error = NULL;
+            umb_envelope_t *envelope = umb_envelope_decode (zframe_data (frame), zframe_size (frame),
+                                                            false, &error, NULL);
+            assert (envelope && !error);
+            zmsg_t *request = zmsg_new ();
+            zmsg_append (request, &routing);
+            zmsg_addstr (request, umb_envelope_id (envelope));
+            zmsg_addstr (request, umb_envelope_op (envelope));
+            zlistx_add_end (held, request);
+            zstr_send (pipe, umb_envelope_op (envelope));
+            umb_envelope_destroy (&envelope);
+            zmsg_destroy (&msg);
+            continue;
+        }
+        char *command = which == pipe ? zstr_recv (pipe) : NULL;
+        if (!command || streq (command, "$TERM")) {
+            zstr_free (&command);
+            break;
+        }
+        if (streq (command, "ENDPOINT"))
+            zstr_send (pipe, zsock_endpoint (router));
+        else
+        if (streq (command, "RELEASE")) {
+            for (zmsg_t *request = zlistx_first (held); request; request = zlistx_next (held)) {
+                zframe_t *routing = zmsg_first (request);
+                char *id = zframe_strdup (zmsg_next (request));
+                char *op = zframe_strdup (zmsg_next (request));
+                umb_w_reset (header);
+                umb_envelope_write_reply (header, id, 200, false, NULL, NULL);
+                umb_w_reset (body);
+                umb_w_map_begin (body);
+                if (streq (op, "auth.introspect")) {
+                    umb_w_kv_bool (body, "active", true);
+                    umb_w_kv_str (body, "subject", "usr_slow");
+                    umb_w_kv_str (body, "username", "slow");
+                }
+                else {
+                    umb_w_kv_bool (body, "allowed", true);
+                    umb_w_kv_str (body, "workspace_id", "wsp_slow");
+                }
+                umb_w_map_end (body);
+                size_t header_size, body_size;
+                const void *header_data = umb_w_data (header, &header_size);
+                const void *body_data = umb_w_data (body, &body_size);
+                void *socket = zsock_resolve (router);
+                zmq_send (socket, zframe_data (routing), zframe_size (routing), ZMQ_SNDMORE);
+                zmq_send (socket, header_data, header_size, ZMQ_SNDMORE);
+                zmq_send (socket, body_data, body_size, 0);
+                free (id);
+                free (op);
+            }
+            zlistx_purge (held);
+        }
+        zstr_free (&command);
+    }
+    zpoller_destroy (&poller);
+    zlistx_destroy (&held);
+    umb_w_destroy (&header);
+    umb_w_destroy (&body);
+    zsock_destroy (&router);
+    zcert_destroy (&identity);
+}
+
+//  The next operation the slow auth holds.
+static void
+s_slow_expect (zactor_t *slow, const char *op)
+{
+    zsock_set_rcvtimeo (slow, S_TIMEOUT);
+    char *held = zstr_recv (slow);
+    if (!held || !streq (held, op))
+        fprintf (stderr, "slow auth: expected %s, holds %s\n", op, held ? held : "nothing");
+    assert (held && streq (held, op));
+    zstr_free (&held);
+}
+
+//  Nothing more reached the slow auth.
+static void
+s_slow_idle (zactor_t *slow)
+{
+    assert (!(zsock_events (slow) & ZMQ_POLLIN));
+}
+
+//  Sends a request without waiting for its answer.
+static void
+s_raw_send (zsock_t *dealer, const char *id, const char *op, const char *token,
+            const char *workspace, int64_t deadline_ms)
+{
+    umb_w_t *header = umb_w_new ();
+    umb_envelope_write_request (header, id, op, token, deadline_ms);
+    umb_w_t *body = umb_w_new ();
+    umb_w_map_begin (body);
+    if (workspace)
+        umb_w_kv_str (body, "workspace", workspace);
+    umb_w_map_end (body);
+    size_t header_size, body_size;
+    const void *header_data = umb_w_data (header, &header_size);
+    const void *body_data = umb_w_data (body, &body_size);
+    assert (zmq_send (zsock_resolve (dealer), header_data, header_size, ZMQ_SNDMORE) != -1);
+    assert (zmq_send (zsock_resolve (dealer), body_data, body_size, 0) != -1);
+    umb_w_destroy (&header);
+    umb_w_destroy (&body);
+}
+
+//  Receives an answer: asserts its id, status and retryable flag, and the
+//  "workspace" of its body when given.
+static void
+s_raw_expect (zsock_t *dealer, const char *id, int status, bool retryable, const char *workspace)
+{
+    zsock_set_rcvtimeo (dealer, S_TIMEOUT);
+    zmsg_t *msg = zmsg_recv (dealer);
+    assert (msg && zmsg_size (msg) == 2);
+    zframe_t *frame = zmsg_first (msg);
+    char *error = NULL;
+    umb_envelope_t *envelope = umb_envelope_decode (zframe_data (frame), zframe_size (frame),
+                                                    true, &error, NULL);
+    assert (envelope && !error);
+    if (umb_envelope_status (envelope) != status)
+        fprintf (stderr, "%s: expected %d, got %d %s\n", id, status, umb_envelope_status (envelope),
+                 umb_envelope_error (envelope) ? umb_envelope_error (envelope) : "");
+    assert (streq (umb_envelope_id (envelope), id));
+    assert (umb_envelope_status (envelope) == status);
+    assert (umb_envelope_retryable (envelope) == retryable);
+    if (workspace) {
+        frame = zmsg_next (msg);
+        umb_msg_t *body = umb_msg_decode (zframe_data (frame), zframe_size (frame), &error);
+        assert (body && !error && streq (umb_msg_str (body, "workspace", 64, true), workspace));
+        umb_msg_destroy (&body);
+    }
+    umb_envelope_destroy (&envelope);
+    zmsg_destroy (&msg);
+}
+
+//  Calls t.state (setting the cache time when ms >= 0) and checks what
+//  waits on auth: calls in flight, requests waiting, requests parked.
+static void
+s_guarded_state_expect (umb_client_t *client, int64_t ms, int64_t calls, int64_t waiting,
+                        int64_t pending)
+{
+    umb_w_t *w = umb_w_new ();
+    umb_w_map_begin (w);
+    if (ms >= 0)
+        umb_w_kv_int (w, "ms", ms);
+    umb_w_map_end (w);
+    umb_reply_t *reply = umb_testkit_callw (client, "t.state", NULL, w);
+    assert (umb_reply_status (reply) == 200);
+    if (calls >= 0)
+        assert (umb_testkit_int (reply, "calls") == calls);
+    if (waiting >= 0)
+        assert (umb_testkit_int (reply, "waiting") == waiting);
+    if (pending >= 0)
+        assert (umb_testkit_int (reply, "pending") == pending);
+    umb_reply_destroy (&reply);
+}
+
+static zactor_t *
+s_guarded_start (s_test_t *test, umb_client_t **client_p, zsock_t **dealer_p)
+{
+    zactor_t *guarded = zactor_new (s_guarded_actor, test->runtime);
+    assert (guarded);
+    zstr_send (guarded, "ENDPOINT");
+    char *endpoint = zstr_recv (guarded);
+    assert (endpoint && *endpoint);
+    char *key = umb_runtime_public_key (test->runtime, "certs");
+    assert (key);
+    *client_p = umb_client_new (endpoint, key, test->gateway);
+    assert (*client_p);
+    umb_client_set_attempts (*client_p, 1);
+    if (dealer_p) {
+        *dealer_p = zsock_new (ZMQ_DEALER);
+        assert (*dealer_p);
+        zcert_apply (test->gateway, *dealer_p);
+        zsock_set_curve_serverkey (*dealer_p, key);
+        zsock_set_linger (*dealer_p, 0);
+        assert (zsock_connect (*dealer_p, "%s", endpoint) == 0);
+    }
+    zstr_free (&key);
+    zstr_free (&endpoint);
+    return guarded;
+}
+
+//  A loopback TCP endpoint nobody listens on (yet).
+static char *
+s_free_endpoint (void)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    assert (fd >= 0);
+    struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = 0 };
+    address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    socklen_t size = sizeof (address);
+    assert (bind (fd, (struct sockaddr *) &address, sizeof (address)) == 0);
+    assert (getsockname (fd, (struct sockaddr *) &address, &size) == 0);
+    close (fd);
+    return zsys_sprintf ("tcp://127.0.0.1:%d", ntohs (address.sin_port));
+}
+
+static void
+s_ping (umb_client_t *client)
+{
+    umb_reply_t *reply = umb_testkit_call (client, "sys.ping", NULL, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+}
+
 void
 umb_auth_client_test (bool verbose)
 {
@@ -1012,9 +1321,9 @@ umb_auth_client_test (bool verbose)
     s_actor_start (&test, umb_auth_actor);
     assert (*test.endpoint);
     char *error = NULL;
-    assert (umb_config_set (umb_runtime_config (test.runtime), "auth.endpoint", test.endpoint,
-                            &error) == 0);
-    assert (umb_config_set (umb_runtime_config (test.runtime), "mesh.timeout_ms", "500", &error) == 0);
+    umb_config_t *config = umb_runtime_config (test.runtime);
+    assert (umb_config_set (config, "auth.endpoint", test.endpoint, &error) == 0);
+    assert (umb_config_set (config, "mesh.timeout_ms", "500", &error) == 0);
     free (s_register (&test, "dora", "dora-password"));
     free (s_register (&test, "eve", "eve-password1"));
     char *dora = s_access (&test, "dora", "dora-password", NULL);
@@ -1024,56 +1333,147 @@ umb_auth_client_test (bool verbose)
     char *labs = umb_testkit_dup (reply, "id", S_STR_MAX);
     umb_testkit_expect (&reply, 201, NULL, NULL);
 
-    zcert_t *identity = umb_runtime_identity (test.runtime, "certs");
-    umb_auth_client_t *client = umb_auth_client_new (test.runtime, identity);
-    assert (client);
-    umb_auth_client_set_cache_ms (client, 0);
-    umb_principal_t principal = { { 0 } };
-    char reason [256] = "";
+    //  A service guarded by the client, against the real auth
+    umb_client_t *client = NULL;
+    zactor_t *guarded = s_guarded_start (&test, &client, NULL);
+    s_guarded_state_expect (client, 0, 0, 0, 0);
 
     //  A valid token names its subject; a forged one is refused here, unasked
-    assert (umb_auth_client_authenticate (client, dora, &principal, reason, sizeof reason) == 0);
-    assert (streq (principal.username, "dora") && strncmp (principal.subject, "usr_", 4) == 0);
+    reply = umb_testkit_call (client, "t.whoami", dora, NULL);
+    assert (streq (umb_msg_str (umb_reply_body (reply), "username", 64, true), "dora"));
+    assert (strncmp (umb_msg_str (umb_reply_body (reply), "subject", 64, true), "usr_", 4) == 0);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
     char *forged = strdup (dora);
     forged [strlen (forged) - 3] ^= 1;
-    assert (umb_auth_client_authenticate (client, forged, &principal, reason, sizeof reason) == 401);
-    assert (strstr (reason, "signature") || strstr (reason, "malformed"));
+    reply = umb_testkit_call (client, "t.whoami", forged, NULL);
+    assert (strstr (umb_reply_error (reply), "signature") || strstr (umb_reply_error (reply), "malformed"));
+    umb_testkit_expect (&reply, 401, NULL, NULL);
     free (forged);
-    assert (umb_auth_client_authenticate (client, "umb_0000000000000000_nothing", &principal, reason,
-                                          sizeof reason) == 401);
+    reply = umb_testkit_call (client, "t.whoami", "umb_0000000000000000_nothing", NULL);
+    umb_testkit_expect (&reply, 401, NULL, NULL);
 
     //  Authorization is auth's decision, with its reasons
-    char workspace_id [64] = "";
-    principal.token = dora;
-    assert (umb_auth_client_authorize (client, &principal, "members.manage", "labs", workspace_id,
-                                       reason, sizeof reason) == 0);
-    assert (streq (workspace_id, labs));
-    umb_principal_t outsider = { .token = eve };
-    assert (umb_auth_client_authorize (client, &outsider, "workspace.read", "labs", workspace_id,
-                                       reason, sizeof reason) == 404);
-    assert (umb_auth_client_authorize (client, &principal, "no.such.action", "labs", workspace_id,
-                                       reason, sizeof reason) == 403);
+    reply = umb_testkit_call (client, "t.manage", dora, "workspace", "labs", NULL);
+    assert (streq (umb_msg_str (umb_reply_body (reply), "workspace", 64, true), labs));
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    reply = umb_testkit_call (client, "t.read", eve, "workspace", "labs", NULL);
+    umb_testkit_expect (&reply, 404, NULL, NULL);
+    reply = umb_testkit_call (client, "t.odd", dora, "workspace", "labs", NULL);
+    umb_testkit_expect (&reply, 403, NULL, NULL);
 
     //  A revoked session is refused at once without caching, and within the
     //  cache time with it: the cached answer is served until then
-    umb_auth_client_set_cache_ms (client, 60000);
-    assert (umb_auth_client_authenticate (client, eve, &principal, reason, sizeof reason) == 0);
+    s_guarded_state_expect (client, 60000, 0, 0, 0);
+    reply = umb_testkit_call (client, "t.whoami", eve, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
     reply = umb_testkit_call (test.client, "auth.tokens.revoke", eve, NULL);
     umb_testkit_expect (&reply, 200, NULL, NULL);
-    assert (umb_auth_client_authenticate (client, eve, &principal, reason, sizeof reason) == 0);
-    umb_auth_client_set_cache_ms (client, 0);
-    assert (umb_auth_client_authenticate (client, eve, &principal, reason, sizeof reason) == 401);
+    reply = umb_testkit_call (client, "t.whoami", eve, NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    s_guarded_state_expect (client, 0, 0, 0, 0);
+    reply = umb_testkit_call (client, "t.whoami", eve, NULL);
+    umb_testkit_expect (&reply, 401, NULL, NULL);
 
-    //  Auth gone: fail closed with 503, never allow
+    //  Auth gone: fail closed with a retryable 503, never allow
     s_actor_stop (&test);
-    assert (umb_auth_client_authenticate (client, dora, &principal, reason, sizeof reason) == 503);
-    principal.token = dora;
-    assert (umb_auth_client_authorize (client, &principal, "workspace.read", "labs", workspace_id,
-                                       reason, sizeof reason) == 503);
+    reply = umb_testkit_call (client, "t.whoami", dora, NULL);
+    assert (umb_reply_retryable (reply));
+    umb_testkit_expect (&reply, 503, "unavailable", "auth");
+    reply = umb_testkit_call (client, "t.read", dora, "workspace", "labs", NULL);
+    assert (umb_reply_retryable (reply));
+    umb_testkit_expect (&reply, 503, "unavailable", "auth");
+    s_guarded_state_expect (client, -1, 0, 0, 0);
+    umb_client_destroy (&client);
+    zactor_destroy (&guarded);
 
-    umb_auth_client_destroy (&client);
-    umb_auth_client_destroy (&client);
-    zcert_destroy (&identity);
+    //  Against an auth that answers only when told: the service goes on
+    //  serving while its requests wait
+    s_slow_args_t slow_args = { test.runtime, "tcp://127.0.0.1:*" };
+    zactor_t *slow = zactor_new (s_slow_auth_actor, &slow_args);
+    assert (slow);
+    zstr_send (slow, "ENDPOINT");
+    char *slow_endpoint = zstr_recv (slow);
+    assert (slow_endpoint);
+    assert (umb_config_set (config, "auth.endpoint", slow_endpoint, &error) == 0);
+    assert (umb_config_set (config, "mesh.timeout_ms", "1000", &error) == 0);
+    zsock_t *dealer = NULL;
+    guarded = s_guarded_start (&test, &client, &dealer);
+
+    s_raw_send (dealer, "r1", "t.read", "umb_slow_key", "w1", 8000);
+    s_slow_expect (slow, "auth.introspect");
+    s_ping (client);
+    s_guarded_state_expect (client, -1, 1, 1, 1);
+    //  A second request with the same question shares the call
+    s_raw_send (dealer, "r2", "t.read", "umb_slow_key", "w1", 8000);
+    s_ping (client);
+    s_guarded_state_expect (client, -1, 1, 2, 2);
+    s_slow_idle (slow);
+    zstr_send (slow, "RELEASE");
+    //  Both go on to authorization, asked once, and wait again
+    s_slow_expect (slow, "auth.authorize");
+    s_ping (client);
+    s_guarded_state_expect (client, -1, 1, 2, 2);
+    zstr_send (slow, "RELEASE");
+    s_raw_expect (dealer, "r1", 200, false, "wsp_slow");
+    s_raw_expect (dealer, "r2", 200, false, "wsp_slow");
+    s_guarded_state_expect (client, -1, 0, 0, 0);
+    //  Now remembered: answered with no call at all
+    s_raw_send (dealer, "r3", "t.read", "umb_slow_key", "w1", 8000);
+    s_raw_expect (dealer, "r3", 200, false, "wsp_slow");
+    s_slow_idle (slow);
+
+    //  A parked request whose caller's deadline passes gets its 504; the
+    //  call goes on and auth's late answer is only remembered
+    int64_t started = zclock_mono ();
+    s_raw_send (dealer, "r4", "t.read", "umb_late_key", "w1", 200);
+    s_slow_expect (slow, "auth.introspect");
+    s_raw_expect (dealer, "r4", 504, true, NULL);
+    assert (zclock_mono () - started < 1000);
+    s_guarded_state_expect (client, -1, 1, 0, 0);
+    zstr_send (slow, "RELEASE");
+    s_guarded_state_expect (client, -1, -1, 0, 0);
+
+    //  Auth that does not answer in time: a retryable 503, never a hang
+    started = zclock_mono ();
+    reply = umb_testkit_call (client, "t.whoami", "umb_silent_key", NULL);
+    assert (umb_reply_retryable (reply));
+    umb_testkit_expect (&reply, 503, "unavailable", "did not answer");
+    assert (zclock_mono () - started < 3000);
+    s_slow_expect (slow, "auth.introspect");
+    s_guarded_state_expect (client, -1, 0, 0, 0);
+    zstr_send (slow, "RELEASE");
+
+    //  A service that stops answers what still waits on auth
+    s_raw_send (dealer, "r5", "t.whoami", "umb_stop_key", NULL, 8000);
+    s_slow_expect (slow, "auth.introspect");
+    zactor_destroy (&guarded);
+    s_raw_expect (dealer, "r5", 503, true, NULL);
+    umb_client_destroy (&client);
+    zsock_destroy (&dealer);
+
+    //  Auth down: no connection within the time, a retryable 503
+    zactor_destroy (&slow);
+    zstr_free (&slow_endpoint);
+    slow_endpoint = s_free_endpoint ();
+    assert (umb_config_set (config, "auth.endpoint", slow_endpoint, &error) == 0);
+    guarded = s_guarded_start (&test, &client, &dealer);
+    reply = umb_testkit_call (client, "t.whoami", "umb_down_key", NULL);
+    assert (umb_reply_retryable (reply));
+    umb_testkit_expect (&reply, 503, "unavailable", "no connection");
+    //  Auth coming up while a request waits for it (a service starting
+    //  before auth): the call goes out once connected
+    s_raw_send (dealer, "r6", "t.whoami", "umb_up_key", NULL, 8000);
+    slow_args.endpoint = slow_endpoint;
+    slow = zactor_new (s_slow_auth_actor, &slow_args);
+    s_slow_expect (slow, "auth.introspect");
+    zstr_send (slow, "RELEASE");
+    s_raw_expect (dealer, "r6", 200, false, NULL);
+    umb_client_destroy (&client);
+    zsock_destroy (&dealer);
+    zactor_destroy (&guarded);
+    zactor_destroy (&slow);
+    zstr_free (&slow_endpoint);
+
     free (dora);
     free (eve);
     free (labs);

@@ -807,14 +807,17 @@ umb_certs_new (umb_runtime_t *runtime)
     self->service = umb_service_new (&(umb_service_config_t) {
         .name = "certs", .endpoint = endpoint, .pub_endpoint = *pub_endpoint ? pub_endpoint : NULL,
         .cert = self->cert, .zap = umb_runtime_zap (runtime), .routes = s_routes, .state = self,
-        .hook_state = self->auth, .authenticate = umb_auth_client_authenticate,
-        .authorize = umb_auth_client_authorize, .log = self->log,
+        .hook_state = self->auth, .authenticate_async = umb_auth_client_authenticate,
+        .authorize_async = umb_auth_client_authorize, .auth_cancel = umb_auth_client_cancel,
+        .log = self->log,
         .mesh_services = umb_runtime_service_keys (runtime),
         .max_body = (size_t) umb_config_int (self->config, "mesh.max_body_bytes") });
     if (!self->service) {
         s_fail (self, "cannot bind %s%s%s", endpoint, *pub_endpoint ? " or " : "", pub_endpoint);
         goto done;
     }
+    //  Callers are checked on the service's loop, which never waits for auth
+    umb_auth_client_attach (self->auth, self->service);
     //  The HTTP port comes first: certificates carry its URLs
     self->http = umb_certs_http_new (umb_config_str (self->config, "certs.http_listen"),
                                      (size_t) umb_config_int (self->config, "certs.http_threads"),
@@ -857,6 +860,7 @@ done:
         //  Serve nothing at all rather than half a service
         umb_certs_worker_destroy (&self->worker);
         umb_certs_http_destroy (&self->http);
+        umb_auth_client_destroy (&self->auth);      //  attached to the service's loop
         umb_service_destroy (&self->service);
     }
     zstr_free (&dir);
@@ -874,12 +878,13 @@ umb_certs_destroy (umb_certs_t **self_p)
         //  The worker answers the requests it still holds, through the service
         umb_certs_worker_destroy (&self->worker);
         umb_certs_http_destroy (&self->http);
+        //  Before the service: it answers the requests still waiting for auth
+        umb_auth_client_destroy (&self->auth);
         umb_service_destroy (&self->service);
         umb_ocsp_destroy (&self->ocsp);
         umb_ca_destroy (&self->ca);
         umb_certs_status_destroy (&self->status);
         umb_store_destroy (&self->store);
-        umb_auth_client_destroy (&self->auth);
         zcert_destroy (&self->cert);
         free (self->crl_der);
         free (self->crl_pem);

@@ -432,9 +432,13 @@ umb_json_test (bool verbose)
     char deep [400];
     for (int levels = 31; levels <= 33; levels++) {
         size_t at = 0;
-        for (int i = 0; i < levels - 1; i++)
-            at += (size_t) sprintf (deep + at, "%s", i % 2 ? "[" : "{\"k\":");
-        at += (size_t) sprintf (deep + at, "[]");
+        for (int i = 0; i < levels - 1; i++) {
+            const char *open = i % 2 ? "[" : "{\"k\":";
+            memcpy (deep + at, open, strlen (open));
+            at += strlen (open);
+        }
+        memcpy (deep + at, "[]", 2);
+        at += 2;
         for (int i = levels - 2; i >= 0; i--)
             deep [at++] = i % 2 ? ']' : '}';
         deep [at] = 0;

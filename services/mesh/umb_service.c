@@ -24,7 +24,11 @@ struct _umb_service_t {
     void                *state;
     umb_authenticate_fn *authenticate;
     umb_authorize_fn    *authorize;
+    umb_authenticate_async_fn *authenticate_async;
+    umb_authorize_async_fn    *authorize_async;
+    umb_auth_cancel_fn        *auth_cancel;
     void                *hook_state;
+    zlistx_t            *parked;        //  umb_req_t * held by an asynchronous hook
     umb_zap_t           *zap;
     umb_metrics_t       *metrics;
     size_t               max_body;
@@ -39,6 +43,7 @@ struct _umb_req_t {
     umb_envelope_t  *envelope;
     umb_msg_t       *body;
     umb_principal_t  principal;
+    char             mesh_key [41];     //  the caller's CURVE key (Z85)
     char             workspace [64];
     int64_t          deadline;          //  zclock_mono ms
     int64_t          received;          //  zclock_usecs
@@ -47,7 +52,19 @@ struct _umb_req_t {
     char            *message;
     bool             retryable;
     bool             deferred;
+    const umb_route_t *route;           //  once admitted
+    int              stage;             //  the dispatch step it is at (s_stage_t)
+    void            *parked;            //  handle in the service's parked list
+    int              timer_id;          //  its deadline while parked
 };
+
+//  The steps of a dispatch after admission; an asynchronous hook may stop
+//  one, and umb_service_resume goes on from there.
+typedef enum {
+    S_STAGE_AUTHENTICATE,
+    S_STAGE_AUTHORIZE,
+    S_STAGE_HANDLE
+} s_stage_t;
 
 static int s_sys_ping (void *state, umb_req_t *req);
 static int s_sys_health (void *state, umb_req_t *req);
@@ -74,6 +91,7 @@ s_req_new (zframe_t **routing_p)
     self->writer = umb_w_new ();
     self->received = zclock_usecs ();
     self->deadline = zclock_mono () + 5000;
+    self->timer_id = -1;
     return self;
 }
 
@@ -191,7 +209,7 @@ umb_service_reply (umb_service_t *self, umb_req_t **req_p, int status)
 //  Every check a handler would otherwise repeat, in order; returns the status
 //  to answer with, or 0 when the handler should run.
 static int
-s_admit (umb_service_t *self, umb_req_t *req, zmsg_t *msg, const umb_route_t **route_p)
+s_admit (umb_service_t *self, umb_req_t *req, zmsg_t *msg)
 {
     if (zmsg_size (msg) != 2)
         return umb_req_fail (req, 400, "bad_envelope", "a request is [header][body]: got %zu frames",
@@ -199,7 +217,8 @@ s_admit (umb_service_t *self, umb_req_t *req, zmsg_t *msg, const umb_route_t **r
     zframe_t *header = zmsg_first (msg);
     zframe_t *body = zmsg_next (msg);
     const char *user_id = zframe_meta (header, "User-Id");
-    snprintf (req->principal.mesh_key, sizeof (req->principal.mesh_key), "%s", user_id ? user_id : "");
+    snprintf (req->mesh_key, sizeof (req->mesh_key), "%s", user_id ? user_id : "");
+    memcpy (req->principal.mesh_key, req->mesh_key, sizeof (req->mesh_key));
 
     char *error = NULL;
     req->envelope = umb_envelope_decode (zframe_data (header), zframe_size (header), false,
@@ -229,31 +248,185 @@ s_admit (umb_service_t *self, umb_req_t *req, zmsg_t *msg, const umb_route_t **r
     }
     if (route->access == UMB_ACCESS_MESH && !zhashx_lookup (self->mesh_services, req->principal.mesh_key))
         return umb_req_fail (req, 403, NULL, "'%s' is for mesh services only", req->op);
-    if (route->access == UMB_ACCESS_USER) {
+    req->route = route;
+    return 0;
+}
+
+//  A hook's answer as the step's result: 0, UMB_PENDING, or the status to
+//  answer with. 503 means the check could not be made, so nothing was done.
+static int
+s_checked (umb_req_t *req, int status, const char *reason, const char *otherwise)
+{
+    if (status == 0 || status == UMB_PENDING)
+        return status;
+    if (status == 503)
+        umb_req_set_retryable (req);
+    return umb_req_fail (req, status, NULL, "%s", reason && *reason ? reason : otherwise);
+}
+
+//  The step req is at: 0 to go on, UMB_PENDING, or the status to answer with.
+static int
+s_step (umb_service_t *self, umb_req_t *req)
+{
+    const umb_route_t *route = req->route;
+    char reason [256] = "";
+    if (req->stage == S_STAGE_AUTHENTICATE) {
+        if (route->access != UMB_ACCESS_USER)
+            return 0;
         const char *token = umb_envelope_token (req->envelope);
         if (!token || !*token)
             return umb_req_fail (req, 401, NULL, "this operation needs a bearer token or API key");
-        char reason [256] = "";
         req->principal.token = token;
-        int status = self->authenticate (self->hook_state, token, &req->principal, reason,
+        int status = self->authenticate_async
+                   ? self->authenticate_async (self->hook_state, req, token, &req->principal,
+                                               reason, sizeof (reason))
+                   : self->authenticate (self->hook_state, token, &req->principal, reason,
                                          sizeof (reason));
-        if (status)
-            return umb_req_fail (req, status, NULL, "%s", *reason ? reason : "not authenticated");
-        snprintf (req->principal.mesh_key, sizeof (req->principal.mesh_key), "%s",
-                  user_id ? user_id : "");
-        req->principal.token = token;
-        if (route->action) {
-            const char *workspace = umb_msg_str (req->body, "workspace", 128, true);
-            if (!workspace)
-                return umb_req_fail (req, 400, NULL, "%s", umb_msg_error (req->body));
-            *reason = 0;
-            status = self->authorize (self->hook_state, &req->principal, route->action, workspace,
-                                      req->workspace, reason, sizeof (reason));
-            if (status)
-                return umb_req_fail (req, status, NULL, "%s", *reason ? reason : "not allowed");
-        }
+        assert (status != UMB_PENDING || self->authenticate_async);
+        return s_checked (req, status, reason, "not authenticated");
     }
-    *route_p = route;
+    assert (req->stage == S_STAGE_AUTHORIZE);
+    if (route->access != UMB_ACCESS_USER || !route->action)
+        return 0;
+    const char *workspace = umb_msg_str (req->body, "workspace", 128, true);
+    if (!workspace)
+        return umb_req_fail (req, 400, NULL, "%s", umb_msg_error (req->body));
+    int status = self->authorize_async
+               ? self->authorize_async (self->hook_state, req, &req->principal, route->action,
+                                        workspace, req->workspace, reason, sizeof (reason))
+               : self->authorize (self->hook_state, &req->principal, route->action, workspace,
+                                  req->workspace, reason, sizeof (reason));
+    assert (status != UMB_PENDING || self->authorize_async);
+    return s_checked (req, status, reason, "not allowed");
+}
+
+//  A step passed: on to the next.
+static void
+s_step_done (umb_req_t *req)
+{
+    if (req->stage == S_STAGE_AUTHENTICATE) {
+        //  The hook fills the principal; what the transport says is not its to change
+        memcpy (req->principal.mesh_key, req->mesh_key, sizeof (req->mesh_key));
+        req->principal.token = umb_envelope_token (req->envelope);
+    }
+    req->stage++;
+}
+
+static int s_on_parked_timer (zloop_t *loop, int timer_id, void *arg);
+
+static void
+s_park (umb_service_t *self, umb_req_t *req)
+{
+    assert (!req->parked);
+    req->parked = zlistx_add_end (self->parked, req);
+    int64_t wait = umb_req_remaining_ms (req);
+    //  One-shot; the handler looks at every parked request, so a timer that
+    //  outlives its request does no harm
+    req->timer_id = zloop_timer (self->loop, (size_t) (wait > 0 ? wait : 0) + 1, 1,
+                                 s_on_parked_timer, self);
+}
+
+static void
+s_unpark (umb_service_t *self, umb_req_t *req)
+{
+    assert (req->parked);
+    zlistx_delete (self->parked, req->parked);
+    req->parked = NULL;
+    if (req->timer_id != -1)
+        zloop_timer_end (self->loop, req->timer_id);
+    req->timer_id = -1;
+}
+
+//  Runs the steps from where req is, then its handler, and answers unless a
+//  hook or the handler took it; status is a failure already decided, or 0.
+static void
+s_dispatch (umb_service_t *self, umb_req_t *req, int status)
+{
+    while (status == 0 && req->stage < S_STAGE_HANDLE) {
+        status = s_step (self, req);
+        if (status == UMB_PENDING) {
+            s_park (self, req);
+            return;                 //  umb_service_resume goes on from here
+        }
+        if (status == 0)
+            s_step_done (req);
+    }
+    if (status == 0) {
+        const umb_route_t *route = req->route;
+        void *state = route >= s_system_routes
+                   && route < s_system_routes + sizeof (s_system_routes) / sizeof (s_system_routes [0])
+                    ? self : self->state;
+        status = route->handler (state, req);
+        if (status == UMB_DEFERRED) {
+            assert (req->deferred);
+            return;                 //  the handler owns it now
+        }
+        assert (!req->deferred);
+        //  A handler that failed must not leak a half-written body
+        if (status >= 300)
+            umb_w_reset (req->writer);
+    }
+    s_send_reply (self, req, status);
+    s_req_destroy (&req);
+}
+
+void
+umb_service_resume (umb_service_t *self, umb_req_t *req, int status, const char *reason)
+{
+    assert (self && req);
+    assert (req->parked);
+    assert (status == 0 || (status >= 400 && status <= 599));
+    s_unpark (self, req);
+    if (status == 0 && umb_req_remaining_ms (req) <= 0) {
+        umb_req_set_retryable (req);
+        status = umb_req_fail (req, 504, NULL, "the deadline passed while authorization was pending");
+    }
+    else {
+        status = s_checked (req, status, reason,
+                            req->stage == S_STAGE_AUTHENTICATE ? "not authenticated" : "not allowed");
+        if (status == 0)
+            s_step_done (req);
+    }
+    s_dispatch (self, req, status);
+}
+
+size_t
+umb_service_pending (umb_service_t *self)
+{
+    assert (self);
+    return zlistx_size (self->parked);
+}
+
+//  Drops a parked request: the hook is told, the caller answered.
+static void
+s_drop (umb_service_t *self, umb_req_t *req, int status, const char *message)
+{
+    s_unpark (self, req);
+    self->auth_cancel (self->hook_state, req);
+    umb_req_set_retryable (req);
+    umb_req_fail (req, status, NULL, "%s", message);
+    s_send_reply (self, req, status);
+    s_req_destroy (&req);
+}
+
+static int
+s_on_parked_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    umb_service_t *self = arg;
+    int64_t now = zclock_mono ();
+    //  From the start after each drop: the cancel hook may change the list
+    bool dropped = true;
+    while (dropped) {
+        dropped = false;
+        for (umb_req_t *req = zlistx_first (self->parked); req; req = zlistx_next (self->parked))
+            if (req->deadline <= now) {
+                if (req->timer_id == timer_id)
+                    req->timer_id = -1;     //  fired; nothing to end
+                s_drop (self, req, 504, "the deadline passed while authorization was pending");
+                dropped = true;
+                break;
+            }
+    }
     return 0;
 }
 
@@ -270,25 +443,9 @@ s_on_request (zloop_t *loop, zsock_t *router, void *arg)
         return 0;
     }
     umb_req_t *req = s_req_new (&routing);
-    const umb_route_t *route = NULL;
-    int status = s_admit (self, req, msg, &route);
+    int status = s_admit (self, req, msg);
     zmsg_destroy (&msg);
-    if (status == 0) {
-        void *state = route >= s_system_routes
-                   && route < s_system_routes + sizeof (s_system_routes) / sizeof (s_system_routes [0])
-                    ? self : self->state;
-        status = route->handler (state, req);
-        if (status == UMB_DEFERRED) {
-            assert (req->deferred);
-            return 0;               //  the handler owns it now
-        }
-        assert (!req->deferred);
-        //  A handler that failed must not leak a half-written body
-        if (status >= 300)
-            umb_w_reset (req->writer);
-    }
-    s_send_reply (self, req, status);
-    s_req_destroy (&req);
+    s_dispatch (self, req, status);
     return 0;
 }
 
@@ -353,6 +510,14 @@ umb_service_new (const umb_service_config_t *config)
     self->state = config->state;
     self->authenticate = config->authenticate;
     self->authorize = config->authorize;
+    self->authenticate_async = config->authenticate_async;
+    self->authorize_async = config->authorize_async;
+    self->auth_cancel = config->auth_cancel;
+    //  One kind of hook for each check; asynchronous ones can be cancelled
+    assert (!(config->authenticate && config->authenticate_async));
+    assert (!(config->authorize && config->authorize_async));
+    assert (config->auth_cancel || !(config->authenticate_async || config->authorize_async));
+    self->parked = zlistx_new ();
     self->hook_state = config->hook_state ? config->hook_state : config->state;
     self->zap = config->zap;
     self->max_body = config->max_body ? config->max_body : S_DEFAULT_MAX_BODY;
@@ -368,8 +533,10 @@ umb_service_new (const umb_service_config_t *config)
     for (const umb_route_t *route = config->routes; route->op; route++) {
         //  A route table that contradicts itself is a programming error
         assert (route->handler);
-        assert (route->access != UMB_ACCESS_USER || config->authenticate);
-        assert (!route->action || (route->access == UMB_ACCESS_USER && config->authorize));
+        assert (route->access != UMB_ACCESS_USER || config->authenticate
+                                                 || config->authenticate_async);
+        assert (!route->action || (route->access == UMB_ACCESS_USER
+                                   && (config->authorize || config->authorize_async)));
         int rc = zhashx_insert (self->routes, route->op, (void *) route);
         assert (rc == 0);
     }
@@ -423,7 +590,15 @@ umb_service_destroy (umb_service_t **self_p)
     assert (self_p);
     umb_service_t *self = *self_p;
     if (self) {
+        //  Whoever still waits on a hook is told to ask again
+        umb_req_t *req;
+        while (self->parked && (req = zlistx_first (self->parked)))
+            s_drop (self, req, 503, "the service is stopping");
+        zlistx_destroy (&self->parked);
         zloop_destroy (&self->loop);
+        //  Long enough for the answers given while stopping to leave
+        if (self->router)
+            zsock_set_linger (self->router, 100);
         zsock_destroy (&self->router);
         zsock_destroy (&self->pub);
         zhashx_destroy (&self->routes);
@@ -489,9 +664,14 @@ umb_service_publish (umb_service_t *self, const char *topic, umb_w_t *body)
 //  ---------------------------------------------------------------- selftest
 
 typedef struct {
-    umb_service_t *service;
-    int            flaky_calls;
-    umb_req_t     *parked;
+    umb_service_t   *service;
+    int              flaky_calls;
+    umb_req_t       *parked;
+    //  The request an asynchronous hook holds, and where its answer goes
+    umb_req_t       *held;
+    umb_principal_t *held_principal;
+    char            *held_workspace_id;
+    int              cancelled;
 } s_test_state_t;
 
 static int
@@ -520,6 +700,72 @@ s_test_authorize (void *state, const umb_principal_t *principal, const char *act
     }
     snprintf (workspace_id, 64, "id-ws1");
     return 0;
+}
+
+//  Answers at once what the synchronous hooks answer, except the token
+//  "later" and workspace "ws1": those wait for test.release.
+static int
+s_test_auth_async (void *state, umb_req_t *req, const char *token, umb_principal_t *principal,
+                   char *reason, size_t size)
+{
+    s_test_state_t *self = state;
+    if (!streq (token, "later"))
+        return s_test_auth (state, token, principal, reason, size);
+    assert (!self->held);
+    self->held = req;
+    self->held_principal = principal;
+    strcpy (principal->mesh_key, "overwritten by the hook");
+    return UMB_PENDING;
+}
+
+static int
+s_test_authorize_async (void *state, umb_req_t *req, const umb_principal_t *principal,
+                        const char *action, const char *workspace, char *workspace_id,
+                        char *reason, size_t size)
+{
+    s_test_state_t *self = state;
+    if (!streq (workspace, "ws1"))
+        return s_test_authorize (state, principal, action, workspace, workspace_id, reason, size);
+    assert (!self->held);
+    self->held = req;
+    self->held_workspace_id = workspace_id;
+    return UMB_PENDING;
+}
+
+static void
+s_test_cancel (void *state, umb_req_t *req)
+{
+    s_test_state_t *self = state;
+    assert (self->held == req);
+    self->held = NULL;
+    self->cancelled++;
+}
+
+//  Resumes the held request with the body's status; tells how many were cancelled.
+static int
+s_test_release_hook (void *state, umb_req_t *req)
+{
+    s_test_state_t *self = state;
+    int status = (int) umb_msg_int (umb_req_body (req), "status", 0, 599, 0, false);
+    bool held = self->held != NULL;
+    if (held) {
+        umb_req_t *waiting = self->held;
+        self->held = NULL;
+        if (self->held_principal)
+            strcpy (self->held_principal->subject, "u-later");
+        if (self->held_workspace_id)
+            strcpy (self->held_workspace_id, "id-ws1");
+        self->held_principal = NULL;
+        self->held_workspace_id = NULL;
+        umb_service_resume (self->service, waiting, status, status ? "refused later" : NULL);
+    }
+    umb_w_t *w = umb_req_body_writer (req);
+    umb_w_map_begin (w);
+    umb_w_kv_bool (w, "held", held);
+    umb_w_kv_int (w, "cancelled", self->cancelled);
+    umb_w_kv_int (w, "pending", (int64_t) umb_service_pending (self->service));
+    umb_w_map_end (w);
+    return 200;
 }
 
 static int
@@ -588,6 +834,7 @@ static const umb_route_t s_test_routes [] = {
     { "test.conflict", s_test_conflict, UMB_ACCESS_PUBLIC, NULL },
     { "test.flaky",    s_test_flaky,    UMB_ACCESS_PUBLIC, NULL },
     { "test.slow",     s_test_slow,     UMB_ACCESS_PUBLIC, NULL },
+    { "test.release",  s_test_release_hook, UMB_ACCESS_PUBLIC, NULL },
     { NULL }
 };
 
@@ -595,6 +842,7 @@ typedef struct {
     zcert_t    *cert;
     umb_zap_t  *zap;
     const char *mesh_services [2];
+    bool        async;          //  the asynchronous hooks
 } s_test_args_t;
 
 static void
@@ -605,7 +853,11 @@ s_test_actor (zsock_t *pipe, void *args)
     state.service = umb_service_new (&(umb_service_config_t) {
         .name = "test", .endpoint = "tcp://127.0.0.1:*", .pub_endpoint = "tcp://127.0.0.1:*",
         .cert = test->cert, .zap = test->zap, .routes = s_test_routes, .state = &state,
-        .authenticate = s_test_auth, .authorize = s_test_authorize, .max_body = 4096,
+        .authenticate = test->async ? NULL : s_test_auth,
+        .authorize = test->async ? NULL : s_test_authorize,
+        .authenticate_async = test->async ? s_test_auth_async : NULL,
+        .authorize_async = test->async ? s_test_authorize_async : NULL,
+        .auth_cancel = test->async ? s_test_cancel : NULL, .max_body = 4096,
         .mesh_services = test->mesh_services });
     assert (state.service);
     zsock_signal (pipe, 0);
@@ -666,6 +918,154 @@ s_raw_status (const char *endpoint, zcert_t *server, zcert_t *client, zmsg_t **m
     return status;
 }
 
+static zsock_t *
+s_raw_dealer (const char *endpoint, zcert_t *server, zcert_t *client)
+{
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    assert (dealer);
+    zcert_apply (client, dealer);
+    zsock_set_curve_serverkey (dealer, zcert_public_txt (server));
+    zsock_set_rcvtimeo (dealer, 5000);
+    zsock_set_linger (dealer, 0);
+    assert (zsock_connect (dealer, "%s", endpoint) == 0);
+    return dealer;
+}
+
+//  Sends a request with a "workspace" (when not NULL) and does not wait.
+static void
+s_raw_send (zsock_t *dealer, const char *id, const char *op, const char *token,
+            const char *workspace, int64_t deadline_ms)
+{
+    umb_w_t *header = umb_w_new ();
+    umb_envelope_write_request (header, id, op, token, deadline_ms);
+    umb_w_t *body = umb_w_new ();
+    umb_w_map_begin (body);
+    umb_w_kv_str (body, "text", "raw");
+    if (workspace)
+        umb_w_kv_str (body, "workspace", workspace);
+    umb_w_map_end (body);
+    size_t header_size, body_size;
+    const void *header_data = umb_w_data (header, &header_size);
+    const void *body_data = umb_w_data (body, &body_size);
+    assert (zmq_send (zsock_resolve (dealer), header_data, header_size, ZMQ_SNDMORE) != -1);
+    assert (zmq_send (zsock_resolve (dealer), body_data, body_size, 0) != -1);
+    umb_w_destroy (&header);
+    umb_w_destroy (&body);
+}
+
+//  Receives the answer to id; asserts its status and retryable flag, and
+//  the body's field key when value is not NULL.
+static void
+s_raw_expect (zsock_t *dealer, const char *id, int status, bool retryable, const char *key,
+              const char *value)
+{
+    zmsg_t *msg = zmsg_recv (dealer);
+    assert (msg && zmsg_size (msg) == 2);
+    zframe_t *frame = zmsg_first (msg);
+    char *error = NULL;
+    umb_envelope_t *envelope = umb_envelope_decode (zframe_data (frame), zframe_size (frame),
+                                                    true, &error, NULL);
+    assert (envelope && !error);
+    if (umb_envelope_status (envelope) != status)
+        fprintf (stderr, "%s: expected %d, got %d %s\n", id, status, umb_envelope_status (envelope),
+                 umb_envelope_error (envelope) ? umb_envelope_error (envelope) : "");
+    assert (streq (umb_envelope_id (envelope), id));
+    assert (umb_envelope_status (envelope) == status);
+    assert (umb_envelope_retryable (envelope) == retryable);
+    if (value) {
+        frame = zmsg_next (msg);
+        umb_msg_t *body = umb_msg_decode (zframe_data (frame), zframe_size (frame), &error);
+        assert (body && !error);
+        const char *got = umb_msg_str (body, key, 100, true);
+        if (!got || !streq (got, value))
+            fprintf (stderr, "%s: %s is %s, not %s\n", id, key, got ? got : "missing", value);
+        assert (got && streq (got, value));
+        umb_msg_destroy (&body);
+    }
+    umb_envelope_destroy (&envelope);
+    zmsg_destroy (&msg);
+}
+
+//  Calls test.release with status; checks whether a request was held and
+//  how many were cancelled so far.
+static void
+s_release (umb_client_t *client, int status, bool held, int64_t cancelled)
+{
+    umb_w_t *w = umb_w_new ();
+    umb_w_map_begin (w);
+    umb_w_kv_int (w, "status", status);
+    umb_w_map_end (w);
+    umb_reply_t *reply = umb_client_callw (client, "test.release", NULL, w, 2000, NULL);
+    umb_w_destroy (&w);
+    assert (umb_reply_status (reply) == 200);
+    assert (umb_msg_bool (umb_reply_body (reply), "held", false, true) == held);
+    assert (umb_msg_int (umb_reply_body (reply), "cancelled", 0, 1000, -1, true) == cancelled);
+    assert (umb_msg_int (umb_reply_body (reply), "pending", 0, 1000, -1, true) == 0);
+    umb_reply_destroy (&reply);
+}
+
+//  The dispatcher with asynchronous hooks: a request waiting for a hook
+//  does not hold up the others, and goes on where it stopped.
+static void
+s_test_async (zcert_t *server_cert, zcert_t *client_cert, umb_zap_t *zap)
+{
+    s_test_args_t args = { server_cert, zap, { zcert_public_txt (client_cert), NULL }, true };
+    zactor_t *actor = zactor_new (s_test_actor, &args);
+    zstr_send (actor, "ENDPOINT");
+    char *endpoint = zstr_recv (actor);
+    assert (endpoint);
+    umb_client_t *client = umb_client_new (endpoint, zcert_public_txt (server_cert), client_cert);
+    zsock_t *dealer = s_raw_dealer (endpoint, server_cert, client_cert);
+
+    //  Answers given at once go through as with the synchronous hooks
+    umb_reply_t *reply = s_test_call (client, "test.ws.read", "good", "x", "secret");
+    s_expect (&reply, 404, "no workspace");
+    reply = s_test_call (client, "test.whoami", "forged", "x", NULL);
+    s_expect (&reply, 401, "token refused");
+
+    //  Authorization pending: sys.ping is answered meanwhile, then the
+    //  request goes on to its handler with the hook's workspace
+    s_raw_send (dealer, "a1", "test.ws.read", "good", "ws1", 5000);
+    reply = umb_client_call (client, "sys.ping", NULL, NULL, 0, 2000, NULL);
+    s_expect (&reply, 200, NULL);
+    s_release (client, 0, true, 0);
+    s_raw_expect (dealer, "a1", 200, false, "workspace", "id-ws1");
+    //  ... or is refused with the hook's status and reason
+    s_raw_send (dealer, "a2", "test.ws.admin", "good", "ws1", 5000);
+    s_release (client, 403, true, 0);
+    s_raw_expect (dealer, "a2", 403, false, NULL, NULL);
+    //  503 from a hook: auth could not answer, safe to retry
+    s_raw_send (dealer, "a3", "test.ws.admin", "good", "ws1", 5000);
+    s_release (client, 503, true, 0);
+    s_raw_expect (dealer, "a3", 503, true, NULL, NULL);
+    //  Authentication pending, then authorization: the principal is the
+    //  hook's, the mesh key the transport's
+    s_raw_send (dealer, "a4", "test.whoami", "later", NULL, 5000);
+    s_release (client, 0, true, 0);
+    s_raw_expect (dealer, "a4", 200, false, "subject", "u-later");
+    s_raw_send (dealer, "a5", "test.whoami", "later", NULL, 5000);
+    s_release (client, 0, true, 0);
+    s_raw_expect (dealer, "a5", 200, false, "mesh_key", zcert_public_txt (client_cert));
+
+    //  Past its deadline a parked request gets 504 and the hook is told
+    int64_t started = zclock_mono ();
+    s_raw_send (dealer, "a6", "test.ws.read", "good", "ws1", 150);
+    s_raw_expect (dealer, "a6", 504, true, NULL, NULL);
+    assert (zclock_mono () - started < 2000);
+    s_release (client, 0, false, 1);
+
+    //  A service that stops answers what is parked
+    s_raw_send (dealer, "a7", "test.ws.read", "good", "ws1", 5000);
+    reply = umb_client_call (client, "sys.ping", NULL, NULL, 0, 2000, NULL);
+    s_expect (&reply, 200, NULL);
+    zactor_destroy (&actor);
+    s_raw_expect (dealer, "a7", 503, true, NULL, NULL);
+
+    zsock_destroy (&dealer);
+    umb_client_destroy (&client);
+    zstr_free (&endpoint);
+}
+
 void
 umb_service_test (bool verbose)
 {
@@ -677,6 +1077,7 @@ umb_service_test (bool verbose)
     zcert_t *client_cert = zcert_new ();
     zcert_t *stranger_cert = zcert_new ();
     umb_zap_allow (zap, zcert_public_txt (client_cert), "client");
+    s_test_async (server_cert, client_cert, zap);
     zcert_t *peer_cert = zcert_new ();
     umb_zap_allow (zap, zcert_public_txt (peer_cert), "peer");
     s_test_args_t args = { server_cert, zap, { zcert_public_txt (client_cert), NULL } };

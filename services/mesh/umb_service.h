@@ -77,6 +77,25 @@ typedef int (umb_authorize_fn) (void *state, const umb_principal_t *principal,
                                 const char *action, const char *workspace,
                                 char *workspace_id, char *reason, size_t reason_size);
 
+//  The asynchronous hooks, for checks that need a round trip (a service
+//  asking auth): the same answers as above, given at once (a cache hit, a
+//  check made locally), or UMB_PENDING. Pending, the dispatcher parks req and
+//  keeps serving others; the hook later calls umb_service_resume exactly once
+//  with the answer, having filled principal (authenticate) or workspace_id
+//  (authorize), which point into req and stay valid until then. The hook
+//  must never resume a request the dispatcher cancelled (umb_auth_cancel_fn).
+#define UMB_PENDING 1
+typedef int (umb_authenticate_async_fn) (void *state, umb_req_t *req, const char *token,
+                                         umb_principal_t *principal, char *reason,
+                                         size_t reason_size);
+typedef int (umb_authorize_async_fn) (void *state, umb_req_t *req,
+                                      const umb_principal_t *principal, const char *action,
+                                      const char *workspace, char *workspace_id, char *reason,
+                                      size_t reason_size);
+//  The dispatcher dropped req while a hook held it pending (its deadline
+//  passed, or the service is being destroyed): forget it, never resume it.
+typedef void (umb_auth_cancel_fn) (void *state, umb_req_t *req);
+
 typedef struct {
     const char          *name;          //  "auth": metrics label, log component
     const char          *endpoint;      //  ROUTER bind endpoint, "tcp://127.0.0.1:*" allowed
@@ -89,6 +108,11 @@ typedef struct {
     void                *hook_state;    //  handed to authenticate/authorize when not NULL
     umb_authenticate_fn *authenticate;  //  required if any route is UMB_ACCESS_USER
     umb_authorize_fn    *authorize;     //  required if any route has an action
+    //  Instead of authenticate / authorize (not both kinds): the asynchronous
+    //  hooks, with auth_cancel (required with them).
+    umb_authenticate_async_fn *authenticate_async;
+    umb_authorize_async_fn    *authorize_async;
+    umb_auth_cancel_fn        *auth_cancel;
     //  CURVE keys (Z85) of the service identities allowed UMB_ACCESS_MESH
     //  routes, NULL-terminated (copied). Other admitted peers get 403 there.
     const char *const   *mesh_services;
@@ -142,6 +166,13 @@ umb_req_t             *umb_req_defer (umb_req_t *self);
 //  Answers a deferred request with status (the body writer / fail message as
 //  set on it) and destroys it.
 void                   umb_service_reply (umb_service_t *self, umb_req_t **req_p, int status);
+//  Answers the asynchronous hook that left req pending: status 0 continues
+//  the dispatch where it stopped (authorization, then the handler); 401, 403,
+//  404 or 503 (auth could not answer; sent as retryable) refuse it with reason.
+void                   umb_service_resume (umb_service_t *self, umb_req_t *req, int status,
+                                           const char *reason);
+//  Requests parked on an asynchronous hook now.
+size_t                 umb_service_pending (umb_service_t *self);
 
 void                   umb_service_test (bool verbose);
 
