@@ -7,6 +7,9 @@
 #include "umb_certs.h"
 #include "umb_gateway.h"
 #include "umb_cli_certs.h"
+#include "umb_cli_keys.h"
+#include "umb_cli_agent.h"
+#include "umb_cli_attest.h"
 
 typedef int (s_command_fn) (int argc, char **argv);
 
@@ -23,6 +26,13 @@ static const struct {
     { "up",      s_cmd_up,      "run the whole platform on this machine until SIGINT/SIGTERM" },
     { "config",  s_cmd_config,  "print every setting with its current value (secrets hidden)" },
     { "certs",   umb_cli_certs, "issue, list, get, revoke, renew certificates; ca, crl (see `umbra certs help`)" },
+    { "keys",    umb_cli_keys,  "generate a participant's signing key: keys generate [--type T] [--out PREFIX]" },
+    { "checksum", umb_cli_checksum, "print a file's SHA3-256, the hash a manifest names it by" },
+    { "algo",    umb_cli_agent_algo,   "upload the algorithm to an agent (signed, attested channel)" },
+    { "data",    umb_cli_agent_data,   "upload a dataset to an agent (signed, attested channel)" },
+    { "result",  umb_cli_agent_result, "fetch the result from an agent and unpack it into a directory" },
+    { "agent",   umb_cli_agent,        "agent status: an agent's state, assets and consumers" },
+    { "attestation", umb_cli_attestation, "verify TEE evidence; get an agent's (see `umbra attestation help`)" },
     { "version", s_cmd_version, "print the version" },
     { "help",    s_cmd_help,    "print this help" },
     { NULL }

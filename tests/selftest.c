@@ -34,6 +34,22 @@
 #include "umb_http_client.h"
 #include "umb_cli_certs.h"
 #include "umb_snp.h"
+#include "umb_cgroup.h"
+#include "umb_seccomp.h"
+#include "umb_sandbox.h"
+#include "umb_agent_client.h"
+#include "umb_cli_agent.h"
+#include "umb_tdx.h"
+#include "umb_policy.h"
+#include "umb_verify.h"
+#include "umb_provider.h"
+#include "umb_cli_attest.h"
+#include "umb_outbox.h"
+#include "umb_upload.h"
+#include "umb_agent.h"
+#include "umb_sig.h"
+#include "umb_manifest.h"
+#include "umb_cli_keys.h"
 
 static const struct {
     const char *name;
@@ -71,6 +87,22 @@ static const struct {
     { "http_client", umb_http_client_test },
     { "cli_certs", umb_cli_certs_test },
     { "snp",      umb_snp_test },
+    { "cgroup",   umb_cgroup_test },
+    { "seccomp",  umb_seccomp_test },
+    { "sandbox",  umb_sandbox_test },
+    { "agent_client", umb_agent_client_test },
+    { "cli_agent", umb_cli_agent_test },
+    { "tdx",      umb_tdx_test },
+    { "policy",   umb_policy_test },
+    { "verify",   umb_verify_test },
+    { "provider", umb_provider_test },
+    { "cli_attest", umb_cli_attest_test },
+    { "outbox",   umb_outbox_test },
+    { "upload",   umb_upload_test },
+    { "agent",    umb_agent_test },
+    { "sig",      umb_sig_test },
+    { "manifest", umb_manifest_test },
+    { "cli_keys", umb_cli_keys_test },
     { NULL }
 };
 
