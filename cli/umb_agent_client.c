@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <sodium.h>
 #include "umb_agent_client.h"
+#include "umb_hex.h"
 #include "umb_envelope.h"
 #include "umb_sig.h"
 #include "umb_verify.h"
@@ -924,7 +925,7 @@ umb_agent_client_upload (umb_agent_client_t *self, const char *role, const char 
         }
     }
     char hex [UMB_SIG_HASH_HEX_SIZE];
-    umb_sig_hex_encode (digest, sizeof (digest), hex);
+    umb_hex_encode (digest, sizeof (digest), hex);
 
     uint8_t challenge [UMB_SIG_CHALLENGE_SIZE];
     uint8_t statement [UMB_SIG_STATEMENT_MAX];
@@ -1136,7 +1137,7 @@ umb_agent_client_result (umb_agent_client_t *self, EVP_PKEY *key, const char *ta
         s_reply_clear (&reply);
         return -1;
     }
-    if (umb_sig_hex_decode (hash_hex, announced, sizeof (announced))) {
+    if (umb_hex_decode (hash_hex, announced, sizeof (announced))) {
         s_fail (self, "the agent announced a malformed result hash");
         s_reply_clear (&reply);
         return -1;
@@ -1481,7 +1482,7 @@ s_fake_agent (zsock_t *pipe, void *args)
             uint8_t digest [32];
             char hex [65];
             umb_sig_sha3_final (sha, digest);
-            umb_sig_hex_encode (digest, 32, hex);
+            umb_hex_encode (digest, 32, hex);
             umb_w_kv_str (body, "hash", hex);
             umb_w_kv_int (body, "size", (int64_t) received);
             umb_w_kv_str (body, "state", "ReceivingData");
@@ -1493,7 +1494,7 @@ s_fake_agent (zsock_t *pipe, void *args)
             umb_sig_sha3 (blob, sizeof (blob), digest);
             if (wrong_hash)
                 digest [0] ^= 1;
-            umb_sig_hex_encode (digest, 32, hex);
+            umb_hex_encode (digest, 32, hex);
             umb_w_kv_str (body, "download", "d1");
             umb_w_kv_int (body, "size", sizeof (blob));
             umb_w_kv_str (body, "hash", hex);
@@ -1679,9 +1680,9 @@ s_test_real_agent (bool verbose)
     uint8_t hash [UMB_SIG_HASH_SIZE];
     char algo_hex [UMB_SIG_HASH_HEX_SIZE], blob_hex [UMB_SIG_HASH_HEX_SIZE];
     umb_sig_sha3 (algorithm, strlen (algorithm), hash);
-    umb_sig_hex_encode (hash, sizeof (hash), algo_hex);
+    umb_hex_encode (hash, sizeof (hash), algo_hex);
     umb_sig_sha3 (blob, blob_size, hash);
-    umb_sig_hex_encode (hash, sizeof (hash), blob_hex);
+    umb_hex_encode (hash, sizeof (hash), blob_hex);
     char *algo_pem = umb_sig_public_pem (algo_key);
     char *data_pem = umb_sig_public_pem (data_key);
     char *consumer_pem = umb_sig_public_pem (consumer);

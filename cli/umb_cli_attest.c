@@ -1,6 +1,5 @@
 //  umb_cli_attest - `umbra attestation`: verify TEE evidence
 #include <assert.h>
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -10,7 +9,9 @@
 #include <unistd.h>
 #include <czmq.h>
 #include <jansson.h>
+#include "umb_hex.h"
 #include "umb_cli_attest.h"
+#include "umb_hex.h"
 #include "umb_cli_agent.h"
 #include "umb_policy.h"
 #include "umb_verify.h"
@@ -178,15 +179,10 @@ s_parse_hex (const char *text, size_t max, uint8_t **data, size_t *size)
         return -1;
     *data = (uint8_t *) malloc (length / 2);
     assert (*data);
-    for (size_t i = 0; i < length / 2; i++) {
-        unsigned value;
-        if (!isxdigit ((unsigned char) text [2 * i]) || !isxdigit ((unsigned char) text [2 * i + 1])
-        ||  sscanf (text + 2 * i, "%2x", &value) != 1) {
-            free (*data);
-            *data = NULL;
-            return -1;
-        }
-        (*data) [i] = (uint8_t) value;
+    if (umb_hex_decode (text, *data, length / 2)) {
+        free (*data);
+        *data = NULL;
+        return -1;
     }
     *size = length / 2;
     return 0;
@@ -217,13 +213,6 @@ s_read_input (const char *what, const char *path, size_t *size, char *reason, si
 
 //  ---------------------------------------------------------------- printing
 
-static void
-s_hex_print (FILE *out, const uint8_t *data, size_t size)
-{
-    for (size_t i = 0; i < size; i++)
-        fprintf (out, "%02x", data [i]);
-}
-
 void
 umb_cli_attest_print (const umb_verify_result_t *result, bool json, FILE *out, FILE *err)
 {
@@ -250,8 +239,9 @@ umb_cli_attest_print (const umb_verify_result_t *result, bool json, FILE *out, F
     else {
         fprintf (out, "genuine: %s evidence within policy; measurement ", umb_verify_platform_name (platform));
         const uint8_t *measurement = umb_verify_result_measurement (result);
+        char hex [2 * 48 + 1];
         if (measurement)
-            s_hex_print (out, measurement, 48);
+            fputs (umb_hex_encode (measurement, 48, hex), out);
         fprintf (out, "%s\n", umb_verify_result_bound (result)? "; bound to the agent key and nonce": "");
     }
 }

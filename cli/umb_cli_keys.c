@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <jansson.h>
 #include "umb_cli_keys.h"
+#include "umb_hex.h"
 #include "umb_sig.h"
 
 #define S_EXIT_OK      0
@@ -188,7 +189,7 @@ umb_cli_checksum_run (int argc, char **argv, FILE *out, FILE *err)
         return S_EXIT_FAILED;
     }
     char hex [UMB_SIG_HASH_HEX_SIZE];
-    umb_sig_hex_encode (hash, sizeof (hash), hex);
+    umb_hex_encode (hash, sizeof (hash), hex);
     if (manifest)
         fprintf (out, "{\"hash\": \"%s\"}\n", hex);
     else

@@ -5,6 +5,7 @@
 #include "umb_program.h"
 #include "umb_auth.h"
 #include "umb_certs.h"
+#include "umb_backends.h"
 #include "umb_gateway.h"
 #include "umb_cli_certs.h"
 #include "umb_cli_keys.h"
@@ -42,6 +43,7 @@ static const struct {
 static const umb_program_actor_t s_platform [] = {
     { "auth",    umb_auth_actor,    "ENDPOINT" },
     { "certs",   umb_certs_actor,   "HTTP" },
+    { "backends", umb_backends_actor, "ENDPOINT" },
     { "gateway", umb_gateway_actor, "PORT" },
     { NULL }
 };

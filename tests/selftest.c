@@ -7,6 +7,8 @@
 #include "umb_utf8.h"
 #include "umb_address.h"
 #include "umb_percent.h"
+#include "umb_reason.h"
+#include "umb_hex.h"
 #include "umb_mp.h"
 #include "umb_envelope.h"
 #include "umb_store.h"
@@ -33,6 +35,7 @@
 #include "umb_gateway.h"
 #include "umb_http_client.h"
 #include "umb_cli_certs.h"
+#include "umb_x509.h"
 #include "umb_snp.h"
 #include "umb_cgroup.h"
 #include "umb_seccomp.h"
@@ -50,6 +53,17 @@
 #include "umb_sig.h"
 #include "umb_manifest.h"
 #include "umb_cli_keys.h"
+#include "umb_link.h"
+#include "umb_bridge.h"
+#include "umb_virt.h"
+#include "umb_domain.h"
+#include "umb_sched.h"
+#include "umb_backends_store.h"
+#include "umb_cvm.h"
+#include "umb_driver.h"
+#include "umb_agent_link.h"
+#include "umb_backends_worker.h"
+#include "umb_backends.h"
 
 static const struct {
     const char *name;
@@ -60,6 +74,8 @@ static const struct {
     { "utf8",     umb_utf8_test },
     { "address",  umb_address_test },
     { "percent",  umb_percent_test },
+    { "reason",   umb_reason_test },
+    { "hex",      umb_hex_test },
     { "mp",       umb_mp_test },
     { "envelope", umb_envelope_test },
     { "store",    umb_store_test },
@@ -86,6 +102,7 @@ static const struct {
     { "gateway",  umb_gateway_test },
     { "http_client", umb_http_client_test },
     { "cli_certs", umb_cli_certs_test },
+    { "x509",     umb_x509_test },
     { "snp",      umb_snp_test },
     { "cgroup",   umb_cgroup_test },
     { "seccomp",  umb_seccomp_test },
@@ -103,6 +120,17 @@ static const struct {
     { "sig",      umb_sig_test },
     { "manifest", umb_manifest_test },
     { "cli_keys", umb_cli_keys_test },
+    { "link",     umb_link_test },
+    { "bridge",   umb_bridge_test },
+    { "virt",     umb_virt_test },
+    { "domain",   umb_domain_test },
+    { "sched",    umb_sched_test },
+    { "backends_store", umb_backends_store_test },
+    { "cvm",      umb_cvm_test },
+    { "driver",   umb_driver_test },
+    { "agent_link", umb_agent_link_test },
+    { "backends_worker", umb_backends_worker_test },
+    { "backends", umb_backends_test },
     { NULL }
 };
 

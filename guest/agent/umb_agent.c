@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include "umb_agent.h"
+#include "umb_hex.h"
 #include "umb_service.h"
 #include "umb_client.h"
 #include "umb_envelope.h"
@@ -260,8 +261,7 @@ s_random_id (char *out, size_t bytes)
     uint8_t raw [16];
     assert (bytes <= sizeof raw);
     RAND_bytes (raw, (int) bytes);
-    for (size_t i = 0; i < bytes; i++)
-        sprintf (out + 2 * i, "%02x", raw [i]);
+    umb_hex_encode (raw, bytes, out);
 }
 
 //  Events go to the outbox; pulls waiting for one are answered
@@ -649,7 +649,7 @@ s_on_hash (zloop_t *loop, int timer_id, void *arg)
     unsigned int length = 0;
     EVP_DigestFinal_ex (self->hash_md, hash, &length);
     s_hash_stop (self);
-    umb_sig_hex_encode (hash, 32, self->result_hash);
+    umb_hex_encode (hash, 32, self->result_hash);
     self->result_ready = true;
     umb_log_info (self->log, "results packed: %" PRIu64 " bytes, sha3-256 %s", self->result_size,
                   self->result_hash);
@@ -828,7 +828,7 @@ s_upload_begin (void *state, umb_req_t *req)
     if (!algorithm && !streq (role, "dataset"))
         return umb_req_fail (req, 400, "bad_request", "role must be 'algorithm' or 'dataset'");
     uint8_t hash [32];
-    if (strlen (hash_hex) != 64 || umb_sig_hex_decode (hash_hex, hash, 32) != 0)
+    if (strlen (hash_hex) != 64 || umb_hex_decode (hash_hex, hash, 32) != 0)
         return umb_req_fail (req, 400, "bad_request", "hash must be 64 hex characters");
     //  The challenge is spent by this request, whatever comes of it
     bool challenge_ok = s_challenge_take (self, challenge, challenge_size);
@@ -966,7 +966,7 @@ static void
 s_asset_recorded (self_t *self, umb_w_t *w, uint64_t size)
 {
     char hash [65];
-    umb_sig_hex_encode (self->upload_hash, 32, hash);
+    umb_hex_encode (self->upload_hash, 32, hash);
     bool algorithm = self->upload_algorithm;
     if (algorithm)
         self->algorithm_received = true;
@@ -1049,7 +1049,7 @@ s_upload_end (void *state, umb_req_t *req)
     umb_upload_hash (self->upload, hash);
     if (CRYPTO_memcmp (hash, self->upload_hash, 32) != 0) {
         char got [65];
-        umb_sig_hex_encode (hash, 32, got);
+        umb_hex_encode (hash, 32, got);
         s_upload_abort (self, "hash mismatch");
         return umb_req_fail (req, 422, "hash_mismatch",
                              "the upload's SHA3-256 is %s, not the manifest's; it is discarded", got);
@@ -1840,7 +1840,7 @@ s_test_hash_hex (const void *data, size_t size)
     uint8_t hash [32];
     umb_sig_sha3 (data, size, hash);
     char *hex = malloc (65);
-    umb_sig_hex_encode (hash, 32, hex);
+    umb_hex_encode (hash, 32, hex);
     return hex;
 }
 
@@ -1912,7 +1912,7 @@ s_test_begin (umb_client_t *client, const char *role, const char *computation, c
         challenge = mine;
     }
     uint8_t hash [32];
-    assert (umb_sig_hex_decode (hash_hex, hash, 32) == 0);
+    assert (umb_hex_decode (hash_hex, hash, 32) == 0);
     uint8_t statement [UMB_SIG_STATEMENT_MAX];
     ssize_t length = umb_sig_statement_upload (role, computation, hash, challenge, statement,
                                                sizeof statement);
@@ -2054,7 +2054,7 @@ s_test_fetch (umb_client_t *client, const char *computation, EVP_PKEY *signer, c
     char hex [65];
     umb_sig_sha3_final (sha3, digest);
     umb_sig_sha3_destroy (&sha3);
-    umb_sig_hex_encode (digest, 32, hex);
+    umb_hex_encode (digest, 32, hex);
     assert (streq (hex, hash));
     w = umb_w_new ();
     umb_w_map_begin (w);

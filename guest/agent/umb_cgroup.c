@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "umb_cgroup.h"
+#include "umb_reason.h"
 
 #define S_ROOT_DEFAULT  "/sys/fs/cgroup"
 #define S_CPU_PERIOD_US 100000
@@ -25,17 +25,6 @@ struct _umb_cgroup_t {
     int version;
     char *dirs [S_NDIRS];       //  v2: dirs [0] only; v1: NULL where not mounted
 };
-
-static void
-s_reason (char *reason, size_t reason_size, const char *format, ...)
-{
-    if (!reason || reason_size == 0)
-        return;
-    va_list args;
-    va_start (args, format);
-    vsnprintf (reason, reason_size, format, args);
-    va_end (args);
-}
 
 static int
 s_write (const char *dir, const char *file, const char *text)
@@ -147,8 +136,8 @@ s_v1_own_path (const char *controller, char *path, size_t size)
     return rc;
 }
 
-static bool
-s_name_valid (const char *name)
+bool
+umb_cgroup_name_valid (const char *name)
 {
     if (!name || !*name || strlen (name) > 128 || strcmp (name, ".") == 0 || strcmp (name, "..") == 0)
         return false;
@@ -167,7 +156,7 @@ s_new_v2 (umb_cgroup_t *self, const char *root, const char *name,
     snprintf (base, sizeof base, "%s/umbra", root);
     if (snprintf (dir, sizeof dir, "%s/%s", base, name) >= (int) sizeof dir
     ||  s_mkdir (base)) {
-        s_reason (reason, reason_size, "cannot create cgroup %s: %s", base, strerror (errno));
+        umb_reason_set (reason, reason_size, "cannot create cgroup %s: %s", base, strerror (errno));
         return -1;
     }
     //  Best effort: a controller that cannot be enabled is caught below if a
@@ -178,7 +167,7 @@ s_new_v2 (umb_cgroup_t *self, const char *root, const char *name,
         s_write (base, "cgroup.subtree_control", controllers [i]);
     }
     if (s_mkdir (dir)) {
-        s_reason (reason, reason_size, "cannot create cgroup %s: %s", dir, strerror (errno));
+        umb_reason_set (reason, reason_size, "cannot create cgroup %s: %s", dir, strerror (errno));
         return -1;
     }
     self->dirs [0] = strdup (dir);
@@ -187,7 +176,7 @@ s_new_v2 (umb_cgroup_t *self, const char *root, const char *name,
     if (limits->memory_bytes) {
         snprintf (value, sizeof value, "%llu", (unsigned long long) limits->memory_bytes);
         if (s_write (dir, "memory.max", value)) {
-            s_reason (reason, reason_size, "cannot set %s/memory.max: %s", dir, strerror (errno));
+            umb_reason_set (reason, reason_size, "cannot set %s/memory.max: %s", dir, strerror (errno));
             return -1;
         }
         s_write (dir, "memory.swap.max", "0");
@@ -195,7 +184,7 @@ s_new_v2 (umb_cgroup_t *self, const char *root, const char *name,
     if (limits->pids) {
         snprintf (value, sizeof value, "%llu", (unsigned long long) limits->pids);
         if (s_write (dir, "pids.max", value)) {
-            s_reason (reason, reason_size, "cannot set %s/pids.max: %s", dir, strerror (errno));
+            umb_reason_set (reason, reason_size, "cannot set %s/pids.max: %s", dir, strerror (errno));
             return -1;
         }
     }
@@ -205,7 +194,7 @@ s_new_v2 (umb_cgroup_t *self, const char *root, const char *name,
             quota = 1000;
         snprintf (value, sizeof value, "%llu %d", quota, S_CPU_PERIOD_US);
         if (s_write (dir, "cpu.max", value)) {
-            s_reason (reason, reason_size, "cannot set %s/cpu.max: %s", dir, strerror (errno));
+            umb_reason_set (reason, reason_size, "cannot set %s/cpu.max: %s", dir, strerror (errno));
             return -1;
         }
     }
@@ -226,8 +215,8 @@ s_new_v1 (umb_cgroup_t *self, const char *root, const char *name,
         if (access (mount, W_OK) || s_exists (mount, "cgroup.procs") == false
         ||  s_v1_own_path (s_v1_names [index], own, sizeof own)) {
             if (wanted [index]) {
-                s_reason (reason, reason_size, "no writable cgroup v1 %s hierarchy under %s",
-                          s_v1_names [index], root);
+                umb_reason_set (reason, reason_size, "no writable cgroup v1 %s hierarchy under %s",
+                                s_v1_names [index], root);
                 return -1;
             }
             continue;
@@ -236,7 +225,7 @@ s_new_v1 (umb_cgroup_t *self, const char *root, const char *name,
         ||  snprintf (dir, sizeof dir, "%s/%s", base, name) >= (int) sizeof dir
         ||  s_mkdir (base) || s_mkdir (dir)) {
             if (wanted [index]) {
-                s_reason (reason, reason_size, "cannot create cgroup %s: %s", dir, strerror (errno));
+                umb_reason_set (reason, reason_size, "cannot create cgroup %s: %s", dir, strerror (errno));
                 return -1;
             }
             continue;
@@ -246,7 +235,7 @@ s_new_v1 (umb_cgroup_t *self, const char *root, const char *name,
         created++;
     }
     if (created == 0) {
-        s_reason (reason, reason_size, "no writable cgroup hierarchy under %s", root);
+        umb_reason_set (reason, reason_size, "no writable cgroup hierarchy under %s", root);
         return -1;
     }
     char value [64];
@@ -257,8 +246,8 @@ s_new_v1 (umb_cgroup_t *self, const char *root, const char *name,
         if (s_exists (dir, "memory.memsw.limit_in_bytes"))
             s_write (dir, "memory.memsw.limit_in_bytes", "-1");
         if (s_write (dir, "memory.limit_in_bytes", value)) {
-            s_reason (reason, reason_size, "cannot set %s/memory.limit_in_bytes: %s",
-                      dir, strerror (errno));
+            umb_reason_set (reason, reason_size, "cannot set %s/memory.limit_in_bytes: %s",
+                            dir, strerror (errno));
             return -1;
         }
         //  No swapping around the limit where swap accounting exists
@@ -268,8 +257,8 @@ s_new_v1 (umb_cgroup_t *self, const char *root, const char *name,
     if (limits->pids) {
         snprintf (value, sizeof value, "%llu", (unsigned long long) limits->pids);
         if (s_write (self->dirs [S_PIDS], "pids.max", value)) {
-            s_reason (reason, reason_size, "cannot set %s/pids.max: %s",
-                      self->dirs [S_PIDS], strerror (errno));
+            umb_reason_set (reason, reason_size, "cannot set %s/pids.max: %s",
+                            self->dirs [S_PIDS], strerror (errno));
             return -1;
         }
     }
@@ -281,8 +270,8 @@ s_new_v1 (umb_cgroup_t *self, const char *root, const char *name,
         snprintf (value, sizeof value, "%lld", quota);
         if (s_write (dir, "cpu.cfs_period_us", "100000")
         ||  s_write (dir, "cpu.cfs_quota_us", value)) {
-            s_reason (reason, reason_size, "cannot set %s/cpu.cfs_quota_us: %s",
-                      dir, strerror (errno));
+            umb_reason_set (reason, reason_size, "cannot set %s/cpu.cfs_quota_us: %s",
+                            dir, strerror (errno));
             return -1;
         }
     }
@@ -294,8 +283,8 @@ umb_cgroup_new (const char *root, const char *name,
                 const umb_cgroup_limits_t *limits, char *reason, size_t reason_size)
 {
     assert (limits);
-    if (!s_name_valid (name)) {
-        s_reason (reason, reason_size, "invalid cgroup name");
+    if (!umb_cgroup_name_valid (name)) {
+        umb_reason_set (reason, reason_size, "invalid cgroup name");
         return NULL;
     }
     if (!root)
@@ -428,8 +417,8 @@ umb_cgroup_attach (umb_cgroup_t *self, pid_t pid, char *reason, size_t reason_si
         if (!self->dirs [index])
             continue;
         if (s_write (self->dirs [index], "cgroup.procs", value)) {
-            s_reason (reason, reason_size, "cannot move pid %ld into %s: %s",
-                      (long) pid, self->dirs [index], strerror (errno));
+            umb_reason_set (reason, reason_size, "cannot move pid %ld into %s: %s",
+                            (long) pid, self->dirs [index], strerror (errno));
             return -1;
         }
     }
@@ -525,6 +514,15 @@ umb_cgroup_test (bool verbose)
         printf (" * umb_cgroup:");
     char reason [256];
     umb_cgroup_limits_t none = { 0 };
+    char longest [130];
+    memset (longest, 'a', 128);
+    longest [128] = 0;
+    assert (umb_cgroup_name_valid ("run-1_a.B") && umb_cgroup_name_valid (longest));
+    longest [128] = 'a';
+    longest [129] = 0;
+    assert (!umb_cgroup_name_valid (longest));
+    assert (!umb_cgroup_name_valid (NULL) && !umb_cgroup_name_valid ("") && !umb_cgroup_name_valid ("."));
+    assert (!umb_cgroup_name_valid ("..") && !umb_cgroup_name_valid ("a/b") && !umb_cgroup_name_valid ("a b"));
     assert (umb_cgroup_new (NULL, "../escape", &none, reason, sizeof reason) == NULL);
     assert (umb_cgroup_new (NULL, "", &none, reason, sizeof reason) == NULL);
     assert (umb_cgroup_new ("/nonexistent-cgroup-root", "x", &none, reason, sizeof reason) == NULL);

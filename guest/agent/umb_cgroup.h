@@ -22,6 +22,11 @@ typedef struct {
 
 typedef struct _umb_cgroup_t umb_cgroup_t;
 
+//  True if name is a usable cgroup name: 1..128 of [A-Za-z0-9_.-], not "."
+//  or "..". NULL is not.
+bool
+    umb_cgroup_name_valid (const char *name);
+
 //  Creates the cgroup and sets the limits; NULL and the reason if no
 //  hierarchy is writable or a limit cannot be set. root NULL = /sys/fs/cgroup.
 //  name: [A-Za-z0-9_.-]+. A leftover cgroup of that name is reused.

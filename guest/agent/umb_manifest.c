@@ -13,6 +13,8 @@
 #include <openssl/x509.h>
 #include <jansson.h>
 #include "umb_manifest.h"
+#include "umb_hex.h"
+#include "umb_reason.h"
 #include "umb_sig.h"
 
 //  Defaults and bounds of the run settings
@@ -195,7 +197,7 @@ s_hash (s_parser_t *parser, json_t *object, const char *parent, s_entry_t *entry
             s_fail (parser, path, "a SHA3-256 is 64 hex chars, not %zu", json_string_length (value));
             return;
         }
-        if (umb_sig_hex_decode (hex, entry->hash, UMB_SIG_HASH_SIZE)) {
+        if (umb_hex_decode (hex, entry->hash, UMB_SIG_HASH_SIZE)) {
             s_fail (parser, path, "not hex");
             return;
         }
@@ -221,7 +223,7 @@ s_hash (s_parser_t *parser, json_t *object, const char *parent, s_entry_t *entry
                 s_json_type_name (value));
         return;
     }
-    umb_sig_hex_encode (entry->hash, UMB_SIG_HASH_SIZE, entry->hash_hex);
+    umb_hex_encode (entry->hash, UMB_SIG_HASH_SIZE, entry->hash_hex);
 }
 
 //  Decodes standard base64 (with padding); returns the length or -1
@@ -701,8 +703,7 @@ umb_manifest_load (const char *path, char *reason, size_t reason_size)
     assert (path);
     FILE *file = fopen (path, "rb");
     if (!file) {
-        if (reason && reason_size)
-            snprintf (reason, reason_size, "cannot open %s: %s", path, strerror (errno));
+        umb_reason_set (reason, reason_size, "cannot open %s: %s", path, strerror (errno));
         return NULL;
     }
     char *buffer = malloc (UMB_MANIFEST_MAX_SIZE + 1);
@@ -710,10 +711,8 @@ umb_manifest_load (const char *path, char *reason, size_t reason_size)
     bool failed = !buffer || ferror (file);
     fclose (file);
     umb_manifest_t *self = NULL;
-    if (failed) {
-        if (reason && reason_size)
-            snprintf (reason, reason_size, "cannot read %s", path);
-    }
+    if (failed)
+        umb_reason_set (reason, reason_size, "cannot read %s", path);
     else
         self = umb_manifest_parse (buffer, size, reason, reason_size);
     free (buffer);
@@ -893,7 +892,7 @@ umb_manifest_dataset_find_hex (umb_manifest_t *self, const char *hex)
 {
     assert (self);
     uint8_t hash [UMB_SIG_HASH_SIZE];
-    if (umb_sig_hex_decode (hex, hash, sizeof (hash)))
+    if (umb_hex_decode (hex, hash, sizeof (hash)))
         return -1;
     return umb_manifest_dataset_find (self, hash);
 }
@@ -1019,7 +1018,7 @@ s_test_hash_hex (int seed)
     uint8_t hash [32];
     char hex [65];
     s_test_hash (hash, seed);
-    umb_sig_hex_encode (hash, 32, hex);
+    umb_hex_encode (hash, 32, hex);
     return json_string (hex);
 }
 
@@ -1150,7 +1149,7 @@ umb_manifest_test (bool verbose)
     uint8_t hash [32];
     char hex [65];
     s_test_hash (hash, 0);
-    umb_sig_hex_encode (hash, 32, hex);
+    umb_hex_encode (hash, 32, hex);
     assert (memcmp (umb_manifest_algorithm_hash (self), hash, 32) == 0);
     assert (s_streq (umb_manifest_algorithm_hash_hex (self), hex));
     assert (umb_sig_key_equal (umb_manifest_algorithm_key (self), keys [0]));
@@ -1163,7 +1162,7 @@ umb_manifest_test (bool verbose)
     static const char *names [] = { "north.csv", "south.tar.gz", "east data 2024.json" };
     for (int i = 0; i < 3; i++) {
         s_test_hash (hash, i + 1);
-        umb_sig_hex_encode (hash, 32, hex);
+        umb_hex_encode (hash, 32, hex);
         assert (memcmp (umb_manifest_dataset_hash (self, i), hash, 32) == 0);
         assert (s_streq (umb_manifest_dataset_hash_hex (self, i), hex));
         assert (umb_manifest_dataset_find (self, hash) == i);
@@ -1174,7 +1173,7 @@ umb_manifest_test (bool verbose)
     }
     //  The dataset given as 32 integers has the same hex as if given as hex
     s_test_hash (hash, 2);
-    umb_sig_hex_encode (hash, 32, hex);
+    umb_hex_encode (hash, 32, hex);
     for (int i = 0; i < 64; i++)            //  agent.upload.begin may send either case
         hex [i] = (char) toupper ((unsigned char) hex [i]);
     assert (umb_manifest_dataset_find_hex (self, hex) == 1);

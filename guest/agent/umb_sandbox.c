@@ -34,6 +34,7 @@
 #include "umb_cgroup.h"
 #include "umb_seccomp.h"
 #include "umb_sandbox.h"
+#include "umb_reason.h"
 
 #define S_PAGE              4096ULL
 #define S_RESULTS_FILES     16384
@@ -106,17 +107,6 @@ struct _umb_sandbox_t {
     uint64_t pids_hits;
     bool done;
 };
-
-static void
-s_reason (char *reason, size_t reason_size, const char *format, ...)
-{
-    if (!reason || reason_size == 0)
-        return;
-    va_list args;
-    va_start (args, format);
-    vsnprintf (reason, reason_size, format, args);
-    va_end (args);
-}
 
 static char *
 s_strdup (const char *text)
@@ -197,7 +187,7 @@ typedef struct {
 static int
 s_fail (s_setup_t *setup, const char *what, const char *path)
 {
-    s_reason (setup->reason, sizeof setup->reason, "%s %s: %s", what, path, strerror (errno));
+    umb_reason_set (setup->reason, sizeof setup->reason, "%s %s: %s", what, path, strerror (errno));
     return -1;
 }
 
@@ -605,10 +595,10 @@ s_copy_tree (int from_fd, int to_fd, int depth, s_report_t *report)
         }
         else {
             if (report->skipped++ == 0)
-                s_reason (report->message, sizeof report->message, "%s (%s)", entry->d_name,
-                          S_ISLNK (info.st_mode)? "symlink":
-                          S_ISFIFO (info.st_mode)? "fifo":
-                          S_ISSOCK (info.st_mode)? "socket": "device");
+                umb_reason_set (report->message, sizeof report->message, "%s (%s)", entry->d_name,
+                                S_ISLNK (info.st_mode)? "symlink":
+                                S_ISFIFO (info.st_mode)? "fifo":
+                                S_ISSOCK (info.st_mode)? "socket": "device");
         }
     }
     closedir (dir);
@@ -783,6 +773,9 @@ s_deliver (umb_sandbox_t *self, int stream, const char *line, size_t len, bool o
     if (self->on_output)
         self->on_output (self->on_output_arg, stream, line, len);
 }
+
+static void
+s_notice (umb_sandbox_t *self, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
 
 static void
 s_notice (umb_sandbox_t *self, const char *format, ...)
@@ -1034,18 +1027,6 @@ umb_sandbox_destroy (umb_sandbox_t **self_p)
     *self_p = NULL;
 }
 
-static bool
-s_id_valid (const char *id)
-{
-    if (!id || !*id || strlen (id) > 64 || strcmp (id, ".") == 0 || strcmp (id, "..") == 0)
-        return false;
-    for (const char *c = id; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')
-           || *c == '_' || *c == '-' || *c == '.'))
-            return false;
-    return true;
-}
-
 static char **
 s_strv_copy (const char *const *strings, size_t extra)
 {
@@ -1081,19 +1062,20 @@ static int
 s_check_spec (const umb_sandbox_spec_t *spec, char *reason, size_t reason_size)
 {
     if (!spec->workdir || spec->workdir [0] != '/') {
-        s_reason (reason, reason_size, "workdir must be an absolute path");
+        umb_reason_set (reason, reason_size, "workdir must be an absolute path");
         return -1;
     }
     if (!spec->argv || !spec->argv [0] || !spec->argv [0][0]) {
-        s_reason (reason, reason_size, "no program to run");
+        umb_reason_set (reason, reason_size, "no program to run");
         return -1;
     }
-    if (spec->id && !s_id_valid (spec->id)) {
-        s_reason (reason, reason_size, "invalid run id");
+    //  The id names the run's cgroup
+    if (spec->id && (strlen (spec->id) > 64 || !umb_cgroup_name_valid (spec->id))) {
+        umb_reason_set (reason, reason_size, "invalid run id");
         return -1;
     }
     if (spec->limits.results_bytes == 0) {
-        s_reason (reason, reason_size, "a results cap is required");
+        umb_reason_set (reason, reason_size, "a results cap is required");
         return -1;
     }
     static const char *const dirs [] = { "", "/datasets", "/results" };
@@ -1102,13 +1084,13 @@ s_check_spec (const umb_sandbox_spec_t *spec, char *reason, size_t reason_size)
         struct stat info;
         snprintf (path, sizeof path, "%s%s", spec->workdir, dirs [i]);
         if (lstat (path, &info) || !S_ISDIR (info.st_mode)) {
-            s_reason (reason, reason_size, "%s is not a directory", path);
+            umb_reason_set (reason, reason_size, "%s is not a directory", path);
             return -1;
         }
     }
     for (size_t i = 0; spec->env && spec->env [i]; i++)
         if (!strchr (spec->env [i], '=') || spec->env [i][0] == '=') {
-            s_reason (reason, reason_size, "environment entry without a name: %s", spec->env [i]);
+            umb_reason_set (reason, reason_size, "environment entry without a name: %s", spec->env [i]);
             return -1;
         }
     return 0;
@@ -1206,7 +1188,7 @@ umb_sandbox_start (const umb_sandbox_spec_t *spec, char *reason, size_t reason_s
                                    cgroup_reason, sizeof cgroup_reason);
     if (!self->cgroup) {
         if (spec->require_cgroup) {
-            s_reason (reason, reason_size, "%s", cgroup_reason);
+            umb_reason_set (reason, reason_size, "%s", cgroup_reason);
             s_free (self);
             return NULL;
         }
@@ -1219,7 +1201,7 @@ umb_sandbox_start (const umb_sandbox_spec_t *spec, char *reason, size_t reason_s
     if (self->epoll_fd < 0 || self->timer_fd < 0
     ||  pipe2 (sync, O_CLOEXEC) || pipe2 (status, O_CLOEXEC)
     ||  pipe2 (out, O_CLOEXEC) || pipe2 (err, O_CLOEXEC)) {
-        s_reason (reason, reason_size, "cannot create pipes: %s", strerror (errno));
+        umb_reason_set (reason, reason_size, "cannot create pipes: %s", strerror (errno));
         goto failed;
     }
     //  The supervisor starts with SIGTERM and SIGCHLD blocked, so a kill
@@ -1246,7 +1228,7 @@ umb_sandbox_start (const umb_sandbox_spec_t *spec, char *reason, size_t reason_s
     close (err [1]);
     sync [0] = status [1] = out [1] = err [1] = -1;
     if (self->pid < 0) {
-        s_reason (reason, reason_size, "cannot fork: %s", strerror (saved_errno));
+        umb_reason_set (reason, reason_size, "cannot fork: %s", strerror (saved_errno));
         goto failed;
     }
     self->status_fd = status [0];
@@ -1264,7 +1246,7 @@ umb_sandbox_start (const umb_sandbox_spec_t *spec, char *reason, size_t reason_s
     ||  s_watch (self, self->status_fd, S_TAG_STATUS)
     ||  s_watch (self, self->timer_fd, S_TAG_TIMER)
     ||  (self->pidfd >= 0 && s_watch (self, self->pidfd, S_TAG_PIDFD))) {
-        s_reason (reason, reason_size, "epoll: %s", strerror (errno));
+        umb_reason_set (reason, reason_size, "epoll: %s", strerror (errno));
         goto failed;
     }
     if (self->limits.wall_timeout_ms) {
@@ -1275,7 +1257,7 @@ umb_sandbox_start (const umb_sandbox_spec_t *spec, char *reason, size_t reason_s
     }
     char go = 'G';
     if (write (sync [1], &go, 1) != 1) {
-        s_reason (reason, reason_size, "the supervisor died at start");
+        umb_reason_set (reason, reason_size, "the supervisor died at start");
         goto failed;
     }
     close (sync [1]);
@@ -1440,7 +1422,7 @@ umb_sandbox_run (const umb_sandbox_spec_t *spec, char *reason, size_t reason_siz
     if (umb_sandbox_done (self))
         rc = umb_sandbox_outcome (self, reason, reason_size);
     else
-        s_reason (reason, reason_size, "poll: %s", strerror (errno));
+        umb_reason_set (reason, reason_size, "poll: %s", strerror (errno));
     umb_sandbox_destroy (&self);
     return rc;
 }

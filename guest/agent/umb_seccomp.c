@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 #include <seccomp.h>
 #include "umb_seccomp.h"
+#include "umb_reason.h"
 
 static const char *const s_denied [] = {
     "ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd",
@@ -45,27 +45,16 @@ static const uint64_t s_personality_flags [] = {
     ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC, MMAP_PAGE_ZERO
 };
 
-static void
-s_reason (char *reason, size_t reason_size, const char *format, ...)
-{
-    if (!reason || reason_size == 0)
-        return;
-    va_list args;
-    va_start (args, format);
-    vsnprintf (reason, reason_size, format, args);
-    va_end (args);
-}
-
 int
 umb_seccomp_apply (char *reason, size_t reason_size)
 {
     if (prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) {
-        s_reason (reason, reason_size, "PR_SET_NO_NEW_PRIVS: %s", strerror (errno));
+        umb_reason_set (reason, reason_size, "PR_SET_NO_NEW_PRIVS: %s", strerror (errno));
         return -1;
     }
     scmp_filter_ctx ctx = seccomp_init (SCMP_ACT_ALLOW);
     if (!ctx) {
-        s_reason (reason, reason_size, "seccomp_init failed");
+        umb_reason_set (reason, reason_size, "seccomp_init failed");
         return -1;
     }
     int rc = 0;
@@ -104,14 +93,14 @@ umb_seccomp_apply (char *reason, size_t reason_size)
                                    SCMP_A0 (SCMP_CMP_EQ, s_personality_flags [i]));
     }
     if (rc) {
-        s_reason (reason, reason_size, "seccomp rule for %s: %s", failed, strerror (-rc));
+        umb_reason_set (reason, reason_size, "seccomp rule for %s: %s", failed, strerror (-rc));
         seccomp_release (ctx);
         return -1;
     }
     rc = seccomp_load (ctx);
     seccomp_release (ctx);
     if (rc) {
-        s_reason (reason, reason_size, "seccomp_load: %s", strerror (-rc));
+        umb_reason_set (reason, reason_size, "seccomp_load: %s", strerror (-rc));
         return -1;
     }
     return 0;

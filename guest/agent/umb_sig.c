@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,8 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include "umb_sig.h"
+#include "umb_hex.h"
+#include "umb_reason.h"
 
 #define S_RSA_MIN_BITS      2048
 #define S_RSA_MAX_BITS      8192
@@ -28,21 +29,6 @@
 struct _umb_sig_sha3_t {
     EVP_MD_CTX *ctx;
 };
-
-static void
-s_reason (char *reason, size_t size, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static void
-s_reason (char *reason, size_t size, const char *format, ...)
-{
-    if (!reason || size == 0)
-        return;
-    va_list args;
-    va_start (args, format);
-    vsnprintf (reason, size, format, args);
-    va_end (args);
-}
 
 //  The first error OpenSSL queued, as text; clears the queue
 static const char *
@@ -93,7 +79,7 @@ umb_sig_key_type_t
 umb_sig_key_check (EVP_PKEY *key, char *reason, size_t reason_size)
 {
     if (!key) {
-        s_reason (reason, reason_size, "no key");
+        umb_reason_set (reason, reason_size, "no key");
         return UMB_SIG_KEY_NONE;
     }
     if (EVP_PKEY_is_a (key, "ED25519"))
@@ -103,28 +89,28 @@ umb_sig_key_check (EVP_PKEY *key, char *reason, size_t reason_size)
         size_t group_len = 0;
         if (!EVP_PKEY_get_group_name (key, group, sizeof (group), &group_len)) {
             ERR_clear_error ();
-            s_reason (reason, reason_size, "EC key without a named curve is not allowed");
+            umb_reason_set (reason, reason_size, "EC key without a named curve is not allowed");
             return UMB_SIG_KEY_NONE;
         }
         if (s_group_is (group, "prime256v1", "P-256"))
             return UMB_SIG_KEY_ECDSA_P256;
         if (s_group_is (group, "secp384r1", "P-384"))
             return UMB_SIG_KEY_ECDSA_P384;
-        s_reason (reason, reason_size, "EC curve %s is not allowed (P-256 or P-384 only)", group);
+        umb_reason_set (reason, reason_size, "EC curve %s is not allowed (P-256 or P-384 only)", group);
         return UMB_SIG_KEY_NONE;
     }
     if (EVP_PKEY_is_a (key, "RSA")) {
         int bits = EVP_PKEY_get_bits (key);
         if (bits < S_RSA_MIN_BITS || bits > S_RSA_MAX_BITS) {
-            s_reason (reason, reason_size, "RSA key of %d bits is not allowed (%d..%d)",
-                      bits, S_RSA_MIN_BITS, S_RSA_MAX_BITS);
+            umb_reason_set (reason, reason_size, "RSA key of %d bits is not allowed (%d..%d)",
+                            bits, S_RSA_MIN_BITS, S_RSA_MAX_BITS);
             return UMB_SIG_KEY_NONE;
         }
         return UMB_SIG_KEY_RSA;
     }
     const char *name = EVP_PKEY_get0_type_name (key);
-    s_reason (reason, reason_size, "key type %s is not allowed (Ed25519, ECDSA P-256/P-384, RSA)",
-              name ? name : "unknown");
+    umb_reason_set (reason, reason_size, "key type %s is not allowed (Ed25519, ECDSA P-256/P-384, RSA)",
+                    name ? name : "unknown");
     return UMB_SIG_KEY_NONE;
 }
 
@@ -154,19 +140,19 @@ umb_sig_private_load (const char *path, char *reason, size_t reason_size)
     BIO *bio = BIO_new_file (path, "r");
     if (!bio) {
         ERR_clear_error ();
-        s_reason (reason, reason_size, "cannot open %s: %s", path, strerror (errno));
+        umb_reason_set (reason, reason_size, "cannot open %s: %s", path, strerror (errno));
         return NULL;
     }
     EVP_PKEY *key = PEM_read_bio_PrivateKey (bio, NULL, s_no_password, NULL);
     BIO_free (bio);
     if (!key) {
         ERR_clear_error ();
-        s_reason (reason, reason_size, "%s holds no unencrypted PEM private key", path);
+        umb_reason_set (reason, reason_size, "%s holds no unencrypted PEM private key", path);
         return NULL;
     }
     char why [160];
     if (umb_sig_key_check (key, why, sizeof (why)) == UMB_SIG_KEY_NONE) {
-        s_reason (reason, reason_size, "%s: %s", path, why);
+        umb_reason_set (reason, reason_size, "%s: %s", path, why);
         EVP_PKEY_free (key);
         return NULL;
     }
@@ -177,16 +163,16 @@ EVP_PKEY *
 umb_sig_public_load_pem (const char *pem, size_t len, char *reason, size_t reason_size)
 {
     if (!pem || len == 0) {
-        s_reason (reason, reason_size, "empty public key");
+        umb_reason_set (reason, reason_size, "empty public key");
         return NULL;
     }
     if (len > S_PEM_MAX) {
-        s_reason (reason, reason_size, "public key PEM larger than %d bytes", S_PEM_MAX);
+        umb_reason_set (reason, reason_size, "public key PEM larger than %d bytes", S_PEM_MAX);
         return NULL;
     }
     BIO *bio = BIO_new_mem_buf (pem, (int) len);
     if (!bio) {
-        s_reason (reason, reason_size, "out of memory");
+        umb_reason_set (reason, reason_size, "out of memory");
         return NULL;
     }
     EVP_PKEY *key = PEM_read_bio_PUBKEY (bio, NULL, s_no_password, NULL);
@@ -201,11 +187,11 @@ umb_sig_public_load_pem (const char *pem, size_t len, char *reason, size_t reaso
     BIO_free (bio);
     ERR_clear_error ();
     if (!key) {
-        s_reason (reason, reason_size, "not a PEM public key (-----BEGIN PUBLIC KEY-----)");
+        umb_reason_set (reason, reason_size, "not a PEM public key (-----BEGIN PUBLIC KEY-----)");
         return NULL;
     }
     if (trailing) {
-        s_reason (reason, reason_size, "data after the PEM public key");
+        umb_reason_set (reason, reason_size, "data after the PEM public key");
         EVP_PKEY_free (key);
         return NULL;
     }
@@ -222,7 +208,7 @@ umb_sig_public_load (const char *path, char *reason, size_t reason_size)
     assert (path);
     FILE *file = fopen (path, "r");
     if (!file) {
-        s_reason (reason, reason_size, "cannot open %s: %s", path, strerror (errno));
+        umb_reason_set (reason, reason_size, "cannot open %s: %s", path, strerror (errno));
         return NULL;
     }
     char *buffer = malloc (S_PEM_MAX + 1);
@@ -231,15 +217,15 @@ umb_sig_public_load (const char *path, char *reason, size_t reason_size)
     fclose (file);
     EVP_PKEY *key = NULL;
     if (failed)
-        s_reason (reason, reason_size, "cannot read %s", path);
+        umb_reason_set (reason, reason_size, "cannot read %s", path);
     else
     if (size > S_PEM_MAX)
-        s_reason (reason, reason_size, "%s is larger than %d bytes", path, S_PEM_MAX);
+        umb_reason_set (reason, reason_size, "%s is larger than %d bytes", path, S_PEM_MAX);
     else {
         char why [160];
         key = umb_sig_public_load_pem (buffer, size, why, sizeof (why));
         if (!key)
-            s_reason (reason, reason_size, "%s: %s", path, why);
+            umb_reason_set (reason, reason_size, "%s: %s", path, why);
     }
     free (buffer);
     return key;
@@ -321,12 +307,12 @@ s_save_pem (EVP_PKEY *key, bool private, const char *path, char *reason, size_t 
     char tmp [PATH_MAX];
     int fd = s_temp_next_to (path, tmp, sizeof (tmp));
     if (fd < 0) {
-        s_reason (reason, reason_size, "cannot create a file next to %s: %s", path, strerror (errno));
+        umb_reason_set (reason, reason_size, "cannot create a file next to %s: %s", path, strerror (errno));
         return -1;
     }
     int rc = -1;
     if (!private && fchmod (fd, 0644) != 0)
-        s_reason (reason, reason_size, "cannot chmod %s: %s", tmp, strerror (errno));
+        umb_reason_set (reason, reason_size, "cannot chmod %s: %s", tmp, strerror (errno));
     else {
         //  Written straight to the fd, so the private PEM has no copy in our memory
         BIO *bio = BIO_new_fd (fd, BIO_NOCLOSE);
@@ -338,15 +324,15 @@ s_save_pem (EVP_PKEY *key, bool private, const char *path, char *reason, size_t 
         BIO_free (bio);
         ERR_clear_error ();
         if (!ok)
-            s_reason (reason, reason_size, "cannot write %s", path);
+            umb_reason_set (reason, reason_size, "cannot write %s", path);
         else
         if (fsync (fd) != 0)
-            s_reason (reason, reason_size, "cannot write %s: %s", path, strerror (errno));
+            umb_reason_set (reason, reason_size, "cannot write %s: %s", path, strerror (errno));
         else
         if (link (tmp, path) != 0)
-            s_reason (reason, reason_size, errno == EEXIST ? "%s exists; not overwritten"
-                                                           : "cannot create %s: %s",
-                      path, strerror (errno));
+            umb_reason_set (reason, reason_size, errno == EEXIST ? "%s exists; not overwritten"
+                                                                 : "cannot create %s: %s",
+                            path, strerror (errno));
         else
             rc = 0;
     }
@@ -364,11 +350,11 @@ umb_sig_key_save (EVP_PKEY *key, const char *private_path, const char *public_pa
     //  Refuse early when either exists, so neither is written
     struct stat st;
     if (lstat (private_path, &st) == 0) {
-        s_reason (reason, reason_size, "%s exists; not overwritten", private_path);
+        umb_reason_set (reason, reason_size, "%s exists; not overwritten", private_path);
         return -1;
     }
     if (public_path && lstat (public_path, &st) == 0) {
-        s_reason (reason, reason_size, "%s exists; not overwritten", public_path);
+        umb_reason_set (reason, reason_size, "%s exists; not overwritten", public_path);
         return -1;
     }
     if (s_save_pem (key, true, private_path, reason, reason_size))
@@ -514,38 +500,38 @@ umb_sig_verify (EVP_PKEY *pub, const uint8_t *msg, size_t len,
     char why [160];
     umb_sig_key_type_t type = umb_sig_key_check (pub, why, sizeof (why));
     if (type == UMB_SIG_KEY_NONE) {
-        s_reason (reason, reason_size, "%s", why);
+        umb_reason_set (reason, reason_size, "%s", why);
         return -1;
     }
     if (!sig || sig_len == 0) {
-        s_reason (reason, reason_size, "empty signature");
+        umb_reason_set (reason, reason_size, "empty signature");
         return -1;
     }
     if (sig_len > UMB_SIG_SIGNATURE_MAX) {
-        s_reason (reason, reason_size, "signature of %zu bytes is too long", sig_len);
+        umb_reason_set (reason, reason_size, "signature of %zu bytes is too long", sig_len);
         return -1;
     }
     if (type == UMB_SIG_KEY_ED25519 && sig_len != 64) {
-        s_reason (reason, reason_size, "an Ed25519 signature is 64 bytes, not %zu", sig_len);
+        umb_reason_set (reason, reason_size, "an Ed25519 signature is 64 bytes, not %zu", sig_len);
         return -1;
     }
     if (type == UMB_SIG_KEY_RSA && sig_len != (size_t) EVP_PKEY_get_size (pub)) {
-        s_reason (reason, reason_size, "an RSA-%d signature is %d bytes, not %zu",
-                  EVP_PKEY_get_bits (pub), EVP_PKEY_get_size (pub), sig_len);
+        umb_reason_set (reason, reason_size, "an RSA-%d signature is %d bytes, not %zu",
+                        EVP_PKEY_get_bits (pub), EVP_PKEY_get_size (pub), sig_len);
         return -1;
     }
     EVP_MD_CTX *ctx = EVP_MD_CTX_new ();
     if (!ctx) {
-        s_reason (reason, reason_size, "out of memory");
+        umb_reason_set (reason, reason_size, "out of memory");
         return -1;
     }
     int rc = -1;
     if (s_digest_init (ctx, pub, type, false) != 0)
-        s_reason (reason, reason_size, "cannot verify with this key: %s", s_ssl_error (why, sizeof (why)));
+        umb_reason_set (reason, reason_size, "cannot verify with this key: %s", s_ssl_error (why, sizeof (why)));
     else
     if (EVP_DigestVerify (ctx, sig, sig_len, msg, len) != 1)
-        s_reason (reason, reason_size, "the %s signature does not verify with the key",
-                  umb_sig_key_type_name (type));
+        umb_reason_set (reason, reason_size, "the %s signature does not verify with the key",
+                        umb_sig_key_type_name (type));
     else
         rc = 0;
     ERR_clear_error ();
@@ -622,12 +608,12 @@ umb_sig_sha3_file (const char *path, uint8_t out [UMB_SIG_HASH_SIZE], uint64_t *
     assert (out);
     int fd = open (path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        s_reason (reason, reason_size, "cannot open %s: %s", path, strerror (errno));
+        umb_reason_set (reason, reason_size, "cannot open %s: %s", path, strerror (errno));
         return -1;
     }
     struct stat st;
     if (fstat (fd, &st) != 0 || S_ISDIR (st.st_mode)) {
-        s_reason (reason, reason_size, "%s is not a file", path);
+        umb_reason_set (reason, reason_size, "%s is not a file", path);
         close (fd);
         return -1;
     }
@@ -636,14 +622,14 @@ umb_sig_sha3_file (const char *path, uint8_t out [UMB_SIG_HASH_SIZE], uint64_t *
     int rc = -1;
     uint64_t total = 0;
     if (!buffer || !sha3)
-        s_reason (reason, reason_size, "out of memory");
+        umb_reason_set (reason, reason_size, "out of memory");
     else {
         while (true) {
             ssize_t got = read (fd, buffer, S_FILE_CHUNK);
             if (got < 0 && errno == EINTR)
                 continue;
             if (got < 0) {
-                s_reason (reason, reason_size, "cannot read %s: %s", path, strerror (errno));
+                umb_reason_set (reason, reason_size, "cannot read %s: %s", path, strerror (errno));
                 break;
             }
             if (got == 0) {
@@ -661,47 +647,6 @@ umb_sig_sha3_file (const char *path, uint8_t out [UMB_SIG_HASH_SIZE], uint64_t *
     free (buffer);
     close (fd);
     return rc;
-}
-
-void
-umb_sig_hex_encode (const uint8_t *data, size_t size, char *out)
-{
-    static const char digits [] = "0123456789abcdef";
-    assert (data || size == 0);
-    assert (out);
-    for (size_t i = 0; i < size; i++) {
-        out [2 * i] = digits [data [i] >> 4];
-        out [2 * i + 1] = digits [data [i] & 15];
-    }
-    out [2 * size] = 0;
-}
-
-static int
-s_hex_digit (char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-int
-umb_sig_hex_decode (const char *hex, uint8_t *out, size_t size)
-{
-    assert (out || size == 0);
-    if (!hex || strnlen (hex, 2 * size + 1) != 2 * size)
-        return -1;
-    for (size_t i = 0; i < size; i++) {
-        int high = s_hex_digit (hex [2 * i]);
-        int low = s_hex_digit (hex [2 * i + 1]);
-        if (high < 0 || low < 0)
-            return -1;
-        out [i] = (uint8_t) (high * 16 + low);
-    }
-    return 0;
 }
 
 //  ---------------------------------------------------------------------------
@@ -882,27 +827,13 @@ umb_sig_test (bool verbose)
     printf (" * umb_sig: ");
     char reason [256];
 
-    //  Hex
-    uint8_t bytes [4] = { 0x00, 0x9f, 0xa0, 0xff };
-    char hex [9];
-    umb_sig_hex_encode (bytes, 4, hex);
-    assert (s_streq (hex, "009fa0ff"));
-    uint8_t back [4];
-    assert (umb_sig_hex_decode ("009FA0ff", back, 4) == 0);
-    assert (memcmp (back, bytes, 4) == 0);
-    assert (umb_sig_hex_decode ("009fa0f", back, 4) == -1);      //  short
-    assert (umb_sig_hex_decode ("009fa0fff", back, 4) == -1);    //  long
-    assert (umb_sig_hex_decode ("009fa0fg", back, 4) == -1);     //  not hex
-    assert (umb_sig_hex_decode (" 09fa0ff", back, 4) == -1);
-    assert (umb_sig_hex_decode (NULL, back, 4) == -1);
-
     //  SHA3-256 known answers (FIPS 202 examples), whole and streamed
     uint8_t digest [32], expect [32];
     umb_sig_sha3 ("", 0, digest);
-    assert (umb_sig_hex_decode ("a7ffc6f8bf1ed76651c14756a061d662f580ff4de43b49fa82d80a4b80f8434a", expect, 32) == 0);
+    assert (umb_hex_decode ("a7ffc6f8bf1ed76651c14756a061d662f580ff4de43b49fa82d80a4b80f8434a", expect, 32) == 0);
     assert (memcmp (digest, expect, 32) == 0);
     umb_sig_sha3 ("abc", 3, digest);
-    assert (umb_sig_hex_decode ("3a985da74fe225b2045c172d6bd390bd855f086e3e9d525b46bfe24511431532", expect, 32) == 0);
+    assert (umb_hex_decode ("3a985da74fe225b2045c172d6bd390bd855f086e3e9d525b46bfe24511431532", expect, 32) == 0);
     assert (memcmp (digest, expect, 32) == 0);
     umb_sig_sha3_t *sha3 = umb_sig_sha3_new ();
     assert (sha3);
@@ -988,9 +919,9 @@ umb_sig_test (bool verbose)
 
     //  Ed25519 known answer (RFC 8032 test 1): our signature is the RFC's
     uint8_t ed_secret [32], ed_public [32], ed_expect [64];
-    assert (umb_sig_hex_decode (s_test_ed_secret, ed_secret, 32) == 0);
-    assert (umb_sig_hex_decode (s_test_ed_public, ed_public, 32) == 0);
-    assert (umb_sig_hex_decode (s_test_ed_signature, ed_expect, 64) == 0);
+    assert (umb_hex_decode (s_test_ed_secret, ed_secret, 32) == 0);
+    assert (umb_hex_decode (s_test_ed_public, ed_public, 32) == 0);
+    assert (umb_hex_decode (s_test_ed_signature, ed_expect, 64) == 0);
     EVP_PKEY *ed_priv = EVP_PKEY_new_raw_private_key (EVP_PKEY_ED25519, NULL, ed_secret, 32);
     EVP_PKEY *ed_pub = EVP_PKEY_new_raw_public_key (EVP_PKEY_ED25519, NULL, ed_public, 32);
     OPENSSL_cleanse (ed_secret, sizeof (ed_secret));

@@ -145,7 +145,7 @@ int
     __attribute__ ((warn_unused_result));
 
 //  ---------------------------------------------------------------------------
-//  SHA3-256 and hex
+//  SHA3-256 (as hex: umb_hex_encode, UMB_SIG_HASH_HEX_SIZE bytes)
 
 //  SHA3-256 of a whole buffer.
 void
@@ -165,16 +165,6 @@ umb_sig_sha3_t *umb_sig_sha3_new (void);
 void            umb_sig_sha3_update (umb_sig_sha3_t *self, const void *data, size_t size);
 void            umb_sig_sha3_final (umb_sig_sha3_t *self, uint8_t out [UMB_SIG_HASH_SIZE]);
 void            umb_sig_sha3_destroy (umb_sig_sha3_t **self_p);
-
-//  Lowercase hex of size bytes into out (2 * size + 1 bytes, NUL-terminated).
-void
-    umb_sig_hex_encode (const uint8_t *data, size_t size, char *out);
-
-//  Decodes exactly 2 * size hex chars (either case) from hex into out; the
-//  string must be exactly that long. 0 ok, -1 otherwise.
-int
-    umb_sig_hex_decode (const char *hex, uint8_t *out, size_t size)
-    __attribute__ ((warn_unused_result));
 
 //  Selftest
 void

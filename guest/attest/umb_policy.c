@@ -1,7 +1,6 @@
 //  umb_policy - attestation policy: loading (fails closed) and the SNP checks
 #include <assert.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,28 +9,14 @@
 #include <jansson.h>
 #include <openssl/x509.h>
 #include "umb_policy.h"
+#include "umb_hex.h"
+#include "umb_reason.h"
 
 struct _umb_policy_t {
     umb_snp_policy_t snp;
     bool             tdx_given;     //  the file had a "tdx" part
     umb_tdx_policy_t tdx;
 };
-
-static int
-s_fail (char *reason, size_t size, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-s_fail (char *reason, size_t size, const char *format, ...)
-{
-    if (reason && size) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (reason, size, format, args);
-        va_end (args);
-    }
-    return -1;
-}
 
 static void
 s_snp_defaults (umb_snp_policy_t *snp)
@@ -96,34 +81,21 @@ umb_policy_pins_measurement (const umb_policy_t *self, const char *platform)
 
 //  ---------------------------------------------------------------- loading
 
-static int
-s_hex_digit (char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 //  Exactly size bytes of hex from a JSON string
 static int
 s_hex (json_t *value, const char *where, uint8_t *out, size_t size, char *reason, size_t reason_size)
 {
     const char *text = json_string_value (value);
     if (!text)
-        return s_fail (reason, reason_size, "%s: expected a string of %zu hex digits", where, 2 * size);
+        return umb_reason_set (reason, reason_size, "%s: expected a string of %zu hex digits", where, 2 * size);
     if (strlen (text) != 2 * size)
-        return s_fail (reason, reason_size, "%s: expected %zu hex digits, got %zu",
-                       where, 2 * size, strlen (text));
-    for (size_t i = 0; i < size; i++) {
-        int high = s_hex_digit (text [2 * i]);
-        int low = s_hex_digit (text [2 * i + 1]);
-        if (high < 0 || low < 0)
-            return s_fail (reason, reason_size, "%s: not a hex digit at position %zu", where, 2 * i);
-        out [i] = (uint8_t) (high << 4 | low);
+        return umb_reason_set (reason, reason_size, "%s: expected %zu hex digits, got %zu",
+                               where, 2 * size, strlen (text));
+    if (umb_hex_decode (text, out, size)) {
+        size_t at = 0;
+        while (umb_hex_digit (text [at]) >= 0)
+            at++;
+        return umb_reason_set (reason, reason_size, "%s: not a hex digit at position %zu", where, at - at % 2);
     }
     return 0;
 }
@@ -133,11 +105,11 @@ s_integer (json_t *value, const char *where, int64_t min, int64_t max, int64_t *
            char *reason, size_t reason_size)
 {
     if (!json_is_integer (value))
-        return s_fail (reason, reason_size, "%s: expected an integer", where);
+        return umb_reason_set (reason, reason_size, "%s: expected an integer", where);
     json_int_t number = json_integer_value (value);
     if (number < min || number > max)
-        return s_fail (reason, reason_size, "%s: %lld is out of range %lld..%lld", where,
-                       (long long) number, (long long) min, (long long) max);
+        return umb_reason_set (reason, reason_size, "%s: %lld is out of range %lld..%lld", where,
+                               (long long) number, (long long) min, (long long) max);
     *out = number;
     return 0;
 }
@@ -146,7 +118,7 @@ static int
 s_bool (json_t *value, const char *where, bool *out, char *reason, size_t reason_size)
 {
     if (!json_is_boolean (value))
-        return s_fail (reason, reason_size, "%s: expected true or false", where);
+        return umb_reason_set (reason, reason_size, "%s: expected true or false", where);
     *out = json_is_true (value);
     return 0;
 }
@@ -158,17 +130,17 @@ s_u64_hex (json_t *value, const char *where, uint64_t *out, char *reason, size_t
 {
     const char *text = json_string_value (value);
     if (!text)
-        return s_fail (reason, reason_size, "%s: expected a hex string like \"0x1\"", where);
+        return umb_reason_set (reason, reason_size, "%s: expected a hex string like \"0x1\"", where);
     if (text [0] == '0' && (text [1] == 'x' || text [1] == 'X'))
         text += 2;
     size_t length = strlen (text);
     if (length == 0 || length > 16)
-        return s_fail (reason, reason_size, "%s: expected 1..16 hex digits", where);
+        return umb_reason_set (reason, reason_size, "%s: expected 1..16 hex digits", where);
     uint64_t number = 0;
     for (size_t i = 0; i < length; i++) {
-        int digit = s_hex_digit (text [i]);
+        int digit = umb_hex_digit (text [i]);
         if (digit < 0)
-            return s_fail (reason, reason_size, "%s: not a hex digit at position %zu", where, i);
+            return umb_reason_set (reason, reason_size, "%s: not a hex digit at position %zu", where, i);
         number = number << 4 | (uint64_t) digit;
     }
     *out = number;
@@ -180,9 +152,9 @@ static int
 s_tdx_list (json_t *value, const char *where, umb_tdx_policy_list_t *list, char *reason, size_t reason_size)
 {
     if (!json_is_array (value))
-        return s_fail (reason, reason_size, "%s: expected a list of hex strings", where);
+        return umb_reason_set (reason, reason_size, "%s: expected a list of hex strings", where);
     if (json_array_size (value) > UMB_TDX_POLICY_MAX_VALUES)
-        return s_fail (reason, reason_size, "%s: more than %d values", where, UMB_TDX_POLICY_MAX_VALUES);
+        return umb_reason_set (reason, reason_size, "%s: more than %d values", where, UMB_TDX_POLICY_MAX_VALUES);
     list->set = true;
     list->count = 0;
     size_t index;
@@ -202,7 +174,7 @@ s_mask_value (json_t *value, const char *where, bool *set, uint64_t *mask, uint6
               char *reason, size_t reason_size)
 {
     if (!json_is_object (value))
-        return s_fail (reason, reason_size, "%s: expected {\"mask\": \"0x..\", \"value\": \"0x..\"}", where);
+        return umb_reason_set (reason, reason_size, "%s: expected {\"mask\": \"0x..\", \"value\": \"0x..\"}", where);
     const char *key;
     json_t *item;
     bool has_mask = false, has_value = false;
@@ -221,10 +193,10 @@ s_mask_value (json_t *value, const char *where, bool *set, uint64_t *mask, uint6
             has_value = true;
         }
         else
-            return s_fail (reason, reason_size, "%s: unknown key '%s'", where, key);
+            return umb_reason_set (reason, reason_size, "%s: unknown key '%s'", where, key);
     }
     if (!has_mask || !has_value)
-        return s_fail (reason, reason_size, "%s: needs both mask and value", where);
+        return umb_reason_set (reason, reason_size, "%s: needs both mask and value", where);
     *set = true;
     return 0;
 }
@@ -233,7 +205,7 @@ static int
 s_parse_tdx (json_t *object, umb_tdx_policy_t *tdx, char *reason, size_t reason_size)
 {
     if (!json_is_object (object))
-        return s_fail (reason, reason_size, "tdx: expected an object");
+        return umb_reason_set (reason, reason_size, "tdx: expected an object");
     const char *key;
     json_t *value;
     json_object_foreach (object, key, value) {
@@ -282,7 +254,7 @@ s_parse_tdx (json_t *object, umb_tdx_policy_t *tdx, char *reason, size_t reason_
             tdx->report_data_set = rc == 0;
         }
         else
-            return s_fail (reason, reason_size, "tdx: unknown key '%s'", key);
+            return umb_reason_set (reason, reason_size, "tdx: unknown key '%s'", key);
         if (rc)
             return -1;
     }
@@ -333,14 +305,14 @@ s_product (json_t *value, const char *where, unsigned *bit, char *reason, size_t
             *bit = s_products [i].bit;
             return 0;
         }
-    return s_fail (reason, reason_size, "%s: expected \"Milan\", \"Genoa\" or \"Turin\"", where);
+    return umb_reason_set (reason, reason_size, "%s: expected \"Milan\", \"Genoa\" or \"Turin\"", where);
 }
 
 static int
 s_parse_min_tcb (json_t *object, umb_snp_policy_t *snp, char *reason, size_t reason_size)
 {
     if (!json_is_object (object))
-        return s_fail (reason, reason_size, "snp.min_tcb: expected an object");
+        return umb_reason_set (reason, reason_size, "snp.min_tcb: expected an object");
     const char *key;
     json_t *value;
     json_object_foreach (object, key, value) {
@@ -352,7 +324,7 @@ s_parse_min_tcb (json_t *object, umb_snp_policy_t *snp, char *reason, size_t rea
                      streq (key, "microcode")?  &snp->min_microcode:
                      streq (key, "fmc")?        &snp->min_fmc: NULL;
         if (!field)
-            return s_fail (reason, reason_size, "snp.min_tcb: unknown key '%s'", key);
+            return umb_reason_set (reason, reason_size, "snp.min_tcb: unknown key '%s'", key);
         int64_t number = 0;
         if (s_integer (value, where, 0, 255, &number, reason, reason_size))
             return -1;
@@ -365,7 +337,7 @@ static int
 s_parse_snp (json_t *object, umb_snp_policy_t *snp, char *reason, size_t reason_size)
 {
     if (!json_is_object (object))
-        return s_fail (reason, reason_size, "snp: expected an object");
+        return umb_reason_set (reason, reason_size, "snp: expected an object");
     const char *key;
     json_t *value;
     json_object_foreach (object, key, value) {
@@ -388,9 +360,9 @@ s_parse_snp (json_t *object, umb_snp_policy_t *snp, char *reason, size_t reason_
             continue;
         if (streq (key, "measurements")) {
             if (!json_is_array (value))
-                return s_fail (reason, reason_size, "%s: expected a list of hex strings", where);
+                return umb_reason_set (reason, reason_size, "%s: expected a list of hex strings", where);
             if (json_array_size (value) > UMB_POLICY_MAX_VALUES)
-                return s_fail (reason, reason_size, "%s: more than %d values", where, UMB_POLICY_MAX_VALUES);
+                return umb_reason_set (reason, reason_size, "%s: more than %d values", where, UMB_POLICY_MAX_VALUES);
             size_t index;
             json_t *item;
             snp->measurement_count = 0;
@@ -482,10 +454,10 @@ s_parse_snp (json_t *object, umb_snp_policy_t *snp, char *reason, size_t reason_
                 }
             }
             else
-                return s_fail (reason, reason_size, "%s: expected a product name or a list of them", where);
+                return umb_reason_set (reason, reason_size, "%s: expected a product name or a list of them", where);
         }
         else
-            return s_fail (reason, reason_size, "snp: unknown key '%s'", key);
+            return umb_reason_set (reason, reason_size, "snp: unknown key '%s'", key);
     }
     return 0;
 }
@@ -497,13 +469,13 @@ umb_policy_parse (const char *text, char *reason, size_t reason_size)
     json_error_t error;
     json_t *root = json_loads (text, JSON_REJECT_DUPLICATES, &error);
     if (!root) {
-        s_fail (reason, reason_size, "not valid JSON: %s (line %d)", error.text, error.line);
+        umb_reason_set (reason, reason_size, "not valid JSON: %s (line %d)", error.text, error.line);
         return NULL;
     }
     umb_policy_t *self = umb_policy_new ();
-    int rc = self? 0: s_fail (reason, reason_size, "out of memory");
+    int rc = self? 0: umb_reason_set (reason, reason_size, "out of memory");
     if (rc == 0 && !json_is_object (root))
-        rc = s_fail (reason, reason_size, "a policy is a JSON object");
+        rc = umb_reason_set (reason, reason_size, "a policy is a JSON object");
     const char *key;
     json_t *value;
     if (rc == 0)
@@ -517,9 +489,9 @@ umb_policy_parse (const char *text, char *reason, size_t reason_size)
             }
             else
             if (streq (key, "comment"))
-                rc = json_is_string (value)? 0: s_fail (reason, reason_size, "comment: expected a string");
+                rc = json_is_string (value)? 0: umb_reason_set (reason, reason_size, "comment: expected a string");
             else
-                rc = s_fail (reason, reason_size, "unknown key '%s' (expected snp, tdx, comment)", key);
+                rc = umb_reason_set (reason, reason_size, "unknown key '%s' (expected snp, tdx, comment)", key);
             if (rc)
                 break;
         }
@@ -537,7 +509,7 @@ umb_policy_load (const char *path, char *reason, size_t reason_size)
     assert (path);
     FILE *file = fopen (path, "rb");
     if (!file) {
-        s_fail (reason, reason_size, "cannot read policy %s: %s", path, strerror (errno));
+        umb_reason_set (reason, reason_size, "cannot read policy %s: %s", path, strerror (errno));
         return NULL;
     }
     char *text = (char *) malloc (S_MAX_POLICY_FILE + 1);
@@ -545,33 +517,26 @@ umb_policy_load (const char *path, char *reason, size_t reason_size)
     bool failed = ferror (file);
     fclose (file);
     if (!text || failed || size > S_MAX_POLICY_FILE) {
-        s_fail (reason, reason_size, "cannot read policy %s: %s", path,
-                !text? "out of memory": failed? "read error": "larger than 1 MiB");
+        umb_reason_set (reason, reason_size, "cannot read policy %s: %s", path,
+                        !text? "out of memory": failed? "read error": "larger than 1 MiB");
         free (text);
         return NULL;
     }
     text [size] = 0;
     if (strlen (text) != size) {
         free (text);
-        s_fail (reason, reason_size, "policy %s: holds a NUL byte", path);
+        umb_reason_set (reason, reason_size, "policy %s: holds a NUL byte", path);
         return NULL;
     }
     char why [200] = "";
     umb_policy_t *self = umb_policy_parse (text, why, sizeof why);
     free (text);
     if (!self)
-        s_fail (reason, reason_size, "policy %s: %s", path, why);
+        umb_reason_set (reason, reason_size, "policy %s: %s", path, why);
     return self;
 }
 
 //  ---------------------------------------------------------------- checks
-
-static void
-s_to_hex (const uint8_t *data, size_t size, char *hex)
-{
-    for (size_t i = 0; i < size; i++)
-        snprintf (hex + 2 * i, 3, "%02x", data [i]);
-}
 
 unsigned
 umb_policy_snp_product (umb_snp_report_t *report, X509 *vcek)
@@ -604,8 +569,8 @@ static int
 s_check_min (const char *name, int actual, int minimum, char *reason, size_t size)
 {
     if (minimum >= 0 && actual < minimum)
-        return s_fail (reason, size, "reported TCB %s SPL %d is below the policy minimum %d",
-                       name, actual, minimum);
+        return umb_reason_set (reason, size, "reported TCB %s SPL %d is below the policy minimum %d",
+                               name, actual, minimum);
     return 0;
 }
 
@@ -615,22 +580,22 @@ umb_policy_check_snp (const umb_policy_t *self, umb_snp_report_t *report, X509 *
 {
     assert (self);
     if (!report)
-        return s_fail (reason, size, "no report");
+        return umb_reason_set (reason, size, "no report");
     const umb_snp_policy_t *snp = &self->snp;
     char hex [129];
 
     uint64_t guest_policy = umb_snp_report_policy (report);
     if ((guest_policy & UMB_SNP_POLICY_DEBUG) && !snp->allow_debug)
-        return s_fail (reason, size, "guest policy 0x%llx allows debugging (DEBUG, bit 19) and the policy"
-                       " does not allow_debug", (unsigned long long) guest_policy);
+        return umb_reason_set (reason, size, "guest policy 0x%llx allows debugging (DEBUG, bit 19) and the policy"
+                               " does not allow_debug", (unsigned long long) guest_policy);
     uint64_t wrong_set = guest_policy & snp->policy_must_clear;
     if (wrong_set)
-        return s_fail (reason, size, "guest policy 0x%llx has bit(s) 0x%llx set that the policy forbids",
-                       (unsigned long long) guest_policy, (unsigned long long) wrong_set);
+        return umb_reason_set (reason, size, "guest policy 0x%llx has bit(s) 0x%llx set that the policy forbids",
+                               (unsigned long long) guest_policy, (unsigned long long) wrong_set);
     uint64_t missing = ~guest_policy & snp->policy_must_set;
     if (missing)
-        return s_fail (reason, size, "guest policy 0x%llx lacks bit(s) 0x%llx that the policy requires",
-                       (unsigned long long) guest_policy, (unsigned long long) missing);
+        return umb_reason_set (reason, size, "guest policy 0x%llx lacks bit(s) 0x%llx that the policy requires",
+                               (unsigned long long) guest_policy, (unsigned long long) missing);
 
     if (snp->measurement_count >= 0) {
         const uint8_t *measurement = umb_snp_report_measurement (report);
@@ -638,10 +603,10 @@ umb_policy_check_snp (const umb_policy_t *self, umb_snp_report_t *report, X509 *
         for (int i = 0; i < snp->measurement_count && !found; i++)
             found = memcmp (snp->measurements [i], measurement, 48) == 0;
         if (!found) {
-            s_to_hex (measurement, 48, hex);
-            return s_fail (reason, size, snp->measurement_count == 0
-                           ? "measurement %s: the policy's measurements list is empty (allows none)"
-                           : "measurement %s is not one the policy allows", hex);
+            umb_hex_encode (measurement, 48, hex);
+            return umb_reason_set (reason, size, snp->measurement_count == 0
+                                   ? "measurement %s: the policy's measurements list is empty (allows none)"
+                                   : "measurement %s is not one the policy allows", hex);
         }
     }
     unsigned product = 0;
@@ -650,13 +615,13 @@ umb_policy_check_snp (const umb_policy_t *self, umb_snp_report_t *report, X509 *
     if (need_product) {
         product = umb_policy_snp_product (report, vcek);
         if (!product)
-            return s_fail (reason, size, "cannot tell the report's product (Milan, Genoa, Turin),"
-                           " which the policy needs");
+            return umb_reason_set (reason, size, "cannot tell the report's product (Milan, Genoa, Turin),"
+                                   " which the policy needs");
     }
     if (snp->product_count >= 0 && !(snp->products & product))
-        return s_fail (reason, size, "product %s is not one the policy allows%s",
-                       umb_policy_product_name (product),
-                       snp->product_count == 0? " (its product list is empty)": "");
+        return umb_reason_set (reason, size, "product %s is not one the policy allows%s",
+                               umb_policy_product_name (product),
+                               snp->product_count == 0? " (its product list is empty)": "");
     if (need_product) {
         uint64_t tcb = umb_snp_report_reported_tcb (report);
         int bl, tee, spl, ucode, fmc = -1;
@@ -681,29 +646,29 @@ umb_policy_check_snp (const umb_policy_t *self, umb_snp_report_t *report, X509 *
     }
     uint32_t vmpl = umb_snp_report_vmpl (report);
     if (snp->vmpl >= 0 && vmpl != (uint32_t) snp->vmpl)
-        return s_fail (reason, size, "VMPL %u is not the policy's %d", vmpl, snp->vmpl);
+        return umb_reason_set (reason, size, "VMPL %u is not the policy's %d", vmpl, snp->vmpl);
     if (snp->max_vmpl >= 0 && vmpl > (uint32_t) snp->max_vmpl)
-        return s_fail (reason, size, "VMPL %u is above the policy's maximum %d", vmpl, snp->max_vmpl);
+        return umb_reason_set (reason, size, "VMPL %u is above the policy's maximum %d", vmpl, snp->max_vmpl);
     if (snp->report_data_set && memcmp (snp->report_data, umb_snp_report_report_data (report), 64)) {
-        s_to_hex (umb_snp_report_report_data (report), 64, hex);
-        return s_fail (reason, size, "report_data %s is not the policy's", hex);
+        umb_hex_encode (umb_snp_report_report_data (report), 64, hex);
+        return umb_reason_set (reason, size, "report_data %s is not the policy's", hex);
     }
     if (snp->host_data_set && memcmp (snp->host_data, umb_snp_report_host_data (report), 32)) {
-        s_to_hex (umb_snp_report_host_data (report), 32, hex);
-        return s_fail (reason, size, "host_data %s is not the policy's", hex);
+        umb_hex_encode (umb_snp_report_host_data (report), 32, hex);
+        return umb_reason_set (reason, size, "host_data %s is not the policy's", hex);
     }
     if (snp->family_id_set && memcmp (snp->family_id, umb_snp_report_family_id (report), 16)) {
-        s_to_hex (umb_snp_report_family_id (report), 16, hex);
-        return s_fail (reason, size, "family_id %s is not the policy's", hex);
+        umb_hex_encode (umb_snp_report_family_id (report), 16, hex);
+        return umb_reason_set (reason, size, "family_id %s is not the policy's", hex);
     }
     if (snp->image_id_set && memcmp (snp->image_id, umb_snp_report_image_id (report), 16)) {
-        s_to_hex (umb_snp_report_image_id (report), 16, hex);
-        return s_fail (reason, size, "image_id %s is not the policy's", hex);
+        umb_hex_encode (umb_snp_report_image_id (report), 16, hex);
+        return umb_reason_set (reason, size, "image_id %s is not the policy's", hex);
     }
     uint32_t svn = umb_snp_report_guest_svn (report);
     if (snp->min_guest_svn >= 0 && (int64_t) svn < snp->min_guest_svn)
-        return s_fail (reason, size, "guest_svn %u is below the policy minimum %lld", svn,
-                       (long long) snp->min_guest_svn);
+        return umb_reason_set (reason, size, "guest_svn %u is below the policy minimum %lld", svn,
+                               (long long) snp->min_guest_svn);
     return 0;
 }
 
@@ -712,13 +677,13 @@ umb_policy_check_tdx (const umb_policy_t *self, umb_tdx_quote_t *quote, char *re
 {
     assert (self);
     if (!quote)
-        return s_fail (reason, size, "no quote");
+        return umb_reason_set (reason, size, "no quote");
     if (self->tdx_given)
         return umb_tdx_check_policy (quote, &self->tdx, reason, size);
     uint64_t attributes = umb_tdx_quote_td_attributes (quote);
     if (attributes & UMB_TDX_TD_ATTR_DEBUG)
-        return s_fail (reason, size, "TD attributes 0x%llx allow debugging (DEBUG, bit 0) and the policy"
-                       " does not allow_debug", (unsigned long long) attributes);
+        return umb_reason_set (reason, size, "TD attributes 0x%llx allow debugging (DEBUG, bit 0) and the policy"
+                               " does not allow_debug", (unsigned long long) attributes);
     return 0;
 }
 

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,8 @@
 #include "umb_snp.h"
 #include "umb_verify.h"
 #include "umb_provider.h"
+#include "umb_bytes.h"
+#include "umb_reason.h"
 
 //  The SEV guest driver's ioctl (kernel uapi linux/sev-guest.h); defined
 //  here when the header is not installed
@@ -77,22 +78,6 @@ struct _umb_provider_t {
 #define S_MSG_REPORT_RSP_REPORT 0x20    //  the report inside MSG_REPORT_RSP
 #define S_VMM_ERR_INVALID_LEN   1       //  SNP_GUEST_VMM_ERR_INVALID_LEN: certificate buffer too small
 
-static int
-s_fail (char *reason, size_t size, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-s_fail (char *reason, size_t size, const char *format, ...)
-{
-    if (reason && size) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (reason, size, format, args);
-        va_end (args);
-    }
-    return -1;
-}
-
 //  ---------------------------------------------------------------- files
 
 //  Reads a whole file (up to limit bytes); NULL with the reason otherwise.
@@ -103,7 +88,7 @@ s_read_file (const char *path, size_t limit, size_t *size, char *reason, size_t 
     *size = 0;
     int fd = open (path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        s_fail (reason, reason_size, "cannot open %s: %s", path, strerror (errno));
+        umb_reason_set (reason, reason_size, "cannot open %s: %s", path, strerror (errno));
         return NULL;
     }
     size_t capacity = 4096;
@@ -111,7 +96,7 @@ s_read_file (const char *path, size_t limit, size_t *size, char *reason, size_t 
     while (data) {
         if (*size == capacity) {
             if (capacity >= limit) {
-                s_fail (reason, reason_size, "%s is larger than %zu bytes", path, limit);
+                umb_reason_set (reason, reason_size, "%s is larger than %zu bytes", path, limit);
                 free (data);
                 data = NULL;
                 break;
@@ -129,7 +114,7 @@ s_read_file (const char *path, size_t limit, size_t *size, char *reason, size_t 
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0) {
-            s_fail (reason, reason_size, "cannot read %s: %s", path, strerror (errno));
+            umb_reason_set (reason, reason_size, "cannot read %s: %s", path, strerror (errno));
             free (data);
             data = NULL;
             break;
@@ -141,7 +126,7 @@ s_read_file (const char *path, size_t limit, size_t *size, char *reason, size_t 
         *size += (size_t) got;
     }
     if (!data && reason && !*reason)
-        s_fail (reason, reason_size, "out of memory reading %s", path);
+        umb_reason_set (reason, reason_size, "out of memory reading %s", path);
     close (fd);
     return data;
 }
@@ -151,7 +136,7 @@ s_write_file (const char *path, const uint8_t *data, size_t size, char *reason, 
 {
     int fd = open (path, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
-        return s_fail (reason, reason_size, "cannot open %s: %s", path, strerror (errno));
+        return umb_reason_set (reason, reason_size, "cannot open %s: %s", path, strerror (errno));
     ssize_t wrote;
     do
         wrote = write (fd, data, size);
@@ -159,8 +144,8 @@ s_write_file (const char *path, const uint8_t *data, size_t size, char *reason, 
     int saved = errno;
     close (fd);
     if (wrote != (ssize_t) size)
-        return s_fail (reason, reason_size, "cannot write %s: %s", path,
-                       wrote < 0? strerror (saved): "short write");
+        return umb_reason_set (reason, reason_size, "cannot write %s: %s", path,
+                               wrote < 0? strerror (saved): "short write");
     return 0;
 }
 
@@ -177,7 +162,7 @@ s_read_text (const char *path, char *text, size_t text_size, char *reason, size_
     data [size] = 0;
     int rc = 0;
     if (size >= text_size || strlen ((char *) data) != size)
-        rc = s_fail (reason, reason_size, "%s: unexpected content", path);
+        rc = umb_reason_set (reason, reason_size, "%s: unexpected content", path);
     else
         memcpy (text, data, size + 1);
     free (data);
@@ -194,7 +179,7 @@ s_read_generation (const char *entry, uint64_t *generation, char *reason, size_t
     errno = 0;
     *generation = strtoull (text, &end, 10);
     if (errno || end == text || *end)
-        return s_fail (reason, reason_size, "%s: not a number", path);
+        return umb_reason_set (reason, reason_size, "%s: not a number", path);
     return 0;
 }
 
@@ -217,7 +202,7 @@ s_entry_make (umb_provider_t *self, char *entry, size_t entry_size, char *reason
     snprintf (entry, entry_size, "%s/umbra-%ld-%u-%08x", self->root, (long) getpid (), self->sequence++,
               (unsigned) nonce);
     if (mkdir (entry, 0700))
-        return s_fail (reason, reason_size, "configfs-tsm: cannot make %s: %s", entry, strerror (errno));
+        return umb_reason_set (reason, reason_size, "configfs-tsm: cannot make %s: %s", entry, strerror (errno));
     s_fake (self, entry, UMB_PROVIDER_FAKE_MKDIR);
     return 0;
 }
@@ -244,7 +229,7 @@ s_entry_platform (const char *entry, const char **platform, char *reason, size_t
     if (streq (provider, "tdx_guest"))
         *platform = "tdx";
     else
-        return s_fail (reason, reason_size, "configfs-tsm: unknown provider '%s'", provider);
+        return umb_reason_set (reason, reason_size, "configfs-tsm: unknown provider '%s'", provider);
     return 0;
 }
 
@@ -263,7 +248,7 @@ s_configfs_get (umb_provider_t *self, const uint8_t report_data [64], uint8_t **
     if (s_entry_platform (entry, &platform, reason, reason_size))
         goto done;
     if (!streq (platform, self->platform)) {
-        s_fail (reason, reason_size, "configfs-tsm: the provider is %s, not %s", platform, self->platform);
+        umb_reason_set (reason, reason_size, "configfs-tsm: the provider is %s, not %s", platform, self->platform);
         goto done;
     }
     if (s_read_generation (entry, &before, reason, reason_size))
@@ -279,12 +264,12 @@ s_configfs_get (umb_provider_t *self, const uint8_t report_data [64], uint8_t **
         goto done;
     //  Our inblob write advanced it once; more means another writer raced us
     if (after != before + 1) {
-        s_fail (reason, reason_size, "configfs-tsm: generation went from %" PRIu64 " to %" PRIu64
-                " (another writer used the entry); evidence discarded", before, after);
+        umb_reason_set (reason, reason_size, "configfs-tsm: generation went from %" PRIu64 " to %" PRIu64
+                        " (another writer used the entry); evidence discarded", before, after);
         goto done;
     }
     if (outblob_size == 0) {
-        s_fail (reason, reason_size, "configfs-tsm: empty outblob");
+        umb_reason_set (reason, reason_size, "configfs-tsm: empty outblob");
         goto done;
     }
     snprintf (path, sizeof path, "%s/auxblob", entry);
@@ -294,14 +279,14 @@ s_configfs_get (umb_provider_t *self, const uint8_t report_data [64], uint8_t **
         if (s_read_generation (entry, &last, reason, reason_size))
             goto done;
         if (last != after) {
-            s_fail (reason, reason_size, "configfs-tsm: generation changed while reading auxblob;"
-                    " evidence discarded");
+            umb_reason_set (reason, reason_size, "configfs-tsm: generation changed while reading auxblob;"
+                            " evidence discarded");
             goto done;
         }
     }
     if (streq (self->platform, "snp") && outblob_size != UMB_SNP_REPORT_SIZE) {
-        s_fail (reason, reason_size, "configfs-tsm: outblob is %zu bytes, not an SNP report (%d)",
-                outblob_size, UMB_SNP_REPORT_SIZE);
+        umb_reason_set (reason, reason_size, "configfs-tsm: outblob is %zu bytes, not an SNP report (%d)",
+                        outblob_size, UMB_SNP_REPORT_SIZE);
         goto done;
     }
     if (streq (self->platform, "snp") && auxblob_size) {
@@ -309,7 +294,7 @@ s_configfs_get (umb_provider_t *self, const uint8_t report_data [64], uint8_t **
         char why [200];
         char *pem = umb_verify_snp_certs_pem (auxblob, auxblob_size, &pem_size, why, sizeof why);
         if (!pem) {
-            s_fail (reason, reason_size, "configfs-tsm: auxblob: %s", why);
+            umb_reason_set (reason, reason_size, "configfs-tsm: auxblob: %s", why);
             goto done;
         }
         free (auxblob);
@@ -340,7 +325,7 @@ s_sev_guest_get (umb_provider_t *self, const uint8_t report_data [64], uint8_t *
 {
     int fd = open (UMB_PROVIDER_SEV_GUEST, O_RDWR | O_CLOEXEC);
     if (fd < 0)
-        return s_fail (reason, reason_size, "cannot open %s: %s", UMB_PROVIDER_SEV_GUEST, strerror (errno));
+        return umb_reason_set (reason, reason_size, "cannot open %s: %s", UMB_PROVIDER_SEV_GUEST, strerror (errno));
     struct snp_ext_report_req ext;
     struct snp_report_resp response;
     struct snp_guest_request_ioctl request;
@@ -382,29 +367,26 @@ s_sev_guest_get (umb_provider_t *self, const uint8_t report_data [64], uint8_t *
             int saved = errno;
             close (fd);
             free (table);
-            return s_fail (reason, reason_size, "SNP_GET_REPORT failed: %s (firmware error 0x%x, VMM error 0x%x)",
-                           strerror (saved), request.fw_error, request.vmm_error);
+            return umb_reason_set (reason, reason_size, "SNP_GET_REPORT failed: %s (firmware error 0x%x, VMM error 0x%x)",
+                                   strerror (saved), request.fw_error, request.vmm_error);
         }
     }
     close (fd);
     const uint8_t *data = response.data;
-    uint32_t status = (uint32_t) data [0] | (uint32_t) data [1] << 8 | (uint32_t) data [2] << 16
-                    | (uint32_t) data [3] << 24;
-    uint32_t size = (uint32_t) data [4] | (uint32_t) data [5] << 8 | (uint32_t) data [6] << 16
-                  | (uint32_t) data [7] << 24;
+    uint32_t status = umb_bytes_le32 (data);
+    uint32_t size = umb_bytes_le32 (data + 4);
     if (status != 0 || size != UMB_SNP_REPORT_SIZE) {
         free (table);
-        return s_fail (reason, reason_size, "SNP report response: status 0x%x, size %u", status, size);
+        return umb_reason_set (reason, reason_size, "SNP report response: status 0x%x, size %u", status, size);
     }
     *evidence = (uint8_t *) malloc (UMB_SNP_REPORT_SIZE);
     if (!*evidence) {
         free (table);
-        return s_fail (reason, reason_size, "out of memory");
+        return umb_reason_set (reason, reason_size, "out of memory");
     }
     memcpy (*evidence, data + S_MSG_REPORT_RSP_REPORT, UMB_SNP_REPORT_SIZE);
     *evidence_size = UMB_SNP_REPORT_SIZE;
-    uint8_t zero [16] = { 0 };
-    if (with_certs && memcmp (table, zero, 16) != 0) {
+    if (with_certs && !umb_bytes_is_zero (table, 16)) {
         size_t pem_size = 0;
         char why [200];
         char *pem = umb_verify_snp_certs_pem (table, table_size, &pem_size, why, sizeof why);
@@ -434,13 +416,13 @@ umb_provider_new_fake (const char *kind, const char *root, umb_provider_fake_fn 
 {
     assert (kind);
     if (!streq (kind, "snp") && !streq (kind, "tdx") && !streq (kind, "none") && !streq (kind, "auto")) {
-        s_fail (reason, reason_size, "unknown attestation provider '%s' (snp, tdx, none, auto)", kind);
+        umb_reason_set (reason, reason_size, "unknown attestation provider '%s' (snp, tdx, none, auto)", kind);
         return NULL;
     }
     umb_provider_t *self = (umb_provider_t *) calloc (1, sizeof (umb_provider_t));
     if (!self || !(self->root = strdup (root? root: UMB_PROVIDER_CONFIGFS_ROOT))) {
         free (self);
-        s_fail (reason, reason_size, "out of memory");
+        umb_reason_set (reason, reason_size, "out of memory");
         return NULL;
     }
     self->fake = fake;
@@ -476,19 +458,19 @@ umb_provider_new_fake (const char *kind, const char *root, umb_provider_fake_fn 
         }
         if (!platform) {
             if (streq (kind, "auto"))
-                s_fail (reason, reason_size, "auto: no TEE found (%s at %s; no %s); refusing rather than"
-                        " running without attestation (use \"none\" for insecure development)",
-                        why, self->root, UMB_PROVIDER_SEV_GUEST);
+                umb_reason_set (reason, reason_size, "auto: no TEE found (%s at %s; no %s); refusing rather than"
+                                " running without attestation (use \"none\" for insecure development)",
+                                why, self->root, UMB_PROVIDER_SEV_GUEST);
             else
-                s_fail (reason, reason_size, "%s: no %s TEE found (%s at %s%s)", kind, kind, why, self->root,
-                        streq (kind, "snp")? "; no " UMB_PROVIDER_SEV_GUEST: "");
+                umb_reason_set (reason, reason_size, "%s: no %s TEE found (%s at %s%s)", kind, kind, why, self->root,
+                                streq (kind, "snp")? "; no " UMB_PROVIDER_SEV_GUEST: "");
             umb_provider_destroy (&self);
             return NULL;
         }
     }
     self->platform = strdup (platform);
     if (!self->platform) {
-        s_fail (reason, reason_size, "out of memory");
+        umb_reason_set (reason, reason_size, "out of memory");
         umb_provider_destroy (&self);
     }
     return self;

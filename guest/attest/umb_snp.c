@@ -1,6 +1,5 @@
 //  umb_snp - AMD SEV-SNP attestation reports: parser, signature, chain and TCB checks
 #include <assert.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,10 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include "umb_snp.h"
+#include "umb_bytes.h"
+#include "umb_x509.h"
+#include "umb_hex.h"
+#include "umb_reason.h"
 
 //  Field offsets (SEV-SNP ABI, ATTESTATION_REPORT)
 #define S_VERSION          0x000
@@ -176,62 +179,24 @@ static const char s_ark_turin [] =
 static const char *const s_arks [] = { s_ark_milan, s_ark_genoa, s_ark_turin };
 #define S_ARK_COUNT (sizeof (s_arks) / sizeof (s_arks [0]))
 
-static int
-s_fail (char *reason, size_t size, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-s_fail (char *reason, size_t size, const char *format, ...)
-{
-    if (reason && size) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (reason, size, format, args);
-        va_end (args);
-    }
-    return -1;
-}
-
-static uint32_t
-s_u32 (const uint8_t *data)
-{
-    return (uint32_t) data [0] | (uint32_t) data [1] << 8
-         | (uint32_t) data [2] << 16 | (uint32_t) data [3] << 24;
-}
-
-static uint64_t
-s_u64 (const uint8_t *data)
-{
-    return (uint64_t) s_u32 (data) | (uint64_t) s_u32 (data + 4) << 32;
-}
-
-static bool
-s_is_zero (const uint8_t *data, size_t size)
-{
-    uint8_t bits = 0;
-    for (size_t i = 0; i < size; i++)
-        bits |= data [i];
-    return bits == 0;
-}
-
 umb_snp_report_t *
 umb_snp_report_parse (const uint8_t *data, size_t size, char *reason, size_t reason_size)
 {
     if (!data || size != UMB_SNP_REPORT_SIZE) {
-        s_fail (reason, reason_size, "report size is %zu bytes, expected %d", size, UMB_SNP_REPORT_SIZE);
+        umb_reason_set (reason, reason_size, "report size is %zu bytes, expected %d", size, UMB_SNP_REPORT_SIZE);
         return NULL;
     }
-    uint32_t version = s_u32 (data + S_VERSION);
+    uint32_t version = umb_bytes_le32 (data + S_VERSION);
     if (version != 2 && version != 3 && version != 5) {
-        s_fail (reason, reason_size, "unsupported report version %u", version);
+        umb_reason_set (reason, reason_size, "unsupported report version %u", version);
         return NULL;
     }
-    uint32_t algo = s_u32 (data + S_SIGNATURE_ALGO);
+    uint32_t algo = umb_bytes_le32 (data + S_SIGNATURE_ALGO);
     if (algo != UMB_SNP_SIG_ALGO_ECDSA_P384_SHA384) {
-        s_fail (reason, reason_size, "unsupported signature algorithm %u", algo);
+        umb_reason_set (reason, reason_size, "unsupported signature algorithm %u", algo);
         return NULL;
     }
-    uint32_t signer_info = s_u32 (data + S_SIGNER_INFO);
+    uint32_t signer_info = umb_bytes_le32 (data + S_SIGNER_INFO);
     int signing_key = (signer_info >> 2) & 7;
     const char *nonzero = NULL;
     if (signer_info >> 5)
@@ -239,37 +204,37 @@ umb_snp_report_parse (const uint8_t *data, size_t size, char *reason, size_t rea
     else
     if (signing_key != UMB_SNP_SIGNING_KEY_VCEK && signing_key != UMB_SNP_SIGNING_KEY_VLEK
     &&  signing_key != UMB_SNP_SIGNING_KEY_NONE) {
-        s_fail (reason, reason_size, "unknown signing key selector %d", signing_key);
+        umb_reason_set (reason, reason_size, "unknown signing key selector %d", signing_key);
         return NULL;
     }
     else
-    if (!s_is_zero (data + 0x04C, 4))
+    if (!umb_bytes_is_zero (data + 0x04C, 4))
         nonzero = "0x04C..0x04F";
     else
-    if (version == 2 && !s_is_zero (data + 0x188, 0x1A0 - 0x188))
+    if (version == 2 && !umb_bytes_is_zero (data + 0x188, 0x1A0 - 0x188))
         nonzero = "0x188..0x19F";
     else
-    if (version >= 3 && !s_is_zero (data + 0x18B, 0x1A0 - 0x18B))
+    if (version >= 3 && !umb_bytes_is_zero (data + 0x18B, 0x1A0 - 0x18B))
         nonzero = "0x18B..0x19F";
     else
     if (data [0x1EB] || data [0x1EF])
         nonzero = "0x1EB, 0x1EF";
     else
-    if (version < 5 && !s_is_zero (data + 0x1F8, S_SIGNATURE - 0x1F8))
+    if (version < 5 && !umb_bytes_is_zero (data + 0x1F8, S_SIGNATURE - 0x1F8))
         nonzero = "0x1F8..0x29F";
     else
-    if (version >= 5 && !s_is_zero (data + 0x208, S_SIGNATURE - 0x208))
+    if (version >= 5 && !umb_bytes_is_zero (data + 0x208, S_SIGNATURE - 0x208))
         nonzero = "0x208..0x29F";
     else
-    if (!s_is_zero (data + S_SIG_RESERVED, UMB_SNP_REPORT_SIZE - S_SIG_RESERVED))
+    if (!umb_bytes_is_zero (data + S_SIG_RESERVED, UMB_SNP_REPORT_SIZE - S_SIG_RESERVED))
         nonzero = "signature 0x330..0x49F";
     if (nonzero) {
-        s_fail (reason, reason_size, "reserved field %s is not zero", nonzero);
+        umb_reason_set (reason, reason_size, "reserved field %s is not zero", nonzero);
         return NULL;
     }
     umb_snp_report_t *self = (umb_snp_report_t *) malloc (sizeof (umb_snp_report_t));
     if (!self) {
-        s_fail (reason, reason_size, "out of memory");
+        umb_reason_set (reason, reason_size, "out of memory");
         return NULL;
     }
     memcpy (self->data, data, UMB_SNP_REPORT_SIZE);
@@ -288,10 +253,10 @@ umb_snp_report_destroy (umb_snp_report_t **self_p)
 
 #define S_U32_GETTER(name, offset) \
     uint32_t umb_snp_report_##name (umb_snp_report_t *self) \
-    { assert (self); return s_u32 (self->data + (offset)); }
+    { assert (self); return umb_bytes_le32 (self->data + (offset)); }
 #define S_U64_GETTER(name, offset) \
     uint64_t umb_snp_report_##name (umb_snp_report_t *self) \
-    { assert (self); return s_u64 (self->data + (offset)); }
+    { assert (self); return umb_bytes_le64 (self->data + (offset)); }
 #define S_BYTES_GETTER(name, offset) \
     const uint8_t *umb_snp_report_##name (umb_snp_report_t *self) \
     { assert (self); return self->data + (offset); }
@@ -365,7 +330,7 @@ umb_snp_report_signed (umb_snp_report_t *self, size_t *size)
 static BIGNUM *
 s_scalar (const uint8_t *little_endian)
 {
-    if (!s_is_zero (little_endian + S_P384_SIZE, UMB_SNP_SIG_COMPONENT_SIZE - S_P384_SIZE))
+    if (!umb_bytes_is_zero (little_endian + S_P384_SIZE, UMB_SNP_SIG_COMPONENT_SIZE - S_P384_SIZE))
         return NULL;
     return BN_lebin2bn (little_endian, S_P384_SIZE, NULL);
 }
@@ -383,14 +348,14 @@ int
 umb_snp_verify_signature (umb_snp_report_t *report, X509 *vcek, char *reason, size_t size)
 {
     if (!report)
-        return s_fail (reason, size, "no report");
+        return umb_reason_set (reason, size, "no report");
     if (!vcek)
-        return s_fail (reason, size, "no VCEK/VLEK certificate");
+        return umb_reason_set (reason, size, "no VCEK/VLEK certificate");
     if (umb_snp_report_signing_key (report) == UMB_SNP_SIGNING_KEY_NONE)
-        return s_fail (reason, size, "report is not signed (signing key selector 7)");
+        return umb_reason_set (reason, size, "report is not signed (signing key selector 7)");
     EVP_PKEY *key = X509_get0_pubkey (vcek);
     if (!s_is_p384 (key))
-        return s_fail (reason, size, "certificate key is not ECDSA P-384");
+        return umb_reason_set (reason, size, "certificate key is not ECDSA P-384");
 
     int rc = -1;
     uint8_t *der = NULL;
@@ -399,11 +364,11 @@ umb_snp_verify_signature (umb_snp_report_t *report, X509 *vcek, char *reason, si
     BIGNUM *s = s_scalar (report->data + S_SIG_S);
     ECDSA_SIG *sig = ECDSA_SIG_new ();
     if (!r || !s || !sig) {
-        s_fail (reason, size, "malformed signature (r or s out of range)");
+        umb_reason_set (reason, size, "malformed signature (r or s out of range)");
         goto done;
     }
     if (ECDSA_SIG_set0 (sig, r, s) != 1) {
-        s_fail (reason, size, "malformed signature");
+        umb_reason_set (reason, size, "malformed signature");
         goto done;
     }
     r = s = NULL;           //  owned by sig now
@@ -411,11 +376,11 @@ umb_snp_verify_signature (umb_snp_report_t *report, X509 *vcek, char *reason, si
     ctx = EVP_MD_CTX_new ();
     if (der_size <= 0 || !ctx
     ||  EVP_DigestVerifyInit (ctx, NULL, EVP_sha384 (), NULL, key) != 1) {
-        s_fail (reason, size, "cannot set up signature verification");
+        umb_reason_set (reason, size, "cannot set up signature verification");
         goto done;
     }
     if (EVP_DigestVerify (ctx, der, (size_t) der_size, report->data, UMB_SNP_SIGNED_SIZE) != 1) {
-        s_fail (reason, size, "report signature does not verify");
+        umb_reason_set (reason, size, "report signature does not verify");
         goto done;
     }
     rc = 0;
@@ -434,43 +399,13 @@ static int
 s_check_link (X509 *cert, X509 *issuer, const char *what, time_t when, char *reason, size_t size)
 {
     if (X509_get_signature_nid (cert) != NID_rsassaPss)
-        return s_fail (reason, size, "%s is not signed with RSASSA-PSS", what);
+        return umb_reason_set (reason, size, "%s is not signed with RSASSA-PSS", what);
     int md_nid = NID_undef;
     if (X509_get_signature_info (cert, &md_nid, NULL, NULL, NULL) != 1 || md_nid != NID_sha384)
-        return s_fail (reason, size, "%s is not signed with SHA-384", what);
+        return umb_reason_set (reason, size, "%s is not signed with SHA-384", what);
     if (X509_NAME_cmp (X509_get_issuer_name (cert), X509_get_subject_name (issuer)) != 0)
-        return s_fail (reason, size, "%s issuer name does not match its issuer", what);
-    EVP_PKEY *key = X509_get0_pubkey (issuer);
-    if (!key || X509_verify (cert, key) != 1) {
-        ERR_clear_error ();
-        return s_fail (reason, size, "%s signature does not verify", what);
-    }
-    if (X509_cmp_time (X509_get0_notBefore (cert), &when) != -1)
-        return s_fail (reason, size, "%s is not yet valid", what);
-    if (X509_cmp_time (X509_get0_notAfter (cert), &when) != 1)
-        return s_fail (reason, size, "%s has expired", what);
-    return 0;
-}
-
-static bool
-s_same_cert (X509 *a, X509 *b)
-{
-    uint8_t *der_a = NULL, *der_b = NULL;
-    int size_a = i2d_X509 (a, &der_a);
-    int size_b = i2d_X509 (b, &der_b);
-    bool same = size_a > 0 && size_a == size_b && memcmp (der_a, der_b, (size_t) size_a) == 0;
-    OPENSSL_free (der_a);
-    OPENSSL_free (der_b);
-    return same;
-}
-
-static X509 *
-s_pem_x509 (const char *pem)
-{
-    BIO *bio = BIO_new_mem_buf (pem, -1);
-    X509 *cert = bio? PEM_read_bio_X509 (bio, NULL, NULL, NULL): NULL;
-    BIO_free (bio);
-    return cert;
+        return umb_reason_set (reason, size, "%s issuer name does not match its issuer", what);
+    return umb_x509_check_signed (cert, X509_get0_pubkey (issuer), what, when, reason, size);
 }
 
 #define S_MAX_BUNDLE 8
@@ -479,31 +414,22 @@ int
 umb_snp_verify_chain (X509 *vcek, const char *ask_ark_pem, int64_t at_time, char *reason, size_t size)
 {
     if (!vcek)
-        return s_fail (reason, size, "no VCEK/VLEK certificate");
+        return umb_reason_set (reason, size, "no VCEK/VLEK certificate");
     if (!ask_ark_pem)
-        return s_fail (reason, size, "no ASK/ARK certificates");
+        return umb_reason_set (reason, size, "no ASK/ARK certificates");
     time_t when = at_time? (time_t) at_time: time (NULL);
 
     int rc = -1;
     X509 *bundle [S_MAX_BUNDLE] = { NULL };
     X509 *arks [S_ARK_COUNT] = { NULL };
-    size_t count = 0;
-    BIO *bio = BIO_new_mem_buf (ask_ark_pem, -1);
-    while (bio && count < S_MAX_BUNDLE) {
-        X509 *cert = PEM_read_bio_X509 (bio, NULL, NULL, NULL);
-        if (!cert)
-            break;
-        bundle [count++] = cert;
-    }
-    BIO_free (bio);
-    ERR_clear_error ();
+    size_t count = umb_x509_read_pem (ask_ark_pem, bundle, S_MAX_BUNDLE);
     if (count == 0) {
-        s_fail (reason, size, "no certificate in the ASK/ARK bundle");
+        umb_reason_set (reason, size, "no certificate in the ASK/ARK bundle");
         goto done;
     }
     for (size_t i = 0; i < S_ARK_COUNT; i++)
-        if (!(arks [i] = s_pem_x509 (s_arks [i]))) {
-            s_fail (reason, size, "cannot load the built-in AMD roots");
+        if (!(arks [i] = umb_x509_from_pem (s_arks [i]))) {
+            umb_reason_set (reason, size, "cannot load the built-in AMD roots");
             goto done;
         }
     //  A root in the bundle must be one of ours
@@ -512,15 +438,15 @@ umb_snp_verify_chain (X509 *vcek, const char *ask_ark_pem, int64_t at_time, char
             continue;
         bool known = false;
         for (size_t j = 0; j < S_ARK_COUNT; j++)
-            known |= s_same_cert (bundle [i], arks [j]);
+            known |= umb_x509_same (bundle [i], arks [j]);
         if (!known) {
-            s_fail (reason, size, "the bundle holds a root that is not a built-in AMD ARK");
+            umb_reason_set (reason, size, "the bundle holds a root that is not a built-in AMD ARK");
             goto done;
         }
     }
     for (size_t i = 0; i < S_ARK_COUNT; i++)
-        if (s_same_cert (vcek, arks [i])) {
-            s_fail (reason, size, "the VCEK/VLEK is an ARK");
+        if (umb_x509_same (vcek, arks [i])) {
+            umb_reason_set (reason, size, "the VCEK/VLEK is an ARK");
             goto done;
         }
     //  The intermediate: a non-root of the bundle whose subject is the VCEK's issuer
@@ -530,7 +456,7 @@ umb_snp_verify_chain (X509 *vcek, const char *ask_ark_pem, int64_t at_time, char
         &&  X509_NAME_cmp (X509_get_subject_name (bundle [i]), X509_get_issuer_name (bundle [i])) != 0)
             ask = bundle [i];
     if (!ask) {
-        s_fail (reason, size, "no ASK/ASVK in the bundle issued the VCEK/VLEK");
+        umb_reason_set (reason, size, "no ASK/ASVK in the bundle issued the VCEK/VLEK");
         goto done;
     }
     X509 *ark = NULL;
@@ -538,7 +464,7 @@ umb_snp_verify_chain (X509 *vcek, const char *ask_ark_pem, int64_t at_time, char
         if (X509_NAME_cmp (X509_get_subject_name (arks [i]), X509_get_issuer_name (ask)) == 0)
             ark = arks [i];
     if (!ark) {
-        s_fail (reason, size, "the ASK/ASVK was not issued by a built-in AMD ARK");
+        umb_reason_set (reason, size, "the ASK/ASVK was not issued by a built-in AMD ARK");
         goto done;
     }
     if (s_check_link (ark, ark, "ARK", when, reason, size)
@@ -546,7 +472,7 @@ umb_snp_verify_chain (X509 *vcek, const char *ask_ark_pem, int64_t at_time, char
     ||  s_check_link (vcek, ask, "VCEK/VLEK", when, reason, size))
         goto done;
     if (!s_is_p384 (X509_get0_pubkey (vcek))) {
-        s_fail (reason, size, "VCEK/VLEK key is not ECDSA P-384");
+        umb_reason_set (reason, size, "VCEK/VLEK key is not ECDSA P-384");
         goto done;
     }
     rc = 0;
@@ -610,18 +536,18 @@ int
 umb_snp_check_tcb (umb_snp_report_t *report, X509 *vcek, char *reason, size_t size)
 {
     if (!report)
-        return s_fail (reason, size, "no report");
+        return umb_reason_set (reason, size, "no report");
     if (!vcek)
-        return s_fail (reason, size, "no VCEK/VLEK certificate");
+        return umb_reason_set (reason, size, "no VCEK/VLEK certificate");
     int signing_key = umb_snp_report_signing_key (report);
     const char *expected_cn = signing_key == UMB_SNP_SIGNING_KEY_VCEK? "SEV-VCEK":
                               signing_key == UMB_SNP_SIGNING_KEY_VLEK? "SEV-VLEK": NULL;
     if (!expected_cn)
-        return s_fail (reason, size, "report is not signed by a VCEK or VLEK");
+        return umb_reason_set (reason, size, "report is not signed by a VCEK or VLEK");
     char cn [64] = "";
     if (X509_NAME_get_text_by_NID (X509_get_subject_name (vcek), NID_commonName, cn, sizeof cn) <= 0
     ||  !streq (cn, expected_cn))
-        return s_fail (reason, size, "report names a %s but the certificate is '%s'", expected_cn, cn);
+        return umb_reason_set (reason, size, "report names a %s but the certificate is '%s'", expected_cn, cn);
 
     int bl = s_spl (vcek, S_OID_BL_SPL);
     int tee = s_spl (vcek, S_OID_TEE_SPL);
@@ -629,34 +555,34 @@ umb_snp_check_tcb (umb_snp_report_t *report, X509 *vcek, char *reason, size_t si
     int ucode = s_spl (vcek, S_OID_UCODE_SPL);
     int fmc = s_spl (vcek, S_OID_FMC_SPL);
     if (bl < 0 || tee < 0 || snp < 0 || ucode < 0 || fmc == -2)
-        return s_fail (reason, size, "certificate TCB extensions are missing or malformed");
+        return umb_reason_set (reason, size, "certificate TCB extensions are missing or malformed");
     uint8_t family = 0;
     bool turin = fmc >= 0;
     if (umb_snp_report_cpuid (report, &family, NULL, NULL) && (family == 0x1A) != turin)
-        return s_fail (reason, size, "certificate and report disagree on the product (CPU family 0x%x)", family);
+        return umb_reason_set (reason, size, "certificate and report disagree on the product (CPU family 0x%x)", family);
 
     const uint8_t *tcb = report->data + S_REPORTED_TCB;
     bool match = turin
         ?   tcb [0] == fmc && tcb [1] == bl && tcb [2] == tee && tcb [3] == snp && tcb [7] == ucode
         :   tcb [0] == bl && tcb [1] == tee && tcb [6] == snp && tcb [7] == ucode;
     if (!match)
-        return s_fail (reason, size, "reported TCB 0x%016llx does not match the certificate"
-                       " (bl=%d tee=%d snp=%d ucode=%d fmc=%d)",
-                       (unsigned long long) s_u64 (tcb), bl, tee, snp, ucode, fmc);
+        return umb_reason_set (reason, size, "reported TCB 0x%016llx does not match the certificate"
+                               " (bl=%d tee=%d snp=%d ucode=%d fmc=%d)",
+                               (unsigned long long) umb_bytes_le64 (tcb), bl, tee, snp, ucode, fmc);
 
     int hwid_size = 0;
     const uint8_t *hwid = s_extension (vcek, S_OID_HWID, &hwid_size);
     if (signing_key == UMB_SNP_SIGNING_KEY_VCEK) {
         if (!hwid || (hwid_size != 64 && hwid_size != 8))
-            return s_fail (reason, size, "VCEK has no valid hwID extension");
+            return umb_reason_set (reason, size, "VCEK has no valid hwID extension");
         if (hwid_size == 8 && !turin)
-            return s_fail (reason, size, "VCEK has an 8-byte hwID but is not a Turin VCEK");
+            return umb_reason_set (reason, size, "VCEK has an 8-byte hwID but is not a Turin VCEK");
         if (memcmp (hwid, report->data + S_CHIP_ID, (size_t) hwid_size) != 0)
-            return s_fail (reason, size, "report chip_id does not match the VCEK hwID");
+            return umb_reason_set (reason, size, "report chip_id does not match the VCEK hwID");
     }
     else
     if (hwid)
-        return s_fail (reason, size, "VLEK carries a hwID extension");
+        return umb_reason_set (reason, size, "VLEK carries a hwID extension");
     return 0;
 }
 
@@ -817,7 +743,7 @@ s_load_x509 (const char *name)
     const uint8_t *cursor = data;
     X509 *cert = d2i_X509 (NULL, &cursor, (long) size);
     if (!cert)
-        cert = s_pem_x509 ((const char *) data);
+        cert = umb_x509_from_pem ((const char *) data);
     ERR_clear_error ();
     free (data);
     return cert;
@@ -828,8 +754,7 @@ s_assert_hex (const uint8_t *data, size_t size, const char *expected)
 {
     char hex [2 * 72 + 1];
     assert (size <= 72);
-    for (size_t i = 0; i < size; i++)
-        snprintf (hex + 2 * i, 3, "%02x", data [i]);
+    umb_hex_encode (data, size, hex);
     if (strlen (expected) != 2 * size || strcmp (hex, expected) != 0) {
         fprintf (stderr, "umb_snp: got %s, expected %s\n", hex, expected);
         assert (false);
@@ -1105,7 +1030,7 @@ s_test_chains (bool verbose)
     //  After the VCEK's notAfter (2030-01-24) it expires
     assert (umb_snp_verify_chain (vcek, milan, 1900000000, reason, sizeof reason) == -1);
     assert (strstr (reason, "expired"));
-    X509 *ark = s_pem_x509 (s_ark_milan);
+    X509 *ark = umb_x509_from_pem (s_ark_milan);
     assert (umb_snp_verify_chain (ark, milan, 0, reason, sizeof reason) == -1);
     X509_free (ark);
     //  A self-signed root that is not AMD's is refused even beside a good chain
@@ -1146,6 +1071,13 @@ umb_snp_test (bool verbose)
     printf (" * umb_snp: ");
     if (verbose)
         printf ("\n");
+    //  umb_bytes, which every field read relies on
+    const uint8_t bytes [9] = { 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x88, 0 };
+    assert (umb_bytes_le16 (bytes) == 0x0201);
+    assert (umb_bytes_le32 (bytes) == 0x04030201);
+    assert (umb_bytes_le64 (bytes) == 0x8807060504030201ull);
+    assert (umb_bytes_is_zero (bytes + 8, 1) && umb_bytes_is_zero (bytes, 0));
+    assert (!umb_bytes_is_zero (bytes, 9) && !umb_bytes_is_zero (bytes + 7, 2));
     for (size_t i = 0; i < sizeof s_cases / sizeof s_cases [0]; i++)
         s_test_case (&s_cases [i], verbose);
     s_test_malformed ();

@@ -1,7 +1,6 @@
 //  umb_tdx - Intel TDX quotes: parser, quote and QE report signatures, PCK chain, TD policy
 #include <assert.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +21,10 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include "umb_tdx.h"
+#include "umb_bytes.h"
+#include "umb_x509.h"
+#include "umb_hex.h"
+#include "umb_reason.h"
 
 //  Quote header (Intel TDX DCAP Quoting Library API, appendix A.3)
 #define S_H_VERSION         0
@@ -124,70 +127,26 @@ static const char s_intel_sgx_root [] =
     "AiEA4J0lrHoMs+Xo5o/sX6O9QWxHRAvZUGOdRQ7cvqRXaqI=\n"
     "-----END CERTIFICATE-----\n";
 
-static int
-s_fail (char *reason, size_t size, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-s_fail (char *reason, size_t size, const char *format, ...)
-{
-    if (reason && size) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (reason, size, format, args);
-        va_end (args);
-    }
-    return -1;
-}
-
-static uint16_t
-s_u16 (const uint8_t *data)
-{
-    return (uint16_t) (data [0] | data [1] << 8);
-}
-
-static uint32_t
-s_u32 (const uint8_t *data)
-{
-    return (uint32_t) data [0] | (uint32_t) data [1] << 8
-         | (uint32_t) data [2] << 16 | (uint32_t) data [3] << 24;
-}
-
-static uint64_t
-s_u64 (const uint8_t *data)
-{
-    return (uint64_t) s_u32 (data) | (uint64_t) s_u32 (data + 4) << 32;
-}
-
-static bool
-s_is_zero (const uint8_t *data, size_t size)
-{
-    uint8_t bits = 0;
-    for (size_t i = 0; i < size; i++)
-        bits |= data [i];
-    return bits == 0;
-}
-
 umb_tdx_quote_t *
 umb_tdx_quote_parse (const uint8_t *data, size_t size, char *reason, size_t reason_size)
 {
     if (!data || size < UMB_TDX_HEADER_SIZE) {
-        s_fail (reason, reason_size, "quote is truncated (%zu bytes, no header)", data? size: 0);
+        umb_reason_set (reason, reason_size, "quote is truncated (%zu bytes, no header)", data? size: 0);
         return NULL;
     }
-    uint16_t version = s_u16 (data + S_H_VERSION);
+    uint16_t version = umb_bytes_le16 (data + S_H_VERSION);
     if (version != 4 && version != 5) {
-        s_fail (reason, reason_size, "unsupported quote version %u", version);
+        umb_reason_set (reason, reason_size, "unsupported quote version %u", version);
         return NULL;
     }
-    uint16_t key_type = s_u16 (data + S_H_ATT_KEY_TYPE);
+    uint16_t key_type = umb_bytes_le16 (data + S_H_ATT_KEY_TYPE);
     if (key_type != UMB_TDX_ATT_KEY_ECDSA_P256) {
-        s_fail (reason, reason_size, "unsupported attestation key type %u", key_type);
+        umb_reason_set (reason, reason_size, "unsupported attestation key type %u", key_type);
         return NULL;
     }
-    uint32_t tee_type = s_u32 (data + S_H_TEE_TYPE);
+    uint32_t tee_type = umb_bytes_le32 (data + S_H_TEE_TYPE);
     if (tee_type != UMB_TDX_TEE_TYPE_TDX) {
-        s_fail (reason, reason_size, "TEE type 0x%x is not TDX (0x81)", tee_type);
+        umb_reason_set (reason, reason_size, "TEE type 0x%x is not TDX (0x81)", tee_type);
         return NULL;
     }
     size_t body = UMB_TDX_HEADER_SIZE;
@@ -195,83 +154,83 @@ umb_tdx_quote_parse (const uint8_t *data, size_t size, char *reason, size_t reas
     uint16_t body_type = UMB_TDX_BODY_TYPE_TD10;
     if (version == 5) {
         if (size < body + S_V5_DESCRIPTOR) {
-            s_fail (reason, reason_size, "quote is truncated (no body descriptor)");
+            umb_reason_set (reason, reason_size, "quote is truncated (no body descriptor)");
             return NULL;
         }
-        body_type = s_u16 (data + body);
-        uint32_t declared = s_u32 (data + body + 2);
+        body_type = umb_bytes_le16 (data + body);
+        uint32_t declared = umb_bytes_le32 (data + body + 2);
         body_size = body_type == UMB_TDX_BODY_TYPE_TD10? UMB_TDX_BODY_10_SIZE:
                     body_type == UMB_TDX_BODY_TYPE_TD15? UMB_TDX_BODY_15_SIZE: 0;
         if (body_size == 0) {
-            s_fail (reason, reason_size, "unsupported quote body type %u", body_type);
+            umb_reason_set (reason, reason_size, "unsupported quote body type %u", body_type);
             return NULL;
         }
         if (declared != body_size) {
-            s_fail (reason, reason_size, "body size %u does not match body type %u (%zu bytes)",
-                    declared, body_type, body_size);
+            umb_reason_set (reason, reason_size, "body size %u does not match body type %u (%zu bytes)",
+                            declared, body_type, body_size);
             return NULL;
         }
         body += S_V5_DESCRIPTOR;
     }
     size_t signed_size = body + body_size;
     if (size < signed_size + 4) {
-        s_fail (reason, reason_size, "quote is truncated (%zu bytes, body needs %zu)", size, signed_size + 4);
+        umb_reason_set (reason, reason_size, "quote is truncated (%zu bytes, body needs %zu)", size, signed_size + 4);
         return NULL;
     }
-    uint32_t sig_data_size = s_u32 (data + signed_size);
+    uint32_t sig_data_size = umb_bytes_le32 (data + signed_size);
     size_t sig_data = signed_size + 4;
     if (sig_data_size > size - sig_data) {
-        s_fail (reason, reason_size, "quote is truncated (signature data of %u bytes, %zu left)",
-                sig_data_size, size - sig_data);
+        umb_reason_set (reason, reason_size, "quote is truncated (signature data of %u bytes, %zu left)",
+                        sig_data_size, size - sig_data);
         return NULL;
     }
     if (sig_data_size < S_S_CERT_DATA) {
-        s_fail (reason, reason_size, "signature data is too short (%u bytes)", sig_data_size);
+        umb_reason_set (reason, reason_size, "signature data is too short (%u bytes)", sig_data_size);
         return NULL;
     }
     const uint8_t *sig = data + sig_data;
-    uint16_t cert_type = s_u16 (sig + S_S_CERT_TYPE);
-    uint32_t cert_size = s_u32 (sig + S_S_CERT_SIZE);
+    uint16_t cert_type = umb_bytes_le16 (sig + S_S_CERT_TYPE);
+    uint32_t cert_size = umb_bytes_le32 (sig + S_S_CERT_SIZE);
     if (cert_type != UMB_TDX_CERT_DATA_QE_REPORT) {
-        s_fail (reason, reason_size, "certification data type %u is not QE report certification data (6)",
-                cert_type);
+        umb_reason_set (reason, reason_size, "certification data type %u is not QE report certification data (6)",
+                        cert_type);
         return NULL;
     }
     if (cert_size != sig_data_size - S_S_CERT_DATA) {
-        s_fail (reason, reason_size, "certification data size %u does not fill the signature data (%u)",
-                cert_size, sig_data_size - S_S_CERT_DATA);
+        umb_reason_set (reason, reason_size, "certification data size %u does not fill the signature data (%u)",
+                        cert_size, sig_data_size - S_S_CERT_DATA);
         return NULL;
     }
     const uint8_t *qe = sig + S_S_CERT_DATA;
     if (cert_size < S_Q_AUTH_DATA) {
-        s_fail (reason, reason_size, "QE report certification data is truncated");
+        umb_reason_set (reason, reason_size, "QE report certification data is truncated");
         return NULL;
     }
-    uint16_t auth_size = s_u16 (qe + S_Q_AUTH_SIZE);
+    uint16_t auth_size = umb_bytes_le16 (qe + S_Q_AUTH_SIZE);
     if ((size_t) auth_size + S_Q_AUTH_DATA + 6 > cert_size) {
-        s_fail (reason, reason_size, "QE authentication data (%u bytes) overruns the certification data",
-                auth_size);
+        umb_reason_set (reason, reason_size, "QE authentication data (%u bytes) overruns the certification data",
+                        auth_size);
         return NULL;
     }
     const uint8_t *inner = qe + S_Q_AUTH_DATA + auth_size;
-    uint16_t inner_type = s_u16 (inner);
-    uint32_t inner_size = s_u32 (inner + 2);
+    uint16_t inner_type = umb_bytes_le16 (inner);
+    uint32_t inner_size = umb_bytes_le32 (inner + 2);
     if (inner_type != UMB_TDX_CERT_DATA_PCK_CHAIN) {
-        s_fail (reason, reason_size, "nested certification data type %u is not a PCK chain (5)", inner_type);
+        umb_reason_set (reason, reason_size, "nested certification data type %u is not a PCK chain (5)", inner_type);
         return NULL;
     }
     if (inner_size != cert_size - (S_Q_AUTH_DATA + auth_size + 6)) {
-        s_fail (reason, reason_size, "PCK chain size %u does not fill the certification data", inner_size);
+        umb_reason_set (reason, reason_size, "PCK chain size %u does not fill the certification data", inner_size);
         return NULL;
     }
     if (inner_size == 0) {
-        s_fail (reason, reason_size, "the quote carries an empty PCK chain");
+        umb_reason_set (reason, reason_size, "the quote carries an empty PCK chain");
         return NULL;
     }
     //  The chain is text; a NUL may only pad its end
     const uint8_t *nul = (const uint8_t *) memchr (inner + 6, 0, inner_size);
-    if (nul && !s_is_zero (nul, (size_t) (inner + 6 + inner_size - nul))) {
-        s_fail (reason, reason_size, "the PCK chain holds a NUL before its end");
+    if (nul && !umb_bytes_is_zero (nul, (size_t) (inner + 6 + inner_size - nul))) {
+        umb_reason_set (reason, reason_size, "the PCK chain holds a NUL before its end");
         return NULL;
     }
     umb_tdx_quote_t *self = (umb_tdx_quote_t *) calloc (1, sizeof (umb_tdx_quote_t));
@@ -282,7 +241,7 @@ umb_tdx_quote_parse (const uint8_t *data, size_t size, char *reason, size_t reas
     }
     if (!self || !self->data || !self->pck_chain) {
         umb_tdx_quote_destroy (&self);
-        s_fail (reason, reason_size, "out of memory");
+        umb_reason_set (reason, reason_size, "out of memory");
         return NULL;
     }
     memcpy (self->data, data, self->size);
@@ -313,7 +272,7 @@ umb_tdx_quote_destroy (umb_tdx_quote_t **self_p)
 
 #define S_HEADER_U16(name, offset) \
     uint16_t umb_tdx_quote_##name (umb_tdx_quote_t *self) \
-    { assert (self); return s_u16 (self->data + (offset)); }
+    { assert (self); return umb_bytes_le16 (self->data + (offset)); }
 #define S_HEADER_BYTES(name, offset) \
     const uint8_t *umb_tdx_quote_##name (umb_tdx_quote_t *self) \
     { assert (self); return self->data + (offset); }
@@ -356,7 +315,7 @@ uint32_t
 umb_tdx_quote_tee_type (umb_tdx_quote_t *self)
 {
     assert (self);
-    return s_u32 (self->data + S_H_TEE_TYPE);
+    return umb_bytes_le32 (self->data + S_H_TEE_TYPE);
 }
 
 uint16_t
@@ -391,13 +350,13 @@ umb_tdx_quote_mr_service_td (umb_tdx_quote_t *self)
 uint64_t
 umb_tdx_quote_td_attributes (umb_tdx_quote_t *self)
 {
-    return s_u64 (umb_tdx_quote_td_attributes_raw (self));
+    return umb_bytes_le64 (umb_tdx_quote_td_attributes_raw (self));
 }
 
 uint64_t
 umb_tdx_quote_xfam (umb_tdx_quote_t *self)
 {
-    return s_u64 (umb_tdx_quote_xfam_raw (self));
+    return umb_bytes_le64 (umb_tdx_quote_xfam_raw (self));
 }
 
 const uint8_t *
@@ -429,14 +388,14 @@ uint16_t
 umb_tdx_quote_qe_isv_prod_id (umb_tdx_quote_t *self)
 {
     assert (self);
-    return s_u16 (self->data + self->qe_cert + S_Q_REPORT + S_R_ISV_PROD_ID);
+    return umb_bytes_le16 (self->data + self->qe_cert + S_Q_REPORT + S_R_ISV_PROD_ID);
 }
 
 uint16_t
 umb_tdx_quote_qe_isv_svn (umb_tdx_quote_t *self)
 {
     assert (self);
-    return s_u16 (self->data + self->qe_cert + S_Q_REPORT + S_R_ISV_SVN);
+    return umb_bytes_le16 (self->data + self->qe_cert + S_Q_REPORT + S_R_ISV_SVN);
 }
 
 const char *
@@ -475,53 +434,35 @@ s_read_chain (const char *pem, X509 **certs, size_t *count, char *reason, size_t
 {
     *count = 0;
     if (!pem)
-        return s_fail (reason, size, "no PCK chain");
+        return umb_reason_set (reason, size, "no PCK chain");
     size_t blocks = s_count (pem, "-----BEGIN ");
     if (blocks == 0)
-        return s_fail (reason, size, "no certificate in the PCK chain");
+        return umb_reason_set (reason, size, "no certificate in the PCK chain");
     if (blocks > S_MAX_CHAIN)
-        return s_fail (reason, size, "the PCK chain holds more than %d certificates", S_MAX_CHAIN);
+        return umb_reason_set (reason, size, "the PCK chain holds more than %d certificates", S_MAX_CHAIN);
     if (s_count (pem, "-----BEGIN CERTIFICATE-----") != blocks
     ||  s_count (pem, "-----END ") != blocks
     ||  s_count (pem, "-----END CERTIFICATE-----") != blocks)
-        return s_fail (reason, size, "the PCK chain holds a malformed or non-certificate PEM block");
+        return umb_reason_set (reason, size, "the PCK chain holds a malformed or non-certificate PEM block");
     const char *first = strstr (pem, "-----BEGIN ");
     for (const char *at = pem; at < first; at++)
         if (!strchr (" \t\r\n", *at))
-            return s_fail (reason, size, "the PCK chain holds text before its first certificate");
+            return umb_reason_set (reason, size, "the PCK chain holds text before its first certificate");
     const char *last = pem;
     for (const char *at = strstr (pem, "-----END "); at; at = strstr (at + 1, "-----END "))
         last = at + strlen ("-----END CERTIFICATE-----");
     for (const char *at = last; *at; at++)
         if (!strchr (" \t\r\n", *at))
-            return s_fail (reason, size, "the PCK chain holds text after its last certificate");
+            return umb_reason_set (reason, size, "the PCK chain holds text after its last certificate");
 
-    BIO *bio = BIO_new_mem_buf (pem, -1);
-    while (bio && *count < blocks) {
-        X509 *cert = PEM_read_bio_X509 (bio, NULL, NULL, NULL);
-        if (!cert)
-            break;
-        certs [(*count)++] = cert;
-    }
-    BIO_free (bio);
-    ERR_clear_error ();
+    *count = umb_x509_read_pem (pem, certs, blocks);
     if (*count != blocks) {
         for (size_t i = 0; i < *count; i++)
             X509_free (certs [i]);
         *count = 0;
-        return s_fail (reason, size, "a certificate in the PCK chain does not parse");
+        return umb_reason_set (reason, size, "a certificate in the PCK chain does not parse");
     }
     return 0;
-}
-
-static X509 *
-s_pem_x509 (const char *pem)
-{
-    BIO *bio = BIO_new_mem_buf (pem, -1);
-    X509 *cert = bio? PEM_read_bio_X509 (bio, NULL, NULL, NULL): NULL;
-    BIO_free (bio);
-    ERR_clear_error ();
-    return cert;
 }
 
 X509 *
@@ -608,14 +549,14 @@ int
 umb_tdx_verify_signature (umb_tdx_quote_t *quote, char *reason, size_t size)
 {
     if (!quote)
-        return s_fail (reason, size, "no quote");
+        return umb_reason_set (reason, size, "no quote");
     EVP_PKEY *key = s_raw_p256 (umb_tdx_quote_attestation_key (quote));
     if (!key)
-        return s_fail (reason, size, "the attestation key is not a P-256 point");
+        return umb_reason_set (reason, size, "the attestation key is not a P-256 point");
     int rc = s_verify_raw (key, umb_tdx_quote_signature (quote), quote->data, quote->signed_size);
     EVP_PKEY_free (key);
     if (rc)
-        return s_fail (reason, size, "quote signature does not verify with its attestation key");
+        return umb_reason_set (reason, size, "quote signature does not verify with its attestation key");
     return 0;
 }
 
@@ -623,27 +564,27 @@ int
 umb_tdx_verify_qe_report (umb_tdx_quote_t *quote, X509 *pck, char *reason, size_t size)
 {
     if (!quote)
-        return s_fail (reason, size, "no quote");
+        return umb_reason_set (reason, size, "no quote");
     if (!pck)
-        return s_fail (reason, size, "no PCK certificate");
+        return umb_reason_set (reason, size, "no PCK certificate");
     EVP_PKEY *key = X509_get0_pubkey (pck);
     ERR_clear_error ();
     if (!s_is_p256 (key))
-        return s_fail (reason, size, "PCK key is not ECDSA P-256");
+        return umb_reason_set (reason, size, "PCK key is not ECDSA P-256");
     if (s_verify_raw (key, umb_tdx_quote_qe_report_signature (quote),
                       umb_tdx_quote_qe_report (quote), UMB_TDX_QE_REPORT_SIZE))
-        return s_fail (reason, size, "QE report signature does not verify with the PCK key");
+        return umb_reason_set (reason, size, "QE report signature does not verify with the PCK key");
     //  The report is Intel's TD quoting enclave's, not a debug enclave
     const uint8_t *report = umb_tdx_quote_qe_report (quote);
     if (memcmp (report + S_R_MR_SIGNER, s_td_qe_mr_signer, sizeof s_td_qe_mr_signer) != 0
-    ||  s_u16 (report + S_R_ISV_PROD_ID) != S_TD_QE_ISV_PROD_ID)
-        return s_fail (reason, size, "the QE report is not from Intel's TD quoting enclave"
-                       " (MRSIGNER or ISVPRODID differ)");
-    if (s_u32 (report + S_R_MISC_SELECT) != S_TD_QE_MISC_SELECT)
-        return s_fail (reason, size, "the QE report's MISCSELECT is not the TD QE's");
+    ||  umb_bytes_le16 (report + S_R_ISV_PROD_ID) != S_TD_QE_ISV_PROD_ID)
+        return umb_reason_set (reason, size, "the QE report is not from Intel's TD quoting enclave"
+                               " (MRSIGNER or ISVPRODID differ)");
+    if (umb_bytes_le32 (report + S_R_MISC_SELECT) != S_TD_QE_MISC_SELECT)
+        return umb_reason_set (reason, size, "the QE report's MISCSELECT is not the TD QE's");
     for (size_t i = 0; i < sizeof s_td_qe_attributes_mask; i++)
         if ((report [S_R_ATTRIBUTES + i] & s_td_qe_attributes_mask [i]) != s_td_qe_attributes [i])
-            return s_fail (reason, size, "the QE report's attributes are not the TD QE's (debug enclave?)");
+            return umb_reason_set (reason, size, "the QE report's attributes are not the TD QE's (debug enclave?)");
     //  report_data = SHA-256 (attestation key || QE authentication data) || 32 zero bytes
     uint8_t digest [32];
     size_t auth_size = 0;
@@ -657,11 +598,11 @@ umb_tdx_verify_qe_report (umb_tdx_quote_t *quote, X509 *pck, char *reason, size_
         && EVP_DigestFinal_ex (ctx, digest, &digest_size) == 1 && digest_size == 32;
     EVP_MD_CTX_free (ctx);
     if (!hashed)
-        return s_fail (reason, size, "cannot hash the attestation key");
+        return umb_reason_set (reason, size, "cannot hash the attestation key");
     const uint8_t *report_data = umb_tdx_quote_qe_report_data (quote);
-    if (memcmp (report_data, digest, 32) != 0 || !s_is_zero (report_data + 32, 32))
-        return s_fail (reason, size, "QE report does not bind the attestation key"
-                       " (report_data is not SHA-256 (key || auth data))");
+    if (memcmp (report_data, digest, 32) != 0 || !umb_bytes_is_zero (report_data + 32, 32))
+        return umb_reason_set (reason, size, "QE report does not bind the attestation key"
+                               " (report_data is not SHA-256 (key || auth data))");
     return 0;
 }
 
@@ -670,35 +611,15 @@ static int
 s_check_link (X509 *cert, X509 *issuer, const char *what, time_t when, char *reason, size_t size)
 {
     if (X509_get_signature_nid (cert) != NID_ecdsa_with_SHA256)
-        return s_fail (reason, size, "%s is not signed with ECDSA/SHA-256", what);
+        return umb_reason_set (reason, size, "%s is not signed with ECDSA/SHA-256", what);
     if (X509_NAME_cmp (X509_get_issuer_name (cert), X509_get_subject_name (issuer)) != 0)
-        return s_fail (reason, size, "%s issuer name does not match its issuer", what);
+        return umb_reason_set (reason, size, "%s issuer name does not match its issuer", what);
     EVP_PKEY *key = X509_get0_pubkey (issuer);
     if (!s_is_p256 (key)) {
         ERR_clear_error ();
-        return s_fail (reason, size, "the issuer of the %s has no P-256 key", what);
+        return umb_reason_set (reason, size, "the issuer of the %s has no P-256 key", what);
     }
-    if (X509_verify (cert, key) != 1) {
-        ERR_clear_error ();
-        return s_fail (reason, size, "%s signature does not verify", what);
-    }
-    if (X509_cmp_time (X509_get0_notBefore (cert), &when) != -1)
-        return s_fail (reason, size, "%s is not yet valid", what);
-    if (X509_cmp_time (X509_get0_notAfter (cert), &when) != 1)
-        return s_fail (reason, size, "%s has expired", what);
-    return 0;
-}
-
-static bool
-s_same_cert (X509 *a, X509 *b)
-{
-    uint8_t *der_a = NULL, *der_b = NULL;
-    int size_a = i2d_X509 (a, &der_a);
-    int size_b = i2d_X509 (b, &der_b);
-    bool same = size_a > 0 && size_a == size_b && memcmp (der_a, der_b, (size_t) size_a) == 0;
-    OPENSSL_free (der_a);
-    OPENSSL_free (der_b);
-    return same;
+    return umb_x509_check_signed (cert, key, what, when, reason, size);
 }
 
 static bool
@@ -720,9 +641,9 @@ static int
 s_verify_chain (X509 *pck, const char *chain_pem, X509 *root, int64_t at_time, char *reason, size_t size)
 {
     if (!pck)
-        return s_fail (reason, size, "no PCK certificate");
+        return umb_reason_set (reason, size, "no PCK certificate");
     if (!root)
-        return s_fail (reason, size, "cannot load the built-in Intel SGX Root CA");
+        return umb_reason_set (reason, size, "cannot load the built-in Intel SGX Root CA");
     time_t when = at_time? (time_t) at_time: time (NULL);
     X509 *chain [S_MAX_CHAIN];
     size_t count = 0;
@@ -732,16 +653,16 @@ s_verify_chain (X509 *pck, const char *chain_pem, X509 *root, int64_t at_time, c
     int rc = -1;
     //  A root in the chain must be ours, byte for byte
     for (size_t i = 0; i < count; i++)
-        if (s_self_issued (chain [i]) && !s_same_cert (chain [i], root)) {
-            s_fail (reason, size, "the PCK chain holds a root that is not the built-in Intel SGX Root CA");
+        if (s_self_issued (chain [i]) && !umb_x509_same (chain [i], root)) {
+            umb_reason_set (reason, size, "the PCK chain holds a root that is not the built-in Intel SGX Root CA");
             goto done;
         }
     if (s_self_issued (pck) || X509_check_ca (pck) != 0) {
-        s_fail (reason, size, "the PCK certificate is a CA certificate");
+        umb_reason_set (reason, size, "the PCK certificate is a CA certificate");
         goto done;
     }
     if (!s_common_name_is (pck, "Intel SGX PCK Certificate")) {
-        s_fail (reason, size, "the PCK certificate is not named 'Intel SGX PCK Certificate'");
+        umb_reason_set (reason, size, "the PCK certificate is not named 'Intel SGX PCK Certificate'");
         goto done;
     }
     //  The intermediate: a CA of the chain, not self-issued, that issued the PCK
@@ -751,22 +672,22 @@ s_verify_chain (X509 *pck, const char *chain_pem, X509 *root, int64_t at_time, c
         &&  X509_NAME_cmp (X509_get_subject_name (chain [i]), X509_get_issuer_name (pck)) == 0)
             ca = chain [i];
     if (!ca) {
-        s_fail (reason, size, "no PCK Platform/Processor CA in the chain issued the PCK certificate");
+        umb_reason_set (reason, size, "no PCK Platform/Processor CA in the chain issued the PCK certificate");
         goto done;
     }
     if (!s_common_name_is (ca, "Intel SGX PCK Platform CA")
     &&  !s_common_name_is (ca, "Intel SGX PCK Processor CA")) {
-        s_fail (reason, size, "the PCK issuer is not an Intel SGX PCK Platform/Processor CA");
+        umb_reason_set (reason, size, "the PCK issuer is not an Intel SGX PCK Platform/Processor CA");
         goto done;
     }
     //  Nothing else may ride along: every certificate is on the path
     for (size_t i = 0; i < count; i++)
-        if (chain [i] != ca && !s_same_cert (chain [i], pck) && !s_same_cert (chain [i], root)) {
-            s_fail (reason, size, "the PCK chain holds a certificate that is not on the PCK -> CA -> root path");
+        if (chain [i] != ca && !umb_x509_same (chain [i], pck) && !umb_x509_same (chain [i], root)) {
+            umb_reason_set (reason, size, "the PCK chain holds a certificate that is not on the PCK -> CA -> root path");
             goto done;
         }
     if (X509_check_ca (ca) < 1 || X509_check_ca (root) < 1) {
-        s_fail (reason, size, "an issuer in the PCK chain is not a CA");
+        umb_reason_set (reason, size, "an issuer in the PCK chain is not a CA");
         goto done;
     }
     if (s_check_link (root, root, "Intel SGX Root CA", when, reason, size)
@@ -774,7 +695,7 @@ s_verify_chain (X509 *pck, const char *chain_pem, X509 *root, int64_t at_time, c
     ||  s_check_link (pck, ca, "PCK certificate", when, reason, size))
         goto done;
     if (!s_is_p256 (X509_get0_pubkey (pck))) {
-        s_fail (reason, size, "PCK key is not ECDSA P-256");
+        umb_reason_set (reason, size, "PCK key is not ECDSA P-256");
         goto done;
     }
     rc = 0;
@@ -788,7 +709,7 @@ done:
 int
 umb_tdx_verify_chain (X509 *pck, const char *chain_pem, int64_t at_time, char *reason, size_t size)
 {
-    X509 *root = s_pem_x509 (s_intel_sgx_root);
+    X509 *root = umb_x509_from_pem (s_intel_sgx_root);
     int rc = s_verify_chain (pck, chain_pem, root, at_time, reason, size);
     X509_free (root);
     return rc;
@@ -799,7 +720,7 @@ s_verify (umb_tdx_quote_t *quote, const char *chain_pem, X509 *root, int64_t at_
           char *reason, size_t size)
 {
     if (!quote)
-        return s_fail (reason, size, "no quote");
+        return umb_reason_set (reason, size, "no quote");
     if (umb_tdx_verify_signature (quote, reason, size))
         return -1;
     const char *chain = chain_pem? chain_pem: quote->pck_chain;
@@ -819,7 +740,7 @@ s_verify (umb_tdx_quote_t *quote, const char *chain_pem, X509 *root, int64_t at_
 int
 umb_tdx_verify (umb_tdx_quote_t *quote, const char *chain_pem, int64_t at_time, char *reason, size_t size)
 {
-    X509 *root = s_pem_x509 (s_intel_sgx_root);
+    X509 *root = umb_x509_from_pem (s_intel_sgx_root);
     int rc = s_verify (quote, chain_pem, root, at_time, reason, size);
     X509_free (root);
     return rc;
@@ -830,9 +751,9 @@ umb_tdx_check_crl (X509 *cert, const char *chain_pem, const uint8_t *crl_data, s
                    int64_t at_time, char *reason, size_t size)
 {
     if (!cert)
-        return s_fail (reason, size, "no certificate to check for revocation");
+        return umb_reason_set (reason, size, "no certificate to check for revocation");
     if (!crl_data || crl_size == 0 || crl_size > LONG_MAX)
-        return s_fail (reason, size, "no CRL");
+        return umb_reason_set (reason, size, "no CRL");
     time_t when = at_time? (time_t) at_time: time (NULL);
     const uint8_t *cursor = crl_data;
     X509_CRL *crl = d2i_X509_CRL (NULL, &cursor, (long) crl_size);
@@ -847,12 +768,12 @@ umb_tdx_check_crl (X509 *cert, const char *chain_pem, const uint8_t *crl_data, s
     }
     ERR_clear_error ();
     if (!crl)
-        return s_fail (reason, size, "the CRL does not parse");
+        return umb_reason_set (reason, size, "the CRL does not parse");
 
     int rc = -1;
     X509 *chain [S_MAX_CHAIN];
     size_t count = 0;
-    X509 *root = s_pem_x509 (s_intel_sgx_root);
+    X509 *root = umb_x509_from_pem (s_intel_sgx_root);
     if (chain_pem && s_read_chain (chain_pem, chain, &count, reason, size))
         goto done;
     X509 *issuer = NULL;
@@ -862,31 +783,31 @@ umb_tdx_check_crl (X509 *cert, const char *chain_pem, const uint8_t *crl_data, s
     if (!issuer && root && X509_NAME_cmp (X509_get_subject_name (root), X509_CRL_get_issuer (crl)) == 0)
         issuer = root;
     if (!issuer) {
-        s_fail (reason, size, "the CRL issuer is not in the chain");
+        umb_reason_set (reason, size, "the CRL issuer is not in the chain");
         goto done;
     }
     if (X509_NAME_cmp (X509_get_issuer_name (cert), X509_CRL_get_issuer (crl)) != 0) {
-        s_fail (reason, size, "the CRL is not from the certificate's issuer");
+        umb_reason_set (reason, size, "the CRL is not from the certificate's issuer");
         goto done;
     }
     if (X509_CRL_get_signature_nid (crl) != NID_ecdsa_with_SHA256
     ||  !s_is_p256 (X509_get0_pubkey (issuer))
     ||  X509_CRL_verify (crl, X509_get0_pubkey (issuer)) != 1) {
-        s_fail (reason, size, "the CRL signature does not verify (ECDSA/SHA-256 by its issuer)");
+        umb_reason_set (reason, size, "the CRL signature does not verify (ECDSA/SHA-256 by its issuer)");
         goto done;
     }
     const ASN1_TIME *next = X509_CRL_get0_nextUpdate (crl);
     if (X509_cmp_time (X509_CRL_get0_lastUpdate (crl), &when) != -1) {
-        s_fail (reason, size, "the CRL is not yet valid");
+        umb_reason_set (reason, size, "the CRL is not yet valid");
         goto done;
     }
     if (!next || X509_cmp_time (next, &when) != 1) {
-        s_fail (reason, size, "the CRL is stale (past its nextUpdate)");
+        umb_reason_set (reason, size, "the CRL is stale (past its nextUpdate)");
         goto done;
     }
     X509_REVOKED *revoked = NULL;
     if (X509_CRL_get0_by_serial (crl, &revoked, X509_get0_serialNumber (cert)) == 1) {
-        s_fail (reason, size, "the certificate is revoked");
+        umb_reason_set (reason, size, "the certificate is revoked");
         goto done;
     }
     rc = 0;
@@ -902,13 +823,6 @@ done:
 //  --------------------------------------------------------------------------
 //  Policy
 
-static void
-s_hex (const uint8_t *data, size_t size, char *hex)
-{
-    for (size_t i = 0; i < size; i++)
-        snprintf (hex + 2 * i, 3, "%02x", data [i]);
-}
-
 static int
 s_check_list (const uint8_t *value, const umb_tdx_policy_list_t *list, const char *name,
               char *reason, size_t size)
@@ -916,26 +830,26 @@ s_check_list (const uint8_t *value, const umb_tdx_policy_list_t *list, const cha
     if (!list->set)
         return 0;
     if (list->count == 0)
-        return s_fail (reason, size, "policy %s list is set but empty: nothing is allowed", name);
+        return umb_reason_set (reason, size, "policy %s list is set but empty: nothing is allowed", name);
     if (list->count > UMB_TDX_POLICY_MAX_VALUES)
-        return s_fail (reason, size, "policy %s list is malformed (%zu entries)", name, list->count);
+        return umb_reason_set (reason, size, "policy %s list is malformed (%zu entries)", name, list->count);
     for (size_t i = 0; i < list->count; i++)
         if (memcmp (value, list->values [i], UMB_TDX_MEASUREMENT_SIZE) == 0)
             return 0;
     char hex [2 * UMB_TDX_MEASUREMENT_SIZE + 1];
-    s_hex (value, UMB_TDX_MEASUREMENT_SIZE, hex);
-    return s_fail (reason, size, "%s %s is not allowed by the policy", name, hex);
+    umb_hex_encode (value, UMB_TDX_MEASUREMENT_SIZE, hex);
+    return umb_reason_set (reason, size, "%s %s is not allowed by the policy", name, hex);
 }
 
 int
 umb_tdx_check_policy (umb_tdx_quote_t *quote, const umb_tdx_policy_t *policy, char *reason, size_t size)
 {
     if (!quote)
-        return s_fail (reason, size, "no quote");
+        return umb_reason_set (reason, size, "no quote");
     if (!policy)
-        return s_fail (reason, size, "no TDX policy");
+        return umb_reason_set (reason, size, "no TDX policy");
     if (!policy->mr_td.set)
-        return s_fail (reason, size, "the policy names no allowed MRTD");
+        return umb_reason_set (reason, size, "the policy names no allowed MRTD");
     if (s_check_list (umb_tdx_quote_mr_td (quote), &policy->mr_td, "MRTD", reason, size)
     ||  s_check_list (umb_tdx_quote_mr_seam (quote), &policy->mr_seam, "MRSEAM", reason, size)
     ||  s_check_list (umb_tdx_quote_mr_config_id (quote), &policy->mr_config_id, "MRCONFIGID", reason, size)
@@ -947,41 +861,41 @@ umb_tdx_check_policy (umb_tdx_quote_t *quote, const umb_tdx_policy_t *policy, ch
         if (policy->rtmr [i].set
         &&  memcmp (umb_tdx_quote_rtmr (quote, i), policy->rtmr [i].value, UMB_TDX_MEASUREMENT_SIZE) != 0) {
             char hex [2 * UMB_TDX_MEASUREMENT_SIZE + 1];
-            s_hex (umb_tdx_quote_rtmr (quote, i), UMB_TDX_MEASUREMENT_SIZE, hex);
-            return s_fail (reason, size, "RTMR%d %s does not match the policy", i, hex);
+            umb_hex_encode (umb_tdx_quote_rtmr (quote, i), UMB_TDX_MEASUREMENT_SIZE, hex);
+            return umb_reason_set (reason, size, "RTMR%d %s does not match the policy", i, hex);
         }
     uint64_t attributes = umb_tdx_quote_td_attributes (quote);
     if ((attributes & UMB_TDX_TD_ATTR_DEBUG) && !policy->allow_debug)
-        return s_fail (reason, size, "the TD is a debug TD (TD attributes 0x%016llx) and the policy"
-                       " does not allow debug", (unsigned long long) attributes);
+        return umb_reason_set (reason, size, "the TD is a debug TD (TD attributes 0x%016llx) and the policy"
+                               " does not allow debug", (unsigned long long) attributes);
     if (policy->td_attributes_set) {
         if (policy->td_attributes_mask == 0)
-            return s_fail (reason, size, "policy TD attributes mask is set but empty");
+            return umb_reason_set (reason, size, "policy TD attributes mask is set but empty");
         if ((attributes & policy->td_attributes_mask) != policy->td_attributes_value)
-            return s_fail (reason, size, "TD attributes 0x%016llx & 0x%016llx are not 0x%016llx",
-                           (unsigned long long) attributes,
-                           (unsigned long long) policy->td_attributes_mask,
-                           (unsigned long long) policy->td_attributes_value);
+            return umb_reason_set (reason, size, "TD attributes 0x%016llx & 0x%016llx are not 0x%016llx",
+                                   (unsigned long long) attributes,
+                                   (unsigned long long) policy->td_attributes_mask,
+                                   (unsigned long long) policy->td_attributes_value);
     }
     if (policy->xfam_set) {
         uint64_t xfam = umb_tdx_quote_xfam (quote);
         if (policy->xfam_mask == 0)
-            return s_fail (reason, size, "policy XFAM mask is set but empty");
+            return umb_reason_set (reason, size, "policy XFAM mask is set but empty");
         if ((xfam & policy->xfam_mask) != policy->xfam_value)
-            return s_fail (reason, size, "XFAM 0x%016llx & 0x%016llx is not 0x%016llx",
-                           (unsigned long long) xfam, (unsigned long long) policy->xfam_mask,
-                           (unsigned long long) policy->xfam_value);
+            return umb_reason_set (reason, size, "XFAM 0x%016llx & 0x%016llx is not 0x%016llx",
+                                   (unsigned long long) xfam, (unsigned long long) policy->xfam_mask,
+                                   (unsigned long long) policy->xfam_value);
     }
     if (policy->min_tee_tcb_svn_set) {
         const uint8_t *svn = umb_tdx_quote_tee_tcb_svn (quote);
         for (int i = 0; i < 16; i++)
             if (svn [i] < policy->min_tee_tcb_svn [i])
-                return s_fail (reason, size, "TEE TCB SVN component %d is %u, the policy needs %u or more",
-                               i, svn [i], policy->min_tee_tcb_svn [i]);
+                return umb_reason_set (reason, size, "TEE TCB SVN component %d is %u, the policy needs %u or more",
+                                       i, svn [i], policy->min_tee_tcb_svn [i]);
     }
     if (policy->report_data_set
     &&  memcmp (umb_tdx_quote_report_data (quote), policy->report_data, UMB_TDX_REPORT_DATA_SIZE) != 0)
-        return s_fail (reason, size, "report_data does not match the policy");
+        return umb_reason_set (reason, size, "report_data does not match the policy");
     return 0;
 }
 
@@ -991,12 +905,8 @@ umb_tdx_check_policy (umb_tdx_quote_t *quote, const umb_tdx_policy_t *policy, ch
 static int
 s_set_hex (json_t *object, const char *key, const uint8_t *data, size_t size)
 {
-    char *hex = (char *) malloc (2 * size + 1);
-    if (!hex)
-        return -1;
-    hex [0] = 0;
-    s_hex (data, size, hex);
-    int rc = json_object_set_new (object, key, json_string (hex));
+    char *hex = umb_hex_encode_new (data, size);
+    int rc = hex ? json_object_set_new (object, key, json_string (hex)) : -1;
     free (hex);
     return rc;
 }
@@ -1133,12 +1043,8 @@ s_load (const char *name, size_t *size)
 static void
 s_unhex (const char *hex, uint8_t *out, size_t size)
 {
-    assert (hex && strlen (hex) == 2 * size);
-    for (size_t i = 0; i < size; i++) {
-        unsigned int byte;
-        assert (sscanf (hex + 2 * i, "%2x", &byte) == 1);
-        out [i] = (uint8_t) byte;
-    }
+    int rc = umb_hex_decode (hex, out, size);
+    assert (rc == 0);
 }
 
 static void
@@ -1258,7 +1164,7 @@ s_test_vector (json_t *expected, bool verbose)
     assert (umb_tdx_quote_signed (quote, &signed_size) && signed_size == 48 + 584);
     assert (memcmp (umb_tdx_quote_mr_td (quote), data + 48 + 136, 48) == 0);
     assert (memcmp (umb_tdx_quote_rtmr (quote, 3), data + 48 + 472, 48) == 0);
-    assert (umb_tdx_quote_td_attributes (quote) == s_u64 (data + 48 + 120));
+    assert (umb_tdx_quote_td_attributes (quote) == umb_bytes_le64 (data + 48 + 120));
     size_t auth_size = 0;
     assert (umb_tdx_quote_qe_auth_data (quote, &auth_size) && auth_size == 32);
 
@@ -1379,7 +1285,7 @@ s_test_policy (json_t *expected)
     }
     uint8_t raw [8];
     s_unhex (json_string_value (json_object_get (body, "td_attributes")), raw, 8);
-    uint64_t attributes = s_u64 (raw);
+    uint64_t attributes = umb_bytes_le64 (raw);
     bool debug = (attributes & UMB_TDX_TD_ATTR_DEBUG) != 0;
     good.allow_debug = debug;
     good.td_attributes_set = true;
@@ -1388,7 +1294,7 @@ s_test_policy (json_t *expected)
     s_unhex (json_string_value (json_object_get (body, "xfam")), raw, 8);
     good.xfam_set = true;
     good.xfam_mask = ~0ULL;
-    good.xfam_value = s_u64 (raw);
+    good.xfam_value = umb_bytes_le64 (raw);
     good.min_tee_tcb_svn_set = true;
     s_unhex (json_string_value (json_object_get (body, "tee_tcb_svn")), good.min_tee_tcb_svn, 16);
     good.report_data_set = true;
@@ -1721,7 +1627,7 @@ s_test_crl (bool verbose)
     assert (quote);
     const char *chain = umb_tdx_quote_pck_chain (quote);
     X509 *pck = umb_tdx_quote_pck (quote);
-    X509 *ca = s_pem_x509 (strstr (chain + 1, "-----BEGIN CERTIFICATE-----"));
+    X509 *ca = umb_x509_from_pem (strstr (chain + 1, "-----BEGIN CERTIFICATE-----"));
     assert (pck && ca);
     int rc = umb_tdx_check_crl (pck, chain, pck_crl, pck_crl_size, S_CRL_TIME, reason, sizeof reason)
           || umb_tdx_check_crl (ca, chain, root_crl, root_crl_size, S_CRL_TIME, reason, sizeof reason)
@@ -2018,7 +1924,7 @@ s_test_synthetic (bool verbose)
     //  A PCK issued by a rogue CA that claims the Intel root
     size_t size;
     char *intel = (char *) s_load ("tdx/go-tdx-guest/trusted_root.pem", &size);
-    X509 *intel_root = s_pem_x509 (intel);
+    X509 *intel_root = umb_x509_from_pem (intel);
     assert (intel_root);
     X509 *mimic_ca = s_make_cert ("Intel SGX PCK Platform CA", ca_key, intel_root, root_key, true, -day, 20 * day, EVP_sha256 ());
     X509 *mimic_pck = s_make_cert ("Intel SGX PCK Certificate", pck_key, mimic_ca, ca_key, false, -day, 10 * day, EVP_sha256 ());
@@ -2068,8 +1974,8 @@ s_test_synthetic (bool verbose)
         X509_CRL_free (crl);
     }
     //  The built-in root is byte for byte the published one
-    X509 *builtin = s_pem_x509 (s_intel_sgx_root);
-    assert (builtin && s_same_cert (builtin, intel_root));
+    X509 *builtin = umb_x509_from_pem (s_intel_sgx_root);
+    assert (builtin && umb_x509_same (builtin, intel_root));
     uint8_t digest [32];
     unsigned int digest_size = 0;
     uint8_t want [32];

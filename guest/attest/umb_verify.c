@@ -1,6 +1,5 @@
 //  umb_verify - the one attestation verifier (SNP, TDX, none), policy and binding
 #include <assert.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,9 @@
 #include "umb_tdx.h"
 #include "umb_policy.h"
 #include "umb_verify.h"
+#include "umb_bytes.h"
+#include "umb_hex.h"
+#include "umb_reason.h"
 
 struct _umb_verify_result_t {
     umb_verify_platform_t platform;
@@ -28,22 +30,6 @@ struct _umb_verify_result_t {
     char    *warnings;              //  "" or lines
     json_t  *json;
 };
-
-static int
-s_fail (char *reason, size_t size, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-s_fail (char *reason, size_t size, const char *format, ...)
-{
-    if (reason && size) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (reason, size, format, args);
-        va_end (args);
-    }
-    return -1;
-}
 
 static const char *const s_platforms [] = { "none", "snp", "tdx" };
 
@@ -184,13 +170,8 @@ umb_verify_result_json (const umb_verify_result_t *self)
 static json_t *
 s_hex_json (const uint8_t *data, size_t size)
 {
-    char *hex = (char *) malloc (2 * size + 1);
-    if (!hex)
-        return json_null ();
-    for (size_t i = 0; i < size; i++)
-        snprintf (hex + 2 * i, 3, "%02x", data [i]);
-    hex [2 * size] = 0;
-    json_t *value = json_string (hex);
+    char *hex = umb_hex_encode_new (data, size);
+    json_t *value = hex ? json_string (hex) : json_null ();
     free (hex);
     return value;
 }
@@ -275,10 +256,10 @@ s_split_certs (const uint8_t *certs, size_t size, X509 **leaf, char **chain, cha
     if (!certs || size == 0)
         return 0;
     if (size > (1 << 20))
-        return s_fail (reason, reason_size, "evidence certificates are larger than 1 MiB");
+        return umb_reason_set (reason, reason_size, "evidence certificates are larger than 1 MiB");
     BIO *out = BIO_new (BIO_s_mem ());
     if (!out)
-        return s_fail (reason, reason_size, "out of memory");
+        return umb_reason_set (reason, reason_size, "out of memory");
     size_t others = 0;
     int rc = 0;
     const char *pem_mark = "-----BEGIN";
@@ -296,26 +277,23 @@ s_split_certs (const uint8_t *certs, size_t size, X509 **leaf, char **chain, cha
         }
         BIO_free (in);
         if (!*leaf && others == 0)
-            rc = s_fail (reason, reason_size, "evidence certificates: no certificate in the PEM");
+            rc = umb_reason_set (reason, reason_size, "evidence certificates: no certificate in the PEM");
     }
     else {
         //  The certificate table: 24-byte entries (GUID, offset, length), then a zero GUID
         size_t entry = 0;
         for (;; entry += 24) {
             if (entry + 24 > size) {
-                rc = s_fail (reason, reason_size, "evidence certificate table has no terminating entry");
+                rc = umb_reason_set (reason, reason_size, "evidence certificate table has no terminating entry");
                 break;
             }
             const uint8_t *guid = certs + entry;
-            uint8_t zero [16] = { 0 };
-            if (memcmp (guid, zero, 16) == 0)
+            if (umb_bytes_is_zero (guid, 16))
                 break;
-            uint32_t offset = (uint32_t) guid [16] | (uint32_t) guid [17] << 8
-                            | (uint32_t) guid [18] << 16 | (uint32_t) guid [19] << 24;
-            uint32_t length = (uint32_t) guid [20] | (uint32_t) guid [21] << 8
-                            | (uint32_t) guid [22] << 16 | (uint32_t) guid [23] << 24;
+            uint32_t offset = umb_bytes_le32 (guid + 16);
+            uint32_t length = umb_bytes_le32 (guid + 20);
             if ((size_t) offset > size || (size_t) length > size - offset) {
-                rc = s_fail (reason, reason_size, "evidence certificate table entry %zu lies outside it", entry / 24);
+                rc = umb_reason_set (reason, reason_size, "evidence certificate table entry %zu lies outside it", entry / 24);
                 break;
             }
             bool is_leaf = s_guid_is (guid, s_guid_vcek) || s_guid_is (guid, s_guid_vlek);
@@ -324,8 +302,8 @@ s_split_certs (const uint8_t *certs, size_t size, X509 **leaf, char **chain, cha
                 continue;           //  CRLs and others
             X509 *cert = s_load_cert (certs + offset, length);
             if (!cert) {
-                rc = s_fail (reason, reason_size, "evidence certificate table entry %zu is not a certificate",
-                             entry / 24);
+                rc = umb_reason_set (reason, reason_size, "evidence certificate table entry %zu is not a certificate",
+                                     entry / 24);
                 break;
             }
             if (is_leaf && !*leaf)
@@ -346,7 +324,7 @@ s_split_certs (const uint8_t *certs, size_t size, X509 **leaf, char **chain, cha
             (*chain) [length] = 0;
         }
         else
-            rc = s_fail (reason, reason_size, "out of memory");
+            rc = umb_reason_set (reason, reason_size, "out of memory");
     }
     BIO_free (out);
     ERR_clear_error ();
@@ -369,7 +347,7 @@ umb_verify_snp_certs_pem (const uint8_t *certs, size_t size, size_t *pem_size, c
     if (s_split_certs (certs, size, &leaf, &chain, reason, reason_size))
         return NULL;
     if (!leaf && !chain) {
-        s_fail (reason, reason_size, "no certificate");
+        umb_reason_set (reason, reason_size, "no certificate");
         return NULL;
     }
     BIO *bio = BIO_new (BIO_s_mem ());
@@ -389,7 +367,7 @@ umb_verify_snp_certs_pem (const uint8_t *certs, size_t size, size_t *pem_size, c
         }
     }
     if (!pem)
-        s_fail (reason, reason_size, "out of memory");
+        umb_reason_set (reason, reason_size, "out of memory");
     BIO_free (bio);
     X509_free (leaf);
     free (chain);
@@ -473,17 +451,17 @@ s_check_binding (const umb_verify_opts_t *opts, const uint8_t *evidence_report_d
 {
     if (opts->report_data && evidence_report_data
     &&  CRYPTO_memcmp (opts->report_data, evidence_report_data, UMB_VERIFY_REPORT_DATA_SIZE) != 0)
-        return s_fail (reason, size, "the claimed report_data differs from the evidence's");
+        return umb_reason_set (reason, size, "the claimed report_data differs from the evidence's");
     if (!opts->agent_key)
         return 0;
     if (!evidence_report_data)
-        return s_fail (reason, size, "binding: the evidence carries no report_data");
+        return umb_reason_set (reason, size, "binding: the evidence carries no report_data");
     uint8_t expected [UMB_VERIFY_REPORT_DATA_SIZE];
     if (umb_verify_report_data (opts->agent_key, opts->nonce, opts->nonce_size, expected))
-        return s_fail (reason, size, "binding: cannot compute SHA-512");
+        return umb_reason_set (reason, size, "binding: cannot compute SHA-512");
     if (CRYPTO_memcmp (expected, evidence_report_data, sizeof expected) != 0)
-        return s_fail (reason, size, "binding: report_data is not SHA-512(\"" UMB_VERIFY_CONTEXT "\" || "
-                       "agent key || nonce): wrong agent key or nonce (replayed or substituted evidence)");
+        return umb_reason_set (reason, size, "binding: report_data is not SHA-512(\"" UMB_VERIFY_CONTEXT "\" || "
+                               "agent key || nonce): wrong agent key or nonce (replayed or substituted evidence)");
     result->bound = true;
     return 0;
 }
@@ -495,18 +473,18 @@ s_verify_snp (const umb_verify_opts_t *opts, const umb_policy_t *policy, umb_ver
     char why [256] = "";
     umb_snp_report_t *report = umb_snp_report_parse (opts->evidence, opts->evidence_size, why, sizeof why);
     if (!report)
-        return s_fail (reason, size, "snp: %s", why);
+        return umb_reason_set (reason, size, "snp: %s", why);
     int rc = -1;
     X509 *vcek = NULL, *supplied = NULL;
     char *supplied_chain = NULL;
     if (s_split_certs (opts->certs, opts->certs_size, &supplied, &supplied_chain, why, sizeof why)) {
-        s_fail (reason, size, "snp: %s", why);
+        umb_reason_set (reason, size, "snp: %s", why);
         goto done;
     }
     if (opts->vcek) {
         vcek = s_load_cert (opts->vcek, opts->vcek_size);
         if (!vcek) {
-            s_fail (reason, size, "snp: the VCEK/VLEK is not a certificate (DER or PEM)");
+            umb_reason_set (reason, size, "snp: the VCEK/VLEK is not a certificate (DER or PEM)");
             goto done;
         }
     }
@@ -516,27 +494,27 @@ s_verify_snp (const umb_verify_opts_t *opts, const umb_policy_t *policy, umb_ver
     }
     const char *chain = opts->chain_pem? opts->chain_pem: supplied_chain;
     if (!vcek) {
-        s_fail (reason, size, "snp: missing certificate: no VCEK/VLEK (give one, or evidence certificates"
-                " that carry it)");
+        umb_reason_set (reason, size, "snp: missing certificate: no VCEK/VLEK (give one, or evidence certificates"
+                        " that carry it)");
         goto done;
     }
     if (!chain) {
-        s_fail (reason, size, "snp: missing certificate: no ASK/ARK chain (give one, or evidence certificates"
-                " that carry it)");
+        umb_reason_set (reason, size, "snp: missing certificate: no ASK/ARK chain (give one, or evidence certificates"
+                        " that carry it)");
         goto done;
     }
     if (umb_snp_verify_chain (vcek, chain, opts->at_time, why, sizeof why)
     ||  umb_snp_verify_signature (report, vcek, why, sizeof why)
     ||  umb_snp_check_tcb (report, vcek, why, sizeof why)) {
-        s_fail (reason, size, "snp: not genuine: %s", why);
+        umb_reason_set (reason, size, "snp: not genuine: %s", why);
         goto done;
     }
     if (umb_policy_check_snp (policy, report, vcek, why, sizeof why)) {
-        s_fail (reason, size, "snp: policy: %s", why);
+        umb_reason_set (reason, size, "snp: policy: %s", why);
         goto done;
     }
     if (s_check_binding (opts, umb_snp_report_report_data (report), result, why, sizeof why)) {
-        s_fail (reason, size, "snp: %s", why);
+        umb_reason_set (reason, size, "snp: %s", why);
         goto done;
     }
     unsigned product = umb_policy_snp_product (report, vcek);
@@ -562,20 +540,20 @@ s_verify_tdx (const umb_verify_opts_t *opts, const umb_policy_t *policy, umb_ver
               char *reason, size_t size)
 {
     if (opts->vcek)
-        return s_fail (reason, size, "tdx: a VCEK/VLEK is for SNP evidence");
+        return umb_reason_set (reason, size, "tdx: a VCEK/VLEK is for SNP evidence");
     char why [256] = "";
     umb_tdx_quote_t *quote = umb_tdx_quote_parse (opts->evidence, opts->evidence_size, why, sizeof why);
     if (!quote)
-        return s_fail (reason, size, "tdx: %s", why);
+        return umb_reason_set (reason, size, "tdx: %s", why);
     int rc = -1;
     if (umb_tdx_verify (quote, opts->chain_pem, opts->at_time, why, sizeof why))
-        s_fail (reason, size, "tdx: not genuine: %s", why);
+        umb_reason_set (reason, size, "tdx: not genuine: %s", why);
     else
     if (umb_policy_check_tdx (policy, quote, why, sizeof why))
-        s_fail (reason, size, "tdx: policy: %s", why);
+        umb_reason_set (reason, size, "tdx: policy: %s", why);
     else
     if (s_check_binding (opts, umb_tdx_quote_report_data (quote), result, why, sizeof why))
-        s_fail (reason, size, "tdx: %s", why);
+        umb_reason_set (reason, size, "tdx: %s", why);
     else {
         result->has_report_data = true;
         memcpy (result->report_data, umb_tdx_quote_report_data (quote), 64);
@@ -593,15 +571,15 @@ static int
 s_verify_none (const umb_verify_opts_t *opts, umb_verify_result_t *result, char *reason, size_t size)
 {
     if (!opts->insecure_dev)
-        return s_fail (reason, size, "platform none: there is no TEE and nothing is attested"
-                       " (accepted only in insecure development mode)");
+        return umb_reason_set (reason, size, "platform none: there is no TEE and nothing is attested"
+                               " (accepted only in insecure development mode)");
     if (opts->evidence_size != 0 && opts->evidence_size != UMB_VERIFY_REPORT_DATA_SIZE)
-        return s_fail (reason, size, "platform none: evidence must be empty or the 64-byte report_data,"
-                       " not %zu bytes", opts->evidence_size);
+        return umb_reason_set (reason, size, "platform none: evidence must be empty or the 64-byte report_data,"
+                               " not %zu bytes", opts->evidence_size);
     const uint8_t *report_data = opts->evidence_size? opts->evidence: opts->report_data;
     char why [256];
     if (s_check_binding (opts, report_data, result, why, sizeof why))
-        return s_fail (reason, size, "none: %s", why);
+        return umb_reason_set (reason, size, "none: %s", why);
     if (report_data) {
         result->has_report_data = true;
         memcpy (result->report_data, report_data, UMB_VERIFY_REPORT_DATA_SIZE);
@@ -620,20 +598,20 @@ umb_verify_evidence (const umb_verify_opts_t *opts, umb_verify_result_t **result
     assert (result_p);
     *result_p = NULL;
     if ((unsigned) opts->platform > UMB_VERIFY_PLATFORM_TDX)
-        return s_fail (reason, size, "unknown platform %d", (int) opts->platform);
+        return umb_reason_set (reason, size, "unknown platform %d", (int) opts->platform);
     if (!opts->evidence && opts->evidence_size)
-        return s_fail (reason, size, "no evidence");
+        return umb_reason_set (reason, size, "no evidence");
     if (opts->agent_key && (!opts->nonce || opts->nonce_size == 0))
-        return s_fail (reason, size, "binding: an agent key needs the nonce it was asked with");
+        return umb_reason_set (reason, size, "binding: an agent key needs the nonce it was asked with");
     if (!opts->agent_key && opts->nonce)
-        return s_fail (reason, size, "binding: a nonce needs the agent key");
+        return umb_reason_set (reason, size, "binding: a nonce needs the agent key");
 
     umb_policy_t *defaults = NULL;
     const umb_policy_t *policy = opts->policy;
     if (!policy && !(policy = defaults = umb_policy_new ()))
-        return s_fail (reason, size, "out of memory");
+        return umb_reason_set (reason, size, "out of memory");
     umb_verify_result_t *result = s_result_new (opts->platform);
-    int rc = result? 0: s_fail (reason, size, "out of memory");
+    int rc = result? 0: umb_reason_set (reason, size, "out of memory");
     if (rc == 0) {
         if (opts->platform == UMB_VERIFY_PLATFORM_SNP)
             rc = s_verify_snp (opts, policy, result, reason, size);

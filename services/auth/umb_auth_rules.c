@@ -26,6 +26,8 @@ static const struct {
     { "certs.revoke",       UMB_ROLE_ADMIN },
     { "backends.read",      UMB_ROLE_VIEWER },
     { "backends.manage",    UMB_ROLE_ADMIN },
+    { "cvms.read",          UMB_ROLE_VIEWER },
+    { "cvms.manage",        UMB_ROLE_MEMBER },
     { "billing.read",       UMB_ROLE_VIEWER },
     { "billing.manage",     UMB_ROLE_ADMIN },
 };
@@ -210,7 +212,7 @@ umb_auth_rules_test (bool verbose)
     size_t count = 0;
     while (umb_auth_action_at (count))
         assert (strlen (umb_auth_action_at (count++)) <= UMB_AUTH_ACTION_MAX);
-    assert (count == 16);
+    assert (count == 18);
 
     assert (umb_auth_actions_has ("workspace.read,members.read", "members.read"));
     assert (umb_auth_actions_has ("workspace.read,members.read", "workspace.read"));

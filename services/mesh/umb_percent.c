@@ -5,19 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "umb_percent.h"
+#include "umb_hex.h"
 #include "umb_utf8.h"
-
-static int
-s_hex (char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 int
 umb_percent_unescape (char *dst, const char *text, size_t size, bool plus)
@@ -27,9 +16,9 @@ umb_percent_unescape (char *dst, const char *text, size_t size, bool plus)
     for (size_t i = 0; i < size; i++) {
         char c = text [i];
         if (c == '%') {
-            if (size - i < 3 || s_hex (text [i + 1]) < 0 || s_hex (text [i + 2]) < 0)
+            if (size - i < 3 || umb_hex_digit (text [i + 1]) < 0 || umb_hex_digit (text [i + 2]) < 0)
                 return -1;
-            c = (char) (s_hex (text [i + 1]) * 16 + s_hex (text [i + 2]));
+            c = (char) (umb_hex_digit (text [i + 1]) * 16 + umb_hex_digit (text [i + 2]));
             i += 2;
         }
         else
