@@ -28,6 +28,7 @@
 #include "umb_openapi.h"
 #include "umb_auth.h"              //  the selftest runs the real auth service
 #include "umb_certs.h"             //  ...and the real certs service
+#include "umb_backends.h"          //  ...and the real backends service (libvirt's test driver)
 #include <openssl/bn.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -47,6 +48,7 @@ static const struct {
 } s_services [] = {
     { "auth", "auth.endpoint" },
     { "certs", "certs.endpoint" },
+    { "backends", "backends.endpoint" },
     { NULL }
 };
 #define S_SERVICES (sizeof (s_services) / sizeof (s_services [0]) - 1)
@@ -407,8 +409,30 @@ s_force_field (json_t *body, const char *field, const char *value, const char *s
     return 0;
 }
 
-//  The query parameters a route takes: its query list, then its raw_query.
-#define S_QUERY_MAX (UMB_ROUTES_MAX_QUERY + 1)
+//  Sets body.field to the decimal integer text (an optional '-', then 1..18
+//  digits), unless the body already has it: the query and the body must not
+//  both say it. Returns 0, or -1 with a reason.
+static int
+s_force_int_field (json_t *body, const char *field, const char *text, char *reason,
+                   size_t reason_size)
+{
+    const char *digits = text [0] == '-' ? text + 1 : text;
+    size_t count = strspn (digits, "0123456789");
+    if (count == 0 || count > 18 || digits [count]) {
+        snprintf (reason, reason_size, "the query parameter '%s' must be an integer", field);
+        return -1;
+    }
+    if (json_object_get (body, field)) {
+        snprintf (reason, reason_size, "the body field '%s' contradicts the query", field);
+        return -1;
+    }
+    json_object_set_new (body, field, json_integer ((json_int_t) strtoll (text, NULL, 10)));
+    return 0;
+}
+
+//  The query parameters a route takes: its query list, its int_query list,
+//  then its raw_query.
+#define S_QUERY_MAX (2 * UMB_ROUTES_MAX_QUERY + 1)
 
 typedef struct {
     const char *names [S_QUERY_MAX];
@@ -455,6 +479,8 @@ s_query_read (struct MHD_Connection *conn, const umb_routes_entry_t *route, s_qu
     size_t count = 0;
     for (size_t i = 0; i < UMB_ROUTES_MAX_QUERY && route->query [i]; i++)
         query->names [count++] = route->query [i];
+    for (size_t i = 0; i < UMB_ROUTES_MAX_QUERY && route->int_query [i]; i++)
+        query->names [count++] = route->int_query [i];
     if (route->raw_query)
         query->names [count++] = route->raw_query;
     if (count)
@@ -528,6 +554,11 @@ s_mesh_body (s_request_t *req, s_query_t *query, umb_w_t *w, char *reason, size_
     for (size_t i = 0; i < UMB_ROUTES_MAX_QUERY && route->query [i] && status == 0; i++) {
         const char *value = s_query_value (query, route->query [i]);
         if (value && s_force_field (body, route->query [i], value, "query", reason, reason_size))
+            status = 400;
+    }
+    for (size_t i = 0; i < UMB_ROUTES_MAX_QUERY && route->int_query [i] && status == 0; i++) {
+        const char *value = s_query_value (query, route->int_query [i]);
+        if (value && s_force_int_field (body, route->int_query [i], value, reason, reason_size))
             status = 400;
     }
     if (status == 0 && umb_json_to_mp (body, w)) {
@@ -1588,6 +1619,109 @@ s_test_certs (umb_runtime_t *runtime, int port, const char *alice, const char *a
     return private_key;
 }
 
+//  The backends routes, against the real service on libvirt's test driver:
+//  path and query parameters (integers typed) reach the mesh operation.
+static void
+s_test_backends (int port, const char *alice, const char *alice_json)
+{
+    s_http_t *response = s_http (port, "POST", "/workspaces/lab/backends", alice_json,
+                                 "{\"name\": \"t1\", \"uri\": \"test:///default\"}");
+    s_expect (response, 201, S_CONTENT_JSON);
+    assert (streq (s_json_str (response->json, "driver"), "test"));
+    char *host = strdup (s_json_str (response->json, "id"));
+    s_http_destroy (&response);
+    response = s_http (port, "POST", "/workspaces/lab/backends", alice_json,
+                       "{\"name\": \"t2\", \"uri\": \"http://example.org/\"}");
+    s_expect (response, 422, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/workspaces/lab/backends/t1", alice, NULL);
+    s_expect (response, 200, S_CONTENT_JSON);
+    assert (streq (s_json_str (response->json, "id"), host));
+    s_http_destroy (&response);
+
+    //  Two CVMs on it (the test driver has no guest: Running at once)
+    char *cvms [2];
+    for (int i = 0; i < 2; i++) {
+        response = s_http (port, "POST", "/workspaces/lab/cvms", alice_json,
+                           "{\"tee\": \"none\", \"vcpus\": 1, \"memory_mb\": 256, \"ttl_s\": 600}");
+        s_expect (response, 201, S_CONTENT_JSON);
+        assert (streq (s_json_str (response->json, "state"), "Running"));
+        cvms [i] = strdup (s_json_str (response->json, "id"));
+        s_http_destroy (&response);
+    }
+    response = s_http (port, "POST", "/workspaces/lab/cvms", alice_json,
+                       "{\"tee\": \"quantum\", \"vcpus\": 1, \"memory_mb\": 256}");
+    s_expect (response, 422, S_CONTENT_JSON);
+    s_http_destroy (&response);
+
+    //  Paged by the integer query parameter, filtered by the string one
+    response = s_http (port, "GET", "/workspaces/lab/cvms?limit=1&state=Running", alice, NULL);
+    s_expect (response, 200, S_CONTENT_JSON);
+    assert (json_array_size (json_object_get (response->json, "items")) == 1);
+    const char *next = s_json_str (response->json, "next");
+    assert (next && *next);
+    char *second = zsys_sprintf ("/workspaces/lab/cvms?limit=1&cursor=%s", next);
+    s_http_destroy (&response);
+    response = s_http (port, "GET", second, alice, NULL);
+    s_expect (response, 200, S_CONTENT_JSON);
+    assert (json_array_size (json_object_get (response->json, "items")) == 1);
+    s_http_destroy (&response);
+    zstr_free (&second);
+    response = s_http (port, "GET", "/workspaces/lab/cvms?limit=abc", alice, NULL);
+    s_expect (response, 400, S_CONTENT_JSON);
+    assert (strstr (response->body, "'limit' must be an integer"));
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/workspaces/lab/cvms?limit=0", alice, NULL);
+    s_expect (response, 422, S_CONTENT_JSON);
+    s_http_destroy (&response);
+
+    //  Events, acknowledged through after
+    char *path = zsys_sprintf ("/workspaces/lab/cvms/%s/events?after=0&max=1&wait_ms=0", cvms [0]);
+    response = s_http (port, "GET", path, alice, NULL);
+    s_expect (response, 200, S_CONTENT_JSON);
+    assert (json_array_size (json_object_get (response->json, "events")) == 1);
+    assert (json_integer_value (json_object_get (response->json, "last")) >= 1);
+    assert (streq (s_json_str (response->json, "state"), "Running"));
+    s_http_destroy (&response);
+    zstr_free (&path);
+
+    //  Destroyed with the reason from the query; a second time is 409
+    path = zsys_sprintf ("/workspaces/lab/cvms/%s?reason=done%%20here", cvms [0]);
+    response = s_http (port, "DELETE", path, alice, NULL);
+    s_expect (response, 200, S_CONTENT_JSON);
+    assert (streq (s_json_str (response->json, "state"), "Destroyed"));
+    assert (strstr (s_json_str (response->json, "reason"), ": done here"));
+    s_http_destroy (&response);
+    response = s_http (port, "DELETE", path, alice, NULL);
+    s_expect (response, 409, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    zstr_free (&path);
+
+    //  A host with a live CVM cannot go; without it, it can
+    response = s_http (port, "DELETE", "/workspaces/lab/backends/t1", alice, NULL);
+    s_expect (response, 409, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    path = zsys_sprintf ("/workspaces/lab/cvms/%s", cvms [1]);
+    response = s_http (port, "DELETE", path, alice, NULL);
+    s_expect (response, 200, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    response = s_http (port, "GET", path, alice, NULL);
+    s_expect (response, 200, S_CONTENT_JSON);
+    assert (streq (s_json_str (response->json, "state"), "Destroyed"));
+    s_http_destroy (&response);
+    zstr_free (&path);
+    response = s_http (port, "DELETE", "/workspaces/lab/backends/t1", alice, NULL);
+    s_expect (response, 200, S_CONTENT_JSON);
+    s_http_destroy (&response);
+    response = s_http (port, "GET", "/workspaces/lab/backends", alice, NULL);
+    s_expect (response, 200, S_CONTENT_JSON);
+    assert (json_array_size (json_object_get (response->json, "items")) == 0);
+    s_http_destroy (&response);
+    free (cvms [0]);
+    free (cvms [1]);
+    free (host);
+}
+
 void
 umb_gateway_test (bool verbose)
 {
@@ -1612,6 +1746,8 @@ umb_gateway_test (bool verbose)
     char *auth_pub = zsys_sprintf ("ipc://%s/auth-pub.ipc", dir);
     char *certs_endpoint = zsys_sprintf ("ipc://%s/certs.ipc", dir);
     char *certs_pub = zsys_sprintf ("ipc://%s/certs-pub.ipc", dir);
+    char *backends_endpoint = zsys_sprintf ("ipc://%s/backends.ipc", dir);
+    char *backends_pub = zsys_sprintf ("ipc://%s/backends-pub.ipc", dir);
     umb_config_t *config = umb_config_new ();
     char *error = NULL;
     const char *settings [] [2] = {
@@ -1619,6 +1755,8 @@ umb_gateway_test (bool verbose)
         { "auth.endpoint", auth_endpoint }, { "auth.pub_endpoint", auth_pub },
         { "certs.endpoint", certs_endpoint }, { "certs.pub_endpoint", certs_pub },
         { "certs.http_listen", "127.0.0.1:0" },
+        { "backends.endpoint", backends_endpoint }, { "backends.pub_endpoint", backends_pub },
+        { "backends.certify_agents", "false" },
         { "admin.username", "root" }, { "admin.password", "root-password-0123" },
         { "gateway.listen", "127.0.0.1:0" }, { "gateway.max_body_bytes", "1024" },
         { "gateway.timeout_ms", "5000" }, { NULL }
@@ -1646,6 +1784,11 @@ umb_gateway_test (bool verbose)
     zactor_t *certs = zactor_new (umb_certs_actor, runtime);
     zstr_send (certs, "ENDPOINT");
     endpoint = zstr_recv (certs);
+    assert (endpoint && *endpoint);
+    zstr_free (&endpoint);
+    zactor_t *backends = zactor_new (umb_backends_actor, runtime);
+    zstr_send (backends, "ENDPOINT");
+    endpoint = zstr_recv (backends);
     assert (endpoint && *endpoint);
     zstr_free (&endpoint);
     int port;
@@ -1726,6 +1869,7 @@ umb_gateway_test (bool verbose)
     s_http_destroy (&response);
 
     char *private_key = s_test_certs (runtime, port, bearer, bearer_json);
+    s_test_backends (port, bearer, bearer_json);
 
     //  Bodies: invalid JSON, not an object, wrong type, too large
     response = s_http (port, "POST", "/users", "Content-Type: application/json\r\n", "{\"username\":");
@@ -1855,6 +1999,7 @@ umb_gateway_test (bool verbose)
     s_http_destroy (&response);
     zactor_destroy (&auth);
     zactor_destroy (&certs);
+    zactor_destroy (&backends);
     //  A raw route whose service is gone answers with the JSON error
     response = s_http (port, "GET", "/ca.pem", NULL, NULL);
     assert (response->status == 503 || response->status == 504);
@@ -1904,6 +2049,8 @@ umb_gateway_test (bool verbose)
     zstr_free (&auth_pub);
     zstr_free (&certs_endpoint);
     zstr_free (&certs_pub);
+    zstr_free (&backends_endpoint);
+    zstr_free (&backends_pub);
     zstr_free (&log_path);
     umb_testkit_remove_dir (dir);
     zstr_free (&state);

@@ -19,6 +19,8 @@
     { method_, pattern_, UMB_ROUTES_MESH, "certs", op_, __VA_ARGS__ }
 #define S_CERTS_RAW(method_, pattern_, op_, ...) \
     { method_, pattern_, UMB_ROUTES_RAW, "certs", op_, __VA_ARGS__ }
+#define S_BACKENDS(method_, pattern_, op_, ...) \
+    { method_, pattern_, UMB_ROUTES_MESH, "backends", op_, __VA_ARGS__ }
 
 #define S_CONTENT_PEM "application/x-pem-file"
 #define S_CONTENT_CRL "application/pkix-crl"
@@ -89,6 +91,26 @@ static const umb_routes_entry_t s_table [] = {
     S_CERTS_RAW ("GET", "/crl",                     "certs.crl",
                  .forms = { { "der", "crl_der", S_CONTENT_CRL }, { "pem", "crl_pem", S_CONTENT_PEM } },
                  .raw_query = "format"),
+
+    //  TEE hosts and the confidential VMs on them
+    S_BACKENDS ("GET",    "/workspaces/{ws}/backends", "backends.hosts.list", .fields = { "workspace" }),
+    S_BACKENDS ("POST",   "/workspaces/{ws}/backends", "backends.hosts.register",
+                .fields = { "workspace" }),
+    S_BACKENDS ("GET",    "/workspaces/{ws}/backends/{host}", "backends.hosts.get",
+                .fields = { "workspace", "host" }),
+    S_BACKENDS ("DELETE", "/workspaces/{ws}/backends/{host}", "backends.hosts.remove",
+                .fields = { "workspace", "host" }),
+    S_BACKENDS ("GET",    "/workspaces/{ws}/cvms",     "backends.cvms.list", .fields = { "workspace" },
+                .query = { "state", "cursor" }, .int_query = { "limit" }),
+    S_BACKENDS ("POST",   "/workspaces/{ws}/cvms",     "backends.cvms.create", .fields = { "workspace" }),
+    S_BACKENDS ("GET",    "/workspaces/{ws}/cvms/{cvm}", "backends.cvms.get",
+                .fields = { "workspace", "cvm" }),
+    S_BACKENDS ("DELETE", "/workspaces/{ws}/cvms/{cvm}", "backends.cvms.destroy",
+                .fields = { "workspace", "cvm" }, .query = { "reason" }),
+    S_BACKENDS ("POST",   "/workspaces/{ws}/cvms/{cvm}/manifest", "backends.cvms.manifest",
+                .fields = { "workspace", "cvm" }),
+    S_BACKENDS ("GET",    "/workspaces/{ws}/cvms/{cvm}/events", "backends.events.pull",
+                .fields = { "workspace", "cvm" }, .int_query = { "after", "max", "wait_ms" }),
     { NULL }
 };
 
@@ -367,6 +389,10 @@ umb_routes_check_openapi (const char *document, size_t size, char **error)
             if (!s_has_parameter (root, path_item, operation, route->query [q], "query"))
                 s_report (error, "%s %s: query parameter %s is not declared", route->method,
                           route->pattern, route->query [q]);
+        for (size_t q = 0; q < UMB_ROUTES_MAX_QUERY && route->int_query [q]; q++)
+            if (!s_has_parameter (root, path_item, operation, route->int_query [q], "query"))
+                s_report (error, "%s %s: query parameter %s is not declared", route->method,
+                          route->pattern, route->int_query [q]);
         if (route->raw_query && !s_has_parameter (root, path_item, operation, route->raw_query,
                                                   "query"))
             s_report (error, "%s %s: query parameter %s is not declared", route->method,

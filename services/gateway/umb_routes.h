@@ -48,7 +48,8 @@ typedef struct {
     const char       *service;                          //  "auth"; NULL for own endpoints
     const char       *op;                               //  "auth.workspaces.get"
     const char       *fields [UMB_ROUTES_MAX_PARAMS];   //  body field of each {param}
-    const char       *query [UMB_ROUTES_MAX_QUERY];     //  query parameters copied (GET)
+    const char       *query [UMB_ROUTES_MAX_QUERY];     //  query parameters copied as strings
+    const char       *int_query [UMB_ROUTES_MAX_QUERY]; //  ...copied as integers (400 if not one)
     const char       *fixed_field;                      //  a constant body field, or NULL
     const char       *fixed_value;
     umb_routes_form_t forms [UMB_ROUTES_MAX_FORMS];     //  UMB_ROUTES_RAW: the first is the default

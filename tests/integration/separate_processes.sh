@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# separate_processes - umbra-auth and umbra-gateway as two processes on one state directory and
-# one settings file: the gateway reaches auth over CURVE, a user registers and logs in through
-# REST, and both stop cleanly on SIGTERM. Also: bad settings stop a service with exit 2.
+# separate_processes - umbra-auth, umbra-certs, umbra-backends and umbra-gateway as four processes
+# on one state directory and one settings file: the gateway reaches them over CURVE, a user
+# registers and logs in through REST, registers a TEE host (libvirt's test driver) and creates a
+# CVM on it, and every process stops cleanly on SIGTERM. Also: bad settings stop a service with
+# exit 2.
 set -euo pipefail
 build=${TEST_BUILD_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/build}
 dir=$(mktemp -d /tmp/umbra-procs.XXXXXX)
@@ -12,10 +14,10 @@ cleanup () {
     rm -rf "$dir"
 }
 trap cleanup EXIT
-# six distinct free ports, held open together while the kernel picks them
-read -r gw ap pp cp cq hp < <(/usr/bin/python3 -c '
+# eight distinct free ports, held open together while the kernel picks them
+read -r gw ap pp cp cq hp bp bq < <(/usr/bin/python3 -c '
 import socket
-held = [socket.socket() for _ in range(6)]
+held = [socket.socket() for _ in range(8)]
 for s in held: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in held])')
 cat >"$dir/umbra.conf" <<CONF
@@ -30,6 +32,10 @@ pub_endpoint = tcp://127.0.0.1:$pp
 endpoint = tcp://127.0.0.1:$cp
 pub_endpoint = tcp://127.0.0.1:$cq
 http_listen = 127.0.0.1:$hp
+[backends]
+endpoint = tcp://127.0.0.1:$bp
+pub_endpoint = tcp://127.0.0.1:$bq
+certify_agents = false
 [gateway]
 listen = 127.0.0.1:$gw
 CONF
@@ -47,11 +53,13 @@ echo "ok   bad settings and usage errors exit 2"
 pids+=($!)
 "$build/services/certs/umbra-certs" --config "$dir/umbra.conf" 2>"$dir/certs.log" &
 pids+=($!)
+"$build/services/backends/umbra-backends" --config "$dir/umbra.conf" 2>"$dir/backends.log" &
+pids+=($!)
 "$build/services/gateway/umbra-gateway" --config "$dir/umbra.conf" 2>"$dir/gateway.log" &
 pids+=($!)
 curl -sf --retry 100 --retry-connrefused --retry-delay 0 --retry-max-time 60 -o /dev/null \
     "http://127.0.0.1:$gw/health" || { cat "$dir"/*.log; echo "FAIL: gateway not healthy"; exit 1; }
-echo "ok   both processes up, gateway healthy"
+echo "ok   four processes up, gateway healthy"
 
 code=$(curl -s -o "$dir/body" -w '%{http_code}' -H 'Content-Type: application/json' \
        -d '{"username":"erin","password":"erin-password-1"}' "http://127.0.0.1:$gw/users")
@@ -64,6 +72,24 @@ code=$(curl -s -o "$dir/body" -w '%{http_code}' -H "Authorization: Bearer $token
 [ "$code" = 200 ] && [ "$(jq -r .username "$dir/body")" = erin ] || { echo "FAIL: /users/me: $code"; exit 1; }
 echo "ok   register, login and /users/me across processes"
 
+b="http://127.0.0.1:$gw"
+auth=(-H "Authorization: Bearer $token" -H 'Content-Type: application/json')
+code=$(curl -s -o "$dir/body" -w '%{http_code}' "${auth[@]}" -d '{"name":"lab"}' "$b/workspaces")
+[ "$code" = 201 ] || { echo "FAIL: workspace: $code $(cat "$dir/body")"; exit 1; }
+code=$(curl -s -o "$dir/body" -w '%{http_code}' "${auth[@]}" -d '{"name":"t","uri":"test:///default"}' \
+       "$b/workspaces/lab/backends")
+[ "$code" = 201 ] && [ "$(jq -r .status "$dir/body")" = up ] \
+    || { echo "FAIL: register a host: $code $(cat "$dir/body")"; exit 1; }
+code=$(curl -s -o "$dir/body" -w '%{http_code}' "${auth[@]}" \
+       -d '{"tee":"none","vcpus":1,"memory_mb":128}' "$b/workspaces/lab/cvms")
+[ "$code" = 201 ] && [ "$(jq -r .state "$dir/body")" = Running ] \
+    || { echo "FAIL: create a CVM: $code $(cat "$dir/body")"; exit 1; }
+cvm=$(jq -r .id "$dir/body")
+code=$(curl -s -o "$dir/body" -w '%{http_code}' -X DELETE "${auth[@]}" "$b/workspaces/lab/cvms/$cvm")
+[ "$code" = 200 ] && [ "$(jq -r .state "$dir/body")" = Destroyed ] \
+    || { echo "FAIL: destroy the CVM: $code $(cat "$dir/body")"; exit 1; }
+echo "ok   a host and a CVM through the gateway and umbra-backends"
+
 # JSON-lines logs, one object per line
 jq -e -s 'length > 0 and all(.[]; has("level") and has("msg"))' "$dir/auth.log" >/dev/null \
     || { echo "FAIL: auth log is not JSON lines"; head "$dir/auth.log"; exit 1; }
@@ -75,4 +101,4 @@ for p in "${pids[@]}"; do
     [ $rc -eq 0 ] || { echo "FAIL: a service exited $rc on SIGTERM"; exit 1; }
 done
 pids=()
-echo "ok   both stop cleanly on SIGTERM"
+echo "ok   all four stop cleanly on SIGTERM"
