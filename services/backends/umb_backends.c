@@ -128,6 +128,7 @@ typedef struct {
     char          tee [16];
     int64_t       vcpus, memory_mb, created, ttl;
     char        **live;                 //  RECONCILE: live cvm ids of the host (NULL-terminated)
+    char        **spared;               //  RECONCILE: live cvm ids of other hosts: never orphans
     bool          restart;              //  RECONCILE: at start (else a host coming back)
     bool          open_failed;          //  CREATE: the host could not be reached
     char          agent_key [41];
@@ -376,6 +377,7 @@ s_job_destroy (s_job_t **job_p)
     if (!job)
         return;
     umb_driver_ids_free (&job->live);
+    umb_driver_ids_free (&job->spared);
     umb_driver_ids_free (&job->orphans);
     umb_driver_ids_free (&job->adopted_reasons);
     free (job->adopted);
@@ -443,11 +445,15 @@ s_work (void *arg)
             char **present = NULL;
             if (umb_driver_list (host->driver, &present, job->reason, sizeof job->reason))
                 break;
-            //  Orphans: umbra-* domains no live CVM owns
+            //  Orphans: umbra-* domains no live CVM owns. A live CVM of
+            //  another host is not one: the same libvirt may be registered
+            //  under two URIs (qemu:///system and qemu+unix:///system), and
+            //  each registration must not destroy the other's domains
             size_t orphans = 0;
             job->orphans = calloc (1, sizeof (char *));
             for (size_t index = 0; present [index]; index++)
-                if (!s_ids_has (job->live, present [index])) {
+                if (!s_ids_has (job->live, present [index])
+                &&  !s_ids_has (job->spared, present [index])) {
                     char why [256];
                     if (umb_driver_teardown (host->driver, present [index], why, sizeof why) == 0) {
                         job->orphans = realloc (job->orphans, (orphans + 2) * sizeof (char *));
@@ -1228,30 +1234,42 @@ s_on_reconcile_done (umb_backends_t *self, s_job_t *job)
 typedef struct {
     umb_backends_t *self;
     const char     *host_id;
-    zlistx_t       *ids;
+    zlistx_t       *ids;            //  live CVMs of the host
+    zlistx_t       *others;         //  live CVMs of other hosts
 } s_live_t;
 
 static void
 s_collect_live (const umb_backends_cvm_t *cvm, void *arg)
 {
     s_live_t *live = arg;
-    if (streq (cvm->host_id, live->host_id))
-        zlistx_add_end (live->ids, strdup (cvm->id));
+    zlistx_add_end (streq (cvm->host_id, live->host_id) ? live->ids : live->others,
+                    strdup (cvm->id));
+}
+
+//  The ids of list as a NULL-terminated array; list is emptied
+static char **
+s_ids_take (zlistx_t *list)
+{
+    char **ids = calloc (zlistx_size (list) + 1, sizeof (char *));
+    assert (ids);
+    size_t index = 0;
+    for (char *id = zlistx_first (list); id; id = zlistx_next (list))
+        ids [index++] = id;
+    return ids;
 }
 
 //  Lists the host's domains against the store: adopts, cleans up orphans
 static void
 s_reconcile (umb_backends_t *self, s_host_t *host, bool restart)
 {
-    s_live_t live = { self, host->id, zlistx_new () };
+    s_live_t live = { self, host->id, zlistx_new (), zlistx_new () };
     umb_backends_store_cvm_live (self->store, s_collect_live, &live);
     s_job_t *job = s_job_new (S_JOB_RECONCILE, host);
     job->restart = restart;
-    job->live = calloc (zlistx_size (live.ids) + 1, sizeof (char *));
-    size_t index = 0;
-    for (char *id = zlistx_first (live.ids); id; id = zlistx_next (live.ids))
-        job->live [index++] = id;
+    job->live = s_ids_take (live.ids);
+    job->spared = s_ids_take (live.others);
     zlistx_destroy (&live.ids);
+    zlistx_destroy (&live.others);
     host->reconnecting = true;
     s_submit (self, job);
 }

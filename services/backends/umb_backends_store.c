@@ -261,7 +261,7 @@ umb_backends_store_cvm_insert (umb_store_t *store, const umb_backends_cvm_t *cvm
         " state, reason, computation, agent, agent_key, insecure, agent_endpoint, attest_endpoint,"
         " mesh_cert, events, acked, agent_seq, created_by, created_at, updated_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?)",
-        "ssssiiiisssssbsssiii"
+        "ssssiiiisssssbssssii"
         , cvm->id, cvm->workspace_id, cvm->host_id, cvm->tee, cvm->vcpus, cvm->memory_mb,
         cvm->ttl_s, cvm->expires_at, cvm->state, s_null (cvm->reason), s_null (cvm->computation),
         cvm->agent, s_null (cvm->agent_key), (int) cvm->insecure, s_null (cvm->agent_endpoint),
@@ -508,6 +508,11 @@ umb_backends_store_test (bool verbose)
         snprintf (cvm.id, sizeof cvm.id, "cvm_%d", index);
         assert (umb_backends_store_cvm_insert (store, &cvm) == 0);
     }
+    //  Every field comes back as written
+    umb_backends_cvm_t back;
+    assert (umb_backends_store_cvm_get (store, "ws_1", "cvm_3", &back) == 0);
+    assert (streq (back.created_by, "u1") && back.created_at == 11 && back.vcpus == 2
+            && back.memory_mb == 256 && streq (back.state, "Booting") && streq (back.agent, "pending"));
     int64_t cvms, vcpus, memory;
     assert (umb_backends_store_host_load (store, "host_1", &cvms, &vcpus, &memory) == 0);
     assert (cvms == 5 && vcpus == 10 && memory == 1280);

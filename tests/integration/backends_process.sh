@@ -15,9 +15,16 @@
 #   - fault: the agent child is killed -> the CVM is Failed "the agent process died (signal 9)";
 #   - fault: the agent child is stopped (SIGSTOP) -> Failed "the agent stopped answering".
 # With BACKENDS_HOST_URI=qemu:///system (a running libvirtd and the guest image in
-# ${EOS_OUT:-/var/cache/umbra/eos}) the same scenario runs in a real VM (TCG, attestation none
-# accepted on an insecure_dev host) through the virtio-serial link, and the faults are a
-# `virsh destroy` behind the service's back and nothing else.
+# ${EOS_OUT:-/var/cache/umbra/eos}; tests/integration/backends_libvirt.sh sets both up) the same
+# scenario runs in a real VM (TCG, attestation none accepted on an insecure_dev host) through the
+# virtio-serial link, and the faults are:
+#   - umbra-backends is killed (SIGKILL) while the CVM runs and started again: the CVM is adopted
+#     (same domain, no orphan, no second domain), its link reconnected, the participants carry on
+#     and no event is lost (sequence numbers stay contiguous up to the agent's Complete);
+#   - `virsh destroy` behind the service's back: Failed event, the domain is undefined;
+#   - a second host whose libvirt cannot be reached any more (a qemu+unix URI through a socket
+#     proxy that is then stopped): it is marked unreachable with the reason, and a CVM the
+#     scheduler places goes to the reachable host.
 # TEST_BUILD_DIR (default build) names the build directory; BACKENDS_KEEP=1 keeps the work dir.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -83,9 +90,14 @@ fi
 
 "$auth_bin" >"$work/auth.log" 2>&1 &
 pids+=($!)
-"$backends_bin" >"$work/backends.log" 2>&1 &
-backends_pid=$!
-pids+=($backends_pid)
+umbra_domains () { virsh -c "$host_uri" list --all --name | grep '^umbra-' | sort | tr '\n' ' ' || true; }
+[ $kind = process ] || initial_domains=$(umbra_domains)
+start_backends () {
+    "$backends_bin" >>"$work/backends.log" 2>&1 &
+    backends_pid=$!
+    pids+=($backends_pid)
+}
+start_backends
 
 # ---------------------------------------------------------------- the mesh client
 cat >"$work/mesh.py" <<'EOF'
@@ -240,6 +252,41 @@ attest=$(jq -r .attest_endpoint <<<"$cvm")
 [ "$(jq -r .agent <<<"$cvm")" = insecure ] || fail "the agent is not marked insecure: $cvm"
 ok "agent attested (none, insecure_dev host), manifest delivered, Running after $(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s; ports $agent $attest"
 
+if [ $kind = libvirt ]; then
+# ---------------------------------------------------------------- fault: the service dies mid-run
+before=$(umbra_domains)
+kill -KILL "$backends_pid"
+wait "$backends_pid" 2>/dev/null || true
+start_backends
+waited=0
+until [ "$(MESH_SERVICE=backends MESH_TIMEOUT_MS=500 mesh sys.ping '{}' | jq -r .status)" = 200 ]; do
+    kill -0 "$backends_pid" 2>/dev/null || fail "umbra-backends did not start again"
+    [ $waited -lt 30 ] || fail "umbra-backends did not answer within 30 s of its restart"
+    waited=$((waited + 1))
+done
+waited=0
+until grep -q "adopted after a restart of the service" "$work/$id.events"; do
+    after=$(tail -n 1 "$work/$id.events" | jq -r .seq)
+    page=$(call backends.events.pull "{\"workspace\": \"lab\", \"cvm\": \"$id\", \"after\": $after, \"wait_ms\": 2000}" 200)
+    jq -c '.events[]' <<<"$page" >>"$work/$id.events"
+    [ $waited -lt 30 ] || fail "the CVM was not adopted: $(tail -n 3 "$work/$id.events")"
+    waited=$((waited + 1))
+done
+cvm=$(call backends.cvms.get "{\"workspace\": \"lab\", \"cvm\": \"$id\"}" 200)
+[ "$(jq -r .state <<<"$cvm")" = Running ] || fail "after the restart the CVM is $(jq -r '.state + ": " + (.reason // "")' <<<"$cvm")"
+[ "$(umbra_domains)" = "$before" ] || fail "domains before the restart: $before; after: $(umbra_domains)"
+# the participant ports are published again by the new process
+waited=0
+while [ "$(jq -r .agent_endpoint <<<"$cvm")" = null ]; do
+    [ $waited -lt 100 ] || fail "no participant ports after the restart"
+    sleep 0.1; waited=$((waited + 1))
+    cvm=$(call backends.cvms.get "{\"workspace\": \"lab\", \"cvm\": \"$id\"}" 200)
+done
+agent=$(jq -r .agent_endpoint <<<"$cvm")
+attest=$(jq -r .attest_endpoint <<<"$cvm")
+ok "umbra-backends killed (SIGKILL) and restarted: the CVM is adopted, still Running, the same domains ($before); ports $agent $attest"
+fi
+
 # ---------------------------------------------------------------- the participants
 participant () { "$umbra" "$@" --agent "$agent" --attest-endpoint "$attest" --insecure-dev; }
 participant algo "$work/linreg.py" --key "$work/keys/algo.key" >"$work/algo.out" 2>&1 \
@@ -302,6 +349,68 @@ while virsh -c "$host_uri" domstate "umbra-$id2" >/dev/null 2>&1; do
     sleep 0.1; waited=$((waited + 1))
 done
 ok "virsh destroy behind the service's back: Failed event; the domain is undefined, nothing leaks"
+
+# ---------------------------------------------------------------- fault: a host becomes unreachable
+# A second registration of this libvirt, through a unix-socket proxy (as a remote host would be
+# reached); stopping the proxy makes it unreachable.
+cat >"$work/proxy.py" <<'PROXY'
+import socket, sys, threading
+listen_path, target = sys.argv[1], sys.argv[2]
+server = socket.socket(socket.AF_UNIX)
+server.bind(listen_path)
+server.listen(8)
+def pump(a, b):
+    try:
+        while True:
+            data = a.recv(65536)
+            if not data:
+                break
+            b.sendall(data)
+    except OSError:
+        pass
+    for s in (a, b):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+while True:
+    client, _ = server.accept()
+    upstream = socket.socket(socket.AF_UNIX)
+    upstream.connect(target)
+    for a, b in ((client, upstream), (upstream, client)):
+        threading.Thread(target=pump, args=(a, b), daemon=True).start()
+PROXY
+$python "$work/proxy.py" "$work/remote.sock" /run/libvirt/libvirt-sock &
+proxy_pid=$!
+pids+=($proxy_pid)
+waited=0
+until [ -S "$work/remote.sock" ]; do
+    [ $waited -lt 50 ] || fail "the libvirt socket proxy did not start"
+    sleep 0.1; waited=$((waited + 1))
+done
+remote_uri="qemu+unix:///system?socket=$work/remote.sock"
+reply=$(MESH_TIMEOUT_MS=60000 call backends.hosts.register "{\"workspace\": \"lab\", \"name\": \"remote\", \"uri\": \"$remote_uri\", \"insecure_dev\": true}" 201)
+[ "$(jq -r .status <<<"$reply")" = up ] || fail "the proxied host is not up: $reply"
+kill -KILL "$proxy_pid"
+wait "$proxy_pid" 2>/dev/null || true
+rm -f "$work/remote.sock"
+waited=0
+until [ "$(call backends.hosts.get '{"workspace": "lab", "host": "remote"}' 200 | jq -r .status)" = unreachable ]; do
+    [ $waited -lt 300 ] || fail "the host behind the stopped proxy is still up"
+    sleep 0.1; waited=$((waited + 1))
+done
+reply=$(call backends.hosts.get '{"workspace": "lab", "host": "remote"}' 200)
+[ -n "$(jq -r '.error // empty' <<<"$reply")" ] || fail "the unreachable host has no reason: $reply"
+ok "the proxied host is unreachable: $(jq -r .error <<<"$reply" | cut -c1-100)"
+refused backends.cvms.create '{"workspace": "lab", "tee": "none", "vcpus": 1, "memory_mb": 256, "host": "remote"}' 409 unreachable
+cvm=$(MESH_TIMEOUT_MS=60000 call backends.cvms.create "{\"workspace\": \"lab\", \"tee\": \"none\", \"vcpus\": 1, \"memory_mb\": $cvm_memory}" 201)
+id3=$(jq -r .id <<<"$cvm")
+[ "$(jq -r .host <<<"$cvm")" = dev ] || fail "the scheduler placed the CVM on $(jq -r .host <<<"$cvm")"
+wait_cvm "$id3" AgentReady
+cvm=$(MESH_TIMEOUT_MS=60000 call backends.cvms.destroy "{\"workspace\": \"lab\", \"cvm\": \"$id3\"}" 200)
+ok "the scheduler placed a CVM on the reachable host dev; it came up and was destroyed"
+[ "$(umbra_domains)" = "$initial_domains" ] || fail "domains left behind: $(umbra_domains) (at the start: $initial_domains)"
+ok "no umbra domain of this run is left on $host_uri"
 else
 # ---------------------------------------------------------------- fault: the agent dies
 cvm=$(call backends.cvms.create '{"workspace": "lab", "tee": "none", "vcpus": 1, "memory_mb": 256}' 201)
