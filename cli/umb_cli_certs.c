@@ -12,9 +12,8 @@
 #include <jansson.h>
 #include <sodium.h>
 #include "umb_cli_certs.h"
-#include "umb_testkit.h"
 #include "umb_http_client.h"
-#include "umb_config.h"
+#include "umb_cli_rest.h"
 
 #define S_EXIT_OK      0
 #define S_EXIT_FAILED  1
@@ -67,8 +66,7 @@ static const char *const s_statuses [] = { "valid", "revoked", "expired", NULL }
 typedef struct {
     FILE              *out;
     FILE              *err;
-    umb_http_client_t *client;
-    bool               has_token;
+    umb_cli_rest_t    *rest;
     const char        *workspace;
     const char        *cn;
     const char        *sans [S_MAX_SANS + 1];
@@ -127,26 +125,11 @@ static const struct {
     { NULL }
 };
 
-static const char s_common [] =
-    "\n"
-    "options of every command:\n"
-    "  --url URL       the gateway (setting client.url, UMBRA_CLIENT_URL; default http://127.0.0.1:8080)\n"
-    "  --token TOKEN   access token or API key (setting client.token, UMBRA_CLIENT_TOKEN;\n"
-    "                  prefer the variable: arguments are visible to other users)\n"
-    "  --config FILE   settings file\n"
-    "exit codes: 0 done, 1 refused or failed (reason on stderr), 2 usage error\n";
-
 //  A command's usage, every line indented by two spaces.
 static void
 s_command_usage (FILE *stream, size_t command)
 {
-    fputs ("  ", stream);
-    for (const char *c = s_commands [command].usage; *c; c++)
-        if (*c == '\n')
-            fputs ("\n  ", stream);
-        else
-            fputc (*c, stream);
-    fputc ('\n', stream);
+    umb_cli_rest_usage (stream, s_commands [command].usage);
 }
 
 static void
@@ -155,7 +138,7 @@ s_usage (FILE *stream)
     fprintf (stream, "usage: umbra certs COMMAND [OPTIONS]\n\ncommands:\n");
     for (size_t i = 0; s_commands [i].name; i++)
         s_command_usage (stream, i);
-    fputs (s_common, stream);
+    umb_cli_rest_usage_common (stream);
 }
 
 static bool
@@ -168,54 +151,6 @@ s_one_of (const char *value, const char *const *choices)
 }
 
 //  ---------------------------------------------------------------- talking to the gateway
-
-//  Sends the request. Returns 0 with *response holding a 2xx answer, or
-//  S_EXIT_FAILED having said why (and cleared response).
-static int
-s_call (s_cli_t *cli, const char *method, const char *path, json_t *body,
-        umb_http_response_t *response)
-{
-    char *json = body ? json_dumps (body, JSON_COMPACT) : NULL;
-    int rc = strcmp (method, "POST") == 0
-           ? umb_http_client_post (cli->client, path, json ? json : "{}", response)
-           : umb_http_client_get (cli->client, path, response);
-    if (json) {
-        sodium_memzero (json, strlen (json));
-        free (json);
-    }
-    if (rc) {
-        fprintf (cli->err, "umbra: %s\n", umb_http_client_error (cli->client));
-        return S_EXIT_FAILED;
-    }
-    if (response->status < 200 || response->status > 299) {
-        char text [1024];
-        umb_http_response_describe (response, text, sizeof (text));
-        fprintf (cli->err, "umbra: %s%s\n", text, response->status == 401 && !cli->has_token
-                 ? " (no token given: set UMBRA_CLIENT_TOKEN or pass --token)" : "");
-        umb_http_response_clear (response);
-        return S_EXIT_FAILED;
-    }
-    return 0;
-}
-
-//  The 2xx answer as a JSON object, or NULL having said why.
-static json_t *
-s_call_json (s_cli_t *cli, const char *method, const char *path, json_t *body)
-{
-    umb_http_response_t response;
-    if (s_call (cli, method, path, body, &response))
-        return NULL;
-    json_t *root = umb_http_response_is_json (&response)
-                 ? json_loadb (response.body, response.size, 0, NULL) : NULL;
-    if (!json_is_object (root)) {
-        fprintf (cli->err, "umbra: %s %s answered %d without a JSON object\n", method, path,
-                 response.status);
-        json_decref (root);
-        root = NULL;
-    }
-    umb_http_response_clear (&response);
-    return root;
-}
 
 //  "/workspaces/WS/certs[/SERIAL[/action]]", each part escaped. Caller frees.
 static char *
@@ -233,13 +168,6 @@ s_path (s_cli_t *cli, const char *serial, const char *action)
     return path;
 }
 
-static const char *
-s_str (json_t *object, const char *key)
-{
-    const char *value = json_string_value (json_object_get (object, key));
-    return value ? value : "";
-}
-
 //  A JSON string that is a secret is wiped inside the document before it goes.
 static void
 s_wipe_string (json_t *object, const char *key)
@@ -247,18 +175,6 @@ s_wipe_string (json_t *object, const char *key)
     json_t *value = json_object_get (object, key);
     if (json_is_string (value))
         sodium_memzero ((char *) json_string_value (value), json_string_length (value));
-}
-
-static void
-s_time (json_t *object, const char *key, char *text, size_t size)
-{
-    json_t *value = json_object_get (object, key);
-    time_t seconds = (time_t) json_integer_value (value);
-    struct tm tm;
-    if (!json_is_integer (value) || !gmtime_r (&seconds, &tm))
-        snprintf (text, size, "-");
-    else
-        strftime (text, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 //  ---------------------------------------------------------------- files
@@ -389,17 +305,19 @@ s_issue_into (s_cli_t *cli, const char *path, json_t *body, bool key_expected)
     s_file_t files [3];
     if (s_files_open (cli, dir, names, modes, files, count))
         return S_EXIT_FAILED;
-    json_t *root = s_call_json (cli, "POST", path, body);
+    json_t *root = umb_cli_rest_call_json (cli->rest, "POST", path, body);
     if (!root) {
         s_files_close (files, count, true);
         return S_EXIT_FAILED;
     }
-    const char *serial = s_str (root, "serial");
+    const char *serial = umb_cli_rest_str (root, "serial");
+    const char *certificate = umb_cli_rest_str (root, "certificate");
+    const char *chain = umb_cli_rest_str (root, "chain");
     json_t *key = json_object_get (root, "private_key");
     if (json_is_null (key))
         key = NULL;
     int rc = S_EXIT_OK;
-    if (!*serial || !*s_str (root, "certificate") || (key && !json_is_string (key))) {
+    if (!*serial || !*certificate || (key && !json_is_string (key))) {
         fprintf (cli->err, "umbra: the answer holds no serial and certificate\n");
         rc = S_EXIT_FAILED;
     }
@@ -409,8 +327,8 @@ s_issue_into (s_cli_t *cli, const char *path, json_t *body, bool key_expected)
         rc = S_EXIT_FAILED;
     }
     if (rc == S_EXIT_OK
-    &&  (s_file_fill (cli, &files [0], s_str (root, "certificate"), strlen (s_str (root, "certificate")))
-    ||   s_file_fill (cli, &files [1], s_str (root, "chain"), strlen (s_str (root, "chain")))
+    &&  (s_file_fill (cli, &files [0], certificate, strlen (certificate))
+    ||   s_file_fill (cli, &files [1], chain, strlen (chain))
     ||   (key && s_file_fill (cli, &files [2], json_string_value (key), json_string_length (key)))))
         rc = S_EXIT_FAILED;
     if (rc == S_EXIT_OK) {
@@ -489,15 +407,6 @@ s_renew (s_cli_t *cli)
 
 //  ---------------------------------------------------------------- list, get, revoke
 
-static void
-s_print_json (s_cli_t *cli, json_t *value)
-{
-    char *text = json_dumps (value, JSON_INDENT (2));
-    if (text)
-        fprintf (cli->out, "%s\n", text);
-    free (text);
-}
-
 static int
 s_list (s_cli_t *cli)
 {
@@ -505,14 +414,14 @@ s_list (s_cli_t *cli)
     char *full = NULL;
     if (cli->status && asprintf (&full, "%s?status=%s", path, cli->status) < 0)
         full = NULL;
-    json_t *root = s_call_json (cli, "GET", full ? full : path, NULL);
+    json_t *root = umb_cli_rest_call_json (cli->rest, "GET", full ? full : path, NULL);
     free (full);
     free (path);
     if (!root)
         return S_EXIT_FAILED;
     json_t *items = json_object_get (root, "items");
     if (cli->json) {
-        s_print_json (cli, root);
+        umb_cli_rest_print_json (cli->out, root);
         json_decref (root);
         return S_EXIT_OK;
     }
@@ -527,17 +436,20 @@ s_list (s_cli_t *cli)
     json_t *item;
     json_array_foreach (items, index, item)
         for (size_t c = 0; c < 4; c++)
-            if ((int) strlen (s_str (item, keys [c])) > widths [c])
-                widths [c] = (int) strlen (s_str (item, keys [c]));
+            if ((int) strlen (umb_cli_rest_str (item, keys [c])) > widths [c])
+                widths [c] = (int) strlen (umb_cli_rest_str (item, keys [c]));
     fprintf (cli->out, "%-*s  %-*s  %-*s  %-*s  %-*s  %s\n", widths [0], headings [0], widths [1],
              headings [1], widths [2], headings [2], widths [3], headings [3], widths [4], headings [4],
              headings [5]);
     json_array_foreach (items, index, item) {
         char not_after [32];
-        s_time (item, "not_after", not_after, sizeof (not_after));
-        fprintf (cli->out, "%-*s  %-*s  %-*s  %-*s  %-*s  %s\n", widths [0], s_str (item, "serial"),
-                 widths [1], s_str (item, "status"), widths [2], s_str (item, "profile"), widths [3],
-                 s_str (item, "key_type"), widths [4], not_after, s_str (item, "common_name"));
+        umb_cli_rest_time (item, "not_after", not_after, sizeof (not_after));
+        fprintf (cli->out, "%-*s  %-*s  %-*s  %-*s  %-*s  %s\n",
+                 widths [0], umb_cli_rest_str (item, "serial"),
+                 widths [1], umb_cli_rest_str (item, "status"),
+                 widths [2], umb_cli_rest_str (item, "profile"),
+                 widths [3], umb_cli_rest_str (item, "key_type"),
+                 widths [4], not_after, umb_cli_rest_str (item, "common_name"));
     }
     json_decref (root);
     return S_EXIT_OK;
@@ -555,10 +467,10 @@ s_print_cert (s_cli_t *cli, json_t *cert)
                   json_string_value (san) ? json_string_value (san) : "?");
     }
     char not_before [32], not_after [32], created_at [32], revoked_at [32];
-    s_time (cert, "not_before", not_before, sizeof (not_before));
-    s_time (cert, "not_after", not_after, sizeof (not_after));
-    s_time (cert, "created_at", created_at, sizeof (created_at));
-    s_time (cert, "revoked_at", revoked_at, sizeof (revoked_at));
+    umb_cli_rest_time (cert, "not_before", not_before, sizeof (not_before));
+    umb_cli_rest_time (cert, "not_after", not_after, sizeof (not_after));
+    umb_cli_rest_time (cert, "created_at", created_at, sizeof (created_at));
+    umb_cli_rest_time (cert, "revoked_at", revoked_at, sizeof (revoked_at));
     fprintf (cli->out,
              "serial        %s\n"
              "common name   %s\n"
@@ -567,17 +479,17 @@ s_print_cert (s_cli_t *cli, json_t *cert)
              "profile       %s\n"
              "key type      %s\n"
              "valid         %s .. %s\n",
-             s_str (cert, "serial"), s_str (cert, "common_name"), *sans ? sans : "-",
-             s_str (cert, "status"), s_str (cert, "profile"), s_str (cert, "key_type"), not_before,
-             not_after);
+             umb_cli_rest_str (cert, "serial"), umb_cli_rest_str (cert, "common_name"),
+             *sans ? sans : "-", umb_cli_rest_str (cert, "status"), umb_cli_rest_str (cert, "profile"),
+             umb_cli_rest_str (cert, "key_type"), not_before, not_after);
     if (json_is_integer (json_object_get (cert, "revoked_at")))
-        fprintf (cli->out, "revoked       %s (%s)\n", revoked_at, s_str (cert, "reason"));
+        fprintf (cli->out, "revoked       %s (%s)\n", revoked_at, umb_cli_rest_str (cert, "reason"));
     fprintf (cli->out,
              "sha-256       %s\n"
              "workspace     %s\n"
              "created       %s by %s\n",
-             s_str (cert, "fingerprint"), s_str (cert, "workspace_id"), created_at,
-             s_str (cert, "created_by"));
+             umb_cli_rest_str (cert, "fingerprint"), umb_cli_rest_str (cert, "workspace_id"),
+             created_at, umb_cli_rest_str (cert, "created_by"));
 }
 
 static int
@@ -588,15 +500,15 @@ s_get (s_cli_t *cli)
         return S_EXIT_USAGE;
     }
     char *path = s_path (cli, cli->serial, NULL);
-    json_t *root = s_call_json (cli, "GET", path, NULL);
+    json_t *root = umb_cli_rest_call_json (cli->rest, "GET", path, NULL);
     free (path);
     if (!root)
         return S_EXIT_FAILED;
     if (cli->json)
-        s_print_json (cli, root);
+        umb_cli_rest_print_json (cli->out, root);
     else
     if (cli->pem)
-        fputs (s_str (root, "certificate"), cli->out);
+        fputs (umb_cli_rest_str (root, "certificate"), cli->out);
     else
         s_print_cert (cli, root);
     json_decref (root);
@@ -610,15 +522,16 @@ s_revoke (s_cli_t *cli)
     if (cli->reason)
         json_object_set_new (body, "reason", json_string (cli->reason));
     char *path = s_path (cli, cli->serial, "revoke");
-    json_t *root = s_call_json (cli, "POST", path, body);
+    json_t *root = umb_cli_rest_call_json (cli->rest, "POST", path, body);
     free (path);
     json_decref (body);
     if (!root)
         return S_EXIT_FAILED;
     if (cli->json)
-        s_print_json (cli, root);
+        umb_cli_rest_print_json (cli->out, root);
     else
-        fprintf (cli->out, "revoked %s (%s)\n", s_str (root, "serial"), s_str (root, "reason"));
+        fprintf (cli->out, "revoked %s (%s)\n", umb_cli_rest_str (root, "serial"),
+                 umb_cli_rest_str (root, "reason"));
     json_decref (root);
     return S_EXIT_OK;
 }
@@ -634,7 +547,7 @@ s_fetch (s_cli_t *cli, const char *path, const char *content_type)
     if (cli->out_path && s_file_create (cli, cli->out_path, 0644, &file))
         return S_EXIT_FAILED;
     umb_http_response_t response;
-    if (s_call (cli, "GET", path, NULL, &response)) {
+    if (umb_cli_rest_call (cli->rest, "GET", path, NULL, &response)) {
         s_files_close (&file, 1, true);
         return S_EXIT_FAILED;
     }
@@ -753,20 +666,12 @@ umb_cli_certs_run (int argc, char **argv, char **envp, FILE *out, FILE *err)
             case 'P': bit = S_OPT_PEM; cli.pem = true; break;
             case 'j': bit = S_OPT_JSON; cli.json = true; break;
             case 'u': url = optarg; break;
-            case 'T':
-                if (token) {
-                    sodium_memzero (token, strlen (token));
-                    free (token);
-                }
-                token = strdup (optarg);
-                assert (token);
-                sodium_memzero (optarg, strlen (optarg));
-                break;
+            case 'T': umb_cli_rest_take_secret (&token, optarg); break;
             case 'c': config_path = optarg; break;
             case 'h':
                 fprintf (out, "usage: umbra certs\n");
                 s_command_usage (out, command);
-                fputs (s_common, out);
+                umb_cli_rest_usage_common (out);
                 rc = -1;
                 break;
             case ':':
@@ -832,38 +737,12 @@ umb_cli_certs_run (int argc, char **argv, char **envp, FILE *out, FILE *err)
             s_command_usage (err, command);
         }
     }
-    umb_config_t *config = NULL;
-    if (rc == S_EXIT_OK && !help) {
-        //  Settings: the file, then UMBRA_* variables, then the flags
-        config = umb_config_new ();
-        assert (config);
-        char *error = NULL;
-        if ((config_path && umb_config_load_file (config, config_path, &error))
-        ||  umb_config_load_env (config, envp, &error)
-        ||  (url && umb_config_set (config, "client.url", url, &error))
-        ||  (token && umb_config_set (config, "client.token", token, &error))) {
-            fprintf (err, "umbra: %s\n", error ? error : "invalid settings");
-            rc = S_EXIT_USAGE;
-        }
-        free (error);
-    }
-    if (rc == S_EXIT_OK && !help) {
-        const char *bearer = umb_config_str (config, "client.token");
-        cli.has_token = *bearer != 0;
-        cli.client = umb_http_client_new (umb_config_str (config, "client.url"), bearer);
-        if (!cli.client) {
-            fprintf (err, "umbra: libcurl cannot start\n");
-            rc = S_EXIT_FAILED;
-        }
-    }
+    if (rc == S_EXIT_OK && !help)
+        cli.rest = umb_cli_rest_new (config_path, envp, url, token, err, &rc);
     if (rc == S_EXIT_OK && !help)
         rc = s_commands [command].run (&cli);
-    umb_http_client_destroy (&cli.client);
-    umb_config_destroy (&config);
-    if (token) {
-        sodium_memzero (token, strlen (token));
-        free (token);
-    }
+    umb_cli_rest_destroy (&cli.rest);
+    umb_cli_rest_wipe (&token);
     return rc;
 }
 
@@ -882,32 +761,7 @@ umb_cli_certs (int argc, char **argv)
 #include <openssl/bn.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
-#include "umb_runtime.h"
-#include "umb_auth.h"
-#include "umb_certs.h"
-#include "umb_gateway.h"
-
-typedef struct {
-    int   rc;
-    char *out;
-    char *err;
-} s_test_run_t;
-
-static char *
-s_test_slurp (FILE *stream, size_t *size)
-{
-    fflush (stream);
-    long length = ftell (stream);
-    assert (length >= 0);
-    rewind (stream);
-    char *text = calloc (1, (size_t) length + 1);
-    assert (text);
-    size_t got = fread (text, 1, (size_t) length, stream);
-    assert (got == (size_t) length);
-    if (size)
-        *size = got;
-    return text;
-}
+#include "umb_cli_testkit.h"
 
 static char *
 s_test_file (const char *path, size_t *size, mode_t *mode)
@@ -920,100 +774,21 @@ s_test_file (const char *path, size_t *size, mode_t *mode)
     if (mode)
         *mode = info.st_mode & 0777;
     fseek (file, 0, SEEK_END);
-    char *text = s_test_slurp (file, size);
+    char *text = umb_cli_testkit_slurp (file, size);
     fclose (file);
     return text;
 }
 
 //  Runs `umbra certs ARGS...` (NULL-terminated) with url and token in the
 //  environment (either may be NULL).
-static s_test_run_t
+static umb_cli_testkit_run_t
 s_test_run (const char *url, const char *token, ...)
 {
-    char *argv [32];
-    int argc = 0;
-    argv [argc++] = strdup ("certs");
     va_list args;
     va_start (args, token);
-    for (const char *arg = va_arg (args, const char *); arg; arg = va_arg (args, const char *)) {
-        assert (argc < 31);
-        argv [argc++] = strdup (arg);
-    }
+    umb_cli_testkit_run_t run = umb_cli_testkit_runv (umb_cli_certs_run, "certs", url, token, args);
     va_end (args);
-    argv [argc] = NULL;
-    char *envp [3] = { NULL, NULL, NULL };
-    int count = 0;
-    if (url)
-        envp [count++] = zsys_sprintf ("UMBRA_CLIENT_URL=%s", url);
-    if (token)
-        envp [count++] = zsys_sprintf ("UMBRA_CLIENT_TOKEN=%s", token);
-    FILE *out = tmpfile ();
-    FILE *err = tmpfile ();
-    assert (out && err);
-    s_test_run_t run;
-    run.rc = umb_cli_certs_run (argc, argv, envp, out, err);
-    run.out = s_test_slurp (out, NULL);
-    run.err = s_test_slurp (err, NULL);
-    fclose (out);
-    fclose (err);
-    for (int i = 0; i < argc; i++)
-        free (argv [i]);
-    for (int i = 0; i < count; i++)
-        zstr_free (&envp [i]);
     return run;
-}
-
-static void
-s_test_expect (s_test_run_t *run, int rc, const char *in_out, const char *in_err)
-{
-    if (run->rc != rc || (in_out && !strstr (run->out, in_out)) || (in_err && !strstr (run->err, in_err)))
-        fprintf (stderr, "\nexit %d (expected %d)\nstdout: %s\nstderr: %s\n", run->rc, rc, run->out,
-                 run->err);
-    assert (run->rc == rc);
-    if (in_out)
-        assert (strstr (run->out, in_out));
-    if (in_err)
-        assert (strstr (run->err, in_err));
-}
-
-static void
-s_test_run_free (s_test_run_t *run)
-{
-    free (run->out);
-    free (run->err);
-    run->out = run->err = NULL;
-}
-
-//  POSTs json; returns the answer's field (caller frees) and checks the status.
-static char *
-s_test_post (umb_http_client_t *client, const char *path, const char *json, int status,
-             const char *field)
-{
-    umb_http_response_t response;
-    int rc = umb_http_client_post (client, path, json, &response);
-    assert (rc == 0);
-    if (response.status != status)
-        fprintf (stderr, "\nPOST %s: %d %s\n", path, response.status, response.body);
-    assert (response.status == status);
-    json_t *root = json_loadb (response.body, response.size, 0, NULL);
-    char *value = field ? strdup (s_str (root, field)) : NULL;
-    json_decref (root);
-    umb_http_response_clear (&response);
-    return value;
-}
-
-//  Registers and logs in; returns the access token (caller frees).
-static char *
-s_test_user (const char *url, const char *username)
-{
-    umb_http_client_t *client = umb_http_client_new (url, NULL);
-    char *json = zsys_sprintf ("{\"username\":\"%s\",\"password\":\"%s-password-1\"}", username,
-                               username);
-    free (s_test_post (client, "/users", json, 201, NULL));
-    char *token = s_test_post (client, "/users/tokens", json, 201, "access_token");
-    zstr_free (&json);
-    umb_http_client_destroy (&client);
-    return token;
 }
 
 void
@@ -1021,124 +796,94 @@ umb_cli_certs_test (bool verbose)
 {
     if (verbose)
         printf (" * umb_cli_certs: ");
-    char dir [] = "/tmp/umb-cli-certs-XXXXXX";
-    assert (mkdtemp (dir));
-    char *state = zsys_sprintf ("%s/state", dir);
-    char *auth_endpoint = zsys_sprintf ("ipc://%s/auth.ipc", dir);
-    char *auth_pub = zsys_sprintf ("ipc://%s/auth-pub.ipc", dir);
-    char *certs_endpoint = zsys_sprintf ("ipc://%s/certs.ipc", dir);
-    char *certs_pub = zsys_sprintf ("ipc://%s/certs-pub.ipc", dir);
-    umb_config_t *config = umb_config_new ();
-    char *error = NULL;
-    const char *settings [] [2] = {
-        { "state_dir", state }, { "log.level", "error" },
-        { "auth.endpoint", auth_endpoint }, { "auth.pub_endpoint", auth_pub },
-        { "certs.endpoint", certs_endpoint }, { "certs.pub_endpoint", certs_pub },
-        { "certs.http_listen", "127.0.0.1:0" }, { "gateway.listen", "127.0.0.1:0" },
-        { "admin.username", "root" }, { "admin.password", "root-password-0123" }, { NULL }
-    };
-    for (size_t i = 0; settings [i][0]; i++) {
-        int rc = umb_config_set (config, settings [i][0], settings [i][1], &error);
-        assert (rc == 0);
-    }
-    umb_runtime_t *runtime = umb_runtime_new (&config, &error);
-    assert (runtime);
-    zactor_t *actors [3] = {
-        zactor_new (umb_auth_actor, runtime), zactor_new (umb_certs_actor, runtime),
-        zactor_new (umb_gateway_actor, runtime)
-    };
-    const char *questions [] = { "ENDPOINT", "ENDPOINT", "PORT" };
-    char *answers [3];
-    for (size_t i = 0; i < 3; i++) {
-        zstr_send (actors [i], questions [i]);
-        answers [i] = zstr_recv (actors [i]);
-        assert (answers [i] && *answers [i] && !streq (answers [i], "0"));
-    }
-    char *url = zsys_sprintf ("http://127.0.0.1:%s", answers [2]);
+    const char *services [] = { "certs", NULL };
+    umb_cli_testkit_t *kit = umb_cli_testkit_new ("umb-cli-certs", services, NULL);
+    const char *dir = umb_cli_testkit_dir (kit);
+    const char *url = umb_cli_testkit_url (kit);
 
     //  alice is admin of lab, bob a member, carol outside
-    char *alice = s_test_user (url, "alice");
-    char *bob = s_test_user (url, "bob");
-    char *carol = s_test_user (url, "carol");
+    char *alice = umb_cli_testkit_user (url, "alice");
+    char *bob = umb_cli_testkit_user (url, "bob");
+    char *carol = umb_cli_testkit_user (url, "carol");
     umb_http_client_t *client = umb_http_client_new (url, alice);
-    free (s_test_post (client, "/workspaces", "{\"name\":\"lab\"}", 201, NULL));
-    char *invitation = s_test_post (client, "/workspaces/lab/invitations",
+    free (umb_cli_testkit_post (client, "/workspaces", "{\"name\":\"lab\"}", 201, NULL));
+    char *invitation = umb_cli_testkit_post (client, "/workspaces/lab/invitations",
                                     "{\"username\":\"bob\",\"role\":\"member\"}", 201, "id");
     umb_http_client_destroy (&client);
     client = umb_http_client_new (url, bob);
     char *accept = zsys_sprintf ("/invitations/%s/accept", invitation);
-    free (s_test_post (client, accept, NULL, 200, NULL));
+    free (umb_cli_testkit_post (client, accept, NULL, 200, NULL));
     umb_http_client_destroy (&client);
 
     //  Usage errors: exit 2, nothing sent
-    s_test_run_t run = s_test_run (url, alice, NULL);
-    s_test_expect (&run, 2, NULL, "usage: umbra certs COMMAND");
-    s_test_run_free (&run);
+    umb_cli_testkit_run_t run = s_test_run (url, alice, NULL);
+    umb_cli_testkit_expect (&run, 2, NULL, "usage: umbra certs COMMAND");
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, alice, "help", NULL);
-    s_test_expect (&run, 0, "umbra certs COMMAND", NULL);
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 0, "umbra certs COMMAND", NULL);
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, alice, "issue", "--help", NULL);
-    s_test_expect (&run, 0, "--key-type ec-p256|rsa-3072|ed25519", NULL);
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 0, "--key-type ec-p256|rsa-3072|ed25519", NULL);
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, alice, "sign", NULL);
-    s_test_expect (&run, 2, NULL, "unknown certs command 'sign'");
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 2, NULL, "unknown certs command 'sign'");
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, alice, "issue", "--cn", "x", NULL);
-    s_test_expect (&run, 2, NULL, "needs --workspace WS");
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 2, NULL, "needs --workspace WS");
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, alice, "issue", "--workspace", "lab", NULL);
-    s_test_expect (&run, 2, NULL, "needs --cn NAME");
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 2, NULL, "needs --cn NAME");
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, alice, "issue", "--workspace", "lab", "--cn", "x", "--key-type", "dsa", NULL);
-    s_test_expect (&run, 2, NULL, "--key-type is ec-p256, rsa-3072 or ed25519");
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 2, NULL, "--key-type is ec-p256, rsa-3072 or ed25519");
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, alice, "issue", "--workspace", "lab", "--cn", "x", "--ttl", "1d", NULL);
-    s_test_expect (&run, 2, NULL, "--ttl takes a number of seconds");
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 2, NULL, "--ttl takes a number of seconds");
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, alice, "issue", "--workspace", "lab", "--cn", "x", "--profile", "peer", NULL);
-    s_test_expect (&run, 2, NULL, "--profile is server or client");
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 2, NULL, "--profile is server or client");
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, alice, "issue", "--workspace", "lab", "--cn", "x", "--csr", "/nonexistent",
                       "--key-type", "ed25519", NULL);
-    s_test_expect (&run, 2, NULL, "--key-type is for keys made by the service");
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 2, NULL, "--key-type is for keys made by the service");
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, alice, "issue", "--workspace", "lab", "--cn", "x", "--csr", "/nonexistent", NULL);
-    s_test_expect (&run, 2, NULL, "cannot read /nonexistent");
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 2, NULL, "cannot read /nonexistent");
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, alice, "get", "--workspace", "lab", NULL);
-    s_test_expect (&run, 2, NULL, "takes one SERIAL");
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 2, NULL, "takes one SERIAL");
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, alice, "list", "--workspace", "lab", "extra", NULL);
-    s_test_expect (&run, 2, NULL, "takes no arguments");
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 2, NULL, "takes no arguments");
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, alice, "list", "--workspace", "lab", "--status", "good", NULL);
-    s_test_expect (&run, 2, NULL, "--status is valid, revoked or expired");
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 2, NULL, "--status is valid, revoked or expired");
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, alice, "list", "--workspace", "lab", "--workspace", "lab", NULL);
-    s_test_expect (&run, 2, NULL, "is given twice");
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 2, NULL, "is given twice");
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, alice, "ca", "--workspace", "lab", NULL);
-    s_test_expect (&run, 2, NULL, "certs ca does not take '--workspace'");
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 2, NULL, "certs ca does not take '--workspace'");
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, alice, "list", "--workspace", NULL);
-    s_test_expect (&run, 2, NULL, "--workspace needs a value");
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 2, NULL, "--workspace needs a value");
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, alice, "list", "--nope", NULL);
-    s_test_expect (&run, 2, NULL, "unknown option '--nope'");
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 2, NULL, "unknown option '--nope'");
+    umb_cli_testkit_run_free (&run);
     run = s_test_run ("ftp://x", alice, "ca", NULL);
-    s_test_expect (&run, 2, NULL, "client.url");
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 2, NULL, "client.url");
+    umb_cli_testkit_run_free (&run);
 
     //  Issue with a key made by the service: three files, the key 0600; the serial printed
     char *out1 = zsys_sprintf ("%s/one", dir);
     assert (mkdir (out1, 0700) == 0);
     run = s_test_run (url, alice, "issue", "--workspace", "lab", "--cn", "svc.lab", "--san", "svc.lab",
                       "--san", "10.0.0.1", "--ttl", "3600", "--key-type", "ed25519", "--out", out1, NULL);
-    s_test_expect (&run, 0, NULL, "key.pem (keep it secret)");
+    umb_cli_testkit_expect (&run, 0, NULL, "key.pem (keep it secret)");
     char *serial = strndup (run.out, strcspn (run.out, "\n"));
     assert (strlen (serial) > 0 && strlen (run.out) == strlen (serial) + 1);
-    s_test_run_free (&run);
+    umb_cli_testkit_run_free (&run);
     char *path = zsys_sprintf ("%s/key.pem", out1);
     mode_t mode;
     char *key = s_test_file (path, NULL, &mode);
@@ -1166,8 +911,8 @@ umb_cli_certs_test (bool verbose)
 
     //  ...never over existing files, and then nothing is asked of the service
     run = s_test_run (url, alice, "issue", "--workspace", "lab", "--cn", "again", "--out", out1, NULL);
-    s_test_expect (&run, 1, NULL, "existing files are never overwritten");
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 1, NULL, "existing files are never overwritten");
+    umb_cli_testkit_run_free (&run);
     path = zsys_sprintf ("%s/key.pem", out1);
     text = s_test_file (path, NULL, NULL);
     assert (text && streq (text, key));
@@ -1193,10 +938,10 @@ umb_cli_certs_test (bool verbose)
     EVP_PKEY_free (csr_key);
     run = s_test_run (url, bob, "issue", "--workspace", "lab", "--cn", "x", "--csr", csr, "--out", out2,
                       NULL);
-    s_test_expect (&run, 0, NULL, NULL);
+    umb_cli_testkit_expect (&run, 0, NULL, NULL);
     assert (!strstr (run.err, "key.pem"));
     char *csr_serial = strndup (run.out, strcspn (run.out, "\n"));
-    s_test_run_free (&run);
+    umb_cli_testkit_run_free (&run);
     path = zsys_sprintf ("%s/key.pem", out2);
     assert (access (path, F_OK) == -1);
     zstr_free (&path);
@@ -1208,96 +953,96 @@ umb_cli_certs_test (bool verbose)
     fclose (file);
     run = s_test_run (url, bob, "issue", "--workspace", "lab", "--cn", "x", "--csr", csr, "--out", out2,
                       NULL);
-    s_test_expect (&run, 2, NULL, "is not a PEM certificate request");
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 2, NULL, "is not a PEM certificate request");
+    umb_cli_testkit_run_free (&run);
 
     //  List as a table, filtered, as JSON; get
     run = s_test_run (url, bob, "list", "--workspace", "lab", NULL);
-    s_test_expect (&run, 0, "SERIAL", NULL);
+    umb_cli_testkit_expect (&run, 0, "SERIAL", NULL);
     assert (strstr (run.out, "COMMON NAME") && strstr (run.out, serial) && strstr (run.out, csr_serial));
     assert (strstr (run.out, "svc.lab") && strstr (run.out, "ed25519"));
-    s_test_run_free (&run);
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, bob, "list", "--workspace", "lab", "--status", "revoked", NULL);
-    s_test_expect (&run, 0, "SERIAL", NULL);
+    umb_cli_testkit_expect (&run, 0, "SERIAL", NULL);
     assert (!strstr (run.out, serial));
-    s_test_run_free (&run);
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, bob, "list", "--workspace", "lab", "--json", NULL);
-    s_test_expect (&run, 0, "\"items\"", NULL);
+    umb_cli_testkit_expect (&run, 0, "\"items\"", NULL);
     json_t *listed = json_loads (run.out, 0, NULL);
     assert (json_array_size (json_object_get (listed, "items")) == 2);
     json_decref (listed);
-    s_test_run_free (&run);
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, bob, "get", "--workspace", "lab", serial, NULL);
-    s_test_expect (&run, 0, "names         svc.lab, 10.0.0.1", NULL);
+    umb_cli_testkit_expect (&run, 0, "names         svc.lab, 10.0.0.1", NULL);
     assert (strstr (run.out, "status        valid") && !strstr (run.out, "revoked"));
-    s_test_run_free (&run);
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, bob, "get", serial, "--workspace", "lab", "--pem", NULL);
-    s_test_expect (&run, 0, "-----BEGIN CERTIFICATE-----", NULL);
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 0, "-----BEGIN CERTIFICATE-----", NULL);
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, bob, "get", "--workspace", "lab", "ffff", NULL);
-    s_test_expect (&run, 1, NULL, "umbra: 404 not_found: no certificate");
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 1, NULL, "umbra: 404 not_found: no certificate");
+    umb_cli_testkit_run_free (&run);
 
     //  Revoke: a member is refused with the reason, an outsider sees nothing, the admin may
     run = s_test_run (url, bob, "revoke", "--workspace", "lab", serial, "--reason", "keyCompromise", NULL);
-    s_test_expect (&run, 1, NULL, "umbra: 403 forbidden: ");
+    umb_cli_testkit_expect (&run, 1, NULL, "umbra: 403 forbidden: ");
     assert (strstr (run.err, "certs.revoke") && !*run.out);
-    s_test_run_free (&run);
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, carol, "revoke", "--workspace", "lab", serial, NULL);
-    s_test_expect (&run, 1, NULL, "umbra: 404 ");
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 1, NULL, "umbra: 404 ");
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, alice, "revoke", "--workspace", "lab", serial, "--reason", "keyCompromise", NULL);
-    s_test_expect (&run, 0, "(keyCompromise)", NULL);
+    umb_cli_testkit_expect (&run, 0, "(keyCompromise)", NULL);
     assert (strstr (run.out, serial));
-    s_test_run_free (&run);
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, alice, "revoke", "--workspace", "lab", serial, NULL);
-    s_test_expect (&run, 1, NULL, "umbra: 409 ");
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 1, NULL, "umbra: 409 ");
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, bob, "get", "--workspace", "lab", serial, NULL);
-    s_test_expect (&run, 0, "revoked       ", NULL);
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 0, "revoked       ", NULL);
+    umb_cli_testkit_run_free (&run);
 
     //  Renew: of a CSR certificate, no key; a revoked one is refused and leaves no files
     char *out3 = zsys_sprintf ("%s/three", dir);
     assert (mkdir (out3, 0700) == 0);
     run = s_test_run (url, bob, "renew", "--workspace", "lab", csr_serial, "--ttl", "600", "--out", out3,
                       NULL);
-    s_test_expect (&run, 0, NULL, NULL);
+    umb_cli_testkit_expect (&run, 0, NULL, NULL);
     assert (*run.out && !strstr (run.out, csr_serial));
-    s_test_run_free (&run);
+    umb_cli_testkit_run_free (&run);
     path = zsys_sprintf ("%s/key.pem", out3);
     assert (access (path, F_OK) == -1);
     zstr_free (&path);
     char *out4 = zsys_sprintf ("%s/four", dir);
     assert (mkdir (out4, 0700) == 0);
     run = s_test_run (url, alice, "renew", "--workspace", "lab", serial, "--out", out4, NULL);
-    s_test_expect (&run, 1, NULL, "umbra: 409 ");
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 1, NULL, "umbra: 409 ");
+    umb_cli_testkit_run_free (&run);
     path = zsys_sprintf ("%s/cert.pem", out4);
     assert (access (path, F_OK) == -1);
     zstr_free (&path);
 
     //  The CA chain and the CRL, public
     run = s_test_run (url, NULL, "ca", NULL);
-    s_test_expect (&run, 0, NULL, NULL);
+    umb_cli_testkit_expect (&run, 0, NULL, NULL);
     assert (streq (run.out, chain));
-    s_test_run_free (&run);
+    umb_cli_testkit_run_free (&run);
     path = zsys_sprintf ("%s/ca.pem", dir);
     run = s_test_run (url, NULL, "ca", "--out", path, NULL);
-    s_test_expect (&run, 0, NULL, NULL);
+    umb_cli_testkit_expect (&run, 0, NULL, NULL);
     text = s_test_file (path, NULL, NULL);
     assert (text && streq (text, chain));
     free (text);
     free (chain);
-    s_test_run_free (&run);
+    umb_cli_testkit_run_free (&run);
     run = s_test_run (url, NULL, "ca", "--out", path, NULL);
-    s_test_expect (&run, 1, NULL, "never overwritten");
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 1, NULL, "never overwritten");
+    umb_cli_testkit_run_free (&run);
     zstr_free (&path);
     path = zsys_sprintf ("%s/crl.der", dir);
     run = s_test_run (url, NULL, "crl", "--out", path, NULL);
-    s_test_expect (&run, 0, NULL, NULL);
-    s_test_run_free (&run);
+    umb_cli_testkit_expect (&run, 0, NULL, NULL);
+    umb_cli_testkit_run_free (&run);
     size_t size;
     text = s_test_file (path, &size, NULL);
     const unsigned char *cursor = (const unsigned char *) text;
@@ -1316,15 +1061,15 @@ umb_cli_certs_test (bool verbose)
     free (text);
     zstr_free (&path);
     run = s_test_run (url, NULL, "crl", "--pem", NULL);
-    s_test_expect (&run, 0, NULL, NULL);
+    umb_cli_testkit_expect (&run, 0, NULL, NULL);
     assert (strncmp (run.out, "-----BEGIN X509 CRL-----\n", 25) == 0);
-    s_test_run_free (&run);
+    umb_cli_testkit_run_free (&run);
 
     //  Tokens: none (with a hint), from --token (wiped from argv once read)
     run = s_test_run (url, NULL, "list", "--workspace", "lab", NULL);
-    s_test_expect (&run, 1, NULL, "umbra: 401 ");
+    umb_cli_testkit_expect (&run, 1, NULL, "umbra: 401 ");
     assert (strstr (run.err, "set UMBRA_CLIENT_TOKEN or pass --token"));
-    s_test_run_free (&run);
+    umb_cli_testkit_run_free (&run);
     char *argv [] = { strdup ("certs"), strdup ("list"), strdup ("--workspace"), strdup ("lab"),
                       strdup ("--token"), strdup (bob), NULL };
     char *envp [] = { zsys_sprintf ("UMBRA_CLIENT_URL=%s", url), NULL };
@@ -1334,7 +1079,7 @@ umb_cli_certs_test (bool verbose)
         assert (!strstr (argv [i], bob));
         free (argv [i]);
     }
-    text = s_test_slurp (err, NULL);
+    text = umb_cli_testkit_slurp (err, NULL);
     assert (!strstr (text, bob));
     free (text);
     fclose (out);
@@ -1342,17 +1087,12 @@ umb_cli_certs_test (bool verbose)
     zstr_free (&envp [0]);
 
     //  The gateway gone: a clear reason, exit 1
-    zactor_destroy (&actors [2]);
+    umb_cli_testkit_stop_gateway (kit);
     run = s_test_run (url, bob, "list", "--workspace", "lab", NULL);
-    s_test_expect (&run, 1, NULL, "umbra: cannot reach http://127.0.0.1:");
+    umb_cli_testkit_expect (&run, 1, NULL, "umbra: cannot reach http://127.0.0.1:");
     assert (!strstr (run.err, bob));
-    s_test_run_free (&run);
+    umb_cli_testkit_run_free (&run);
 
-    for (size_t i = 3; i-- > 0; ) {
-        zactor_destroy (&actors [i]);
-        zstr_free (&answers [i]);
-    }
-    umb_runtime_destroy (&runtime);
     free (serial);
     free (csr_serial);
     free (alice);
@@ -1365,13 +1105,7 @@ umb_cli_certs_test (bool verbose)
     zstr_free (&out2);
     zstr_free (&out3);
     zstr_free (&out4);
-    zstr_free (&url);
-    zstr_free (&state);
-    zstr_free (&auth_endpoint);
-    zstr_free (&auth_pub);
-    zstr_free (&certs_endpoint);
-    zstr_free (&certs_pub);
-    umb_testkit_remove_dir (dir);
+    umb_cli_testkit_destroy (&kit);
     if (verbose)
         printf ("OK\n");
 }

@@ -187,6 +187,9 @@ s_request (umb_http_client_t *self, const char *method, const char *path, const 
         curl_easy_setopt (curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) (json ? strlen (json) : 0));
     }
     else
+    if (strcmp (method, "DELETE") == 0)
+        curl_easy_setopt (curl, CURLOPT_CUSTOMREQUEST, "DELETE");
+    else
         curl_easy_setopt (curl, CURLOPT_HTTPGET, 1L);
     CURLcode code = curl_easy_perform (curl);
 
@@ -236,6 +239,12 @@ umb_http_client_post (umb_http_client_t *self, const char *path, const char *jso
                       umb_http_response_t *response)
 {
     return s_request (self, "POST", path, json, response);
+}
+
+int
+umb_http_client_delete (umb_http_client_t *self, const char *path, umb_http_response_t *response)
+{
+    return s_request (self, "DELETE", path, NULL, response);
 }
 
 char *
@@ -472,6 +481,14 @@ umb_http_client_test (bool verbose)
     assert (strcmp (json_string_value (json_object_get (echo, "method")), "POST") == 0);
     assert (strcmp (json_string_value (json_object_get (echo, "body")), "{\"a\":1}") == 0);
     assert (json_is_true (json_object_get (echo, "json")));
+    json_decref (echo);
+    umb_http_response_clear (&response);
+    rc = umb_http_client_delete (client, "/echo/a%2Fb?q=2", &response);
+    assert (rc == 0 && response.status == 200);
+    echo = json_loadb (response.body, response.size, 0, NULL);
+    assert (strcmp (json_string_value (json_object_get (echo, "method")), "DELETE") == 0);
+    assert (strcmp (json_string_value (json_object_get (echo, "body")), "") == 0);
+    assert (strcmp (json_string_value (json_object_get (echo, "query")), "2") == 0);
     json_decref (echo);
     umb_http_response_clear (&response);
 

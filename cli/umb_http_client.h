@@ -1,4 +1,4 @@
-//  umb_http_client - the CLI's HTTP client (libcurl): GET and POST JSON to
+//  umb_http_client - the CLI's HTTP client (libcurl): GET, POST JSON and DELETE to
 //  the gateway with a bearer token, a time limit and a response size limit
 //
 //      umb_http_client_t *client = umb_http_client_new ("http://127.0.0.1:8080", token);
@@ -52,6 +52,10 @@ int  umb_http_client_get (umb_http_client_t *self, const char *path, umb_http_re
 //  POSTs json (a JSON text; NULL sends no body).
 int  umb_http_client_post (umb_http_client_t *self, const char *path, const char *json,
                            umb_http_response_t *response) __attribute__ ((warn_unused_result));
+
+//  DELETEs path (no body).
+int  umb_http_client_delete (umb_http_client_t *self, const char *path, umb_http_response_t *response)
+         __attribute__ ((warn_unused_result));
 
 //  Why the last request failed, for people ("cannot reach http://...: ...").
 const char *umb_http_client_error (umb_http_client_t *self);

@@ -8,6 +8,7 @@
 #include "umb_backends.h"
 #include "umb_gateway.h"
 #include "umb_cli_certs.h"
+#include "umb_cli_backends.h"
 #include "umb_cli_keys.h"
 #include "umb_cli_agent.h"
 #include "umb_cli_attest.h"
@@ -27,6 +28,8 @@ static const struct {
     { "up",      s_cmd_up,      "run the whole platform on this machine until SIGINT/SIGTERM" },
     { "config",  s_cmd_config,  "print every setting with its current value (secrets hidden)" },
     { "certs",   umb_cli_certs, "issue, list, get, revoke, renew certificates; ca, crl (see `umbra certs help`)" },
+    { "backends", umb_cli_backends, "register, list, get, remove a workspace's TEE hosts (see `umbra backends help`)" },
+    { "cvms",    umb_cli_cvms,  "create, list, get, destroy CVMs; manifest, events (see `umbra cvms help`)" },
     { "keys",    umb_cli_keys,  "generate a participant's signing key: keys generate [--type T] [--out PREFIX]" },
     { "checksum", umb_cli_checksum, "print a file's SHA3-256, the hash a manifest names it by" },
     { "algo",    umb_cli_agent_algo,   "upload the algorithm to an agent (signed, attested channel)" },
@@ -72,7 +75,7 @@ s_platform_ready (umb_runtime_t *runtime, char **answers)
     const char *ocsp = umb_config_str (umb_runtime_config (runtime), "certs.http_listen");
     const char *ocsp_colon = strrchr (ocsp, ':');
     printf ("umbra is up: gateway http://%.*s:%s, auth %s, certs OCSP http://%.*s:%s/ocsp, "
-            "state %s\n", (int) (colon - listen), listen, answers [2], answers [0],
+            "state %s\n", (int) (colon - listen), listen, answers [3], answers [0],
             (int) (ocsp_colon - ocsp), ocsp, answers [1], umb_runtime_state_dir (runtime));
     fflush (stdout);
 }

@@ -35,6 +35,9 @@
 #include "umb_gateway.h"
 #include "umb_http_client.h"
 #include "umb_cli_certs.h"
+#include "umb_cli_rest.h"
+#include "umb_cli_testkit.h"
+#include "umb_cli_backends.h"
 #include "umb_x509.h"
 #include "umb_snp.h"
 #include "umb_cgroup.h"
@@ -101,7 +104,10 @@ static const struct {
     { "routes",   umb_routes_test },
     { "gateway",  umb_gateway_test },
     { "http_client", umb_http_client_test },
+    { "cli_rest", umb_cli_rest_test },
+    { "cli_testkit", umb_cli_testkit_test },
     { "cli_certs", umb_cli_certs_test },
+    { "cli_backends", umb_cli_backends_test },
     { "x509",     umb_x509_test },
     { "snp",      umb_snp_test },
     { "cgroup",   umb_cgroup_test },

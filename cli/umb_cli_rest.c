@@ -1,0 +1,289 @@
+//  umb_cli_rest - what the gateway's command-line clients share
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sodium.h>
+#include "umb_cli_rest.h"
+
+struct _umb_cli_rest_t {
+    umb_config_t      *config;
+    umb_http_client_t *client;
+    FILE              *err;
+    bool               has_token;
+};
+
+static const char s_common [] =
+    "\n"
+    "options of every command:\n"
+    "  --url URL       the gateway (setting client.url, UMBRA_CLIENT_URL; default http://127.0.0.1:8080)\n"
+    "  --token TOKEN   access token or API key (setting client.token, UMBRA_CLIENT_TOKEN;\n"
+    "                  prefer the variable: arguments are visible to other users)\n"
+    "  --config FILE   settings file\n"
+    "exit codes: 0 done, 1 refused or failed (reason on stderr), 2 usage error\n";
+
+umb_cli_rest_t *
+umb_cli_rest_new (const char *config_path, char **envp, const char *url, const char *token,
+                  FILE *err, int *exit_code)
+{
+    assert (envp && err && exit_code);
+    umb_cli_rest_t *self = calloc (1, sizeof (umb_cli_rest_t));
+    assert (self);
+    self->err = err;
+    self->config = umb_config_new ();
+    assert (self->config);
+    char *error = NULL;
+    if ((config_path && umb_config_load_file (self->config, config_path, &error))
+    ||  umb_config_load_env (self->config, envp, &error)
+    ||  (url && umb_config_set (self->config, "client.url", url, &error))
+    ||  (token && umb_config_set (self->config, "client.token", token, &error))) {
+        fprintf (err, "umbra: %s\n", error ? error : "invalid settings");
+        free (error);
+        *exit_code = UMB_CLI_REST_EXIT_USAGE;
+        umb_cli_rest_destroy (&self);
+        return NULL;
+    }
+    const char *bearer = umb_config_str (self->config, "client.token");
+    self->has_token = *bearer != 0;
+    self->client = umb_http_client_new (umb_config_str (self->config, "client.url"), bearer);
+    if (!self->client) {
+        fprintf (err, "umbra: libcurl cannot start\n");
+        *exit_code = UMB_CLI_REST_EXIT_FAILED;
+        umb_cli_rest_destroy (&self);
+        return NULL;
+    }
+    *exit_code = UMB_CLI_REST_EXIT_OK;
+    return self;
+}
+
+void
+umb_cli_rest_destroy (umb_cli_rest_t **self_p)
+{
+    assert (self_p);
+    umb_cli_rest_t *self = *self_p;
+    if (self) {
+        umb_http_client_destroy (&self->client);
+        umb_config_destroy (&self->config);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+umb_config_t *
+umb_cli_rest_config (umb_cli_rest_t *self)
+{
+    assert (self);
+    return self->config;
+}
+
+umb_http_client_t *
+umb_cli_rest_client (umb_cli_rest_t *self)
+{
+    assert (self);
+    return self->client;
+}
+
+int
+umb_cli_rest_call (umb_cli_rest_t *self, const char *method, const char *path, json_t *body,
+                   umb_http_response_t *response)
+{
+    assert (self && method && path && response);
+    bool post = strcmp (method, "POST") == 0;
+    char *json = post && body ? json_dumps (body, JSON_COMPACT) : NULL;
+    int rc = post ? umb_http_client_post (self->client, path, json ? json : "{}", response)
+           : strcmp (method, "DELETE") == 0 ? umb_http_client_delete (self->client, path, response)
+           : umb_http_client_get (self->client, path, response);
+    if (json) {
+        sodium_memzero (json, strlen (json));
+        free (json);
+    }
+    if (rc) {
+        fprintf (self->err, "umbra: %s\n", umb_http_client_error (self->client));
+        return -1;
+    }
+    if (response->status < 200 || response->status > 299) {
+        char text [1024];
+        umb_http_response_describe (response, text, sizeof (text));
+        fprintf (self->err, "umbra: %s%s\n", text, response->status == 401 && !self->has_token
+                 ? " (no token given: set UMBRA_CLIENT_TOKEN or pass --token)" : "");
+        umb_http_response_clear (response);
+        return -1;
+    }
+    return 0;
+}
+
+json_t *
+umb_cli_rest_call_json (umb_cli_rest_t *self, const char *method, const char *path, json_t *body)
+{
+    umb_http_response_t response;
+    if (umb_cli_rest_call (self, method, path, body, &response))
+        return NULL;
+    json_t *root = umb_http_response_is_json (&response)
+                 ? json_loadb (response.body, response.size, 0, NULL) : NULL;
+    if (!json_is_object (root)) {
+        fprintf (self->err, "umbra: %s %s answered %d without a JSON object\n", method, path,
+                 response.status);
+        json_decref (root);
+        root = NULL;
+    }
+    umb_http_response_clear (&response);
+    return root;
+}
+
+void
+umb_cli_rest_take_secret (char **secret_p, char *arg)
+{
+    assert (secret_p && arg);
+    umb_cli_rest_wipe (secret_p);
+    *secret_p = strdup (arg);
+    assert (*secret_p);
+    sodium_memzero (arg, strlen (arg));
+}
+
+void
+umb_cli_rest_wipe (char **secret_p)
+{
+    assert (secret_p);
+    if (*secret_p) {
+        sodium_memzero (*secret_p, strlen (*secret_p));
+        free (*secret_p);
+        *secret_p = NULL;
+    }
+}
+
+const char *
+umb_cli_rest_str (json_t *object, const char *key)
+{
+    const char *value = json_string_value (json_object_get (object, key));
+    return value ? value : "";
+}
+
+void
+umb_cli_rest_time (json_t *object, const char *key, char *text, size_t size)
+{
+    json_t *value = json_object_get (object, key);
+    time_t seconds = (time_t) json_integer_value (value);
+    struct tm tm;
+    if (!json_is_integer (value) || !gmtime_r (&seconds, &tm))
+        snprintf (text, size, "-");
+    else
+        strftime (text, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void
+umb_cli_rest_print_json (FILE *out, json_t *value)
+{
+    char *text = json_dumps (value, JSON_INDENT (2));
+    if (text)
+        fprintf (out, "%s\n", text);
+    free (text);
+}
+
+void
+umb_cli_rest_usage (FILE *stream, const char *usage)
+{
+    fputs ("  ", stream);
+    for (const char *c = usage; *c; c++)
+        if (*c == '\n')
+            fputs ("\n  ", stream);
+        else
+            fputc (*c, stream);
+    fputc ('\n', stream);
+}
+
+void
+umb_cli_rest_usage_common (FILE *stream)
+{
+    fputs (s_common, stream);
+}
+
+//  ---------------------------------------------------------------- selftest
+//  Calls that reach a gateway are tested by umb_cli_certs and umb_cli_backends.
+
+static char *
+s_test_text (FILE *stream)
+{
+    fflush (stream);
+    long length = ftell (stream);
+    assert (length >= 0);
+    rewind (stream);
+    char *text = calloc (1, (size_t) length + 1);
+    assert (text);
+    assert (fread (text, 1, (size_t) length, stream) == (size_t) length);
+    rewind (stream);
+    assert (ftruncate (fileno (stream), 0) == 0);
+    return text;
+}
+
+void
+umb_cli_rest_test (bool verbose)
+{
+    if (verbose)
+        printf (" * umb_cli_rest: ");
+    FILE *err = tmpfile ();
+    assert (err);
+
+    //  Settings: a bad URL is a usage error; the flags win over the variables
+    char *envp [] = { (char *) "UMBRA_CLIENT_URL=http://127.0.0.1:1", NULL };
+    int exit_code = -1;
+    umb_cli_rest_t *rest = umb_cli_rest_new (NULL, envp, "ftp://x", NULL, err, &exit_code);
+    assert (!rest && exit_code == UMB_CLI_REST_EXIT_USAGE);
+    char *text = s_test_text (err);
+    assert (strstr (text, "umbra: ") && strstr (text, "client.url"));
+    free (text);
+    rest = umb_cli_rest_new ("/nonexistent/umbra.conf", envp, NULL, NULL, err, &exit_code);
+    assert (!rest && exit_code == UMB_CLI_REST_EXIT_USAGE);
+    free (s_test_text (err));
+    rest = umb_cli_rest_new (NULL, envp, NULL, "s3cret", err, &exit_code);
+    assert (rest && exit_code == UMB_CLI_REST_EXIT_OK);
+    assert (strcmp (umb_config_str (umb_cli_rest_config (rest), "client.url"),
+                    "http://127.0.0.1:1") == 0);
+    assert (umb_cli_rest_client (rest));
+
+    //  Nobody there: why, on err, never the token
+    umb_http_response_t response;
+    assert (umb_cli_rest_call (rest, "DELETE", "/x", NULL, &response) == -1);
+    assert (!umb_cli_rest_call_json (rest, "POST", "/x", NULL));
+    text = s_test_text (err);
+    assert (strncmp (text, "umbra: cannot reach http://127.0.0.1:1", 38) == 0);
+    assert (!strstr (text, "s3cret"));
+    free (text);
+    umb_cli_rest_destroy (&rest);
+    umb_cli_rest_destroy (&rest);
+
+    //  Secrets taken from arguments
+    char arg [] = "t0k3n", other [] = "again";
+    char *secret = NULL;
+    umb_cli_rest_take_secret (&secret, arg);
+    assert (strcmp (secret, "t0k3n") == 0 && arg [0] == 0);
+    umb_cli_rest_take_secret (&secret, other);
+    assert (strcmp (secret, "again") == 0 && other [0] == 0);
+    umb_cli_rest_wipe (&secret);
+    assert (!secret);
+    umb_cli_rest_wipe (&secret);
+
+    //  Values from answers
+    json_t *object = json_pack ("{s:s, s:I, s:n}", "name", "h1", "at", (json_int_t) 86400, "gone");
+    assert (strcmp (umb_cli_rest_str (object, "name"), "h1") == 0);
+    assert (strcmp (umb_cli_rest_str (object, "at"), "") == 0);
+    assert (strcmp (umb_cli_rest_str (NULL, "name"), "") == 0);
+    char when [32];
+    umb_cli_rest_time (object, "at", when, sizeof (when));
+    assert (strcmp (when, "1970-01-02T00:00:00Z") == 0);
+    umb_cli_rest_time (object, "gone", when, sizeof (when));
+    assert (strcmp (when, "-") == 0);
+    umb_cli_rest_print_json (err, object);
+    umb_cli_rest_usage (err, "one\ntwo");
+    umb_cli_rest_usage_common (err);
+    text = s_test_text (err);
+    json_t *back = json_loadb (text, strcspn (text, "}") + 1, 0, NULL);
+    assert (json_equal (back, object));
+    assert (strstr (text, "}\n  one\n  two\n\noptions of every command:"));
+    free (text);
+    json_decref (back);
+    json_decref (object);
+    fclose (err);
+    if (verbose)
+        printf ("OK\n");
+}

@@ -1,0 +1,74 @@
+//  umb_cli_rest - what the gateway's command-line clients (`umbra certs`,
+//  `umbra backends`, `umbra cvms`) share: settings to an HTTP client, calls
+//  whose failures are explained on stderr, and printing JSON answers
+//
+//      int exit_code;
+//      umb_cli_rest_t *rest = umb_cli_rest_new (config_path, envp, url, token, stderr, &exit_code);
+//      if (!rest)
+//          return exit_code;
+//      json_t *host = umb_cli_rest_call_json (rest, "GET", "/workspaces/lab/backends/h1", NULL);
+//      if (host)
+//          printf ("%s\n", umb_cli_rest_str (host, "status"));
+//      umb_cli_rest_destroy (&rest);
+#ifndef UMB_CLI_REST_H_INCLUDED
+#define UMB_CLI_REST_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <jansson.h>
+#include "umb_config.h"
+#include "umb_http_client.h"
+
+#define UMB_CLI_REST_EXIT_OK      0
+#define UMB_CLI_REST_EXIT_FAILED  1
+#define UMB_CLI_REST_EXIT_USAGE   2
+
+typedef struct _umb_cli_rest_t umb_cli_rest_t;
+
+//  Settings: config_path (when not NULL), then UMBRA_* variables in envp, then
+//  the flags url and token (either may be NULL); then a client of client.url
+//  with client.token. NULL having said why on err, with *exit_code 2 (bad
+//  settings) or 1 (libcurl cannot start). err is borrowed for messages.
+umb_cli_rest_t    *umb_cli_rest_new (const char *config_path, char **envp, const char *url,
+                                     const char *token, FILE *err, int *exit_code);
+void               umb_cli_rest_destroy (umb_cli_rest_t **self_p);
+
+//  Both borrowed: the settings (to read e.g. gateway.timeout_ms) and the client
+//  (to change its time limit).
+umb_config_t      *umb_cli_rest_config (umb_cli_rest_t *self);
+umb_http_client_t *umb_cli_rest_client (umb_cli_rest_t *self);
+
+//  Sends method ("GET", "POST" with body, an empty object when NULL, or
+//  "DELETE") to path (percent-encoded). 0 with *response holding a 2xx answer,
+//  or -1 having said why on err ("umbra: 404 not_found: no host 'x'"), the
+//  response cleared. The body's text is wiped once sent.
+int     umb_cli_rest_call (umb_cli_rest_t *self, const char *method, const char *path, json_t *body,
+                           umb_http_response_t *response) __attribute__ ((warn_unused_result));
+//  The same; the 2xx answer as a JSON object (the caller's), or NULL having
+//  said why.
+json_t *umb_cli_rest_call_json (umb_cli_rest_t *self, const char *method, const char *path,
+                                json_t *body);
+
+//  A --token (or other secret) argument: *secret_p, wiped and freed when set,
+//  becomes a copy of arg, and arg is wiped in place so that it does not linger
+//  in /proc/PID/cmdline.
+void        umb_cli_rest_take_secret (char **secret_p, char *arg);
+//  Wipes and frees *secret_p; NULLs it.
+void        umb_cli_rest_wipe (char **secret_p);
+
+//  The string at key, "" when there is none (borrowed).
+const char *umb_cli_rest_str (json_t *object, const char *key);
+//  The Unix time at key as "2024-05-01T12:00:00Z", "-" when there is none.
+void        umb_cli_rest_time (json_t *object, const char *key, char *text, size_t size);
+//  value, indented, and a newline.
+void        umb_cli_rest_print_json (FILE *out, json_t *value);
+
+//  A command's usage text, every line indented by two spaces.
+void        umb_cli_rest_usage (FILE *stream, const char *usage);
+//  The options every command takes (--url, --token, --config) and the exit codes.
+void        umb_cli_rest_usage_common (FILE *stream);
+
+void        umb_cli_rest_test (bool verbose);
+
+#endif
