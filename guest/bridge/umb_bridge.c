@@ -7,6 +7,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,15 +144,24 @@ s_addr_inet (s_addr_t *self, const char *text, bool passive, char **reason)
     return 0;
 }
 
+//  A path, or @NAME for a Linux abstract socket (as ZeroMQ's ipc://@NAME:
+//  no file, so nothing to unlink; the length is part of the address)
 static int
 s_addr_unix (s_addr_t *self, const char *path, char **reason)
 {
     struct sockaddr_un *sun = (struct sockaddr_un *) &self->addr;
-    if (!*path || strlen (path) >= sizeof sun->sun_path) {
+    bool abstract = *path == '@';
+    if (!path [abstract] || strlen (path) >= sizeof sun->sun_path) {
         *reason = strdup ("bad unix socket path (empty or too long)");
         return -1;
     }
     sun->sun_family = AF_UNIX;
+    if (abstract) {
+        sun->sun_path [0] = 0;
+        memcpy (sun->sun_path + 1, path + 1, strlen (path + 1));
+        self->addrlen = (socklen_t) (offsetof (struct sockaddr_un, sun_path) + strlen (path));
+        return 0;
+    }
     strcpy (sun->sun_path, path);
     self->addrlen = sizeof *sun;
     self->path = strdup (path);
@@ -175,7 +185,7 @@ s_addr_vsock (s_addr_t *self, unsigned cid, const char *port_text, char **reason
     return 0;
 }
 
-//  Local addresses: tcp:H:P, tcp://H:P, unix:PATH, ipc://PATH
+//  Local addresses: tcp:H:P, tcp://H:P, unix:PATH, ipc://PATH (PATH may be @NAME)
 static int
 s_addr_local (s_addr_t *self, const char *text, bool passive, char **reason)
 {
@@ -1058,9 +1068,15 @@ s_link_lost (umb_bridge_t *self, const char *why)
     if (self->lstate == L_UP || self->lstate == L_SCAN)
         self->stats.link_resets++;
     //  Loud when a session is lost; a retry loop (a port whose host side is
-    //  not connected yet) stays quiet
-    umb_log_write (self->log, self->lstate == L_UP? UMB_LOG_WARN: UMB_LOG_DEBUG,
-                   "link %s: %s; streams closed", self->spec, why);
+    //  not connected yet) stays quiet. An inherited link (fd:N) ends for good
+    //  when its owner tears the pair down, which is how it normally ends: the
+    //  owner, not this log, says whether that was a failure
+    if (self->kind == K_FD)
+        umb_log_info (self->log, "link %s: %s; the inherited link is gone, no more streams",
+                      self->spec, why);
+    else
+        umb_log_write (self->log, self->lstate == L_UP? UMB_LOG_WARN: UMB_LOG_DEBUG,
+                       "link %s: %s; streams closed", self->spec, why);
     s_streams_drop (self);
     s_buf_clear (&self->in);
     s_rx_reset (self);
@@ -1071,7 +1087,6 @@ s_link_lost (umb_bridge_t *self, const char *why)
             close (self->link_fd);
         self->link_fd = -1;
         self->lstate = L_GONE;
-        umb_log_error (self->log, "link %s: the inherited link is gone; no more streams", self->spec);
         return;
     }
     if (self->link_fd >= 0)

@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -102,24 +100,6 @@ static int
 s_pidfd_signal (int pidfd, int signal)
 {
     return (int) syscall (SYS_pidfd_send_signal, pidfd, signal, NULL, 0);
-}
-
-//  A free TCP port on 127.0.0.1 (the agent binds it right after).
-static int
-s_free_port (void)
-{
-    int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in address = { .sin_family = AF_INET };
-    address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    socklen_t size = sizeof address;
-    int port = -1;
-    if (bind (fd, (struct sockaddr *) &address, sizeof address) == 0
-    &&  getsockname (fd, (struct sockaddr *) &address, &size) == 0)
-        port = ntohs (address.sin_port);
-    close (fd);
-    return port;
 }
 
 static int
@@ -350,13 +330,8 @@ s_process_create (umb_driver_t *self, const umb_driver_spec_t *spec,
     char *log_path = zsys_sprintf ("%s/agent.log", child->dir);
     int pair [2] = { -1, -1 };
     int rc = -1;
-    int port = s_free_port (), attest_port = s_free_port ();
     if (s_make_dirs (agent_dir)) {
         snprintf (reason, reason_size, "cannot make %s: %s", agent_dir, strerror (errno));
-        goto done;
-    }
-    if (port < 0 || attest_port < 0 || port == attest_port) {
-        snprintf (reason, reason_size, "no free port for the agent");
         goto done;
     }
     if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair)) {
@@ -364,10 +339,14 @@ s_process_create (umb_driver_t *self, const umb_driver_spec_t *spec,
         goto done;
     }
     //  The guest side of the link, as the guest image runs it
-    char link [32], agent_ep [64], attest_ep [64];
+    //  The agent's endpoints are abstract unix sockets named after the CVM:
+    //  nothing to pick (a TCP port picked here could be taken by another
+    //  process before the agent binds it) and nothing left on disk
+    char link [32], agent_ep [96], attest_ep [96];
     snprintf (link, sizeof link, "fd:%d", pair [1]);
-    snprintf (agent_ep, sizeof agent_ep, "tcp://127.0.0.1:%d", port);
-    snprintf (attest_ep, sizeof attest_ep, "tcp://127.0.0.1:%d", attest_port);
+    snprintf (agent_ep, sizeof agent_ep, "ipc://@umbra-%d-%s-agent", (int) getpid (), spec->cvm_id);
+    snprintf (attest_ep, sizeof attest_ep, "ipc://@umbra-%d-%s-attest", (int) getpid (),
+              spec->cvm_id);
     umb_bridge_route_t targets [] = {
         { "control", agent_ep }, { "agent", agent_ep }, { "attest", attest_ep }
     };
