@@ -114,6 +114,7 @@ typedef enum {
     S_JOB_TEARDOWN,
     S_JOB_CLOSE,            //  host removed: stop events, close
     S_JOB_CERTIFY,          //  certs.mesh.issue for an agent key
+    S_JOB_RETIRE,           //  certs.mesh.retire: the agent's certificate, once its CVM is gone
     S_JOB_BEHIND            //  tests: destroy a domain on the host as an operator would
 } s_job_kind_t;
 
@@ -424,6 +425,28 @@ s_open (s_host_t *host, const umb_driver_env_t *env, char *reason, size_t reason
 
 //  On the worker thread. The job's host (and its driver) belong to this
 //  thread while the job runs.
+//  Calls op on the certs service from the worker, with body (taken); on
+//  failure the reply is NULL or not ok and job->reason says why
+static umb_reply_t *
+s_certs_call (umb_backends_t *self, const char *op, umb_w_t **body_p, s_job_t *job)
+{
+    umb_client_t *client = umb_runtime_client (self->runtime, "certs", self->cert);
+    if (!client) {
+        umb_w_destroy (body_p);
+        snprintf (job->reason, sizeof job->reason, "no client of certs");
+        return NULL;
+    }
+    umb_reply_t *reply = umb_client_callw (client, op, NULL, *body_p,
+                                           (int) umb_config_int (self->config, "mesh.timeout_ms"),
+                                           NULL);
+    umb_w_destroy (body_p);
+    if (!umb_reply_ok (reply))
+        snprintf (job->reason, sizeof job->reason, "%d %s", umb_reply_status (reply),
+                  umb_reply_error (reply) ? umb_reply_error (reply) : "");
+    umb_client_destroy (&client);
+    return reply;
+}
+
 static void
 s_work (void *arg)
 {
@@ -511,33 +534,32 @@ s_work (void *arg)
             job->rc = 0;
             break;
         case S_JOB_CERTIFY: {
-            umb_client_t *client = umb_runtime_client (self->runtime, "certs", self->cert);
-            if (!client) {
-                snprintf (job->reason, sizeof job->reason, "no client of certs");
-                break;
-            }
-            umb_w_t *w = umb_w_new ();
-            umb_w_map_begin (w);
             char name [64];
             snprintf (name, sizeof name, "agent-%s", job->cvm_id);
+            umb_w_t *w = umb_w_new ();
+            umb_w_map_begin (w);
             umb_w_kv_str (w, "name", name);
             umb_w_kv_str (w, "public_key", job->agent_key);
             umb_w_map_end (w);
-            umb_reply_t *reply = umb_client_callw (client, "certs.mesh.issue", NULL, w,
-                                                   (int) umb_config_int (self->config,
-                                                                         "mesh.timeout_ms"),
-                                                   NULL);
-            umb_w_destroy (&w);
+            umb_reply_t *reply = s_certs_call (self, "certs.mesh.issue", &w, job);
             if (umb_reply_ok (reply)) {
                 const char *serial = umb_msg_str (umb_reply_body (reply), "serial", 64, false);
                 snprintf (job->serial, sizeof job->serial, "%s", serial ? serial : "");
                 job->rc = 0;
             }
-            else
-                snprintf (job->reason, sizeof job->reason, "%d %s", umb_reply_status (reply),
-                          umb_reply_error (reply) ? umb_reply_error (reply) : "");
             umb_reply_destroy (&reply);
-            umb_client_destroy (&client);
+            break;
+        }
+        case S_JOB_RETIRE: {
+            umb_w_t *w = umb_w_new ();
+            umb_w_map_begin (w);
+            umb_w_kv_str (w, "serial", job->serial);
+            umb_w_map_end (w);
+            umb_reply_t *reply = s_certs_call (self, "certs.mesh.retire", &w, job);
+            //  Revoked already (by an administrator) is as good
+            if (umb_reply_ok (reply) || umb_reply_status (reply) == 409)
+                job->rc = 0;
+            umb_reply_destroy (&reply);
             break;
         }
     }
@@ -1032,6 +1054,38 @@ s_on_create_done (umb_backends_t *self, s_job_t *job)
         s_reply_cvm (self, &req, 201, cvm->id);
 }
 
+//  The CVM is gone: its agent's mesh certificate is revoked, so the key is
+//  shut out of the mesh (certs.mesh.retire; the service asked for it)
+static void
+s_retire (umb_backends_t *self, const umb_backends_cvm_t *row)
+{
+    s_host_t *host = zhashx_lookup (self->hosts, row->host_id);
+    if (!host) {
+        umb_log_warn (self->log, "CVM %s is gone, its host too: revoke its agent's mesh "
+                      "certificate %s with certs.mesh.revoke", row->id, row->mesh_cert);
+        return;
+    }
+    s_job_t *job = s_job_new (S_JOB_RETIRE, host);
+    snprintf (job->cvm_id, sizeof job->cvm_id, "%s", row->id);
+    snprintf (job->serial, sizeof job->serial, "%s", row->mesh_cert);
+    s_submit (self, job);
+}
+
+static void
+s_on_retire_done (umb_backends_t *self, s_job_t *job)
+{
+    umb_backends_cvm_t row;
+    if (umb_backends_store_cvm_get (self->store, NULL, job->cvm_id, &row))
+        return;
+    if (job->rc)
+        umb_log_warn (self->log, "CVM %s: its agent's mesh certificate %s could not be revoked "
+                      "(%s); a platform administrator can (certs.mesh.revoke)", row.id,
+                      job->serial, job->reason);
+    else
+        s_event (self, row.id, "backends", "info", row.state, 0,
+                 "the agent's mesh certificate %s is revoked", job->serial);
+}
+
 static void
 s_on_teardown_done (umb_backends_t *self, s_job_t *job)
 {
@@ -1044,9 +1098,7 @@ s_on_teardown_done (umb_backends_t *self, s_job_t *job)
         if (streq (row.state, "Stopping"))
             s_step (self, job->cvm_id, UMB_CVM_EV_GONE, NULL, reason, sizeof reason);
         if (*row.mesh_cert)
-            umb_log_warn (self->log, "CVM %s is gone: its agent's mesh certificate %s should be "
-                          "revoked (certs.mesh.revoke, platform administrators)", row.id,
-                          row.mesh_cert);
+            s_retire (self, &row);
     }
     if (cvm) {
         if (cvm->destroy_req)
@@ -1070,6 +1122,9 @@ s_on_certify_done (umb_backends_t *self, s_job_t *job)
         umb_backends_store_cvm_update (self->store, &row);
         s_event (self, row.id, "backends", "info", row.state, 0,
                  "the agent's key holds mesh certificate %s", job->serial);
+        //  The CVM went while certs was asked: the certificate goes with it
+        if (streq (row.state, "Destroyed") || streq (row.state, "Failed"))
+            s_retire (self, &row);
     }
 }
 
@@ -1099,6 +1154,7 @@ s_on_job (void *arg, void *job_arg, bool cancelled)
         case S_JOB_CREATE:    s_on_create_done (self, job); break;
         case S_JOB_TEARDOWN:  s_on_teardown_done (self, job); break;
         case S_JOB_CERTIFY:   s_on_certify_done (self, job); break;
+        case S_JOB_RETIRE:    s_on_retire_done (self, job); break;
         case S_JOB_BEHIND:
             if (job->rc)
                 umb_log_warn (self->log, "cannot destroy %s behind the service: %s",

@@ -674,6 +674,22 @@ s_process_driver (s_test_t *test)
     assert (streq (s_str (reply, "state"), "Destroyed"));
     umb_reply_destroy (&reply);
     assert (kill (pid, 0) == -1);
+    //  ...and its agent's mesh certificate is revoked (certs.mesh.retire)
+    deadline = zclock_mono () + 20000;
+    bool retired = false;
+    while (!retired) {
+        assert (zclock_mono () < deadline);
+        reply = s_expect (s_pull (test, cvm, 0, 500), 200);
+        umb_msg_t *events = umb_msg_array (umb_reply_body (reply), "events", 1000, true);
+        for (size_t index = 0; index < umb_msg_size (events); index++) {
+            const char *message = umb_msg_str (umb_msg_at (events, index), "message", 8192, true);
+            if (strstr (message, "the agent's mesh certificate") && strstr (message, "is revoked"))
+                retired = true;
+        }
+        umb_reply_destroy (&reply);
+        if (!retired)
+            zclock_sleep (20);
+    }
     free (cvm);
 
     //  The agent dies: Failed with the reason

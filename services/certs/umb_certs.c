@@ -28,6 +28,7 @@ static const umb_route_t s_routes [] = {
     { "certs.mesh.issue",   umb_certs_mesh_issue,   UMB_ACCESS_MESH,   NULL },
     { "certs.mesh.list",    umb_certs_mesh_list,    UMB_ACCESS_USER,   NULL },
     { "certs.mesh.revoke",  umb_certs_mesh_revoke,  UMB_ACCESS_USER,   NULL },
+    { "certs.mesh.retire",  umb_certs_mesh_retire,  UMB_ACCESS_MESH,   NULL },
     { "certs.mesh.revoked", umb_certs_mesh_revoked, UMB_ACCESS_MESH,   NULL },
     { NULL }
 };

@@ -117,6 +117,40 @@ umb_certs_mesh_list (void *state, umb_req_t *req)
     return rc ? umb_certs_store_error (self, req) : 200;
 }
 
+//  The mesh certificate serial names into row; 0, or the status answered
+static int
+s_mesh_find (umb_certs_t *self, umb_req_t *req, const char *serial, umb_certs_cert_t *row)
+{
+    int rc = umb_certs_serial_valid (serial) ? umb_certs_store_get (self->store, serial, row)
+                                             : UMB_CERTS_NOT_FOUND;
+    if (rc == 0 && !streq (row->kind, "mesh")) {
+        umb_certs_cert_clear (row);
+        rc = UMB_CERTS_NOT_FOUND;
+    }
+    if (rc == UMB_CERTS_NOT_FOUND)
+        return umb_req_fail (req, 404, NULL, "no mesh certificate '%.64s'", serial);
+    if (rc)
+        return umb_certs_store_error (self, req);
+    return 0;
+}
+
+//  Revokes row for reason_name (default_reason when NULL) and answers it
+static int
+s_mesh_revoke (umb_certs_t *self, umb_req_t *req, umb_certs_cert_t *row, const char *reason_name,
+               const char *default_reason)
+{
+    int reason = 0;
+    int status = umb_certs_reason_read (req, reason_name ? reason_name : default_reason, &reason);
+    if (status == 0)
+        status = umb_certs_revoke (self, req, row, reason);
+    if (status == 0) {
+        umb_certs_write_mesh_cert (umb_req_body_writer (req), row, umb_certs_now ());
+        status = 200;
+    }
+    umb_certs_cert_clear (row);
+    return status;
+}
+
 int
 umb_certs_mesh_revoke (void *state, umb_req_t *req)
 {
@@ -130,26 +164,33 @@ umb_certs_mesh_revoke (void *state, umb_req_t *req)
     if (status)
         return status;
     umb_certs_cert_t row;
-    int rc = umb_certs_serial_valid (serial) ? umb_certs_store_get (self->store, serial, &row)
-                                             : UMB_CERTS_NOT_FOUND;
-    if (rc == 0 && !streq (row.kind, "mesh")) {
+    status = s_mesh_find (self, req, serial, &row);
+    if (status)
+        return status;
+    return s_mesh_revoke (self, req, &row, reason_name, NULL);
+}
+
+//  A service gives up a certificate it asked for (an agent's, when its CVM
+//  is gone): only the identity that requested it may
+int
+umb_certs_mesh_retire (void *state, umb_req_t *req)
+{
+    umb_certs_t *self = state;
+    umb_msg_t *body = umb_req_body (req);
+    const char *serial = umb_msg_str (body, "serial", UMB_CERTS_READ_SERIAL, true);
+    const char *reason_name = umb_msg_str (body, "reason", UMB_CERTS_READ_WORD, false);
+    if (umb_msg_failed (body))
+        return umb_certs_bad_request (req);
+    umb_certs_cert_t row;
+    int status = s_mesh_find (self, req, serial, &row);
+    if (status)
+        return status;
+    if (!streq (row.created_by, umb_req_principal (req)->mesh_key)) {
         umb_certs_cert_clear (&row);
-        rc = UMB_CERTS_NOT_FOUND;
+        return umb_req_fail (req, 403, NULL, "mesh certificate '%.64s' was not issued at this "
+                             "identity's request", serial);
     }
-    if (rc == UMB_CERTS_NOT_FOUND)
-        return umb_req_fail (req, 404, NULL, "no mesh certificate '%.64s'", serial);
-    if (rc)
-        return umb_certs_store_error (self, req);
-    int reason = 0;
-    status = umb_certs_reason_read (req, reason_name, &reason);
-    if (status == 0)
-        status = umb_certs_revoke (self, req, &row, reason);
-    if (status == 0) {
-        umb_certs_write_mesh_cert (umb_req_body_writer (req), &row, umb_certs_now ());
-        status = 200;
-    }
-    umb_certs_cert_clear (&row);
-    return status;
+    return s_mesh_revoke (self, req, &row, reason_name, "cessationOfOperation");
 }
 
 static void

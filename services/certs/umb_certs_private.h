@@ -143,6 +143,7 @@ int  umb_certs_renew (void *state, umb_req_t *req);
 int  umb_certs_mesh_issue (void *state, umb_req_t *req);
 int  umb_certs_mesh_list (void *state, umb_req_t *req);
 int  umb_certs_mesh_revoke (void *state, umb_req_t *req);
+int  umb_certs_mesh_retire (void *state, umb_req_t *req);
 int  umb_certs_mesh_revoked (void *state, umb_req_t *req);
 //  At start: a mesh certificate for the service's own CURVE key, unless a
 //  valid one exists. 0 or -1 (failure set).

@@ -738,6 +738,44 @@ s_test_service (s_test_t *test)
     umb_testkit_expect (&reply, 409, NULL, "revoked");
     zcert_destroy (&agent);
 
+    //  A service retires a certificate it asked for, and only such a one
+    zcert_t *agent2 = zcert_new ();
+    reply = s_ok (umb_testkit_call (test->client, "certs.mesh.issue", NULL, "name", "agent-2",
+                                    "public_key", zcert_public_txt (agent2), NULL), 201);
+    char *agent2_serial = umb_testkit_dup (reply, "serial", S_STR_MAX);
+    umb_reply_destroy (&reply);
+    reply = s_ok (umb_testkit_call (test->client, "certs.mesh.list", root, NULL), 200);
+    umb_msg_t *items = umb_msg_array (umb_reply_body (reply), "items", 100, true);
+    char *own_serial = NULL;
+    for (size_t index = 0; items && index < umb_msg_size (items); index++) {
+        umb_msg_t *item = umb_msg_at (items, index);
+        if (streq (umb_msg_str (item, "name", 64, true), "certs"))
+            own_serial = strdup (umb_msg_str (item, "serial", 64, true));
+    }
+    assert (own_serial);
+    umb_reply_destroy (&reply);
+    reply = umb_testkit_call (test->client, "certs.mesh.retire", NULL, "serial", own_serial, NULL);
+    umb_testkit_expect (&reply, 403, NULL, "not issued at this identity's request");
+    reply = umb_testkit_call (test->client, "certs.mesh.retire", NULL, "serial", "ffff", NULL);
+    umb_testkit_expect (&reply, 404, NULL, "no mesh certificate");
+    reply = umb_testkit_call (test->client, "certs.mesh.retire", alice, "serial", agent2_serial,
+                              "reason", "noSuchReason", NULL);
+    umb_testkit_expect (&reply, 422, NULL, "reason");
+    reply = s_ok (umb_testkit_call (test->client, "certs.mesh.retire", NULL, "serial",
+                                    agent2_serial, NULL), 200);
+    assert (streq (s_str (reply, "status"), "revoked"));
+    umb_reply_destroy (&reply);
+    reply = umb_testkit_call (test->client, "certs.mesh.retire", NULL, "serial", agent2_serial, NULL);
+    umb_testkit_expect (&reply, 409, "already_revoked", NULL);
+    reply = s_ok (umb_testkit_call (test->client, "certs.mesh.revoked", NULL, NULL), 200);
+    assert (umb_testkit_int (reply, "version") == version + 2);
+    keys = umb_msg_array (umb_reply_body (reply), "keys", 100, true);
+    assert (keys && umb_msg_size (keys) == 2);
+    umb_reply_destroy (&reply);
+    zstr_free (&agent2_serial);
+    free (own_serial);
+    zcert_destroy (&agent2);
+
     //  Metrics of the HTTP side reach sys.metrics
     reply = s_ok (umb_testkit_call (test->client, "sys.metrics", NULL, NULL), 200);
     size_t raw_reply_size = 0;
@@ -758,7 +796,7 @@ s_test_service (s_test_t *test)
     assert (umb_testkit_int (reply, "number") == crl_number);
     umb_reply_destroy (&reply);
     reply = s_ok (umb_testkit_call (test->client, "certs.mesh.list", root, NULL), 200);
-    assert (s_items (reply) == 2);
+    assert (s_items (reply) == 3);          //  the two agents' and its own
     umb_reply_destroy (&reply);
     reply = s_ok (umb_testkit_call (test->client, "certs.ca", NULL, NULL), 200);
     assert (streq (s_str (reply, "root"), root_pem));
