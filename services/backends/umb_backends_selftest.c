@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include "umb_backends.h"
+#include "umb_domain.h"
 #include "umb_auth.h"
 #include "umb_certs.h"
 #include "umb_testkit.h"
@@ -84,6 +85,27 @@ s_backends_stop (s_test_t *test)
 }
 
 //  Waits until the actor has reconciled hosts hosts; returns the orphans it destroyed.
+//  A test-driver domain with umbra's metadata naming owner (caller frees)
+static char *
+s_test_domain (const char *name, const char *cvm_id, const char *owner)
+{
+    //  Z85 has <, > and &
+    char *escaped = calloc (1, 5 * strlen (owner) + 1);
+    assert (escaped);
+    char *at = escaped;
+    for (const char *c = owner; *c; c++)
+        at = stpcpy (at, *c == '<' ? "&lt;" : *c == '>' ? "&gt;" : *c == '&' ? "&amp;"
+                       : (char [2]) { *c, 0 });
+    char *xml = zsys_sprintf (
+        "  <domain type='test'><name>%s</name><memory>131072</memory>"
+        "<vcpu>1</vcpu><os><type>hvm</type></os>"
+        "<metadata><umbra:cvm xmlns:umbra='" UMB_DOMAIN_METADATA_URI "'>"
+        "<umbra:id>%s</umbra:id><umbra:owner>%s</umbra:owner><umbra:created>1</umbra:created>"
+        "</umbra:cvm></metadata></domain>\n", name, cvm_id, escaped);
+    free (escaped);
+    return xml;
+}
+
 static int
 s_reconciled (s_test_t *test, int hosts)
 {
@@ -458,7 +480,14 @@ s_test_driver (s_test_t *test)
     free (brief);
     free (cvm);
 
-    //  Reconciliation: a test:///FILE host whose file holds umbra-orphan
+    //  Reconciliation: a test:///FILE host whose file holds umbra-orphan (made
+    //  by this service: its key in the metadata), umbra-foreign (another umbra
+    //  service's) and not-ours (no umbra name)
+    char *own_key = umb_runtime_public_key (test->runtime, "backends");
+    assert (own_key);
+    char *orphan_xml = s_test_domain ("umbra-orphan", "orphan", own_key);
+    char *foreign_xml = s_test_domain ("umbra-foreign", "foreign",
+                                       "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7");
     char *file = zsys_sprintf ("%s/node.xml", test->state_dir);
     FILE *out = fopen (file, "w");
     assert (out);
@@ -467,11 +496,10 @@ s_test_driver (s_test_t *test)
         "  <cpu><nodes>1</nodes><sockets>1</sockets><cores>4</cores><threads>1</threads>"
         "<active>4</active><mhz>2000</mhz><model>x86_64</model></cpu>\n"
         "  <memory>8388608</memory>\n"
-        "  <domain type='test'><name>umbra-orphan</name><memory>131072</memory>"
-        "<vcpu>1</vcpu><os><type>hvm</type></os></domain>\n"
+        "%s%s"
         "  <domain type='test'><name>not-ours</name><memory>131072</memory>"
         "<vcpu>1</vcpu><os><type>hvm</type></os></domain>\n"
-        "</node>\n");
+        "</node>\n", orphan_xml, foreign_xml);
     fclose (out);
     char *uri = zsys_sprintf ("test://%s", file);
     reply = s_expect (s_register (test, "t2", uri, NULL, false), 201);
@@ -490,6 +518,8 @@ s_test_driver (s_test_t *test)
     reply = s_expect (s_create (test, "t2", "none", 1, 128, 0, NULL), 201);
     char *kept = umb_testkit_dup (reply, "id", 64);
     umb_reply_destroy (&reply);
+    char *kept_name = zsys_sprintf ("umbra-%s", kept);
+    char *kept_xml = s_test_domain (kept_name, kept, own_key);
     out = fopen (file, "w");
     assert (out);
     fprintf (out,
@@ -497,18 +527,18 @@ s_test_driver (s_test_t *test)
         "  <cpu><nodes>1</nodes><sockets>1</sockets><cores>4</cores><threads>1</threads>"
         "<active>4</active><mhz>2000</mhz><model>x86_64</model></cpu>\n"
         "  <memory>8388608</memory>\n"
-        "  <domain type='test'><name>umbra-orphan</name><memory>131072</memory>"
-        "<vcpu>1</vcpu><os><type>hvm</type></os></domain>\n"
-        "  <domain type='test'><name>umbra-%s</name><memory>131072</memory>"
-        "<vcpu>1</vcpu><os><type>hvm</type></os></domain>\n"
-        "</node>\n", kept);
+        "%s%s%s"
+        "</node>\n", orphan_xml, foreign_xml, kept_xml);
     fclose (out);
+    zstr_free (&kept_name);
+    zstr_free (&kept_xml);
     //  Restart: test:///default comes back empty (its state lived in the old
     //  connection), so the live CVM there is Failed; the orphan is destroyed
     s_backends_stop (test);
     s_backends_start (test);
-    //  t2's fresh connection holds umbra-orphan: destroyed; t3's file is gone:
-    //  the host is unreachable, with the reason
+    //  t2's fresh connection holds umbra-orphan: destroyed (the one orphan);
+    //  umbra-foreign is another service's: left alone; t3's file is gone: the
+    //  host is unreachable, with the reason
     assert (s_reconciled (test, 3) == 1);
     reply = s_expect (umb_testkit_call (test->client, "backends.hosts.get", test->token,
                                         "workspace", "lab", "host", "t3", NULL), 200);
@@ -535,6 +565,9 @@ s_test_driver (s_test_t *test)
     free (second);
     free (uri);
     free (file);
+    zstr_free (&own_key);
+    zstr_free (&orphan_xml);
+    zstr_free (&foreign_xml);
 }
 
 //  ---------------------------------------------------------------- process

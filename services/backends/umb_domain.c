@@ -215,6 +215,8 @@ umb_domain_xml (const umb_domain_spec_t *spec, char *reason, size_t reason_size)
                   "    <" UMB_DOMAIN_METADATA_PREFIX ":cvm xmlns:" UMB_DOMAIN_METADATA_PREFIX
                   "='" UMB_DOMAIN_METADATA_URI "'>\n");
     s_element (out, "      ", "umbra:id", spec->cvm_id);
+    if (spec->owner)
+        s_element (out, "      ", "umbra:owner", spec->owner);
     s_element (out, "      ", "umbra:workspace", spec->workspace? spec->workspace: "");
     fprintf (out, "      <umbra:created>%" PRId64 "</umbra:created>\n"
                   "      <umbra:ttl>%" PRId64 "</umbra:ttl>\n"
@@ -394,6 +396,12 @@ umb_domain_meta_parse (const char *xml, umb_domain_meta_t *meta, char *reason, s
                 snprintf (meta->cvm_id, sizeof meta->cvm_id, "%s", value);
                 have_id = true;
             }
+        }
+        else
+        if (strcmp (name, "owner") == 0) {
+            bad = strlen (value) >= sizeof meta->owner;
+            if (!bad)
+                snprintf (meta->owner, sizeof meta->owner, "%s", value);
         }
         else
         if (strcmp (name, "workspace") == 0) {

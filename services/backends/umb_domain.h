@@ -91,6 +91,7 @@ typedef struct {
     unsigned    sev_reduced_phys_bits;  //  0: omitted
     //  metadata (reconciliation)
     const char *cvm_id;         //  required
+    const char *owner;          //  the owning service's identity (its CURVE key); NULL: none
     const char *workspace;      //  NULL: ""
     int64_t     created;        //  unix seconds
     int64_t     ttl;            //  seconds, 0 = none; >= 0
@@ -113,6 +114,7 @@ const char *
 //  umbra's metadata read back from libvirt
 typedef struct {
     char    cvm_id [128];
+    char    owner [128];        //  "" when the domain names none
     char    workspace [128];
     int64_t created;
     int64_t ttl;

@@ -432,8 +432,8 @@ s_virt_create (umb_driver_t *self, const umb_driver_spec_t *spec,
         .name = name, .tee = spec->tee, .vcpus = spec->vcpus, .memory_mib = spec->memory_mb,
         .kernel = kernel, .initrd = initrd, .cmdline = cmdline,
         .channel_path = test ? NULL : "",
-        .cvm_id = spec->cvm_id, .workspace = spec->workspace, .created = spec->created,
-        .ttl = spec->ttl
+        .cvm_id = spec->cvm_id, .owner = self->env.control_key, .workspace = spec->workspace,
+        .created = spec->created, .ttl = spec->ttl
     };
     xml = umb_domain_xml (&domain, reason, reason_size);
     if (!xml)
@@ -523,10 +523,24 @@ umb_driver_list (umb_driver_t *self, char ***ids_p, char *reason, size_t reason_
                   umb_virt_error (self->virt));
         return -1;
     }
+    //  Only the domains this service made: another umbra service may drive
+    //  the same libvirt, and its domains are none of ours to adopt or destroy
     char **ids = calloc (count + 1, sizeof (char *));
     assert (ids);
-    for (size_t index = 0; index < count; index++)
-        ids [index] = strdup (list [index].name + strlen (UMB_DOMAIN_NAME_PREFIX));
+    size_t kept = 0;
+    for (size_t index = 0; index < count; index++) {
+        char *xml = umb_virt_domain_metadata (self->virt, list [index].name);
+        umb_domain_meta_t meta;
+        char why [256] = "";
+        if (umb_domain_meta_parse (xml, &meta, why, sizeof why) == 0
+        &&  streq (meta.owner, self->env.control_key))
+            ids [kept++] = strdup (list [index].name + strlen (UMB_DOMAIN_NAME_PREFIX));
+        else
+            umb_log_info (self->env.log, "%s: %s is not this service's (%s); left alone",
+                          self->uri, list [index].name,
+                          *why ? why : "another service's key owns it");
+        free (xml);
+    }
     free (list);
     *ids_p = ids;
     return 0;

@@ -88,8 +88,9 @@ int umb_driver_create (umb_driver_t *self, const umb_driver_spec_t *spec,
 //  reaps them). 0 also when it is gone already.
 int umb_driver_teardown (umb_driver_t *self, const char *cvm_id, char *reason, size_t reason_size);
 
-//  The cvm ids of every umbra-* domain on the host (process: the children it
-//  runs). *ids_p is a NULL-terminated vector the caller frees (each, then it).
+//  The cvm ids of the umbra-* domains on the host that this service made:
+//  their metadata's owner is env.control_key; others are logged and left out
+//  (process: the children it runs). *ids_p is a NULL-terminated vector the caller frees (each, then it).
 int umb_driver_list (umb_driver_t *self, char ***ids_p, char *reason, size_t reason_size);
 
 //  True when the CVM's domain is running (process: its child lives).
