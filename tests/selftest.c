@@ -9,6 +9,7 @@
 #include "umb_percent.h"
 #include "umb_reason.h"
 #include "umb_hex.h"
+#include "umb_worker.h"
 #include "umb_mp.h"
 #include "umb_envelope.h"
 #include "umb_store.h"
@@ -27,7 +28,6 @@
 #include "umb_ocsp.h"
 #include "umb_certs_store.h"
 #include "umb_certs_status.h"
-#include "umb_certs_worker.h"
 #include "umb_certs_http.h"
 #include "umb_certs.h"
 #include "umb_json.h"
@@ -65,7 +65,6 @@
 #include "umb_cvm.h"
 #include "umb_driver.h"
 #include "umb_agent_link.h"
-#include "umb_backends_worker.h"
 #include "umb_backends.h"
 
 static const struct {
@@ -79,6 +78,7 @@ static const struct {
     { "percent",  umb_percent_test },
     { "reason",   umb_reason_test },
     { "hex",      umb_hex_test },
+    { "worker",   umb_worker_test },
     { "mp",       umb_mp_test },
     { "envelope", umb_envelope_test },
     { "store",    umb_store_test },
@@ -97,7 +97,6 @@ static const struct {
     { "ocsp",     umb_ocsp_test },
     { "certs_store", umb_certs_store_test },
     { "certs_status", umb_certs_status_test },
-    { "certs_worker", umb_certs_worker_test },
     { "certs_http", umb_certs_http_test },
     { "certs",    umb_certs_test },
     { "json",     umb_json_test },
@@ -135,7 +134,6 @@ static const struct {
     { "cvm",      umb_cvm_test },
     { "driver",   umb_driver_test },
     { "agent_link", umb_agent_link_test },
-    { "backends_worker", umb_backends_worker_test },
     { "backends", umb_backends_test },
     { NULL }
 };

@@ -14,7 +14,7 @@
 #include <sodium.h>
 #include "umb_backends.h"
 #include "umb_backends_store.h"
-#include "umb_backends_worker.h"
+#include "umb_worker.h"
 #include "umb_agent_link.h"
 #include "umb_auth_client.h"
 #include "umb_cvm.h"
@@ -42,7 +42,7 @@ struct _umb_backends_t {
     umb_store_t           *store;
     umb_auth_client_t     *auth;
     umb_service_t         *service;
-    umb_backends_worker_t *worker;
+    umb_worker_t *worker;
     umb_sched_t           *sched;
     zsock_t               *virt_events;     //  PULL: domain events from libvirt's thread
     char                   virt_endpoint [64];
@@ -568,7 +568,7 @@ s_work (void *arg)
 static void
 s_submit (umb_backends_t *self, s_job_t *job)
 {
-    if (umb_backends_worker_submit (self->worker, job)) {
+    if (umb_worker_submit (self->worker, job)) {
         //  The queue is full: the work is done inline rather than lost
         umb_log_warn (self->log, "the worker queue is full; running a job on the loop");
         s_work (job);
@@ -2164,7 +2164,7 @@ umb_backends_new (umb_runtime_t *runtime)
     snprintf (self->virt_endpoint, sizeof self->virt_endpoint, "%s", push);
     zloop_t *loop = umb_service_loop (self->service);
     zloop_reader (loop, self->virt_events, s_on_virt, self);
-    self->worker = umb_backends_worker_new (loop, s_work, s_on_job, self, S_QUEUE_MAX);
+    self->worker = umb_worker_new (loop, s_work, s_on_job, self, S_QUEUE_MAX);
     self->tick = zloop_timer (loop, S_TICK_MS, 0, s_on_tick, self);
     //  env.work_dir must outlive the drivers: keep it in self
     self->env.work_dir = work;
@@ -2179,7 +2179,7 @@ umb_backends_new (umb_runtime_t *runtime)
                   zhashx_size (self->hosts));
 done:
     if (*self->failure) {
-        umb_backends_worker_destroy (&self->worker);
+        umb_worker_destroy (&self->worker);
         umb_auth_client_destroy (&self->auth);
         umb_service_destroy (&self->service);
     }
@@ -2210,7 +2210,7 @@ umb_backends_destroy (umb_backends_t **self_p)
     //  Links first (they talk to the loop), then the worker finishes its job
     if (self->cvms)
         zhashx_destroy (&self->cvms);
-    umb_backends_worker_destroy (&self->worker);
+    umb_worker_destroy (&self->worker);
     //  Close every driver on this thread: the worker is gone. Process
     //  children die with their driver; VMs stay, for the next start to adopt.
     for (s_host_t *host = zhashx_first (self->hosts); host; host = zhashx_next (self->hosts)) {

@@ -378,7 +378,7 @@ umb_certs_job_submit (umb_certs_t *self, umb_certs_job_t **job_p, umb_req_t *req
     umb_certs_job_t *job = *job_p;
     *job_p = NULL;
     job->ca = self->ca;
-    if (umb_certs_worker_submit (self->worker, job)) {
+    if (umb_worker_submit (self->worker, job)) {
         umb_certs_job_destroy (&job);
         umb_req_set_retryable (req);
         return umb_req_fail (req, 503, NULL, "too many certificates are being issued; try again");
@@ -846,7 +846,7 @@ umb_certs_new (umb_runtime_t *runtime)
     }
     if (umb_certs_mesh_own (self))
         goto done;
-    self->worker = umb_certs_worker_new (umb_service_loop (self->service), s_work, s_on_issued,
+    self->worker = umb_worker_new (umb_service_loop (self->service), s_work, s_on_issued,
                                          self, UMB_CERTS_QUEUE);
     //  Checked often enough to refresh a CRL before half its life is over
     int64_t period_s = self->crl_validity / 4 < 60 ? self->crl_validity / 4 : 60;
@@ -859,7 +859,7 @@ umb_certs_new (umb_runtime_t *runtime)
 done:
     if (*self->failure) {
         //  Serve nothing at all rather than half a service
-        umb_certs_worker_destroy (&self->worker);
+        umb_worker_destroy (&self->worker);
         umb_certs_http_destroy (&self->http);
         umb_auth_client_destroy (&self->auth);      //  attached to the service's loop
         umb_service_destroy (&self->service);
@@ -877,7 +877,7 @@ umb_certs_destroy (umb_certs_t **self_p)
     umb_certs_t *self = *self_p;
     if (self) {
         //  The worker answers the requests it still holds, through the service
-        umb_certs_worker_destroy (&self->worker);
+        umb_worker_destroy (&self->worker);
         umb_certs_http_destroy (&self->http);
         //  Before the service: it answers the requests still waiting for auth
         umb_auth_client_destroy (&self->auth);

@@ -11,7 +11,7 @@
 #include "umb_certs_store.h"
 #include "umb_certs_status.h"
 #include "umb_certs_http.h"
-#include "umb_certs_worker.h"
+#include "umb_worker.h"
 #include "umb_auth_client.h"
 #include "umb_runtime.h"
 #include "umb_service.h"
@@ -44,7 +44,7 @@ struct _umb_certs_t {
     umb_ocsp_t         *ocsp;
     umb_certs_http_t   *http;
     umb_service_t      *service;
-    umb_certs_worker_t *worker;
+    umb_worker_t *worker;
     int64_t             default_ttl;
     int64_t             max_ttl;
     int64_t             crl_validity;

@@ -1,16 +1,16 @@
-//  umb_certs_worker - one worker thread for the CA's slow work
+//  umb_worker - one worker thread for a service's blocking work
 #include <assert.h>
 #include <stdatomic.h>
-#include "umb_certs_worker.h"
+#include "umb_worker.h"
 
 typedef struct {
-    umb_certs_work_fn *work;
+    umb_worker_work_fn *work;
     atomic_bool        stopping;
 } s_shared_t;
 
-struct _umb_certs_worker_t {
+struct _umb_worker_t {
     zloop_t           *loop;            //  borrowed
-    umb_certs_done_fn *done;
+    umb_worker_done_fn *done;
     void              *arg;
     size_t             queue_max;
     s_shared_t        *shared;
@@ -50,7 +50,7 @@ s_worker (zsock_t *pipe, void *args)
 static int
 s_on_done (zloop_t *loop, zsock_t *sock, void *arg)
 {
-    umb_certs_worker_t *self = arg;
+    umb_worker_t *self = arg;
     char *command = NULL;
     void *job = NULL;
     int cancelled = 0;
@@ -68,12 +68,12 @@ s_on_done (zloop_t *loop, zsock_t *sock, void *arg)
     return 0;
 }
 
-umb_certs_worker_t *
-umb_certs_worker_new (zloop_t *loop, umb_certs_work_fn *work, umb_certs_done_fn *done, void *arg,
+umb_worker_t *
+umb_worker_new (zloop_t *loop, umb_worker_work_fn *work, umb_worker_done_fn *done, void *arg,
                       size_t queue_max)
 {
     assert (loop && work && done);
-    umb_certs_worker_t *self = calloc (1, sizeof (umb_certs_worker_t));
+    umb_worker_t *self = calloc (1, sizeof (umb_worker_t));
     assert (self);
     self->loop = loop;
     self->done = done;
@@ -92,10 +92,10 @@ umb_certs_worker_new (zloop_t *loop, umb_certs_work_fn *work, umb_certs_done_fn 
 }
 
 void
-umb_certs_worker_destroy (umb_certs_worker_t **self_p)
+umb_worker_destroy (umb_worker_t **self_p)
 {
     assert (self_p);
-    umb_certs_worker_t *self = *self_p;
+    umb_worker_t *self = *self_p;
     if (!self)
         return;
     //  The worker finishes the job it runs and skips the rest; it reads $TERM
@@ -116,7 +116,7 @@ umb_certs_worker_destroy (umb_certs_worker_t **self_p)
 }
 
 int
-umb_certs_worker_submit (umb_certs_worker_t *self, void *job)
+umb_worker_submit (umb_worker_t *self, void *job)
 {
     assert (self && job);
     if (zlistx_size (self->jobs) >= self->queue_max)
@@ -128,7 +128,7 @@ umb_certs_worker_submit (umb_certs_worker_t *self, void *job)
 }
 
 size_t
-umb_certs_worker_pending (umb_certs_worker_t *self)
+umb_worker_pending (umb_worker_t *self)
 {
     assert (self);
     return zlistx_size (self->jobs);
@@ -179,33 +179,33 @@ s_test_check (zloop_t *loop, int timer_id, void *arg)
 }
 
 void
-umb_certs_worker_test (bool verbose)
+umb_worker_test (bool verbose)
 {
     if (verbose)
-        printf (" * umb_certs_worker: ");
+        printf (" * umb_worker: ");
     zloop_t *loop = zloop_new ();
     s_test_state_t state = { 0 };
-    umb_certs_worker_t *worker = umb_certs_worker_new (loop, s_test_work, s_test_done, &state, 5);
+    umb_worker_t *worker = umb_worker_new (loop, s_test_work, s_test_done, &state, 5);
     for (int index = 1; index <= 5; index++) {
         s_test_job_t *job = calloc (1, sizeof (s_test_job_t));
         job->value = index;
-        assert (umb_certs_worker_submit (worker, job) == 0);
+        assert (umb_worker_submit (worker, job) == 0);
     }
     s_test_job_t *extra = calloc (1, sizeof (s_test_job_t));
-    assert (umb_certs_worker_submit (worker, extra) == -1);     //  the queue is full
+    assert (umb_worker_submit (worker, extra) == -1);     //  the queue is full
     free (extra);
     zloop_timer (loop, 5, 0, s_test_check, &state);
     zloop_timer (loop, 10000, 1, s_test_check, &state);          //  a bound on a broken worker
     zloop_start (loop);
-    assert (state.done == 5 && umb_certs_worker_pending (worker) == 0);
+    assert (state.done == 5 && umb_worker_pending (worker) == 0);
 
     //  Jobs queued at destruction come back cancelled
     for (int index = 6; index <= 8; index++) {
         s_test_job_t *job = calloc (1, sizeof (s_test_job_t));
         job->value = index;
-        assert (umb_certs_worker_submit (worker, job) == 0);
+        assert (umb_worker_submit (worker, job) == 0);
     }
-    umb_certs_worker_destroy (&worker);
+    umb_worker_destroy (&worker);
     assert (state.done + state.cancelled == 8);
     assert (worker == NULL);
     zloop_destroy (&loop);
