@@ -2295,27 +2295,7 @@ void
 umb_backends_run (umb_backends_t *self, zsock_t *pipe)
 {
     assert (self && pipe);
-    if (self->service) {
-        zloop_t *loop = umb_service_loop (self->service);
-        zloop_reader (loop, pipe, s_on_pipe, self);
-        zloop_start (loop);
-        zloop_reader_end (loop, pipe);
-        umb_log_info (self->log, "backends stopped");
-        return;
-    }
-    zpoller_t *poller = zpoller_new (pipe, NULL);
-    assert (poller);
-    while (true) {
-        void *which = zpoller_wait (poller, 1000);
-        if (!which) {
-            if (zpoller_terminated (poller))
-                break;
-            continue;
-        }
-        if (s_on_pipe (NULL, pipe, self) == -1)
-            break;
-    }
-    zpoller_destroy (&poller);
+    umb_service_serve (self->service, pipe, s_on_pipe, self);
 }
 
 void

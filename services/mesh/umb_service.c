@@ -649,6 +649,32 @@ umb_service_run (umb_service_t *self, zsock_t *pipe)
 }
 
 void
+umb_service_serve (umb_service_t *self, zsock_t *pipe, zloop_reader_fn *handler, void *arg)
+{
+    assert (pipe && handler);
+    if (self) {
+        zloop_reader (self->loop, pipe, handler, arg);
+        zloop_start (self->loop);
+        zloop_reader_end (self->loop, pipe);
+        umb_log_info (self->log, "%s stopped", self->name);
+        return;
+    }
+    zpoller_t *poller = zpoller_new (pipe, NULL);
+    assert (poller);
+    while (true) {
+        void *which = zpoller_wait (poller, 1000);
+        if (!which) {
+            if (zpoller_terminated (poller))
+                break;
+            continue;
+        }
+        if (handler (NULL, pipe, arg) == -1)
+            break;
+    }
+    zpoller_destroy (&poller);
+}
+
+void
 umb_service_publish (umb_service_t *self, const char *topic, umb_w_t *body)
 {
     assert (self && topic && body);
