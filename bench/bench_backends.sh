@@ -34,8 +34,9 @@
 #    as backends.image_dir). A `qemu:///system` host (insecure_dev) is registered; --rounds times
 #    (default 3) a `none` CVM (vcpus 1, memory_mb 512) is created and timed from the request to
 #    AgentReady (events.pull long-polls), then destroyed. Target: 5 s under TCG on this machine.
-#    It prints whether KVM could be used (the host's caps.kvm) and was (the domain's type: the
-#    none template asks for TCG unless told otherwise; KVM guests fault on this machine). The
+#    It prints whether KVM could be used (the host's caps.kvm) and was (the domain's type).
+#    backends.none_accel is tcg here unless UMBRA_BACKENDS_NONE_ACCEL says otherwise: libvirt
+#    offers KVM on this machine, but its nested KVM guests never reach init (measured). The
 #    peer: the same image booted by bare qemu-system-x86_64 (TCG, the kernel, initramfs and
 #    command line the service gives, a virtio-serial port org.umbra.link.0), reached as
 #    tests/integration/eos_boot.sh does: a host-side umbra-bridge and `umbra attestation get`
@@ -120,6 +121,7 @@ export UMBRA_AUTH_ENDPOINT UMBRA_AUTH_PUB_ENDPOINT UMBRA_BACKENDS_ENDPOINT UMBRA
 export UMBRA_BACKENDS_AGENT_PATH=$agent_bin
 export UMBRA_BACKENDS_CERTIFY_AGENTS=false          # no certs service here
 export UMBRA_BACKENDS_IMAGE_DIR=$eos_out
+export UMBRA_BACKENDS_NONE_ACCEL=${UMBRA_BACKENDS_NONE_ACCEL:-tcg}
 "$auth_bin" >"$work/auth.log" 2>&1 &
 pids+=("$!")
 "$backends_bin" >"$work/backends.log" 2>&1 &

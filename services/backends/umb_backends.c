@@ -1020,6 +1020,9 @@ s_on_create_done (umb_backends_t *self, s_job_t *job)
         return;
     }
     if (s_step (self, cvm->id, UMB_CVM_EV_DEFINED, NULL, reason, sizeof reason) == 0) {
+        if (*job->started.accel)
+            s_event (self, cvm->id, "backends", "info", "Booting", 0, "the VM runs under %s",
+                     streq (job->started.accel, "kvm") ? "KVM" : "TCG (software emulation)");
         if (job->started.has_agent) {
             s_step (self, cvm->id, UMB_CVM_EV_STARTED, NULL, reason, sizeof reason);
             if (job->started.pidfd >= 0) {
@@ -2126,7 +2129,9 @@ umb_backends_new (umb_runtime_t *runtime)
     self->env = (umb_driver_env_t) {
         .agent_path = self->agent_path,
         .image_dir = umb_config_str (self->config, "backends.image_dir"),
-        .control_key = self->public_key, .work_dir = NULL, .log = self->log };
+        .control_key = self->public_key,
+        .none_accel = umb_config_str (self->config, "backends.none_accel"),
+        .work_dir = NULL, .log = self->log };
     const char *configured = umb_config_str (self->config, "backends.db");
     db_path = *configured ? strdup (configured) : zsys_sprintf ("%s/backends.db", self->dir);
     self->store = umb_backends_store_open (db_path, self->log);

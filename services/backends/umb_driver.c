@@ -38,6 +38,7 @@ struct _umb_driver_t {
     char             *uri;
     umb_driver_env_t  env;
     umb_virt_t       *virt;         //  libvirt, test
+    bool              kvm;          //  libvirt, test: domain type kvm offered (as the caps said)
     zhashx_t         *children;     //  process: cvm id -> s_child_t
 };
 
@@ -268,6 +269,7 @@ umb_driver_caps (umb_driver_t *self, umb_driver_caps_t *caps, char *reason, size
     caps->cpus = virt.cpus;
     caps->memory_mb = (int64_t) virt.memory_mib;
     caps->kvm = virt.kvm;
+    self->kvm = virt.kvm;
     caps->tee_mask = UMB_SCHED_TEE_BIT (UMB_DOMAIN_TEE_NONE);
     snprintf (caps->tees, sizeof caps->tees, "none");
     if (virt.sev_snp) {
@@ -428,8 +430,16 @@ s_virt_create (umb_driver_t *self, const umb_driver_spec_t *spec,
                   "initramfs.cpio.gz): build it with guest/eos", image);
         goto done;
     }
+    //  A TEE needs KVM (the template's default); a none VM is KVM when usable
+    const char *virt_type = NULL;
+    if (tee == UMB_DOMAIN_TEE_NONE) {
+        const char *accel = self->env.none_accel ? self->env.none_accel : "auto";
+        virt_type = streq (accel, "kvm") || (streq (accel, "auto") && self->kvm && !test)
+                  ? "kvm" : "qemu";
+    }
     umb_domain_spec_t domain = {
-        .name = name, .tee = spec->tee, .vcpus = spec->vcpus, .memory_mib = spec->memory_mb,
+        .name = name, .tee = spec->tee, .virt_type = virt_type,
+        .vcpus = spec->vcpus, .memory_mib = spec->memory_mb,
         .kernel = kernel, .initrd = initrd, .cmdline = cmdline,
         .channel_path = test ? NULL : "",
         .cvm_id = spec->cvm_id, .owner = self->env.control_key, .workspace = spec->workspace,
@@ -443,6 +453,8 @@ s_virt_create (umb_driver_t *self, const umb_driver_spec_t *spec,
         goto done;
     }
     started->has_agent = !test;
+    snprintf (started->accel, sizeof started->accel, "%s",
+              test ? "" : virt_type && streq (virt_type, "qemu") ? "tcg" : "kvm");
     started->pidfd = -1;
     started->link_fd = -1;
     if (!test) {

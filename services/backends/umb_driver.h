@@ -30,6 +30,8 @@ typedef struct {
     const char *agent_path;     //  umbra-agent for the process driver
     const char *image_dir;      //  vmlinux, initramfs.cpio.gz, cmdline for libvirt hosts
     const char *control_key;    //  the service's CURVE public key (Z85): the agents' --control-key
+    const char *none_accel;     //  how a none VM runs on libvirt hosts: "auto" (KVM when libvirt
+                                //  offers it, else TCG), "kvm" or "tcg"; NULL: "auto"
     const char *work_dir;       //  per-CVM directories are made under it
     umb_log_t  *log;            //  borrowed
 } umb_driver_env_t;
@@ -59,6 +61,7 @@ typedef struct {
     int   link_fd;              //  process: the host end of the socketpair (the caller owns it)
     int   pidfd;                //  process: readable when the agent exits (the caller owns it), else -1
     pid_t pid;                  //  process: the agent's pid, else 0
+    char  accel [8];            //  libvirt: "kvm" or "tcg", how the VM runs; else ""
 } umb_driver_started_t;
 
 //  The driver a URI names: 0..2, or -1 with the reason (not a URI umbra

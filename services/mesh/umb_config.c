@@ -52,6 +52,7 @@ static int s_check_listen (const char *value, char *why, size_t why_size);
 static int s_check_url (const char *value, char *why, size_t why_size);
 
 static const char *const s_log_levels [] = { "debug", "info", "warn", "error", NULL };
+static const char *const s_accels [] = { "auto", "kvm", "tcg", NULL };
 static const char *const s_log_formats [] = { "text", "json", NULL };
 static const char *const s_pwhash_limits [] = { "interactive", "moderate", NULL };
 static const char *const s_ca_key_types [] = { "ec-p256", "rsa-3072", "ed25519", NULL };
@@ -137,6 +138,9 @@ static const s_setting_t s_schema [] = {
       .help = "umbra-agent run by the process driver; empty means beside this executable, else $PATH" },
     { "backends.image_dir", UMB_CONFIG_PATH, "/var/cache/umbra/eos",
       .help = "guest image (vmlinux, initramfs.cpio.gz, cmdline) booted on libvirt hosts" },
+    { "backends.none_accel", UMB_CONFIG_ENUM, "auto", .choices = s_accels,
+      .help = "how a none (development) VM runs on libvirt hosts: auto is KVM when libvirt offers it, "
+              "else TCG" },
     { "backends.default_ttl_s", UMB_CONFIG_INT, "3600", 1, 31536000,
       .help = "lifetime of a CVM whose request names none, seconds" },
     { "backends.max_ttl_s", UMB_CONFIG_INT, "604800", 1, 31536000,
