@@ -271,6 +271,7 @@ s_write_cvm (umb_backends_t *self, umb_w_t *w, const umb_backends_cvm_t *cvm)
     umb_w_kv_int (w, "events", cvm->events);
     umb_w_kv_int (w, "acked", cvm->acked);
     umb_w_kv_str (w, "created_by", cvm->created_by);
+    s_write_opt (w, "created_by_service", cvm->service_key);
     umb_w_kv_int (w, "created_at", cvm->created_at);
     umb_w_kv_int (w, "updated_at", cvm->updated_at);
     umb_w_map_end (w);
@@ -1528,6 +1529,35 @@ s_name_valid (const char *name)
     return true;
 }
 
+//  Which CVMs a request acts on: the workspace the dispatcher authorized
+//  (USER operations), or those one mesh service created (backends.run.*)
+typedef struct {
+    const char *workspace_id;       //  USER; NULL for MESH
+    const char *service_key;        //  MESH: the caller's CURVE key; NULL for USER
+} s_scope_t;
+
+static s_scope_t
+s_user_scope (umb_req_t *req)
+{
+    return (s_scope_t) { .workspace_id = umb_req_workspace (req) };
+}
+
+static s_scope_t
+s_mesh_scope (umb_req_t *req)
+{
+    return (s_scope_t) { .service_key = umb_req_principal (req)->mesh_key };
+}
+
+//  Who asked, for events and reasons
+static void
+s_caller (umb_req_t *req, s_scope_t scope, char *out, size_t size)
+{
+    if (scope.service_key)
+        snprintf (out, size, "the mesh service %s", scope.service_key);
+    else
+        snprintf (out, size, "%s", umb_req_principal (req)->subject);
+}
+
 static int
 s_hosts_register (void *state, umb_req_t *req)
 {
@@ -1726,20 +1756,47 @@ s_pick (umb_backends_t *self, umb_req_t *req, const char *workspace_id, const ch
     return pick >= 0 ? 0 : 409;
 }
 
-static int
-s_cvms_create (void *state, umb_req_t *req)
+//  A workspace id as auth makes them ("ws_" and letters or digits): a
+//  workspace's name is never taken for one
+static bool
+s_workspace_id_valid (const char *id)
 {
-    umb_backends_t *self = state;
+    size_t length = strlen (id);
+    if (length < 4 || length > 63 || strncmp (id, "ws_", 3))
+        return false;
+    for (const char *c = id + 3; *c; c++)
+        if (!isalnum ((unsigned char) *c))
+            return false;
+    return true;
+}
+
+//  backends.cvms.create and backends.run.create: a service names the
+//  workspace (already authorized by it), the user and the computation
+static int
+s_create (umb_backends_t *self, umb_req_t *req, s_scope_t scope)
+{
     umb_msg_t *body = umb_req_body (req);
+    bool run = scope.service_key != NULL;
+    const char *workspace_id = run ? umb_msg_str (body, "workspace_id", 64, true)
+                                   : scope.workspace_id;
+    const char *created_by = run ? umb_msg_str (body, "created_by", 64, true)
+                                 : umb_req_principal (req)->subject;
     const char *tee = umb_msg_str (body, "tee", 16, true);
     int64_t vcpus = umb_msg_int (body, "vcpus", INT64_MIN, INT64_MAX, 0, true);
     int64_t memory = umb_msg_int (body, "memory_mb", INT64_MIN, INT64_MAX, 0, true);
     int64_t ttl = umb_msg_int (body, "ttl_s", INT64_MIN, INT64_MAX, self->default_ttl, false);
     const char *host_key = umb_msg_str (body, "host", 128, false);
-    const char *computation = umb_msg_str (body, "computation", 128, false);
+    const char *computation = umb_msg_str (body, "computation", 128, run);
     const char *manifest = umb_msg_str (body, "manifest", 1048576, false);
     if (umb_msg_failed (body))
         return s_bad_request (req);
+    if (run && !s_workspace_id_valid (workspace_id))
+        return umb_req_fail (req, 422, NULL, "workspace_id: '%s' is not a workspace id (ws_...)",
+                             workspace_id);
+    if (run && !*created_by)
+        return umb_req_fail (req, 422, NULL, "created_by: a user id of 1..64 bytes");
+    if (run && !*computation)
+        return umb_req_fail (req, 422, NULL, "computation: a label of 1..128 bytes");
     int tee_kind = umb_domain_tee_parse (tee);
     if (tee_kind < 0)
         return umb_req_fail (req, 422, NULL, "tee: '%.16s' is not a TEE type (none, sev-snp, tdx)",
@@ -1764,7 +1821,7 @@ s_cvms_create (void *state, umb_req_t *req)
     }
     umb_backends_host_t chosen;
     char reason [512];
-    int status = s_pick (self, req, umb_req_workspace (req), host_key, tee_kind, vcpus, memory,
+    int status = s_pick (self, req, workspace_id, host_key, tee_kind, vcpus, memory,
                          &chosen, reason, sizeof reason);
     if (status == 404)
         return umb_req_fail (req, 404, NULL, "no host '%s'", host_key);
@@ -1778,7 +1835,7 @@ s_cvms_create (void *state, umb_req_t *req)
 
     umb_backends_cvm_t row = { 0 };
     s_new_id ("cvm_", row.id, sizeof row.id);
-    snprintf (row.workspace_id, sizeof row.workspace_id, "%s", umb_req_workspace (req));
+    snprintf (row.workspace_id, sizeof row.workspace_id, "%s", workspace_id);
     snprintf (row.host_id, sizeof row.host_id, "%s", chosen.id);
     snprintf (row.tee, sizeof row.tee, "%s", tee);
     row.vcpus = vcpus;
@@ -1790,13 +1847,15 @@ s_cvms_create (void *state, umb_req_t *req)
     snprintf (row.computation, sizeof row.computation, "%s", computation ? computation : "");
     snprintf (row.agent, sizeof row.agent, "pending");
     row.insecure = host->insecure_dev;
-    snprintf (row.created_by, sizeof row.created_by, "%s", umb_req_principal (req)->subject);
+    snprintf (row.created_by, sizeof row.created_by, "%s", created_by);
+    snprintf (row.service_key, sizeof row.service_key, "%s", run ? scope.service_key : "");
     if (umb_backends_store_cvm_insert (self->store, &row))
         return s_storage_error (self, req);
     s_event (self, row.id, "backends", "state", "Requested", 0,
-             "requested by %s: %s, %lld vCPUs, %lld MiB, ttl %lld s, on host %s",
-             row.created_by, tee, (long long) vcpus, (long long) memory, (long long) ttl,
-             chosen.name);
+             "requested by %s%s%s: %s, %lld vCPUs, %lld MiB, ttl %lld s, on host %s",
+             row.created_by, run ? " through the mesh service " : "",
+             run ? scope.service_key : "", tee, (long long) vcpus, (long long) memory,
+             (long long) ttl, chosen.name);
     s_cvm_t *cvm = s_cvm_rt_new (self, row.id, row.host_id, row.expires_at);
     if (manifest)
         cvm->manifest = strdup (manifest);
@@ -1867,25 +1926,30 @@ s_cvms_list (void *state, umb_req_t *req)
     return 200;
 }
 
+//  The CVM named by the body's "cvm", if scope may see it; another
+//  workspace's, or a CVM this mesh service did not create, is not found.
 static int
-s_cvm_read (umb_backends_t *self, umb_req_t *req, umb_backends_cvm_t *row)
+s_cvm_read (umb_backends_t *self, umb_req_t *req, s_scope_t scope, umb_backends_cvm_t *row)
 {
+    assert (scope.workspace_id || scope.service_key);
     umb_msg_t *body = umb_req_body (req);
     const char *id = umb_msg_str (body, "cvm", 128, true);
     if (umb_msg_failed (body))
         return s_bad_request (req);
-    int rc = umb_backends_store_cvm_get (self->store, umb_req_workspace (req), id, row);
+    int rc = umb_backends_store_cvm_get (self->store, scope.workspace_id, id, row);
+    if (rc == 0 && scope.service_key
+    &&  (!*scope.service_key || !streq (row->service_key, scope.service_key)))
+        rc = UMB_STORE_NOT_FOUND;
     if (rc == UMB_STORE_NOT_FOUND)
         return umb_req_fail (req, 404, NULL, "no CVM '%s'", id);
     return rc ? s_storage_error (self, req) : 0;
 }
 
 static int
-s_cvms_get (void *state, umb_req_t *req)
+s_get (umb_backends_t *self, umb_req_t *req, s_scope_t scope)
 {
-    umb_backends_t *self = state;
     umb_backends_cvm_t row;
-    int status = s_cvm_read (self, req, &row);
+    int status = s_cvm_read (self, req, scope, &row);
     if (status)
         return status;
     s_write_cvm (self, umb_req_body_writer (req), &row);
@@ -1893,11 +1957,10 @@ s_cvms_get (void *state, umb_req_t *req)
 }
 
 static int
-s_cvms_destroy (void *state, umb_req_t *req)
+s_destroy (umb_backends_t *self, umb_req_t *req, s_scope_t scope)
 {
-    umb_backends_t *self = state;
     umb_backends_cvm_t row;
-    int status = s_cvm_read (self, req, &row);
+    int status = s_cvm_read (self, req, scope, &row);
     if (status)
         return status;
     const char *why = umb_msg_str (umb_req_body (req), "reason", 256, false);
@@ -1906,9 +1969,9 @@ s_cvms_destroy (void *state, umb_req_t *req)
     s_cvm_t *cvm = zhashx_lookup (self->cvms, row.id);
     if (cvm && cvm->destroy_req)
         return umb_req_fail (req, 409, "wrong_state", "CVM '%s' is being destroyed", row.id);
-    char reason [300], text [300];
-    snprintf (text, sizeof text, "destroyed by %s%s%s", umb_req_principal (req)->subject,
-              why ? ": " : "", why ? why : "");
+    char reason [300], text [400], caller [96];
+    s_caller (req, scope, caller, sizeof caller);
+    snprintf (text, sizeof text, "destroyed by %s%s%s", caller, why ? ": " : "", why ? why : "");
     if (s_step (self, row.id, UMB_CVM_EV_DESTROY, text, reason, sizeof reason))
         return umb_req_fail (req, 409, "wrong_state", "CVM '%s' is %s: %s", row.id, row.state,
                              reason);
@@ -1924,11 +1987,10 @@ s_cvms_destroy (void *state, umb_req_t *req)
 }
 
 static int
-s_cvms_manifest (void *state, umb_req_t *req)
+s_manifest (umb_backends_t *self, umb_req_t *req, s_scope_t scope)
 {
-    umb_backends_t *self = state;
     umb_backends_cvm_t row;
-    int status = s_cvm_read (self, req, &row);
+    int status = s_cvm_read (self, req, scope, &row);
     if (status)
         return status;
     const char *manifest = umb_msg_str (umb_req_body (req), "manifest", 1048576, true);
@@ -1952,11 +2014,10 @@ s_cvms_manifest (void *state, umb_req_t *req)
 }
 
 static int
-s_events_pull (void *state, umb_req_t *req)
+s_pull (umb_backends_t *self, umb_req_t *req, s_scope_t scope)
 {
-    umb_backends_t *self = state;
     umb_backends_cvm_t row;
-    int status = s_cvm_read (self, req, &row);
+    int status = s_cvm_read (self, req, scope, &row);
     if (status)
         return status;
     umb_msg_t *body = umb_req_body (req);
@@ -1997,6 +2058,68 @@ s_events_pull (void *state, umb_req_t *req)
     return s_pull_answer (self, req, row.id, after, max);
 }
 
+//  One handler per operation; the USER and MESH (backends.run.*) variants
+//  share the work and differ only in scope
+static int
+s_cvms_create (void *state, umb_req_t *req)
+{
+    return s_create (state, req, s_user_scope (req));
+}
+
+static int
+s_cvms_get (void *state, umb_req_t *req)
+{
+    return s_get (state, req, s_user_scope (req));
+}
+
+static int
+s_cvms_destroy (void *state, umb_req_t *req)
+{
+    return s_destroy (state, req, s_user_scope (req));
+}
+
+static int
+s_cvms_manifest (void *state, umb_req_t *req)
+{
+    return s_manifest (state, req, s_user_scope (req));
+}
+
+static int
+s_events_pull (void *state, umb_req_t *req)
+{
+    return s_pull (state, req, s_user_scope (req));
+}
+
+static int
+s_run_create (void *state, umb_req_t *req)
+{
+    return s_create (state, req, s_mesh_scope (req));
+}
+
+static int
+s_run_get (void *state, umb_req_t *req)
+{
+    return s_get (state, req, s_mesh_scope (req));
+}
+
+static int
+s_run_destroy (void *state, umb_req_t *req)
+{
+    return s_destroy (state, req, s_mesh_scope (req));
+}
+
+static int
+s_run_manifest (void *state, umb_req_t *req)
+{
+    return s_manifest (state, req, s_mesh_scope (req));
+}
+
+static int
+s_run_events (void *state, umb_req_t *req)
+{
+    return s_pull (state, req, s_mesh_scope (req));
+}
+
 //  The contract is proto/msgpack/backends.md
 static const umb_route_t s_routes [] = {
     { "backends.hosts.register", s_hosts_register, UMB_ACCESS_USER, "backends.manage" },
@@ -2009,6 +2132,12 @@ static const umb_route_t s_routes [] = {
     { "backends.cvms.destroy",   s_cvms_destroy,   UMB_ACCESS_USER, "cvms.manage" },
     { "backends.cvms.manifest",  s_cvms_manifest,  UMB_ACCESS_USER, "cvms.manage" },
     { "backends.events.pull",    s_events_pull,    UMB_ACCESS_USER, "cvms.read" },
+    //  For services (computations): no user token; only the caller's own CVMs
+    { "backends.run.create",     s_run_create,     UMB_ACCESS_MESH, NULL },
+    { "backends.run.get",        s_run_get,        UMB_ACCESS_MESH, NULL },
+    { "backends.run.destroy",    s_run_destroy,    UMB_ACCESS_MESH, NULL },
+    { "backends.run.manifest",   s_run_manifest,   UMB_ACCESS_MESH, NULL },
+    { "backends.run.events",     s_run_events,     UMB_ACCESS_MESH, NULL },
     { NULL }
 };
 

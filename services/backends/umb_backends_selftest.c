@@ -260,17 +260,76 @@ s_create (s_test_t *test, const char *host, const char *tee, int64_t vcpus, int6
     return umb_testkit_callw (test->client, "backends.cvms.create", test->token, w);
 }
 
+//  backends.events.pull as alice, or (run) backends.run.events as the
+//  client's mesh identity
 static umb_reply_t *
-s_pull (s_test_t *test, const char *cvm, int64_t after, int64_t wait_ms)
+s_pull_as (s_test_t *test, bool run, const char *cvm, int64_t after, int64_t wait_ms)
 {
     umb_w_t *w = umb_w_new ();
     umb_w_map_begin (w);
-    umb_w_kv_str (w, "workspace", "lab");
+    if (!run)
+        umb_w_kv_str (w, "workspace", "lab");
     umb_w_kv_str (w, "cvm", cvm);
     umb_w_kv_int (w, "after", after);
     umb_w_kv_int (w, "wait_ms", wait_ms);
     umb_w_map_end (w);
-    return umb_testkit_callw (test->client, "backends.events.pull", test->token, w);
+    return umb_testkit_callw (test->client, run ? "backends.run.events" : "backends.events.pull",
+                              run ? NULL : test->token, w);
+}
+
+static umb_reply_t *
+s_pull (s_test_t *test, const char *cvm, int64_t after, int64_t wait_ms)
+{
+    return s_pull_as (test, false, cvm, after, wait_ms);
+}
+
+//  backends.run.create as client's identity; NULL fields are left out
+static umb_reply_t *
+s_run_create (umb_client_t *client, const char *workspace_id, const char *host, const char *tee,
+              const char *computation, const char *manifest)
+{
+    umb_w_t *w = umb_w_new ();
+    umb_w_map_begin (w);
+    if (workspace_id)
+        umb_w_kv_str (w, "workspace_id", workspace_id);
+    umb_w_kv_str (w, "created_by", "usr_0123456789abcdef");
+    if (host)
+        umb_w_kv_str (w, "host", host);
+    umb_w_kv_str (w, "tee", tee);
+    umb_w_kv_int (w, "vcpus", 1);
+    umb_w_kv_int (w, "memory_mb", 256);
+    if (computation)
+        umb_w_kv_str (w, "computation", computation);
+    if (manifest)
+        umb_w_kv_str (w, "manifest", manifest);
+    umb_w_map_end (w);
+    return umb_testkit_callw (client, "backends.run.create", NULL, w);
+}
+
+//  A client of the backends service with cert's identity (borrowed)
+static umb_client_t *
+s_client_as (s_test_t *test, zcert_t *cert)
+{
+    zstr_send (test->backends, "ENDPOINT");
+    char *endpoint = zstr_recv (test->backends);
+    char *key = umb_runtime_public_key (test->runtime, "backends");
+    umb_client_t *client = umb_client_new (endpoint, key, cert);
+    assert (client);
+    zstr_free (&key);
+    zstr_free (&endpoint);
+    return client;
+}
+
+//  The workspace id of "lab", as its host t1 says
+static char *
+s_lab_id (s_test_t *test)
+{
+    umb_reply_t *reply = s_expect (umb_testkit_call (test->client, "backends.hosts.get",
+                                                     test->token, "workspace", "lab", "host",
+                                                     "t1", NULL), 200);
+    char *id = umb_testkit_dup (reply, "workspace_id", 64);
+    umb_reply_destroy (&reply);
+    return id;
 }
 
 static char *
@@ -288,7 +347,7 @@ s_state (s_test_t *test, const char *cvm)
 //  sequence numbers grow by one. Returns every message seen, joined by
 //  newlines (caller frees).
 static char *
-s_wait_state (s_test_t *test, const char *cvm, const char *state)
+s_wait_as (s_test_t *test, bool run, const char *cvm, const char *state)
 {
     int64_t after = 0;
     size_t size = 1;
@@ -296,7 +355,7 @@ s_wait_state (s_test_t *test, const char *cvm, const char *state)
     int64_t deadline = zclock_mono () + 60000;
     while (true) {
         assert (zclock_mono () < deadline);
-        umb_reply_t *reply = s_expect (s_pull (test, cvm, after, 2000), 200);
+        umb_reply_t *reply = s_expect (s_pull_as (test, run, cvm, after, 2000), 200);
         umb_msg_t *events = umb_msg_array (umb_reply_body (reply), "events", 1000, true);
         assert (events);
         for (size_t index = 0; index < umb_msg_size (events); index++) {
@@ -319,6 +378,12 @@ s_wait_state (s_test_t *test, const char *cvm, const char *state)
         if (reached)
             return seen;
     }
+}
+
+static char *
+s_wait_state (s_test_t *test, const char *cvm, const char *state)
+{
+    return s_wait_as (test, false, cvm, state);
 }
 
 //  ---------------------------------------------------------------- test:///
@@ -570,6 +635,139 @@ s_test_driver (s_test_t *test)
     zstr_free (&foreign_xml);
 }
 
+//  ---------------------------------------------------------------- backends.run.*
+
+//  Every run.* operation as client, on cvm, answered with status
+static void
+s_run_refused (umb_client_t *client, const char *cvm, int status)
+{
+    //  A create names no CVM: refused to callers that are not services; for
+    //  services, this workspace has no host
+    umb_reply_t *reply = s_run_create (client, "ws_0123456789abcdef", NULL, "none", "cmp_x/run_y",
+                                       NULL);
+    umb_testkit_expect (&reply, status == 404 ? 409 : status, NULL, NULL);
+    static const char *const ops [] = {
+        "backends.run.get", "backends.run.destroy", "backends.run.events", NULL
+    };
+    char *missing = zsys_sprintf ("no CVM '%s'", cvm);
+    for (const char *const *op = ops; *op; op++) {
+        reply = umb_testkit_call (client, *op, NULL, "cvm", cvm, NULL);
+        umb_testkit_expect (&reply, status, NULL, status == 404 ? missing : NULL);
+    }
+    reply = umb_testkit_call (client, "backends.run.manifest", NULL, "cvm", cvm, "manifest", "{}",
+                              NULL);
+    umb_testkit_expect (&reply, status, NULL, status == 404 ? missing : NULL);
+    zstr_free (&missing);
+}
+
+//  The MESH variant on test:///default: test->client is the gateway's mesh
+//  identity, a service; auth's key is another; a stranger's key is none
+static void
+s_run_ops (s_test_t *test)
+{
+    char *lab = s_lab_id (test);
+    char *gateway_key = strdup (zcert_public_txt (test->gateway));
+    umb_reply_t *reply;
+    //  Bad requests: the trusted fields are required, the rest as cvms.create
+    reply = s_run_create (test->client, NULL, "t1", "none", "cmp_x/run_y", NULL);
+    umb_testkit_expect (&reply, 400, NULL, "workspace_id");
+    reply = s_run_create (test->client, lab, "t1", "none", NULL, NULL);
+    umb_testkit_expect (&reply, 400, NULL, "computation");
+    reply = s_run_create (test->client, lab, "t1", "sgx", "cmp_x/run_y", NULL);
+    umb_testkit_expect (&reply, 422, NULL, "not a TEE type");
+    reply = s_run_create (test->client, "lab", "t1", "none", "cmp_x/run_y", NULL);
+    umb_testkit_expect (&reply, 422, NULL, "workspace_id");
+    reply = s_run_create (test->client, lab, "t1", "none", "", NULL);
+    umb_testkit_expect (&reply, 422, NULL, "computation");
+    reply = s_run_create (test->client, lab, "t1", "none", "cmp_x/run_y", "[not json");
+    umb_testkit_expect (&reply, 422, NULL, "manifest");
+    reply = s_run_create (test->client, lab, "nope", "none", "cmp_x/run_y", NULL);
+    umb_testkit_expect (&reply, 404, NULL, "no host 'nope'");
+    //  A workspace without hosts
+    reply = s_run_create (test->client, "ws_0123456789abcdef", NULL, "none", "cmp_x/run_y", NULL);
+    umb_testkit_expect (&reply, 409, "no_host", NULL);
+
+    //  Created for alice's workspace without a token; the service's key is kept
+    reply = s_expect (s_run_create (test->client, lab, "t1", "none", "cmp_x/run_y", NULL), 201);
+    char *cvm = umb_testkit_dup (reply, "id", 64);
+    assert (streq (s_str (reply, "state"), "Running"));
+    assert (streq (s_str (reply, "workspace_id"), lab));
+    assert (streq (s_str (reply, "computation"), "cmp_x/run_y"));
+    assert (streq (s_str (reply, "created_by"), "usr_0123456789abcdef"));
+    assert (streq (s_str (reply, "created_by_service"), gateway_key));
+    umb_reply_destroy (&reply);
+    reply = s_expect (umb_testkit_call (test->client, "backends.run.get", NULL, "cvm", cvm, NULL),
+                      200);
+    assert (streq (s_str (reply, "id"), cvm) && streq (s_str (reply, "state"), "Running"));
+    umb_reply_destroy (&reply);
+    //  The workspace's members see it as any of its CVMs
+    reply = s_expect (umb_testkit_call (test->client, "backends.cvms.get", test->token,
+                                        "workspace", "lab", "cvm", cvm, NULL), 200);
+    assert (streq (s_str (reply, "created_by_service"), gateway_key));
+    umb_reply_destroy (&reply);
+    //  A CVM a user created is not the service's, nor is an unknown one
+    reply = s_expect (s_create (test, "t1", "none", 1, 128, 0, NULL), 201);
+    char *users = umb_testkit_dup (reply, "id", 64);
+    assert (s_str (reply, "created_by_service") == NULL);
+    umb_reply_destroy (&reply);
+    s_run_refused (test->client, users, 404);
+    s_run_refused (test->client, "cvm_0000000000000000", 404);
+
+    //  Another service identity sees none of it, and makes its own
+    zcert_t *auth_cert = umb_runtime_identity (test->runtime, "auth");
+    assert (auth_cert);
+    umb_client_t *other = s_client_as (test, auth_cert);
+    s_run_refused (other, cvm, 404);
+    reply = s_expect (s_run_create (other, lab, "t1", "none", "cmp_z/run_1", NULL), 201);
+    char *others = umb_testkit_dup (reply, "id", 64);
+    assert (streq (s_str (reply, "created_by_service"), zcert_public_txt (auth_cert)));
+    umb_reply_destroy (&reply);
+    s_run_refused (test->client, others, 404);
+    reply = s_expect (umb_testkit_call (other, "backends.run.destroy", NULL, "cvm", others,
+                                        NULL), 200);
+    assert (streq (s_str (reply, "state"), "Destroyed"));
+    umb_reply_destroy (&reply);
+    //  A key admitted to the mesh that is no service: 403 everywhere, a
+    //  user's token notwithstanding
+    zcert_t *stranger = zcert_new ();
+    umb_zap_allow (umb_runtime_zap (test->runtime), zcert_public_txt (stranger), "stranger");
+    umb_client_t *outsider = s_client_as (test, stranger);
+    s_run_refused (outsider, cvm, 403);
+    reply = umb_testkit_call (outsider, "backends.run.get", test->token, "cvm", cvm, NULL);
+    umb_testkit_expect (&reply, 403, NULL, "mesh services only");
+    umb_client_destroy (&outsider);
+    zcert_destroy (&stranger);
+    umb_client_destroy (&other);
+    zcert_destroy (&auth_cert);
+
+    //  Its events, in order; no agent on the test driver: no manifest
+    char *seen = s_wait_as (test, true, cvm, "Running");
+    assert (strstr (seen, "through the mesh service") && strstr (seen, "Booting -> Running"));
+    free (seen);
+    reply = umb_testkit_call (test->client, "backends.run.manifest", NULL, "cvm", cvm,
+                              "manifest", "{}", NULL);
+    umb_testkit_expect (&reply, 409, "wrong_state", "no agent");
+    //  Destroyed by the service, said so; again is refused
+    reply = s_expect (umb_testkit_call (test->client, "backends.run.destroy", NULL, "cvm", cvm,
+                                        "reason", "run finished", NULL), 200);
+    assert (streq (s_str (reply, "state"), "Destroyed"));
+    assert (strstr (s_str (reply, "reason"), "destroyed by the mesh service")
+            && strstr (s_str (reply, "reason"), "run finished"));
+    umb_reply_destroy (&reply);
+    reply = umb_testkit_call (test->client, "backends.run.destroy", NULL, "cvm", cvm, NULL);
+    umb_testkit_expect (&reply, 409, "wrong_state", "destroyed already");
+    seen = s_wait_as (test, true, cvm, "Destroyed");
+    free (seen);
+    reply = s_expect (umb_testkit_call (test->client, "backends.cvms.destroy", test->token,
+                                        "workspace", "lab", "cvm", users, NULL), 200);
+    umb_reply_destroy (&reply);
+    free (others);
+    free (users);
+    free (cvm);
+    free (gateway_key);
+    free (lab);
+}
+
 //  ---------------------------------------------------------------- process
 
 //  The pid of the umbra-agent whose work dir is under the CVM's, or 0
@@ -725,6 +923,37 @@ s_process_driver (s_test_t *test)
     }
     free (cvm);
 
+    //  backends.run.* on a real agent: the service's CVM comes up, takes a
+    //  manifest and goes, all without a token
+    char *lab = s_lab_id (test);
+    reply = s_expect (s_run_create (test->client, lab, "p1", "none", "cmp_p/run_1", NULL), 201);
+    cvm = umb_testkit_dup (reply, "id", 64);
+    assert (streq (s_str (reply, "state"), "Booting"));
+    umb_reply_destroy (&reply);
+    free (lab);
+    seen = s_wait_as (test, true, cvm, "AgentReady");
+    assert (strstr (seen, "through the mesh service"));
+    free (seen);
+    reply = umb_testkit_call (test->client, "backends.run.manifest", NULL, "cvm", cvm,
+                              "manifest", "{\"id\": 5}", NULL);
+    umb_testkit_expect (&reply, 422, "bad_manifest", NULL);
+    manifest = s_manifest (cvm);
+    reply = s_expect (umb_testkit_call (test->client, "backends.run.manifest", NULL, "cvm", cvm,
+                                        "manifest", manifest, NULL), 200);
+    assert (streq (s_str (reply, "agent_state"), "ReceivingAlgorithm"));
+    umb_reply_destroy (&reply);
+    free (manifest);
+    seen = s_wait_as (test, true, cvm, "Running");
+    free (seen);
+    pid = s_agent_pid (cvm);
+    assert (pid > 0);
+    reply = s_expect (umb_testkit_call (test->client, "backends.run.destroy", NULL, "cvm", cvm,
+                                        NULL), 200);
+    assert (streq (s_str (reply, "state"), "Destroyed"));
+    umb_reply_destroy (&reply);
+    assert (kill (pid, 0) == -1);
+    free (cvm);
+
     //  The agent dies: Failed with the reason
     reply = s_expect (s_create (test, "p1", "none", 1, 256, 0, NULL), 201);
     cvm = umb_testkit_dup (reply, "id", 64);
@@ -761,6 +990,7 @@ umb_backends_test (bool verbose)
     s_test_t test = { .verbose = verbose };
     s_platform_start (&test);
     s_test_driver (&test);
+    s_run_ops (&test);
     if (access ("/proc/self/exe", R_OK) == 0)
         s_process_driver (&test);
     s_platform_stop (&test);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <czmq.h>
 #include "umb_backends_store.h"
+#include "umb_testkit.h"
 
 //  Portable SQL (see umb_store.h). A URI is unique in the whole service: two
 //  hosts on one libvirt connection would reconcile each other's domains away.
@@ -66,6 +67,8 @@ static const umb_migration_t s_migrations [] = {
       "  PRIMARY KEY (cvm_id, seq)"
       ");"
     },
+    //  backends.run.create: the mesh service that made a CVM (NULL: a user)
+    { 2, "ALTER TABLE cvms ADD COLUMN service_key TEXT;" },
     { 0, NULL }
 };
 
@@ -215,7 +218,7 @@ umb_backends_store_uri_taken (umb_store_t *store, const char *uri)
 #define S_CVM_SELECT \
     "SELECT id, workspace_id, host_id, tee, vcpus, memory_mb, ttl_s, expires_at, state, reason," \
     " computation, agent, agent_key, insecure, agent_endpoint, attest_endpoint, mesh_cert," \
-    " events, acked, agent_seq, created_by, created_at, updated_at FROM cvms "
+    " events, acked, agent_seq, created_by, created_at, updated_at, service_key FROM cvms "
 
 static void
 s_cvm_row (sqlite3_stmt *stmt, void *dest)
@@ -245,6 +248,7 @@ s_cvm_row (sqlite3_stmt *stmt, void *dest)
     umb_store_column (stmt, 20, cvm->created_by, sizeof cvm->created_by);
     cvm->created_at = sqlite3_column_int64 (stmt, 21);
     cvm->updated_at = sqlite3_column_int64 (stmt, 22);
+    umb_store_column (stmt, 23, cvm->service_key, sizeof cvm->service_key);
 }
 
 static const char *
@@ -259,14 +263,14 @@ umb_backends_store_cvm_insert (umb_store_t *store, const umb_backends_cvm_t *cvm
     return umb_store_run (store,
         "INSERT INTO cvms (id, workspace_id, host_id, tee, vcpus, memory_mb, ttl_s, expires_at,"
         " state, reason, computation, agent, agent_key, insecure, agent_endpoint, attest_endpoint,"
-        " mesh_cert, events, acked, agent_seq, created_by, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?)",
-        "ssssiiiisssssbssssii"
-        , cvm->id, cvm->workspace_id, cvm->host_id, cvm->tee, cvm->vcpus, cvm->memory_mb,
+        " mesh_cert, events, acked, agent_seq, created_by, created_at, updated_at, service_key)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?, ?)",
+        "ssssiiiisssssbssssiis",
+        cvm->id, cvm->workspace_id, cvm->host_id, cvm->tee, cvm->vcpus, cvm->memory_mb,
         cvm->ttl_s, cvm->expires_at, cvm->state, s_null (cvm->reason), s_null (cvm->computation),
         cvm->agent, s_null (cvm->agent_key), (int) cvm->insecure, s_null (cvm->agent_endpoint),
         s_null (cvm->attest_endpoint), s_null (cvm->mesh_cert), cvm->created_by, cvm->created_at,
-        cvm->updated_at);
+        cvm->updated_at, s_null (cvm->service_key));
 }
 
 int
@@ -575,12 +579,49 @@ umb_backends_store_test (bool verbose)
     assert (umb_backends_store_event_append (store, "cvm_0", &event, &seq) == -1);
     assert (umb_backends_store_cvm_get (store, NULL, "cvm_0", &cvm) == 0 && cvm.events == 2);
 
+    //  A service's CVM keeps the service's key; a user's has none
+    umb_backends_cvm_t run = { .id = "cvm_run", .workspace_id = "ws_1", .host_id = "host_1",
+        .tee = "none", .vcpus = 1, .memory_mb = 128, .ttl_s = 60, .expires_at = 100,
+        .state = "Booting", .computation = "cmp_1/run_1", .agent = "pending", .created_by = "u1",
+        .service_key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", .created_at = 20,
+        .updated_at = 20 };
+    assert (umb_backends_store_cvm_insert (store, &run) == 0);
+    assert (umb_backends_store_cvm_get (store, "ws_1", "cvm_run", &cvm) == 0);
+    assert (streq (cvm.service_key, run.service_key) && streq (cvm.created_by, "u1"));
+    assert (umb_backends_store_cvm_get (store, NULL, "cvm_0", &cvm) == 0 && !*cvm.service_key);
+
     //  Deleting a host takes its CVMs and events
     assert (umb_backends_store_host_delete (store, "host_1") == 0);
     assert (umb_backends_store_host_by_id (store, "host_1", &got) == UMB_STORE_NOT_FOUND);
     assert (umb_backends_store_cvm_get (store, NULL, "cvm_0", &cvm) == UMB_STORE_NOT_FOUND);
 
     umb_store_destroy (&store);
+
+    //  A version 1 database gains service_key; its CVMs are users'
+    char dir [] = "/tmp/umb-backends-store-XXXXXX";
+    assert (mkdtemp (dir));
+    char *path = zsys_sprintf ("%s/backends.db", dir);
+    const umb_migration_t v1 [] = { s_migrations [0], { 0, NULL } };
+    store = umb_store_new (path, v1, log);
+    assert (store && umb_store_version (store) == 1);
+    assert (umb_store_run (store, "INSERT INTO hosts (id, workspace_id, name, uri, driver,"
+                           " insecure_dev, status, tees, cpus, memory_mb, kvm, created_by,"
+                           " created_at) VALUES ('host_1', 'ws_1', 'h1', 'test:///default',"
+                           " 'test', 0, 'up', 'none', 4, 4096, 0, 'u1', 1)", "") == 0);
+    assert (umb_store_run (store, "INSERT INTO cvms (id, workspace_id, host_id, tee, vcpus,"
+                           " memory_mb, ttl_s, expires_at, state, agent, insecure, events, acked,"
+                           " agent_seq, created_by, created_at, updated_at) VALUES ('cvm_old',"
+                           " 'ws_1', 'host_1', 'none', 1, 128, 60, 61, 'Running', 'pending', 0,"
+                           " 0, 0, 0, 'u1', 1, 1)", "") == 0);
+    umb_store_destroy (&store);
+    store = umb_backends_store_open (path, log);
+    assert (store && umb_store_version (store) == 2);
+    assert (umb_backends_store_cvm_get (store, "ws_1", "cvm_old", &cvm) == 0);
+    assert (streq (cvm.state, "Running") && !*cvm.service_key);
+    umb_store_destroy (&store);
+    umb_testkit_remove_dir (dir);
+    zstr_free (&path);
+
     umb_log_destroy (&log);
     if (verbose)
         printf ("(verbose) ");

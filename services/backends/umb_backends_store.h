@@ -50,7 +50,10 @@ typedef struct {
     int64_t events;                 //  last event sequence number
     int64_t acked;                  //  subscriber's acknowledgement
     int64_t agent_seq;              //  last agent event stored (acknowledged to the agent)
-    char    created_by [64];
+    char    created_by [72];        //  user id (1..64 bytes)
+    //  CURVE key (Z85) of the mesh service that created it with
+    //  backends.run.create; "" for a CVM a user created
+    char    service_key [41];
     int64_t created_at;
     int64_t updated_at;
 } umb_backends_cvm_t;
