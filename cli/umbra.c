@@ -6,12 +6,14 @@
 #include "umb_auth.h"
 #include "umb_certs.h"
 #include "umb_backends.h"
+#include "umb_computations.h"
 #include "umb_gateway.h"
 #include "umb_cli_certs.h"
 #include "umb_cli_backends.h"
 #include "umb_cli_keys.h"
 #include "umb_cli_agent.h"
 #include "umb_cli_attest.h"
+#include "umb_cli_audit.h"
 
 typedef int (s_command_fn) (int argc, char **argv);
 
@@ -37,6 +39,7 @@ static const struct {
     { "result",  umb_cli_agent_result, "fetch the result from an agent and unpack it into a directory" },
     { "agent",   umb_cli_agent,        "agent status: an agent's state, assets and consumers" },
     { "attestation", umb_cli_attestation, "verify TEE evidence; get an agent's (see `umbra attestation help`)" },
+    { "audit", umb_cli_audit, "verify a workspace's hash-chained audit trail: audit verify --workspace WS" },
     { "version", s_cmd_version, "print the version" },
     { "help",    s_cmd_help,    "print this help" },
     { NULL }
@@ -47,6 +50,7 @@ static const umb_program_actor_t s_platform [] = {
     { "auth",    umb_auth_actor,    "ENDPOINT" },
     { "certs",   umb_certs_actor,   "HTTP" },
     { "backends", umb_backends_actor, "ENDPOINT" },
+    { "computations", umb_computations_actor, "ENDPOINT" },
     { "gateway", umb_gateway_actor, "PORT" },
     { NULL }
 };

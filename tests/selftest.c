@@ -66,6 +66,11 @@
 #include "umb_driver.h"
 #include "umb_agent_link.h"
 #include "umb_backends.h"
+#include "umb_audit.h"
+#include "umb_cli_audit.h"
+#include "umb_computation.h"
+#include "umb_computations_store.h"
+#include "umb_computations.h"
 
 static const struct {
     const char *name;
@@ -135,6 +140,10 @@ static const struct {
     { "driver",   umb_driver_test },
     { "agent_link", umb_agent_link_test },
     { "backends", umb_backends_test },
+    { "audit",    umb_audit_test },
+    { "cli_audit", umb_cli_audit_test },
+    { "computation", umb_computation_test },
+    { "computations_store", umb_computations_store_test },
     { NULL }
 };
 

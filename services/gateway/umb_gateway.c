@@ -29,6 +29,7 @@
 #include "umb_auth.h"              //  the selftest runs the real auth service
 #include "umb_certs.h"             //  ...and the real certs service
 #include "umb_backends.h"          //  ...and the real backends service (libvirt's test driver)
+#include "umb_computations.h"      //  ...and the real computations service
 #include <openssl/bn.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -49,6 +50,7 @@ static const struct {
     { "auth", "auth.endpoint" },
     { "certs", "certs.endpoint" },
     { "backends", "backends.endpoint" },
+    { "computations", "computations.endpoint" },
     { NULL }
 };
 #define S_SERVICES (sizeof (s_services) / sizeof (s_services [0]) - 1)
@@ -1748,6 +1750,8 @@ umb_gateway_test (bool verbose)
     char *certs_pub = zsys_sprintf ("ipc://%s/certs-pub.ipc", dir);
     char *backends_endpoint = zsys_sprintf ("ipc://%s/backends.ipc", dir);
     char *backends_pub = zsys_sprintf ("ipc://%s/backends-pub.ipc", dir);
+    char *computations_endpoint = zsys_sprintf ("ipc://%s/computations.ipc", dir);
+    char *computations_pub = zsys_sprintf ("ipc://%s/computations-pub.ipc", dir);
     umb_config_t *config = umb_config_new ();
     char *error = NULL;
     const char *settings [] [2] = {
@@ -1757,6 +1761,8 @@ umb_gateway_test (bool verbose)
         { "certs.http_listen", "127.0.0.1:0" },
         { "backends.endpoint", backends_endpoint }, { "backends.pub_endpoint", backends_pub },
         { "backends.certify_agents", "false" },
+        { "computations.endpoint", computations_endpoint },
+        { "computations.pub_endpoint", computations_pub },
         { "admin.username", "root" }, { "admin.password", "root-password-0123" },
         { "gateway.listen", "127.0.0.1:0" }, { "gateway.max_body_bytes", "1024" },
         { "gateway.timeout_ms", "5000" }, { NULL }
@@ -1789,6 +1795,11 @@ umb_gateway_test (bool verbose)
     zactor_t *backends = zactor_new (umb_backends_actor, runtime);
     zstr_send (backends, "ENDPOINT");
     endpoint = zstr_recv (backends);
+    assert (endpoint && *endpoint);
+    zstr_free (&endpoint);
+    zactor_t *computations = zactor_new (umb_computations_actor, runtime);
+    zstr_send (computations, "ENDPOINT");
+    endpoint = zstr_recv (computations);
     assert (endpoint && *endpoint);
     zstr_free (&endpoint);
     int port;
@@ -2000,6 +2011,7 @@ umb_gateway_test (bool verbose)
     zactor_destroy (&auth);
     zactor_destroy (&certs);
     zactor_destroy (&backends);
+    zactor_destroy (&computations);
     //  A raw route whose service is gone answers with the JSON error
     response = s_http (port, "GET", "/ca.pem", NULL, NULL);
     assert (response->status == 503 || response->status == 504);
@@ -2051,6 +2063,8 @@ umb_gateway_test (bool verbose)
     zstr_free (&certs_pub);
     zstr_free (&backends_endpoint);
     zstr_free (&backends_pub);
+    zstr_free (&computations_endpoint);
+    zstr_free (&computations_pub);
     zstr_free (&log_path);
     umb_testkit_remove_dir (dir);
     zstr_free (&state);

@@ -21,6 +21,10 @@
     { method_, pattern_, UMB_ROUTES_RAW, "certs", op_, __VA_ARGS__ }
 #define S_BACKENDS(method_, pattern_, op_, ...) \
     { method_, pattern_, UMB_ROUTES_MESH, "backends", op_, __VA_ARGS__ }
+#define S_COMPUTATIONS(method_, pattern_, op_, ...) \
+    { method_, pattern_, UMB_ROUTES_MESH, "computations", op_, __VA_ARGS__ }
+#define S_CMP "/workspaces/{ws}/computations/{computation}"
+#define S_CMP_FIELDS .fields = { "workspace", "computation" }
 
 #define S_CONTENT_PEM "application/x-pem-file"
 #define S_CONTENT_CRL "application/pkix-crl"
@@ -111,6 +115,23 @@ static const umb_routes_entry_t s_table [] = {
                 .fields = { "workspace", "cvm" }),
     S_BACKENDS ("GET",    "/workspaces/{ws}/cvms/{cvm}/events", "backends.events.pull",
                 .fields = { "workspace", "cvm" }, .int_query = { "after", "max", "wait_ms" }),
+
+    //  Computations, their participants' keys and assets, and the audit trail
+    S_COMPUTATIONS ("POST",  "/workspaces/{ws}/computations", "computations.create",
+                    .fields = { "workspace" }),
+    S_COMPUTATIONS ("GET",   "/workspaces/{ws}/computations", "computations.list",
+                    .fields = { "workspace" }, .query = { "participant", "name", "cursor" },
+                    .int_query = { "limit" }),
+    S_COMPUTATIONS ("GET",    S_CMP, "computations.get", S_CMP_FIELDS),
+    S_COMPUTATIONS ("PATCH",  S_CMP, "computations.update", S_CMP_FIELDS),
+    S_COMPUTATIONS ("DELETE", S_CMP, "computations.delete", S_CMP_FIELDS),
+    S_COMPUTATIONS ("PUT",    S_CMP "/participants/me/key", "computations.keys.set", S_CMP_FIELDS),
+    S_COMPUTATIONS ("PUT",    S_CMP "/assets/{asset}", "computations.assets.set",
+                    .fields = { "workspace", "computation", "asset" }),
+    S_COMPUTATIONS ("GET",    S_CMP "/check", "computations.check", S_CMP_FIELDS),
+    S_COMPUTATIONS ("GET",    S_CMP "/manifest", "computations.manifest", S_CMP_FIELDS),
+    S_COMPUTATIONS ("GET",   "/workspaces/{ws}/audit", "computations.audit.list",
+                    .fields = { "workspace" }, .int_query = { "after", "limit" }),
     { NULL }
 };
 

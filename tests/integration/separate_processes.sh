@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# separate_processes - umbra-auth, umbra-certs, umbra-backends and umbra-gateway as four processes
+# separate_processes - umbra-auth, umbra-certs, umbra-backends, umbra-computations and umbra-gateway as five processes
 # on one state directory and one settings file: the gateway reaches them over CURVE, a user
 # registers and logs in through REST, registers a TEE host (libvirt's test driver) and creates a
 # CVM on it, and every process stops cleanly on SIGTERM. Also: bad settings stop a service with
@@ -14,10 +14,10 @@ cleanup () {
     rm -rf "$dir"
 }
 trap cleanup EXIT
-# eight distinct free ports, held open together while the kernel picks them
-read -r gw ap pp cp cq hp bp bq < <(/usr/bin/python3 -c '
+# ten distinct free ports, held open together while the kernel picks them
+read -r gw ap pp cp cq hp bp bq mp mq < <(/usr/bin/python3 -c '
 import socket
-held = [socket.socket() for _ in range(8)]
+held = [socket.socket() for _ in range(10)]
 for s in held: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in held])')
 cat >"$dir/umbra.conf" <<CONF
@@ -36,6 +36,9 @@ http_listen = 127.0.0.1:$hp
 endpoint = tcp://127.0.0.1:$bp
 pub_endpoint = tcp://127.0.0.1:$bq
 certify_agents = false
+[computations]
+endpoint = tcp://127.0.0.1:$mp
+pub_endpoint = tcp://127.0.0.1:$mq
 [gateway]
 listen = 127.0.0.1:$gw
 CONF
@@ -55,11 +58,13 @@ pids+=($!)
 pids+=($!)
 "$build/services/backends/umbra-backends" --config "$dir/umbra.conf" 2>"$dir/backends.log" &
 pids+=($!)
+"$build/services/computations/umbra-computations" --config "$dir/umbra.conf" 2>"$dir/computations.log" &
+pids+=($!)
 "$build/services/gateway/umbra-gateway" --config "$dir/umbra.conf" 2>"$dir/gateway.log" &
 pids+=($!)
 curl -sf --retry 100 --retry-connrefused --retry-delay 0 --retry-max-time 60 -o /dev/null \
     "http://127.0.0.1:$gw/health" || { cat "$dir"/*.log; echo "FAIL: gateway not healthy"; exit 1; }
-echo "ok   four processes up, gateway healthy"
+echo "ok   five processes up, gateway healthy"
 
 code=$(curl -s -o "$dir/body" -w '%{http_code}' -H 'Content-Type: application/json' \
        -d '{"username":"erin","password":"erin-password-1"}' "http://127.0.0.1:$gw/users")
@@ -89,6 +94,11 @@ code=$(curl -s -o "$dir/body" -w '%{http_code}' -X DELETE "${auth[@]}" "$b/works
 [ "$code" = 200 ] && [ "$(jq -r .state "$dir/body")" = Destroyed ] \
     || { echo "FAIL: destroy the CVM: $code $(cat "$dir/body")"; exit 1; }
 echo "ok   a host and a CVM through the gateway and umbra-backends"
+code=$(curl -s -o "$dir/body" -w '%{http_code}' "${auth[@]}" \
+       -d '{"name":"c1","algorithm":{"provider":"erin"},"consumers":["erin"]}' "$b/workspaces/lab/computations")
+[ "$code" = 201 ] && [ "$(jq -r .owner "$dir/body")" = "$(jq -r .id <<<"$(curl -s "${auth[@]}" "$b/users/me")")" ] \
+    || { echo "FAIL: create a computation: $code $(cat "$dir/body")"; exit 1; }
+echo "ok   a computation through the gateway and umbra-computations"
 
 # JSON-lines logs, one object per line
 jq -e -s 'length > 0 and all(.[]; has("level") and has("msg"))' "$dir/auth.log" >/dev/null \
@@ -101,4 +111,4 @@ for p in "${pids[@]}"; do
     [ $rc -eq 0 ] || { echo "FAIL: a service exited $rc on SIGTERM"; exit 1; }
 done
 pids=()
-echo "ok   all four stop cleanly on SIGTERM"
+echo "ok   all five stop cleanly on SIGTERM"
