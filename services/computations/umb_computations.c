@@ -16,30 +16,21 @@
 #include "umb_auth_client.h"
 #include "umb_service.h"
 #include "umb_worker.h"
+#include "umb_computations_private.h"
 
-#define S_QUEUE_MAX      64         //  membership lookups waiting for the worker
+#define S_QUEUE_MAX      64         //  jobs waiting for the worker
 #define S_LIST_MAX       500
 #define S_AUDIT_MAX      1000
 #define S_MEMBERS_MAX    100000
+#define S_TICK_MS        1000       //  run deadlines are checked this often
 
-typedef struct {
-    umb_runtime_t     *runtime;
-    umb_config_t      *config;
-    umb_log_t         *log;
-    zcert_t           *cert;
-    umb_store_t       *store;
-    umb_auth_client_t *auth;
-    umb_service_t     *service;
-    umb_worker_t      *worker;
-    umb_client_t      *members_client;  //  the worker thread's own client of auth
-    char              *dir;
-    char               failure [256];
-} self_t;
+typedef umb_computations_t self_t;
 
 //  ---------------------------------------------------------------- membership
 
 //  A deferred create or update waiting for the workspace's members
 typedef struct {
+    umb_cmp_job_kind_t kind;            //  UMB_CMP_JOB_MEMBERS
     self_t            *self;
     umb_req_t         *req;
     bool               update;
@@ -74,9 +65,8 @@ s_job_destroy (s_job_t **job_p)
 
 //  On the worker: the workspace's members, asked of auth with the caller's token
 static void
-s_work (void *arg)
+s_members_work (s_job_t *job)
 {
-    s_job_t *job = arg;
     self_t *self = job->self;
     if (!self->members_client)
         self->members_client = umb_runtime_client (self->runtime, "auth", self->cert);
@@ -139,11 +129,40 @@ s_now (void)
     return (int64_t) time (NULL);
 }
 
+int64_t
+umb_computations_now (void)
+{
+    return s_now ();
+}
+
 static int
 s_store_fault (self_t *self, umb_req_t *req)
 {
     umb_req_set_retryable (req);
     return umb_req_fail (req, 500, "internal", "the store failed; nothing was changed");
+}
+
+int
+umb_computations_store_fault (umb_computations_t *self, umb_req_t *req)
+{
+    return s_store_fault (self, req);
+}
+
+int
+umb_computations_audit (umb_computations_t *self, const char *workspace_id,
+                        const char *computation_id, const char *actor, const char *action,
+                        json_t *detail)
+{
+    umb_audit_record_t record;
+    memset (&record, 0, sizeof record);
+    snprintf (record.computation, sizeof record.computation, "%s", computation_id);
+    snprintf (record.actor, sizeof record.actor, "%s", actor);
+    snprintf (record.action, sizeof record.action, "%s", action);
+    record.detail = json_dumps (detail, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref (detail);
+    int rc = record.detail ? umb_audit_append (self->store, workspace_id, &record) : -1;
+    umb_audit_record_clear (&record);
+    return rc;
 }
 
 //  Appends the audit record of an action on cmp, in the open transaction.
@@ -152,16 +171,7 @@ static int
 s_audit (self_t *self, const umb_computation_t *cmp, const char *actor, const char *action,
          json_t *detail)
 {
-    umb_audit_record_t record;
-    memset (&record, 0, sizeof record);
-    snprintf (record.computation, sizeof record.computation, "%s", cmp->id);
-    snprintf (record.actor, sizeof record.actor, "%s", actor);
-    snprintf (record.action, sizeof record.action, "%s", action);
-    record.detail = json_dumps (detail, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref (detail);
-    int rc = record.detail ? umb_audit_append (self->store, cmp->workspace_id, &record) : -1;
-    umb_audit_record_clear (&record);
-    return rc;
+    return umb_computations_audit (self, cmp->workspace_id, cmp->id, actor, action, detail);
 }
 
 static void
@@ -199,6 +209,13 @@ s_load (self_t *self, umb_req_t *req, umb_computation_t *cmp, umb_participant_t 
         return s_store_fault (self, req);
     }
     return 0;
+}
+
+int
+umb_computations_load (umb_computations_t *self, umb_req_t *req, umb_computation_t *cmp,
+                       umb_participant_t **parts, size_t *count)
+{
+    return s_load (self, req, cmp, parts, count);
 }
 
 //  The participants of cmp as its definition says, keeping the keys of those
@@ -243,7 +260,6 @@ s_reply_computation (umb_req_t *req, const umb_computation_t *cmp, const umb_par
 
 //  ---------------------------------------------------------------- create, update
 
-static void s_on_members (void *arg, void *job_arg, bool cancelled);
 
 //  Defers req until the workspace's members are known
 static int
@@ -347,10 +363,8 @@ s_finish (self_t *self, s_job_t *job)
 }
 
 static void
-s_on_members (void *arg, void *job_arg, bool cancelled)
+s_on_members (self_t *self, s_job_t *job, bool cancelled)
 {
-    self_t *self = arg;
-    s_job_t *job = job_arg;
     int status;
     if (cancelled)
         status = umb_req_fail (job->req, 503, "unavailable", "the service is stopping");
@@ -378,14 +392,16 @@ s_create (void *state, umb_req_t *req)
     return s_resolve_later (self, req, &draft, false);
 }
 
-static int
-s_owner_only (umb_req_t *req, const umb_computation_t *cmp)
+int
+umb_computations_owner_only (umb_req_t *req, const umb_computation_t *cmp)
 {
     if (streq (cmp->owner, umb_req_principal (req)->subject))
         return 0;
     return umb_req_fail (req, 403, "forbidden", "only the owner of computation '%s' can do '%s'",
                          cmp->id, umb_req_op (req));
 }
+
+#define s_owner_only umb_computations_owner_only
 
 static int
 s_update (void *state, umb_req_t *req)
@@ -427,7 +443,10 @@ s_delete (void *state, umb_req_t *req)
     int status = s_load (self, req, &cmp, &parts, &count);
     if (status)
         return status;
-    if ((status = s_owner_only (req, &cmp)) == 0) {
+    if ((status = s_owner_only (req, &cmp)) == 0 && umb_computations_runs_live (self, cmp.id))
+        status = umb_req_fail (req, 409, "run_active", "computation '%s' has a run that is not "
+                               "over; stop it first", cmp.id);
+    if (status == 0) {
         int rc = umb_store_begin (self->store);
         if (rc == 0)
             rc = umb_computations_store_delete (self->store, cmp.id);
@@ -555,6 +574,34 @@ s_assets_set (void *state, umb_req_t *req)
     umb_computations_store_parts_free (&parts, count);
     umb_computation_clear (&cmp);
     return status;
+}
+
+//  ---------------------------------------------------------------- the worker
+
+//  Every job starts with its kind: the members' of a workspace here, the
+//  runs' (the CVM's) in umb_computations_runs
+static void
+s_work (void *arg)
+{
+    if (*(umb_cmp_job_kind_t *) arg == UMB_CMP_JOB_MEMBERS)
+        s_members_work (arg);
+    else
+        umb_computations_runs_work (arg);
+}
+
+static void
+s_on_job (void *arg, void *job, bool cancelled)
+{
+    if (*(umb_cmp_job_kind_t *) job == UMB_CMP_JOB_MEMBERS)
+        s_on_members ((self_t *) arg, job, cancelled);
+    else
+        umb_computations_runs_done ((self_t *) arg, job, cancelled);
+}
+
+int
+umb_computations_submit (umb_computations_t *self, void *job)
+{
+    return umb_worker_submit (self->worker, job);
 }
 
 //  ---------------------------------------------------------------- reads
@@ -742,6 +789,11 @@ static const umb_route_t s_routes [] = {
     { "computations.check",      s_check,      UMB_ACCESS_USER, "computations.read" },
     { "computations.manifest",   s_manifest,   UMB_ACCESS_USER, "computations.read" },
     { "computations.audit.list", s_audit_list, UMB_ACCESS_USER, "computations.read" },
+    { "computations.runs.start", umb_computations_runs_start, UMB_ACCESS_USER, "computations.write" },
+    { "computations.runs.list",  umb_computations_runs_list,  UMB_ACCESS_USER, "computations.read" },
+    { "computations.runs.get",   umb_computations_runs_get,   UMB_ACCESS_USER, "computations.read" },
+    { "computations.runs.stop",  umb_computations_runs_stop,  UMB_ACCESS_USER, "computations.write" },
+    { "computations.runs.events", umb_computations_runs_events, UMB_ACCESS_USER, "computations.read" },
     { NULL }
 };
 
@@ -758,6 +810,8 @@ s_fail (self_t *self, const char *format, ...)
     va_end (args);
     umb_log_error (self->log, "cannot start: %s", self->failure);
 }
+
+static int s_on_tick (zloop_t *loop, int timer_id, void *arg);
 
 static self_t *
 s_self_new (umb_runtime_t *runtime)
@@ -810,8 +864,13 @@ s_self_new (umb_runtime_t *runtime)
         goto done;
     }
     umb_auth_client_attach (self->auth, self->service);
-    self->worker = umb_worker_new (umb_service_loop (self->service), s_work, s_on_members, self,
+    self->worker = umb_worker_new (umb_service_loop (self->service), s_work, s_on_job, self,
                                    S_QUEUE_MAX);
+    self->tick = zloop_timer (umb_service_loop (self->service), S_TICK_MS, 0, s_on_tick, self);
+    if (umb_computations_runs_resume (self)) {
+        s_fail (self, "cannot read the runs table");
+        goto done;
+    }
     umb_log_info (self->log, "computations on %s", umb_service_endpoint (self->service));
 done:
     if (*self->failure) {
@@ -828,7 +887,8 @@ s_self_destroy (self_t **self_p)
     self_t *self = *self_p;
     if (!self)
         return;
-    //  The worker first: its jobs are answered (cancelled) while the service runs
+    //  The followers and the worker first: their jobs are answered (cancelled)
+    umb_computations_runs_destroy (self);
     umb_worker_destroy (&self->worker);
     umb_client_destroy (&self->members_client);
     umb_auth_client_destroy (&self->auth);
@@ -839,6 +899,13 @@ s_self_destroy (self_t **self_p)
     umb_log_destroy (&self->log);
     free (self);
     *self_p = NULL;
+}
+
+static int
+s_on_tick (zloop_t *loop, int timer_id, void *arg)
+{
+    umb_computations_runs_tick ((self_t *) arg);
+    return 0;
 }
 
 static int

@@ -30,12 +30,46 @@ static const char s_schema [] =
     "  PRIMARY KEY (computation_id, user_id));"
     "CREATE INDEX participants_by_user ON participants (user_id);";
 
+static const char s_runs_schema [] =
+    "CREATE TABLE runs ("
+    "  id              TEXT PRIMARY KEY,"
+    "  computation_id  TEXT NOT NULL,"
+    "  workspace_id    TEXT NOT NULL,"
+    "  state           TEXT NOT NULL,"
+    "  reason          TEXT NOT NULL,"
+    "  manifest        TEXT NOT NULL,"
+    "  tee             TEXT NOT NULL,"
+    "  vcpus           INTEGER NOT NULL,"
+    "  memory_mb       INTEGER NOT NULL,"
+    "  ttl_s           INTEGER NOT NULL,"
+    "  cvm             TEXT NOT NULL,"
+    "  agent_endpoint  TEXT NOT NULL,"
+    "  attest_endpoint TEXT NOT NULL,"
+    "  backend_after   INTEGER NOT NULL,"
+    "  events          INTEGER NOT NULL,"
+    "  started_by      TEXT NOT NULL,"
+    "  created_at      INTEGER NOT NULL,"
+    "  updated_at      INTEGER NOT NULL,"
+    "  deadline_at     INTEGER NOT NULL);"
+    "CREATE INDEX runs_by_computation ON runs (computation_id, created_at);"
+    "CREATE INDEX runs_by_workspace ON runs (workspace_id, created_at);"
+    "CREATE TABLE run_events ("
+    "  run_id  TEXT NOT NULL,"
+    "  seq     INTEGER NOT NULL,"
+    "  time    INTEGER NOT NULL,"
+    "  source  TEXT NOT NULL,"
+    "  type    TEXT NOT NULL,"
+    "  state   TEXT NOT NULL,"
+    "  message TEXT NOT NULL,"
+    "  PRIMARY KEY (run_id, seq));";
+
 umb_store_t *
 umb_computations_store_open (const char *path, umb_log_t *log)
 {
     const umb_migration_t migrations [] = {
         { 1, s_schema },
         { 2, umb_audit_schema },
+        { 3, s_runs_schema },
         { 0, NULL }
     };
     return umb_store_new (path, migrations, log);
@@ -249,12 +283,183 @@ umb_computations_store_parts_set (umb_store_t *store, const char *id,
     return rc;
 }
 
+//  ---------------------------------------------------------------- runs
+
+#define S_RUN_COLUMNS \
+    "id, computation_id, workspace_id, state, reason, tee, vcpus, memory_mb, ttl_s, cvm," \
+    " agent_endpoint, attest_endpoint, backend_after, events, started_by, created_at, updated_at," \
+    " deadline_at"
+
+int
+umb_computations_store_run_insert (umb_store_t *store, const umb_run_row_t *run)
+{
+    return umb_store_run (store,
+        "INSERT INTO runs (" S_RUN_COLUMNS ", manifest) VALUES"
+        " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "ssssssiiisssiisiiis",
+        run->id, run->computation_id, run->workspace_id, run->state, run->reason, run->tee,
+        run->vcpus, run->memory_mb, run->ttl_s, run->cvm, run->agent_endpoint,
+        run->attest_endpoint, run->backend_after, run->events, run->started_by, run->created_at,
+        run->updated_at, run->deadline_at, run->manifest ? run->manifest : "");
+}
+
+int
+umb_computations_store_run_update (umb_store_t *store, const umb_run_row_t *run)
+{
+    return umb_store_run (store,
+        "UPDATE runs SET state = ?, reason = ?, cvm = ?, agent_endpoint = ?, attest_endpoint = ?,"
+        " backend_after = ?, events = ?, updated_at = ?, deadline_at = ? WHERE id = ?",
+        "sssssiiiis", run->state, run->reason, run->cvm, run->agent_endpoint,
+        run->attest_endpoint, run->backend_after, run->events, run->updated_at,
+        run->deadline_at, run->id);
+}
+
+static void
+s_run_row (sqlite3_stmt *stmt, void *dest)
+{
+    umb_run_row_t *run = dest;
+    memset (run, 0, sizeof *run);
+    umb_store_column (stmt, 0, run->id, sizeof run->id);
+    umb_store_column (stmt, 1, run->computation_id, sizeof run->computation_id);
+    umb_store_column (stmt, 2, run->workspace_id, sizeof run->workspace_id);
+    umb_store_column (stmt, 3, run->state, sizeof run->state);
+    umb_store_column (stmt, 4, run->reason, sizeof run->reason);
+    umb_store_column (stmt, 5, run->tee, sizeof run->tee);
+    run->vcpus = sqlite3_column_int64 (stmt, 6);
+    run->memory_mb = sqlite3_column_int64 (stmt, 7);
+    run->ttl_s = sqlite3_column_int64 (stmt, 8);
+    umb_store_column (stmt, 9, run->cvm, sizeof run->cvm);
+    umb_store_column (stmt, 10, run->agent_endpoint, sizeof run->agent_endpoint);
+    umb_store_column (stmt, 11, run->attest_endpoint, sizeof run->attest_endpoint);
+    run->backend_after = sqlite3_column_int64 (stmt, 12);
+    run->events = sqlite3_column_int64 (stmt, 13);
+    umb_store_column (stmt, 14, run->started_by, sizeof run->started_by);
+    run->created_at = sqlite3_column_int64 (stmt, 15);
+    run->updated_at = sqlite3_column_int64 (stmt, 16);
+    run->deadline_at = sqlite3_column_int64 (stmt, 17);
+    if (sqlite3_column_count (stmt) > 18) {
+        const char *manifest = (const char *) sqlite3_column_text (stmt, 18);
+        run->manifest = strdup (manifest ? manifest : "");
+    }
+}
+
+int
+umb_computations_store_run_get (umb_store_t *store, const char *workspace_id, const char *id,
+                                umb_run_row_t *run)
+{
+    memset (run, 0, sizeof *run);
+    return umb_store_get (umb_store_query (store,
+        "SELECT " S_RUN_COLUMNS ", manifest FROM runs WHERE id = ? AND (? IS NULL OR workspace_id = ?)",
+        "sss", id, workspace_id, workspace_id), s_run_row, run);
+}
+
+void
+umb_computations_store_run_clear (umb_run_row_t *run)
+{
+    if (run) {
+        free (run->manifest);
+        run->manifest = NULL;
+    }
+}
+
+static void
+s_run_each (sqlite3_stmt *stmt, void *fn, void *arg)
+{
+    umb_run_row_t run;
+    s_run_row (stmt, &run);
+    ((umb_run_row_fn *) fn) (&run, arg);
+    umb_computations_store_run_clear (&run);
+}
+
+#define S_LIVE_STATES "('Pending', 'Provisioning', 'AwaitingAssets', 'Running', 'ResultsReady')"
+
+int
+umb_computations_store_runs (umb_store_t *store, const char *workspace_id,
+                             const char *computation_id, bool live, int64_t limit,
+                             umb_run_row_fn *fn, void *arg)
+{
+    return umb_store_each (umb_store_query (store,
+        "SELECT " S_RUN_COLUMNS " FROM runs WHERE workspace_id = ?"
+        " AND (? IS NULL OR computation_id = ?) AND (? = 0 OR state IN " S_LIVE_STATES ")"
+        " ORDER BY created_at DESC, id DESC LIMIT ?", "sssbi",
+        workspace_id, computation_id, computation_id, live, limit), s_run_each, (void *) fn, arg);
+}
+
+int64_t
+umb_computations_store_runs_live_count (umb_store_t *store, const char *computation_id)
+{
+    return umb_store_scalar (umb_store_query (store,
+        "SELECT COUNT(*) FROM runs WHERE computation_id = ? AND state IN " S_LIVE_STATES, "s",
+        computation_id));
+}
+
+int
+umb_computations_store_runs_live (umb_store_t *store, umb_run_row_fn *fn, void *arg)
+{
+    return umb_store_each (umb_store_query (store,
+        "SELECT " S_RUN_COLUMNS " FROM runs WHERE state IN " S_LIVE_STATES " ORDER BY created_at",
+        ""), s_run_each, (void *) fn, arg);
+}
+
+int
+umb_computations_store_run_event (umb_store_t *store, umb_run_row_t *run, const char *source,
+                                  const char *type, const char *state, const char *message,
+                                  int64_t time)
+{
+    int64_t seq = run->events + 1;
+    int rc = umb_store_run (store,
+        "INSERT INTO run_events (run_id, seq, time, source, type, state, message)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)", "siissss", run->id, seq, time, source, type, state,
+        message ? message : "");
+    if (rc == 0)
+        rc = umb_store_run (store, "UPDATE runs SET events = ? WHERE id = ?", "is", seq, run->id);
+    if (rc == 0)
+        run->events = seq;
+    return rc;
+}
+
+static void
+s_event_each (sqlite3_stmt *stmt, void *fn, void *arg)
+{
+    umb_run_event_row_t event = {
+        .seq = sqlite3_column_int64 (stmt, 0), .time = sqlite3_column_int64 (stmt, 1),
+        .source = (const char *) sqlite3_column_text (stmt, 2),
+        .type = (const char *) sqlite3_column_text (stmt, 3),
+        .state = (const char *) sqlite3_column_text (stmt, 4),
+        .message = (const char *) sqlite3_column_text (stmt, 5)
+    };
+    ((umb_run_event_fn *) fn) (&event, arg);
+}
+
+int
+umb_computations_store_run_events (umb_store_t *store, const char *run_id, int64_t after,
+                                   int64_t max, umb_run_event_fn *fn, void *arg)
+{
+    return umb_store_each (umb_store_query (store,
+        "SELECT seq, time, source, type, state, message FROM run_events"
+        " WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?", "sii", run_id, after, max),
+        s_event_each, (void *) fn, arg);
+}
+
 //  ---------------------------------------------------------------- selftest
 
 static void
 s_test_count (umb_computation_t *cmp, void *arg)
 {
     (void) cmp;
+    (*(int *) arg)++;
+}
+
+static void
+s_test_count_run (umb_run_row_t *run, void *arg)
+{
+    (void) run;
+    (*(int *) arg)++;
+}
+
+static void
+s_test_count_event (const umb_run_event_row_t *event, void *arg)
+{
+    assert (S_STREQ (event->source, "agent") && event->seq == 2);
     (*(int *) arg)++;
 }
 
@@ -344,6 +549,35 @@ umb_computations_store_test (bool verbose)
     assert (umb_computations_store_parts (store, "cmp_3", &parts, &parts_count) == 0);
     assert (parts_count == 0);
     umb_computations_store_parts_free (&parts, parts_count);
+
+    //  Runs and their events
+    umb_run_row_t run = { .id = "run_1", .computation_id = "cmp_1", .workspace_id = "ws_1",
+                          .state = "Pending", .tee = "none", .vcpus = 1, .memory_mb = 512,
+                          .ttl_s = 600, .started_by = "usr_a", .created_at = 5, .updated_at = 5,
+                          .deadline_at = 905 };
+    run.manifest = strdup ("{\"id\": \"cmp_1\"}");
+    assert (umb_computations_store_run_insert (store, &run) == 0);
+    assert (umb_computations_store_run_event (store, &run, "computations", "state", "Pending",
+                                              "started", 5) == 0 && run.events == 1);
+    assert (umb_computations_store_run_event (store, &run, "agent", "log", "Running", "line", 6) == 0);
+    snprintf (run.state, sizeof run.state, "Provisioning");
+    snprintf (run.cvm, sizeof run.cvm, "cvm_1");
+    run.backend_after = 7;
+    assert (umb_computations_store_run_update (store, &run) == 0);
+    umb_computations_store_run_clear (&run);
+    umb_run_row_t back;
+    assert (umb_computations_store_run_get (store, "ws_1", "run_1", &back) == 0);
+    assert (S_STREQ (back.state, "Provisioning") && S_STREQ (back.cvm, "cvm_1") && back.events == 2);
+    assert (back.backend_after == 7 && back.manifest && strstr (back.manifest, "cmp_1"));
+    umb_computations_store_run_clear (&back);
+    assert (umb_computations_store_run_get (store, "ws_2", "run_1", &back) == UMB_STORE_NOT_FOUND);
+    assert (umb_computations_store_run_get (store, NULL, "run_1", &back) == 0);
+    umb_computations_store_run_clear (&back);
+    int live = 0;
+    assert (umb_computations_store_runs_live (store, s_test_count_run, &live) == 0 && live == 1);
+    int events = 0;
+    assert (umb_computations_store_run_events (store, "run_1", 1, 10, s_test_count_event, &events) == 0);
+    assert (events == 1);
     umb_store_destroy (&store);
     umb_log_destroy (&log);
     if (verbose)

@@ -46,6 +46,59 @@ void umb_computations_store_parts_free (umb_participant_t **parts, size_t count)
 int  umb_computations_store_parts_set (umb_store_t *store, const char *id,
                                        const umb_participant_t *parts, size_t count);
 
+//  ---------------------------------------------------------------- runs
+
+typedef struct {
+    char    id [40];
+    char    computation_id [40];
+    char    workspace_id [64];
+    char    state [24];
+    char    reason [512];
+    char   *manifest;               //  the manifest the run started with (the caller frees)
+    char    tee [16];
+    int64_t vcpus, memory_mb, ttl_s;
+    char    cvm [40];               //  "" until backends made it
+    char    agent_endpoint [128];
+    char    attest_endpoint [128];
+    int64_t backend_after;          //  backends events stored (acknowledged next pull)
+    int64_t events;                 //  the run's own last event seq
+    char    started_by [72];
+    int64_t created_at, updated_at, deadline_at;
+} umb_run_row_t;
+
+typedef struct {
+    int64_t     seq;
+    int64_t     time;
+    const char *source;             //  computations, backends, agent
+    const char *type;               //  state, log, info ...
+    const char *state;
+    const char *message;
+} umb_run_event_row_t;
+
+int  umb_computations_store_run_insert (umb_store_t *store, const umb_run_row_t *run);
+int  umb_computations_store_run_update (umb_store_t *store, const umb_run_row_t *run);
+//  workspace_id NULL: any. run->manifest is the caller's to free.
+int  umb_computations_store_run_get (umb_store_t *store, const char *workspace_id, const char *id,
+                                     umb_run_row_t *run);
+void umb_computations_store_run_clear (umb_run_row_t *run);
+typedef void (umb_run_row_fn) (umb_run_row_t *run, void *arg);
+//  Runs of a computation (NULL: of the workspace), newest first; live only
+//  when live. The manifest is not loaded.
+int  umb_computations_store_runs (umb_store_t *store, const char *workspace_id,
+                                  const char *computation_id, bool live, int64_t limit,
+                                  umb_run_row_fn *fn, void *arg);
+//  How many runs of computation_id are not final; -1 on a storage fault.
+int64_t umb_computations_store_runs_live_count (umb_store_t *store, const char *computation_id);
+//  Every run that is not final (the service resumes them at start).
+int  umb_computations_store_runs_live (umb_store_t *store, umb_run_row_fn *fn, void *arg);
+//  Appends an event (seq = the run's events + 1, which it bumps in run too).
+int  umb_computations_store_run_event (umb_store_t *store, umb_run_row_t *run,
+                                       const char *source, const char *type, const char *state,
+                                       const char *message, int64_t time);
+typedef void (umb_run_event_fn) (const umb_run_event_row_t *event, void *arg);
+int  umb_computations_store_run_events (umb_store_t *store, const char *run_id, int64_t after,
+                                        int64_t max, umb_run_event_fn *fn, void *arg);
+
 void umb_computations_store_test (bool verbose);
 
 #endif

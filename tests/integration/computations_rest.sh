@@ -12,6 +12,11 @@
 #     owner); the dry run lists what is missing until nothing is; the manifest;
 #   - the manifest runs: a standalone umbra-agent takes it, the participants upload with the
 #     real CLI and the keys they registered, and both consumers get the same result;
+#   - a run through the platform: the owner starts it, backends makes a CVM on a process host
+#     (the agent behind the bridge, attestation none on an insecure_dev host), the participants
+#     upload through the run's endpoints with the real CLI, both consumers fetch the result, the
+#     run ends Completed with its events in order and its CVM destroyed; a second run while one is
+#     live is 409, stop on a finished run is 409, a stopped run is Cancelled and its CVM goes;
 #   - the audit trail: one record per change, `umbra audit verify` accepts it, and refuses it once
 #     a record is edited directly in the database (and with a record removed).
 set -euo pipefail
@@ -211,10 +216,75 @@ cmp -s "$work/result-alice/model.json" "$work/result-dave/model.json" || fail "t
 [ "$(jq -r .n "$work/result-dave/model.json")" -gt 0 ] || fail "result: $(cat "$work/result-dave/model.json")"
 ok "the manifest runs in umbra-agent; both consumers get the same result: $(cat "$work/result-dave/model.json")"
 
+kill "$agent_pid"; wait "$agent_pid" 2>/dev/null || true; agent_pid=
+
+# ---------------------------------------------------------------- a run through the platform
+req POST /workspaces/lab/backends "${token[alice]}" '{"name": "dev", "uri": "process:///", "insecure_dev": true}'
+expect 201 "a process host"
+req POST "/workspaces/lab/computations/$cmp/runs" "${token[bob]}"; expect 403 "a run started by a participant who is not the owner"
+req POST "/workspaces/lab/computations/$cmp/runs" "${token[alice]}"; expect 201 "start a run"
+run=$(jq -r .id <<<"$body")
+[ "$(jq -r .state <<<"$body")" = Provisioning ] || fail "the run starts Provisioning: $body"
+req POST "/workspaces/lab/computations/$cmp/runs" "${token[alice]}"; expect 409 "a second run while one is live"
+# wait_run STATE: until the run is in STATE (or a final state, which fails unless it is STATE)
+wait_run () {
+    local waited=0 state
+    while true; do
+        req GET "/workspaces/lab/computations/$cmp/runs/$run" "${token[dave]}"
+        state=$(jq -r .state <<<"$body")
+        [ "$state" = "$1" ] && [ "$1" != AwaitingAssets -o "$(jq -r .agent_endpoint <<<"$body")" != null ] && return 0
+        case $state in Completed|Failed|Cancelled) fail "the run is $state, not $1: $body";; esac
+        [ $waited -lt 300 ] || fail "the run stayed $state, expected $1: $body"
+        sleep 0.2; waited=$((waited + 1))
+    done
+}
+wait_run AwaitingAssets
+agent=$(jq -r .agent_endpoint <<<"$body"); attest=$(jq -r .attest_endpoint <<<"$body"); run_cvm=$(jq -r .cvm <<<"$body")
+ok "run $run: the CVM $run_cvm is up; participants reach the agent at $agent"
+through () { "$umbra" "$@" --agent "$agent" --attest-endpoint "$attest" --insecure-dev >>"$work/run.log" 2>&1 \
+             || { cat "$work/run.log" >&2; fail "umbra $1 through the run"; }; }
+through algo "$work/linreg.py" --key "$work/keys/alice.key"
+through data "$work/data1.csv" --key "$work/keys/bob.key"
+through data "$work/data2.csv" --key "$work/keys/carol.key"
+wait_run ResultsReady
+for consumer in alice dave; do
+    through result --key "$work/keys/$consumer.key" -o "$work/run-$consumer"
+    cmp -s "$work/run-$consumer/model.json" "$work/result-dave/model.json" || fail "$consumer's result differs"
+done
+wait_run Completed
+ok "the participants uploaded through the run; both consumers got the result; the run is Completed"
+req GET "/workspaces/lab/computations/$cmp/runs/$run/events?after=0&max=1000" "${token[victor]}"; expect 200 "the run's events"
+[ "$(jq -r '[.events[].seq] == [range(1; (.events | length) + 1)]' <<<"$body")" = true ] || fail "events out of order: $body"
+states=$(jq -r '[.events[] | select(.source == "computations" and .type == "state") | .state] | join(" ")' <<<"$body")
+[ "$states" = "Pending Provisioning AwaitingAssets Running ResultsReady Completed" ] \
+    || [ "$states" = "Pending Provisioning AwaitingAssets ResultsReady Completed" ] || fail "the run's states: $states"
+agent_states=$(jq -r '[.events[] | select(.source == "agent" and .type == "state") | .state] | join(" ")' <<<"$body")
+grep -q "Complete" <<<"$agent_states" || fail "the agent's events are missing: $agent_states"
+ok "the run's events, in order: $states (agent: $agent_states)"
+waited=0
+until [ "$(curl -s -H "Authorization: Bearer ${token[alice]}" "$base/workspaces/lab/cvms/$run_cvm" | jq -r .state)" = Destroyed ]; do
+    [ $waited -lt 100 ] || fail "the run's CVM was not destroyed"
+    sleep 0.1; waited=$((waited + 1))
+done
+req POST "/workspaces/lab/computations/$cmp/runs/$run/stop" "${token[alice]}"; expect 409 "stop a finished run"
+ok "the CVM is destroyed with the run; stopping a finished run is 409"
+req POST "/workspaces/lab/computations/$cmp/runs" "${token[alice]}"; expect 201 "a second run"
+run=$(jq -r .id <<<"$body")
+wait_run AwaitingAssets
+run_cvm=$(jq -r .cvm <<<"$body")
+req POST "/workspaces/lab/computations/$cmp/runs/$run/stop" "${token[alice]}"; expect 200 "stop"
+[ "$(jq -r .state <<<"$body")" = Cancelled ] || fail "stop: $body"
+waited=0
+until [ "$(curl -s -H "Authorization: Bearer ${token[alice]}" "$base/workspaces/lab/cvms/$run_cvm" | jq -r .state)" = Destroyed ]; do
+    [ $waited -lt 100 ] || fail "the stopped run's CVM was not destroyed"
+    sleep 0.1; waited=$((waited + 1))
+done
+ok "a stopped run is Cancelled and its CVM destroyed"
+
 # ---------------------------------------------------------------- the audit trail
 req GET /workspaces/lab/audit "${token[victor]}"; expect 200 "audit"
 actions=$(jq -r '[.records[].action] | join(" ")' <<<"$body")
-[ "$actions" = "create update keys.set keys.set keys.set keys.set assets.set assets.set assets.set" ] \
+[ "$actions" = "create update keys.set keys.set keys.set keys.set assets.set assets.set assets.set runs.start runs.start runs.stop" ] \
     || fail "the audit trail says: $actions"
 ok "the audit trail has a record for every change: $actions"
 verify () { "$umbra" audit verify --workspace lab --url "$base" --token "${token[victor]}" \
@@ -235,7 +305,7 @@ $python - "$db" <<'EOF'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 db.execute("UPDATE audit SET detail = replace(detail, 'data9.csv', 'data1.csv') WHERE seq = 8")
-db.execute("DELETE FROM audit WHERE seq = 9")
+db.execute("DELETE FROM audit WHERE seq = 12")
 db.commit()
 EOF
 rc=0; verify || rc=$?
