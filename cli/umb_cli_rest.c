@@ -89,9 +89,11 @@ umb_cli_rest_call (umb_cli_rest_t *self, const char *method, const char *path, j
                    umb_http_response_t *response)
 {
     assert (self && method && path && response);
-    bool post = strcmp (method, "POST") == 0;
-    char *json = post && body ? json_dumps (body, JSON_COMPACT) : NULL;
-    int rc = post ? umb_http_client_post (self->client, path, json ? json : "{}", response)
+    bool with_body = strcmp (method, "POST") == 0 || strcmp (method, "PUT") == 0
+                  || strcmp (method, "PATCH") == 0;
+    char *json = with_body && body ? json_dumps (body, JSON_COMPACT) : NULL;
+    int rc = with_body ? umb_http_client_send (self->client, method, path, json ? json : "{}",
+                                               response)
            : strcmp (method, "DELETE") == 0 ? umb_http_client_delete (self->client, path, response)
            : umb_http_client_get (self->client, path, response);
     if (json) {

@@ -11,6 +11,7 @@
 #include "umb_auth.h"
 #include "umb_certs.h"
 #include "umb_backends.h"
+#include "umb_computations.h"
 #include "umb_gateway.h"
 
 #define S_MAX_ACTORS 4
@@ -29,6 +30,7 @@ static const struct {
 } s_services [] = {
     { "certs",    umb_certs_actor },
     { "backends", umb_backends_actor },
+    { "computations", umb_computations_actor },
     { NULL }
 };
 
@@ -61,10 +63,12 @@ umb_cli_testkit_new (const char *prefix, const char *const *services,
     assert (config);
     char *error = NULL;
     const char *names [] = { "state_dir", "auth.endpoint", "auth.pub_endpoint", "certs.endpoint",
-                             "certs.pub_endpoint", "backends.endpoint", "backends.pub_endpoint" };
+                             "certs.pub_endpoint", "backends.endpoint", "backends.pub_endpoint",
+                             "computations.endpoint", "computations.pub_endpoint" };
     const char *formats [] = { "%s/state", "ipc://%s/auth.ipc", "ipc://%s/auth-pub.ipc",
                                "ipc://%s/certs.ipc", "ipc://%s/certs-pub.ipc",
-                               "ipc://%s/backends.ipc", "ipc://%s/backends-pub.ipc" };
+                               "ipc://%s/backends.ipc", "ipc://%s/backends-pub.ipc",
+                               "ipc://%s/computations.ipc", "ipc://%s/computations-pub.ipc" };
     for (size_t i = 0; i < sizeof (names) / sizeof (names [0]); i++) {
         char *value = zsys_sprintf (formats [i], self->dir);
         int rc = umb_config_set (config, names [i], value, &error);

@@ -31,7 +31,7 @@ typedef struct {
 
 typedef struct _umb_cli_testkit_t umb_cli_testkit_t;
 
-//  Starts auth, then each service named (of "certs" and "backends"; a
+//  Starts auth, then each service named (of "certs", "backends" and "computations"; a
 //  NULL-terminated list), then the gateway on 127.0.0.1:0, their endpoints
 //  ipc:// in a new scratch directory /tmp/PREFIX-XXXXXX, with settings (pairs,
 //  the last { NULL }; may be NULL) on top of the kit's. Asserts they started.

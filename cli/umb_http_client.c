@@ -181,8 +181,10 @@ s_request (umb_http_client_t *self, const char *method, const char *path, const 
     curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_on_data);
     curl_easy_setopt (curl, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt (curl, CURLOPT_ACCEPT_ENCODING, NULL);
-    if (strcmp (method, "POST") == 0) {
+    if (strcmp (method, "POST") == 0 || strcmp (method, "PUT") == 0 || strcmp (method, "PATCH") == 0) {
         curl_easy_setopt (curl, CURLOPT_POST, 1L);
+        if (strcmp (method, "POST"))
+            curl_easy_setopt (curl, CURLOPT_CUSTOMREQUEST, method);
         curl_easy_setopt (curl, CURLOPT_POSTFIELDS, json ? json : "");
         curl_easy_setopt (curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) (json ? strlen (json) : 0));
     }
@@ -239,6 +241,15 @@ umb_http_client_post (umb_http_client_t *self, const char *path, const char *jso
                       umb_http_response_t *response)
 {
     return s_request (self, "POST", path, json, response);
+}
+
+int
+umb_http_client_send (umb_http_client_t *self, const char *method, const char *path,
+                      const char *json, umb_http_response_t *response)
+{
+    assert (strcmp (method, "POST") == 0 || strcmp (method, "PUT") == 0
+            || strcmp (method, "PATCH") == 0);
+    return s_request (self, method, path, json, response);
 }
 
 int
@@ -483,6 +494,16 @@ umb_http_client_test (bool verbose)
     assert (json_is_true (json_object_get (echo, "json")));
     json_decref (echo);
     umb_http_response_clear (&response);
+    for (int i = 0; i < 2; i++) {
+        const char *method = i ? "PATCH" : "PUT";
+        rc = umb_http_client_send (client, method, "/echo/a%2Fb", "{\"b\":2}", &response);
+        assert (rc == 0);
+        echo = json_loadb (response.body, response.size, 0, NULL);
+        assert (strcmp (json_string_value (json_object_get (echo, "method")), method) == 0);
+        assert (strcmp (json_string_value (json_object_get (echo, "body")), "{\"b\":2}") == 0);
+        json_decref (echo);
+        umb_http_response_clear (&response);
+    }
     rc = umb_http_client_delete (client, "/echo/a%2Fb?q=2", &response);
     assert (rc == 0 && response.status == 200);
     echo = json_loadb (response.body, response.size, 0, NULL);

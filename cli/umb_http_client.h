@@ -53,6 +53,11 @@ int  umb_http_client_get (umb_http_client_t *self, const char *path, umb_http_re
 int  umb_http_client_post (umb_http_client_t *self, const char *path, const char *json,
                            umb_http_response_t *response) __attribute__ ((warn_unused_result));
 
+//  The same with method POST, PUT or PATCH.
+int  umb_http_client_send (umb_http_client_t *self, const char *method, const char *path,
+                           const char *json, umb_http_response_t *response)
+         __attribute__ ((warn_unused_result));
+
 //  DELETEs path (no body).
 int  umb_http_client_delete (umb_http_client_t *self, const char *path, umb_http_response_t *response)
          __attribute__ ((warn_unused_result));

@@ -68,7 +68,9 @@
 #include "umb_backends.h"
 #include "umb_audit.h"
 #include "umb_cli_audit.h"
+#include "umb_cli_computations.h"
 #include "umb_computation.h"
+#include "umb_run.h"
 #include "umb_computations_store.h"
 #include "umb_computations.h"
 
@@ -142,7 +144,9 @@ static const struct {
     { "backends", umb_backends_test },
     { "audit",    umb_audit_test },
     { "cli_audit", umb_cli_audit_test },
+    { "cli_computations", umb_cli_computations_test },
     { "computation", umb_computation_test },
+    { "run",      umb_run_test },
     { "computations_store", umb_computations_store_test },
     { NULL }
 };

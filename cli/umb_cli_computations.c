@@ -1,0 +1,1616 @@
+//  umb_cli_computations - `umbra computations` through the gateway's REST API
+#include <assert.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include <sodium.h>
+#include "umb_cli_computations.h"
+#include "umb_cli_rest.h"
+#include "umb_http_client.h"
+#include "umb_hex.h"
+#include "umb_sig.h"
+
+#define S_EXIT_OK      UMB_CLI_REST_EXIT_OK
+#define S_EXIT_FAILED  UMB_CLI_REST_EXIT_FAILED
+#define S_EXIT_USAGE   UMB_CLI_REST_EXIT_USAGE
+
+#define S_MAX_FILE      1048576     //  bytes of a definition, a patch or a policy we read
+#define S_MAX_KEY       16384       //  bytes of a public key, as the service reads at most
+#define S_AUDIT_MAX     1000        //  records asked for in one request
+
+//  Options; a subcommand lists those it takes.
+enum {
+    S_OPT_WORKSPACE   = 1 << 0,
+    S_OPT_JSON        = 1 << 1,
+    S_OPT_FILE        = 1 << 2,
+    S_OPT_NAME        = 1 << 3,
+    S_OPT_PROVIDER    = 1 << 4,
+    S_OPT_TYPE        = 1 << 5,
+    S_OPT_ARG         = 1 << 6,
+    S_OPT_DATASET     = 1 << 7,
+    S_OPT_CONSUMER    = 1 << 8,
+    S_OPT_TEE         = 1 << 9,
+    S_OPT_VCPUS       = 1 << 10,
+    S_OPT_MEMORY      = 1 << 11,
+    S_OPT_TIMEOUT     = 1 << 12,
+    S_OPT_POLICY      = 1 << 13,
+    S_OPT_DESCRIPTION = 1 << 14,
+    S_OPT_PARTICIPANT = 1 << 15,
+    S_OPT_LIMIT       = 1 << 16,
+    S_OPT_VERSION     = 1 << 17,
+    S_OPT_KEY         = 1 << 18,
+    S_OPT_HASH        = 1 << 19,
+    S_OPT_OUTPUT      = 1 << 20,
+    S_OPT_AFTER       = 1 << 21,
+    S_OPT_PAGE_SIZE   = 1 << 22
+};
+
+//  Options that may be given more than once
+#define S_REPEATABLE (S_OPT_ARG | S_OPT_DATASET | S_OPT_CONSUMER)
+//  The definition's flags, which --file replaces
+#define S_DEFINITION (S_OPT_NAME | S_OPT_PROVIDER | S_OPT_TYPE | S_OPT_ARG | S_OPT_DATASET \
+                      | S_OPT_CONSUMER | S_OPT_TEE | S_OPT_VCPUS | S_OPT_MEMORY | S_OPT_TIMEOUT \
+                      | S_OPT_POLICY | S_OPT_DESCRIPTION)
+
+static const struct option s_options [] = {
+    { "workspace",          required_argument, NULL, 'w' },
+    { "json",               no_argument,       NULL, 'j' },
+    { "file",               required_argument, NULL, 'f' },
+    { "name",               required_argument, NULL, 'n' },
+    { "algorithm-provider", required_argument, NULL, 'A' },
+    { "algorithm-type",     required_argument, NULL, 'Y' },
+    { "arg",                required_argument, NULL, 'r' },
+    { "dataset",            required_argument, NULL, 'd' },
+    { "consumer",           required_argument, NULL, 'C' },
+    { "tee",                required_argument, NULL, 'e' },
+    { "vcpus",              required_argument, NULL, 'v' },
+    { "memory-mb",          required_argument, NULL, 'm' },
+    { "run-timeout",        required_argument, NULL, 't' },
+    { "policy",             required_argument, NULL, 'p' },
+    { "description",        required_argument, NULL, 'D' },
+    { "participant",        required_argument, NULL, 'P' },
+    { "limit",              required_argument, NULL, 'l' },
+    { "version",            required_argument, NULL, 'V' },
+    { "key",                required_argument, NULL, 'k' },
+    { "hash",               required_argument, NULL, 'H' },
+    { "output",             required_argument, NULL, 'o' },
+    { "after",              required_argument, NULL, 'a' },
+    { "page-size",          required_argument, NULL, 'S' },
+    { "url",                required_argument, NULL, 'u' },
+    { "token",              required_argument, NULL, 'T' },
+    { "config",             required_argument, NULL, 'c' },
+    { "help",               no_argument,       NULL, 'h' },
+    { NULL, 0, NULL, 0 }
+};
+
+//  What a required option is called in messages, by its bit.
+static const struct {
+    unsigned    bit;
+    const char *text;
+} s_required_names [] = {
+    { S_OPT_WORKSPACE, "--workspace WS" }, { S_OPT_FILE, "--file FILE" },
+    { S_OPT_KEY, "--key FILE.pub" }, { 0 }
+};
+
+static const char *const s_tees [] = { "none", "sev-snp", "tdx", NULL };
+static const char *const s_types [] = { "python", "bin", NULL };
+
+//  One run of a command: what was asked, and where to say things.
+typedef struct _s_command_t s_command_t;
+
+typedef struct {
+    FILE              *out;
+    FILE              *err;
+    const s_command_t *command;
+    const char        *url;         //  --url, --config, --token (owned; wiped)
+    const char        *config_path;
+    char              *token;
+    umb_cli_rest_t    *rest;
+    unsigned           given;       //  the options given, by bit
+    const char        *workspace;
+    bool               json;
+    const char        *file;
+    const char        *name;
+    const char        *provider;
+    const char        *type;
+    json_t            *args;        //  --arg, --dataset ({provider, filename, decompress})
+    json_t            *datasets;    //  and --consumer as they came (owned)
+    json_t            *consumers;
+    const char        *tee;
+    int64_t            vcpus;
+    int64_t            memory_mb;
+    int64_t            run_timeout;
+    const char        *policy_path;
+    const char        *description;
+    const char        *participant;
+    int64_t            limit;       //  0 when not given
+    int64_t            page_size;   //  0 when not given
+    int64_t            version;     //  0 when not given
+    const char        *key_path;
+    const char        *hash;
+    const char        *output;
+    int64_t            after;
+    const char        *arguments [2];   //  CMP, ASSET
+} s_cli_t;
+
+typedef int (s_run_fn) (s_cli_t *cli);
+
+struct _s_command_t {
+    const char *name;
+    s_run_fn   *run;
+    unsigned    options;
+    unsigned    required;
+    int         arguments;          //  positional arguments it takes
+    const char *argument;           //  what they are called, for messages
+    const char *usage;
+};
+
+static int s_create (s_cli_t *cli);
+static int s_list (s_cli_t *cli);
+static int s_get (s_cli_t *cli);
+static int s_update (s_cli_t *cli);
+static int s_delete (s_cli_t *cli);
+static int s_key (s_cli_t *cli);
+static int s_asset (s_cli_t *cli);
+static int s_check (s_cli_t *cli);
+static int s_manifest (s_cli_t *cli);
+static int s_audit (s_cli_t *cli);
+
+#define S_WS (S_OPT_WORKSPACE | S_OPT_JSON)
+
+static const s_command_t s_commands [] = {
+    { "create", s_create, S_WS | S_OPT_FILE | S_DEFINITION, S_OPT_WORKSPACE, 0, NULL,
+      "create   --workspace WS --file DEF.json [--json]\n"
+      "create   --workspace WS --name NAME --algorithm-provider USER\n"
+      "         [--algorithm-type python|bin] [--arg ARG]...\n"
+      "         [--dataset PROVIDER:FILENAME[:decompress]]... --consumer USER...\n"
+      "         [--tee none|sev-snp|tdx] [--vcpus N] [--memory-mb M] [--run-timeout SECONDS]\n"
+      "         [--policy FILE] [--description TEXT] [--json]\n"
+      "         a computation (you are its owner), from a definition as\n"
+      "         proto/msgpack/computations.md describes it or from flags; users are\n"
+      "         workspace members by id or username; prints the computation's id" },
+    { "list", s_list, S_WS | S_OPT_PARTICIPANT | S_OPT_NAME | S_OPT_LIMIT | S_OPT_PAGE_SIZE,
+      S_OPT_WORKSPACE, 0, NULL,
+      "list     --workspace WS [--participant me|USER_ID] [--name PREFIX]\n"
+      "         [--limit N | --page-size N] [--json]\n"
+      "         newest first; with --limit one page of N, else every page, --page-size\n"
+      "         (default 100) computations a request" },
+    { "get", s_get, S_WS, S_OPT_WORKSPACE, 1, "CMP",
+      "get      --workspace WS CMP [--json]" },
+    { "update", s_update, S_WS | S_OPT_FILE | S_OPT_VERSION, S_OPT_WORKSPACE | S_OPT_FILE, 1, "CMP",
+      "update   --workspace WS CMP --file PATCH.json [--version V] [--json]\n"
+      "         changes the fields PATCH.json holds (the owner); with --version, only if\n"
+      "         the computation is still at version V" },
+    { "delete", s_delete, S_WS, S_OPT_WORKSPACE, 1, "CMP",
+      "delete   --workspace WS CMP [--json]   (the owner; its audit records stay)" },
+    { "key", s_key, S_WS | S_OPT_KEY, S_OPT_WORKSPACE | S_OPT_KEY, 1, "CMP",
+      "key      --workspace WS CMP --key FILE.pub [--json]\n"
+      "         registers your public key (`umbra keys generate` writes one) for CMP" },
+    { "asset", s_asset, S_WS | S_OPT_HASH | S_OPT_FILE, S_OPT_WORKSPACE, 2, "CMP and one ASSET",
+      "asset    --workspace WS CMP ASSET (--hash HEX | --file PATH) [--json]\n"
+      "         sets the SHA3-256 of ASSET (algorithm, or a dataset's filename); --file\n"
+      "         computes it here (the file is not sent)" },
+    { "check", s_check, S_WS, S_OPT_WORKSPACE, 1, "CMP",
+      "check    --workspace WS CMP [--json]\n"
+      "         prints \"ready\" (exit 0), or what is missing (exit 1)" },
+    { "manifest", s_manifest, S_WS | S_OPT_OUTPUT, S_OPT_WORKSPACE, 1, "CMP",
+      "manifest --workspace WS CMP [--output FILE] [--json]\n"
+      "         the manifest the agent takes, as JSON, to FILE (-o) or stdout" },
+    { "audit", s_audit, S_WS | S_OPT_AFTER, S_OPT_WORKSPACE, 0, NULL,
+      "audit    --workspace WS [--after N] [--json]\n"
+      "         the workspace's audit records after N, one a line: SEQ TIME ACTION\n"
+      "         COMPUTATION ACTOR DETAIL (check them with `umbra audit verify`)" },
+    { NULL }
+};
+
+static bool
+s_one_of (const char *value, const char *const *choices)
+{
+    for (size_t i = 0; choices [i]; i++)
+        if (strcmp (value, choices [i]) == 0)
+            return true;
+    return false;
+}
+
+static void
+s_usage (FILE *stream)
+{
+    fprintf (stream, "usage: umbra computations COMMAND [OPTIONS]\n\ncommands:\n");
+    for (size_t i = 0; s_commands [i].name; i++)
+        umb_cli_rest_usage (stream, s_commands [i].usage);
+    umb_cli_rest_usage_common (stream);
+}
+
+static void
+s_command_usage (FILE *stream, const s_command_t *command)
+{
+    fprintf (stream, "usage: umbra computations\n");
+    umb_cli_rest_usage (stream, command->usage);
+}
+
+//  "/workspaces/WS/COLLECTION[/ITEM[/ACTION[/NAME]]]", each part escaped
+//  but action (a fixed text). Caller frees.
+static char *
+s_path (s_cli_t *cli, const char *collection, const char *item, const char *action,
+        const char *name)
+{
+    char *workspace = umb_http_client_escape (cli->workspace);
+    char *escaped = item ? umb_http_client_escape (item) : NULL;
+    char *escaped_name = name ? umb_http_client_escape (name) : NULL;
+    char *path = NULL;
+    if (asprintf (&path, "/workspaces/%s/%s%s%s%s%s%s%s", workspace, collection,
+                  escaped ? "/" : "", escaped ? escaped : "", action ? "/" : "",
+                  action ? action : "", escaped_name ? "/" : "",
+                  escaped_name ? escaped_name : "") < 0)
+        path = NULL;
+    assert (path);
+    free (workspace);
+    free (escaped);
+    free (escaped_name);
+    return path;
+}
+
+//  Appends "?name=value" or "&name=value" (value escaped) to *path_p.
+static void
+s_query (char **path_p, const char *name, const char *value)
+{
+    char *escaped = umb_http_client_escape (value);
+    char *path = NULL;
+    char separator = strchr (*path_p, '?') ? '&' : '?';
+    if (asprintf (&path, "%s%c%s=%s", *path_p, separator, name, escaped) < 0)
+        path = NULL;
+    assert (path);
+    free (escaped);
+    free (*path_p);
+    *path_p = path;
+}
+
+static void
+s_query_int (char **path_p, const char *name, int64_t value)
+{
+    char text [32];
+    snprintf (text, sizeof (text), "%" PRId64, value);
+    s_query (path_p, name, text);
+}
+
+static long long
+s_int (json_t *object, const char *key)
+{
+    return (long long) json_integer_value (json_object_get (object, key));
+}
+
+//  Text from the server for a terminal: control characters are not passed on.
+static void
+s_print_text (FILE *out, const char *text)
+{
+    for (const unsigned char *c = (const unsigned char *) text; *c; c++)
+        fputc (*c < 0x20 || *c == 0x7f ? '?' : *c, out);
+}
+
+//  Prints the answer as JSON or, for people, with print.
+static int
+s_answer (s_cli_t *cli, json_t *root, void (*print) (s_cli_t *cli, json_t *root))
+{
+    if (!root)
+        return S_EXIT_FAILED;
+    if (cli->json)
+        umb_cli_rest_print_json (cli->out, root);
+    else
+        print (cli, root);
+    json_decref (root);
+    return S_EXIT_OK;
+}
+
+//  A file's text, at most max bytes, NUL-terminated; *size_p (when not NULL)
+//  its length. NULL having said why.
+static char *
+s_read_file (s_cli_t *cli, const char *path, size_t max, const char *what, size_t *size_p)
+{
+    FILE *file = fopen (path, "re");
+    if (!file) {
+        fprintf (cli->err, "umbra: cannot read %s: %s\n", path, strerror (errno));
+        return NULL;
+    }
+    char *text = calloc (1, max + 2);
+    assert (text);
+    size_t size = fread (text, 1, max + 1, file);
+    int error = ferror (file) ? errno : 0;
+    fclose (file);
+    if (error || size > max) {
+        if (error)
+            fprintf (cli->err, "umbra: cannot read %s: %s\n", path, strerror (error));
+        else
+            fprintf (cli->err, "umbra: %s is larger than %s may be (%zu bytes)\n", path, what, max);
+        free (text);
+        return NULL;
+    }
+    if (size_p)
+        *size_p = size;
+    return text;
+}
+
+//  A file holding one JSON object (the caller's). NULL having said why.
+static json_t *
+s_read_object (s_cli_t *cli, const char *path, const char *what)
+{
+    size_t size;
+    char *text = s_read_file (cli, path, S_MAX_FILE, what, &size);
+    if (!text)
+        return NULL;
+    json_error_t parse;
+    json_t *json = json_loadb (text, size, JSON_REJECT_DUPLICATES, &parse);
+    free (text);
+    if (!json)
+        fprintf (cli->err, "umbra: %s is not JSON: line %d: %s\n", path, parse.line, parse.text);
+    else
+    if (!json_is_object (json)) {
+        fprintf (cli->err, "umbra: %s is not %s (a JSON object)\n", path, what);
+        json_decref (json);
+        json = NULL;
+    }
+    return json;
+}
+
+//  ---------------------------------------------------------------- printing
+
+static void
+s_print_id (s_cli_t *cli, json_t *root)
+{
+    fprintf (cli->out, "%s\n", umb_cli_rest_str (root, "id"));
+}
+
+static void
+s_print_hash (s_cli_t *cli, json_t *object)
+{
+    const char *hash = umb_cli_rest_str (object, "hash");
+    fprintf (cli->out, "%s", *hash ? hash : "(no hash yet)");
+}
+
+//  "a, b, c" of an array of strings
+static void
+s_print_list (s_cli_t *cli, json_t *array)
+{
+    size_t index;
+    json_t *item;
+    json_array_foreach (array, index, item) {
+        fprintf (cli->out, "%s", index ? ", " : "");
+        s_print_text (cli->out, json_string_value (item) ? json_string_value (item) : "?");
+    }
+    if (json_array_size (array) == 0)
+        fprintf (cli->out, "-");
+}
+
+static void
+s_print_computation (s_cli_t *cli, json_t *cmp)
+{
+    char created [32], updated [32];
+    umb_cli_rest_time (cmp, "created_at", created, sizeof (created));
+    umb_cli_rest_time (cmp, "updated_at", updated, sizeof (updated));
+    json_t *algorithm = json_object_get (cmp, "algorithm");
+    json_t *backend = json_object_get (cmp, "backend");
+    fprintf (cli->out, "id            %s\nname          ", umb_cli_rest_str (cmp, "id"));
+    s_print_text (cli->out, umb_cli_rest_str (cmp, "name"));
+    if (*umb_cli_rest_str (cmp, "description")) {
+        fprintf (cli->out, "\ndescription   ");
+        s_print_text (cli->out, umb_cli_rest_str (cmp, "description"));
+    }
+    fprintf (cli->out,
+             "\nversion       %lld\n"
+             "owner         %s\n"
+             "algorithm     %s by %s, hash ",
+             s_int (cmp, "version"), umb_cli_rest_str (cmp, "owner"),
+             umb_cli_rest_str (algorithm, "type"), umb_cli_rest_str (algorithm, "provider"));
+    s_print_hash (cli, algorithm);
+    if (json_is_true (json_object_get (algorithm, "requirements")))
+        fprintf (cli->out, ", with requirements");
+    if (json_array_size (json_object_get (algorithm, "args"))) {
+        fprintf (cli->out, "\n  args        ");
+        s_print_list (cli, json_object_get (algorithm, "args"));
+    }
+    fprintf (cli->out, "\ndatasets      ");
+    size_t index;
+    json_t *item;
+    json_array_foreach (json_object_get (cmp, "datasets"), index, item) {
+        fprintf (cli->out, "%s", index ? "\n              " : "");
+        s_print_text (cli->out, umb_cli_rest_str (item, "filename"));
+        fprintf (cli->out, " by %s, hash ", umb_cli_rest_str (item, "provider"));
+        s_print_hash (cli, item);
+        if (json_is_true (json_object_get (item, "decompress")))
+            fprintf (cli->out, ", decompressed");
+    }
+    if (json_array_size (json_object_get (cmp, "datasets")) == 0)
+        fprintf (cli->out, "-");
+    fprintf (cli->out, "\nconsumers     ");
+    s_print_list (cli, json_object_get (cmp, "consumers"));
+    fprintf (cli->out,
+             "\nbackend       %s, %lld vCPUs, %lld MiB\n"
+             "run timeout   %lld s\n"
+             "limits        ",
+             umb_cli_rest_str (backend, "tee"), s_int (backend, "vcpus"),
+             s_int (backend, "memory_mb"), s_int (cmp, "run_timeout_s"));
+    const char *key;
+    json_t *value;
+    size_t limits = 0;
+    json_object_foreach (json_object_get (cmp, "limits"), key, value)
+        if (json_is_integer (value))
+            fprintf (cli->out, "%s%s %lld", limits++ ? ", " : "", key,
+                     (long long) json_integer_value (value));
+    fprintf (cli->out, "%s\n", limits ? "" : "the agent's defaults");
+    const char *policy = umb_cli_rest_str (cmp, "policy");
+    if (*policy)
+        fprintf (cli->out, "policy        %zu bytes\n", strlen (policy));
+    else
+        fprintf (cli->out, "policy        none\n");
+    fprintf (cli->out, "participants\n");
+    json_array_foreach (json_object_get (cmp, "participants"), index, item) {
+        fprintf (cli->out, "  %s  ", umb_cli_rest_str (item, "user"));
+        s_print_list (cli, json_object_get (item, "roles"));
+        if (*umb_cli_rest_str (item, "key_fingerprint"))
+            fprintf (cli->out, "  key %s %s\n", umb_cli_rest_str (item, "key_type"),
+                     umb_cli_rest_str (item, "key_fingerprint"));
+        else
+            fprintf (cli->out, "  (no key yet)\n");
+    }
+    fprintf (cli->out,
+             "created       %s\n"
+             "updated       %s\n", created, updated);
+}
+
+static void
+s_print_computations (s_cli_t *cli, json_t *items)
+{
+    fprintf (cli->out, "%-20s  %7s  %-7s  %8s  %9s  %-20s  %s\n", "ID", "VERSION", "TEE",
+             "DATASETS", "CONSUMERS", "UPDATED", "NAME");
+    size_t index;
+    json_t *cmp;
+    json_array_foreach (items, index, cmp) {
+        char updated [32];
+        umb_cli_rest_time (cmp, "updated_at", updated, sizeof (updated));
+        fprintf (cli->out, "%-20s  %7lld  %-7s  %8zu  %9zu  %-20s  ", umb_cli_rest_str (cmp, "id"),
+                 s_int (cmp, "version"),
+                 umb_cli_rest_str (json_object_get (cmp, "backend"), "tee"),
+                 json_array_size (json_object_get (cmp, "datasets")),
+                 json_array_size (json_object_get (cmp, "consumers")), updated);
+        s_print_text (cli->out, umb_cli_rest_str (cmp, "name"));
+        fputc ('\n', cli->out);
+    }
+}
+
+//  ---------------------------------------------------------------- commands
+
+static int
+s_create (s_cli_t *cli)
+{
+    json_t *body = NULL;
+    int rc = S_EXIT_OK;
+    if (cli->file) {
+        if (cli->given & S_DEFINITION) {
+            fprintf (cli->err, "umbra: --file holds the whole definition: no other definition "
+                     "flag goes with it\n");
+            rc = S_EXIT_USAGE;
+        }
+        else
+        if (!(body = s_read_object (cli, cli->file, "a definition")))
+            rc = S_EXIT_FAILED;
+    }
+    else
+    if (!cli->name || !cli->provider || !cli->consumers) {
+        fprintf (cli->err, "umbra: computations create needs --file DEF.json, or --name NAME, "
+                 "--algorithm-provider USER and --consumer USER\n");
+        rc = S_EXIT_USAGE;
+    }
+    else {
+        //  json_string refuses text that is not UTF-8
+        body = json_object ();
+        json_t *algorithm = json_object ();
+        bool bad = json_object_set_new (body, "name", json_string (cli->name)) != 0;
+        bad |= json_object_set_new (algorithm, "provider", json_string (cli->provider)) != 0;
+        if (cli->type)
+            json_object_set_new (algorithm, "type", json_string (cli->type));
+        if (cli->args)
+            json_object_set (algorithm, "args", cli->args);
+        json_object_set_new (body, "algorithm", algorithm);
+        if (cli->datasets)
+            json_object_set (body, "datasets", cli->datasets);
+        json_object_set (body, "consumers", cli->consumers);
+        if (cli->description)
+            bad |= json_object_set_new (body, "description", json_string (cli->description)) != 0;
+        if (cli->tee || cli->vcpus || cli->memory_mb) {
+            json_t *backend = json_object ();
+            if (cli->tee)
+                json_object_set_new (backend, "tee", json_string (cli->tee));
+            if (cli->vcpus)
+                json_object_set_new (backend, "vcpus", json_integer (cli->vcpus));
+            if (cli->memory_mb)
+                json_object_set_new (backend, "memory_mb", json_integer (cli->memory_mb));
+            json_object_set_new (body, "backend", backend);
+        }
+        if (cli->run_timeout)
+            json_object_set_new (body, "run_timeout_s", json_integer (cli->run_timeout));
+        if (bad) {
+            fprintf (cli->err, "umbra: --name, --algorithm-provider and --description must be "
+                     "UTF-8 text\n");
+            rc = S_EXIT_USAGE;
+        }
+        else
+        if (cli->policy_path) {
+            char *policy = s_read_file (cli, cli->policy_path, S_MAX_FILE, "a policy", NULL);
+            if (!policy)
+                rc = S_EXIT_FAILED;
+            else
+            if (json_object_set_new (body, "policy", json_string (policy))) {
+                fprintf (cli->err, "umbra: %s is not UTF-8 text\n", cli->policy_path);
+                rc = S_EXIT_FAILED;
+            }
+            free (policy);
+        }
+    }
+    if (rc == S_EXIT_OK) {
+        char *path = s_path (cli, "computations", NULL, NULL, NULL);
+        rc = s_answer (cli, umb_cli_rest_call_json (cli->rest, "POST", path, body), s_print_id);
+        free (path);
+    }
+    else
+    if (rc == S_EXIT_USAGE)
+        s_command_usage (cli->err, cli->command);
+    json_decref (body);
+    return rc;
+}
+
+//  Every page, unless --limit asks for one.
+static int
+s_list (s_cli_t *cli)
+{
+    if (cli->limit && cli->page_size) {
+        fprintf (cli->err, "umbra: --limit and --page-size exclude each other\n");
+        return S_EXIT_USAGE;
+    }
+    json_t *all = json_array ();
+    json_t *last = NULL;
+    char *cursor = NULL;
+    int rc = S_EXIT_OK;
+    do {
+        char *path = s_path (cli, "computations", NULL, NULL, NULL);
+        if (cli->participant)
+            s_query (&path, "participant", cli->participant);
+        if (cli->name)
+            s_query (&path, "name", cli->name);
+        if (cli->limit || cli->page_size)
+            s_query_int (&path, "limit", cli->limit ? cli->limit : cli->page_size);
+        if (cursor)
+            s_query (&path, "cursor", cursor);
+        free (cursor);
+        cursor = NULL;
+        json_decref (last);
+        last = umb_cli_rest_call_json (cli->rest, "GET", path, NULL);
+        free (path);
+        if (!last) {
+            rc = S_EXIT_FAILED;
+            break;
+        }
+        json_t *items = json_object_get (last, "items");
+        if (!json_is_array (items)) {
+            fprintf (cli->err, "umbra: the answer holds no items\n");
+            rc = S_EXIT_FAILED;
+            break;
+        }
+        json_array_extend (all, items);
+        const char *next = json_string_value (json_object_get (last, "next"));
+        if (next && *next && !cli->limit)
+            cursor = strdup (next);
+    } while (cursor);
+    if (rc == S_EXIT_OK) {
+        if (cli->json) {
+            //  One page as it came; every page as one, with no next
+            if (!cli->limit) {
+                json_object_set (last, "items", all);
+                json_object_set_new (last, "next", json_null ());
+            }
+            umb_cli_rest_print_json (cli->out, last);
+        }
+        else
+            s_print_computations (cli, all);
+    }
+    json_decref (last);
+    json_decref (all);
+    return rc;
+}
+
+static int
+s_get (s_cli_t *cli)
+{
+    char *path = s_path (cli, "computations", cli->arguments [0], NULL, NULL);
+    int rc = s_answer (cli, umb_cli_rest_call_json (cli->rest, "GET", path, NULL),
+                       s_print_computation);
+    free (path);
+    return rc;
+}
+
+static void
+s_print_updated (s_cli_t *cli, json_t *cmp)
+{
+    fprintf (cli->out, "%s is at version %lld\n", umb_cli_rest_str (cmp, "id"),
+             s_int (cmp, "version"));
+}
+
+static int
+s_update (s_cli_t *cli)
+{
+    json_t *body = s_read_object (cli, cli->file, "a change");
+    if (!body)
+        return S_EXIT_FAILED;
+    if (cli->version)
+        json_object_set_new (body, "version", json_integer (cli->version));
+    char *path = s_path (cli, "computations", cli->arguments [0], NULL, NULL);
+    int rc = s_answer (cli, umb_cli_rest_call_json (cli->rest, "PATCH", path, body), s_print_updated);
+    free (path);
+    json_decref (body);
+    return rc;
+}
+
+static void
+s_print_deleted (s_cli_t *cli, json_t *cmp)
+{
+    fprintf (cli->out, "deleted %s (", umb_cli_rest_str (cmp, "id"));
+    s_print_text (cli->out, umb_cli_rest_str (cmp, "name"));
+    fprintf (cli->out, ")\n");
+}
+
+static int
+s_delete (s_cli_t *cli)
+{
+    char *path = s_path (cli, "computations", cli->arguments [0], NULL, NULL);
+    int rc = s_answer (cli, umb_cli_rest_call_json (cli->rest, "DELETE", path, NULL),
+                       s_print_deleted);
+    free (path);
+    return rc;
+}
+
+static void
+s_print_key (s_cli_t *cli, json_t *participant)
+{
+    fprintf (cli->out, "key of %s: %s %s\n", umb_cli_rest_str (participant, "user"),
+             umb_cli_rest_str (participant, "key_type"),
+             umb_cli_rest_str (participant, "key_fingerprint"));
+}
+
+static int
+s_key (s_cli_t *cli)
+{
+    char *key = s_read_file (cli, cli->key_path, S_MAX_KEY, "a public key", NULL);
+    if (!key)
+        return S_EXIT_FAILED;
+    json_t *body = json_object ();
+    int rc = S_EXIT_FAILED;
+    if (json_object_set_new (body, "key", json_string (key)))
+        fprintf (cli->err, "umbra: %s is not a PEM public key\n", cli->key_path);
+    else {
+        char *path = s_path (cli, "computations", cli->arguments [0], "participants/me/key", NULL);
+        rc = s_answer (cli, umb_cli_rest_call_json (cli->rest, "PUT", path, body), s_print_key);
+        free (path);
+    }
+    json_decref (body);
+    free (key);
+    return rc;
+}
+
+static void
+s_print_asset (s_cli_t *cli, json_t *cmp)
+{
+    //  The asset's hash as the computation now holds it
+    const char *asset = cli->arguments [1];
+    json_t *entry = NULL;
+    if (strcmp (asset, "algorithm") == 0)
+        entry = json_object_get (cmp, "algorithm");
+    size_t index;
+    json_t *dataset;
+    json_array_foreach (json_object_get (cmp, "datasets"), index, dataset)
+        if (!entry && strcmp (umb_cli_rest_str (dataset, "filename"), asset) == 0)
+            entry = dataset;
+    fprintf (cli->out, "%s: ", umb_cli_rest_str (cmp, "id"));
+    s_print_text (cli->out, asset);
+    fprintf (cli->out, " %s (version %lld)\n", umb_cli_rest_str (entry, "hash"),
+             s_int (cmp, "version"));
+}
+
+static int
+s_asset (s_cli_t *cli)
+{
+    if (!cli->hash == !cli->file) {
+        fprintf (cli->err, "umbra: computations asset takes --hash HEX or --file PATH\n");
+        s_command_usage (cli->err, cli->command);
+        return S_EXIT_USAGE;
+    }
+    char hex [UMB_SIG_HASH_HEX_SIZE];
+    if (cli->file) {
+        uint8_t hash [UMB_SIG_HASH_SIZE];
+        char reason [512];
+        if (umb_sig_sha3_file (cli->file, hash, NULL, reason, sizeof (reason))) {
+            fprintf (cli->err, "umbra: %s\n", reason);
+            return S_EXIT_FAILED;
+        }
+        umb_hex_encode (hash, sizeof (hash), hex);
+    }
+    json_t *body = json_object ();
+    int rc = S_EXIT_USAGE;
+    if (json_object_set_new (body, "hash", json_string (cli->file ? hex : cli->hash)))
+        fprintf (cli->err, "umbra: --hash must be UTF-8 text\n");
+    else {
+        char *path = s_path (cli, "computations", cli->arguments [0], "assets", cli->arguments [1]);
+        rc = s_answer (cli, umb_cli_rest_call_json (cli->rest, "PUT", path, body), s_print_asset);
+        free (path);
+    }
+    json_decref (body);
+    return rc;
+}
+
+static int
+s_check (s_cli_t *cli)
+{
+    char *path = s_path (cli, "computations", cli->arguments [0], "check", NULL);
+    json_t *root = umb_cli_rest_call_json (cli->rest, "GET", path, NULL);
+    free (path);
+    if (!root)
+        return S_EXIT_FAILED;
+    bool ready = json_is_true (json_object_get (root, "ready"));
+    if (cli->json)
+        umb_cli_rest_print_json (cli->out, root);
+    else
+    if (ready)
+        fprintf (cli->out, "ready\n");
+    else {
+        fprintf (cli->out, "not ready; missing:\n");
+        size_t index;
+        json_t *missing;
+        json_array_foreach (json_object_get (root, "missing"), index, missing) {
+            fprintf (cli->out, "  ");
+            s_print_text (cli->out, json_string_value (missing) ? json_string_value (missing) : "?");
+            fputc ('\n', cli->out);
+        }
+    }
+    json_decref (root);
+    return ready ? S_EXIT_OK : S_EXIT_FAILED;
+}
+
+static int
+s_manifest (s_cli_t *cli)
+{
+    char *path = s_path (cli, "computations", cli->arguments [0], "manifest", NULL);
+    json_t *root = umb_cli_rest_call_json (cli->rest, "GET", path, NULL);
+    free (path);
+    if (!root)
+        return S_EXIT_FAILED;
+    const char *manifest = json_string_value (json_object_get (root, "manifest"));
+    int rc = S_EXIT_OK;
+    if (!manifest) {
+        fprintf (cli->err, "umbra: the answer holds no manifest\n");
+        rc = S_EXIT_FAILED;
+    }
+    else
+    if (cli->output) {
+        FILE *file = fopen (cli->output, "we");
+        bool written = file && fwrite (manifest, 1, strlen (manifest), file) == strlen (manifest);
+        if (file && fclose (file))
+            written = false;
+        if (!written) {
+            fprintf (cli->err, "umbra: cannot write %s: %s\n", cli->output, strerror (errno));
+            rc = S_EXIT_FAILED;
+        }
+        else
+        if (cli->json)
+            umb_cli_rest_print_json (cli->out, root);
+        else
+            fprintf (cli->out, "manifest of %s (version %lld) written to %s\n", cli->arguments [0],
+                     s_int (root, "version"), cli->output);
+    }
+    else
+    if (cli->json)
+        umb_cli_rest_print_json (cli->out, root);
+    else
+        fprintf (cli->out, "%s\n", manifest);
+    json_decref (root);
+    return rc;
+}
+
+static void
+s_print_record (s_cli_t *cli, json_t *record)
+{
+    char time [32];
+    umb_cli_rest_time (record, "time", time, sizeof (time));
+    fprintf (cli->out, "%lld  %s  %-10s  %-20s  %-20s  ", s_int (record, "seq"), time,
+             umb_cli_rest_str (record, "action"), umb_cli_rest_str (record, "computation"),
+             umb_cli_rest_str (record, "actor"));
+    s_print_text (cli->out, umb_cli_rest_str (record, "detail"));
+    fputc ('\n', cli->out);
+}
+
+//  Pages of records after --after, until the trail's last.
+static int
+s_audit (s_cli_t *cli)
+{
+    json_t *all = json_array ();
+    int64_t after = cli->after;
+    json_int_t last = 0;
+    int rc = S_EXIT_OK;
+    while (true) {
+        char *path = s_path (cli, "audit", NULL, NULL, NULL);
+        s_query_int (&path, "after", after);
+        s_query_int (&path, "limit", S_AUDIT_MAX);
+        json_t *root = umb_cli_rest_call_json (cli->rest, "GET", path, NULL);
+        free (path);
+        if (!root) {
+            rc = S_EXIT_FAILED;
+            break;
+        }
+        json_t *records = json_object_get (root, "records");
+        if (!json_is_array (records) || !json_is_integer (json_object_get (root, "last"))) {
+            fprintf (cli->err, "umbra: the answer holds no records\n");
+            json_decref (root);
+            rc = S_EXIT_FAILED;
+            break;
+        }
+        last = json_integer_value (json_object_get (root, "last"));
+        bool more = false;
+        size_t index;
+        json_t *record;
+        json_array_foreach (records, index, record) {
+            //  seq grows, else we would ask for the same page forever
+            if (s_int (record, "seq") > after) {
+                after = s_int (record, "seq");
+                more = true;
+            }
+            json_array_append (all, record);
+        }
+        json_decref (root);
+        if (!more || after >= last)
+            break;
+    }
+    if (rc == S_EXIT_OK) {
+        if (cli->json) {
+            json_t *answer = json_pack ("{s:O, s:I}", "records", all, "last", last);
+            umb_cli_rest_print_json (cli->out, answer);
+            json_decref (answer);
+        }
+        else {
+            size_t index;
+            json_t *record;
+            json_array_foreach (all, index, record)
+                s_print_record (cli, record);
+        }
+    }
+    json_decref (all);
+    return rc;
+}
+
+//  ---------------------------------------------------------------- command line
+
+//  A number option's value: digits, at least min. -1 having said why.
+static int
+s_number (FILE *err, const char *name, const char *text, int64_t min, int64_t *value)
+{
+    char *end = NULL;
+    errno = 0;
+    long long number = strtoll (text, &end, 10);
+    if (errno || end == text || *end || *text == '-' || *text == '+' || number < min) {
+        fprintf (err, "umbra: %s takes a number%s, not '%s'\n", name, min > 0 ? " above 0" : "",
+                 text);
+        return -1;
+    }
+    *value = number;
+    return 0;
+}
+
+//  Appends a string to *array_p (made when NULL). -1 when it is not UTF-8.
+static int
+s_append (json_t **array_p, const char *text)
+{
+    if (!*array_p)
+        *array_p = json_array ();
+    return json_array_append_new (*array_p, json_string (text));
+}
+
+//  PROVIDER:FILENAME[:decompress] as a dataset. -1 having said why.
+static int
+s_dataset (s_cli_t *cli, const char *text)
+{
+    const char *colon = strchr (text, ':');
+    size_t length = strlen (text);
+    const char *suffix = ":decompress";
+    bool decompress = colon && length > strlen (suffix)
+                   && strcmp (text + length - strlen (suffix), suffix) == 0
+                   && text + length - strlen (suffix) > colon;
+    size_t filename_length = colon ? length - (size_t) (colon + 1 - text)
+                                     - (decompress ? strlen (suffix) : 0) : 0;
+    if (!colon || colon == text || filename_length == 0) {
+        fprintf (cli->err, "umbra: --dataset is PROVIDER:FILENAME[:decompress], not '%s'\n", text);
+        return -1;
+    }
+    char *provider = strndup (text, (size_t) (colon - text));
+    char *filename = strndup (colon + 1, filename_length);
+    assert (provider && filename);
+    json_t *dataset = json_object ();
+    bool bad = json_object_set_new (dataset, "provider", json_string (provider)) != 0;
+    bad |= json_object_set_new (dataset, "filename", json_string (filename)) != 0;
+    if (decompress)
+        json_object_set_new (dataset, "decompress", json_true ());
+    free (provider);
+    free (filename);
+    if (bad) {
+        fprintf (cli->err, "umbra: --dataset must be UTF-8 text\n");
+        json_decref (dataset);
+        return -1;
+    }
+    if (!cli->datasets)
+        cli->datasets = json_array ();
+    json_array_append_new (cli->datasets, dataset);
+    return 0;
+}
+
+//  Reads the command line into cli (which is zeroed first). S_EXIT_OK to run
+//  the command, -1 when help was asked for (and given), else the exit code.
+static int
+s_parse (s_cli_t *cli, int argc, char **argv, FILE *out, FILE *err)
+{
+    assert (argc >= 1 && argv && out && err);
+    *cli = (s_cli_t) { .out = out, .err = err };
+    if (argc < 2) {
+        s_usage (err);
+        return S_EXIT_USAGE;
+    }
+    if (strcmp (argv [1], "help") == 0 || strcmp (argv [1], "--help") == 0
+    ||  strcmp (argv [1], "-h") == 0) {
+        s_usage (out);
+        return -1;
+    }
+    const s_command_t *command = s_commands;
+    while (command->name && strcmp (command->name, argv [1]))
+        command++;
+    if (!command->name) {
+        fprintf (err, "umbra: unknown computations command '%s'\n", argv [1]);
+        s_usage (err);
+        return S_EXIT_USAGE;
+    }
+    cli->command = command;
+    int rc = S_EXIT_OK;
+    int option;
+    argc--;
+    argv++;
+    optind = 0;                     //  GNU getopt: start afresh
+    opterr = 0;
+    int index = -1;
+    while (rc == S_EXIT_OK
+       &&  (option = getopt_long (argc, argv, ":w:jf:o:", s_options, &index)) != -1) {
+        //  How the user wrote the option, for messages
+        char name [64];
+        snprintf (name, sizeof (name), "%s%s", index >= 0 ? "--" : "",
+                  index >= 0 ? s_options [index].name : argv [optind - 1]);
+        index = -1;
+        unsigned bit = 0;
+        switch (option) {
+            case 'w': bit = S_OPT_WORKSPACE; cli->workspace = optarg; break;
+            case 'j': bit = S_OPT_JSON; cli->json = true; break;
+            case 'f': bit = S_OPT_FILE; cli->file = optarg; break;
+            case 'n': bit = S_OPT_NAME; cli->name = optarg; break;
+            case 'A': bit = S_OPT_PROVIDER; cli->provider = optarg; break;
+            case 'Y': bit = S_OPT_TYPE; cli->type = optarg; break;
+            case 'r':
+                bit = S_OPT_ARG;
+                if (s_append (&cli->args, optarg)) {
+                    fprintf (err, "umbra: --arg must be UTF-8 text\n");
+                    rc = S_EXIT_USAGE;
+                }
+                break;
+            case 'd':
+                bit = S_OPT_DATASET;
+                if (s_dataset (cli, optarg))
+                    rc = S_EXIT_USAGE;
+                break;
+            case 'C':
+                bit = S_OPT_CONSUMER;
+                if (s_append (&cli->consumers, optarg)) {
+                    fprintf (err, "umbra: --consumer must be UTF-8 text\n");
+                    rc = S_EXIT_USAGE;
+                }
+                break;
+            case 'e': bit = S_OPT_TEE; cli->tee = optarg; break;
+            case 'v':
+                bit = S_OPT_VCPUS;
+                if (s_number (err, name, optarg, 1, &cli->vcpus))
+                    rc = S_EXIT_USAGE;
+                break;
+            case 'm':
+                bit = S_OPT_MEMORY;
+                if (s_number (err, name, optarg, 1, &cli->memory_mb))
+                    rc = S_EXIT_USAGE;
+                break;
+            case 't':
+                bit = S_OPT_TIMEOUT;
+                if (s_number (err, name, optarg, 1, &cli->run_timeout))
+                    rc = S_EXIT_USAGE;
+                break;
+            case 'p': bit = S_OPT_POLICY; cli->policy_path = optarg; break;
+            case 'D': bit = S_OPT_DESCRIPTION; cli->description = optarg; break;
+            case 'P': bit = S_OPT_PARTICIPANT; cli->participant = optarg; break;
+            case 'l':
+                bit = S_OPT_LIMIT;
+                if (s_number (err, name, optarg, 1, &cli->limit))
+                    rc = S_EXIT_USAGE;
+                break;
+            case 'S':
+                bit = S_OPT_PAGE_SIZE;
+                if (s_number (err, name, optarg, 1, &cli->page_size))
+                    rc = S_EXIT_USAGE;
+                break;
+            case 'V':
+                bit = S_OPT_VERSION;
+                if (s_number (err, name, optarg, 1, &cli->version))
+                    rc = S_EXIT_USAGE;
+                break;
+            case 'k': bit = S_OPT_KEY; cli->key_path = optarg; break;
+            case 'H': bit = S_OPT_HASH; cli->hash = optarg; break;
+            case 'o': bit = S_OPT_OUTPUT; cli->output = optarg; break;
+            case 'a':
+                bit = S_OPT_AFTER;
+                if (s_number (err, name, optarg, 0, &cli->after))
+                    rc = S_EXIT_USAGE;
+                break;
+            case 'u': cli->url = optarg; break;
+            case 'T': umb_cli_rest_take_secret (&cli->token, optarg); break;
+            case 'c': cli->config_path = optarg; break;
+            case 'h':
+                s_command_usage (out, command);
+                umb_cli_rest_usage_common (out);
+                rc = -1;
+                break;
+            case ':':
+                fprintf (err, "umbra: %s needs a value\n", argv [optind - 1]);
+                rc = S_EXIT_USAGE;
+                break;
+            default:
+                fprintf (err, "umbra: unknown option '%s' for computations %s\n",
+                         argv [optind - 1], command->name);
+                rc = S_EXIT_USAGE;
+                break;
+        }
+        if (rc == S_EXIT_OK && bit && !(command->options & bit)) {
+            fprintf (err, "umbra: computations %s does not take '%s'\n", command->name, name);
+            rc = S_EXIT_USAGE;
+        }
+        if (rc == S_EXIT_OK && (cli->given & bit & ~S_REPEATABLE)) {
+            fprintf (err, "umbra: '%s' is given twice\n", name);
+            rc = S_EXIT_USAGE;
+        }
+        cli->given |= bit;
+    }
+    if (rc)
+        return rc;
+    //  Positional: as many as the command takes, nothing else
+    int positional = argc - optind;
+    if (positional == command->arguments) {
+        for (int i = 0; i < positional; i++)
+            cli->arguments [i] = argv [optind + i];
+    }
+    else {
+        if (command->arguments)
+            fprintf (err, "umbra: computations %s takes %s%s\n", command->name,
+                     command->arguments == 1 ? "one " : "", command->argument);
+        else
+            fprintf (err, "umbra: computations %s takes no arguments\n", command->name);
+        rc = S_EXIT_USAGE;
+    }
+    unsigned missing = command->required & ~cli->given;
+    for (size_t i = 0; rc == S_EXIT_OK && missing && s_required_names [i].bit; i++)
+        if (missing & s_required_names [i].bit) {
+            fprintf (err, "umbra: computations %s needs %s\n", command->name,
+                     s_required_names [i].text);
+            rc = S_EXIT_USAGE;
+        }
+    if (rc == S_EXIT_OK && cli->tee && !s_one_of (cli->tee, s_tees)) {
+        fprintf (err, "umbra: --tee is none, sev-snp or tdx, not '%s'\n", cli->tee);
+        rc = S_EXIT_USAGE;
+    }
+    if (rc == S_EXIT_OK && cli->type && !s_one_of (cli->type, s_types)) {
+        fprintf (err, "umbra: --algorithm-type is python or bin, not '%s'\n", cli->type);
+        rc = S_EXIT_USAGE;
+    }
+    const char *values [] = { cli->workspace, cli->arguments [0], cli->arguments [1], cli->file,
+                              cli->name, cli->provider, cli->policy_path, cli->participant,
+                              cli->key_path, cli->hash, cli->output };
+    for (size_t i = 0; rc == S_EXIT_OK && i < sizeof (values) / sizeof (values [0]); i++)
+        if (values [i] && !*values [i]) {
+            fprintf (err, "umbra: an empty value\n");
+            rc = S_EXIT_USAGE;
+        }
+    if (rc)
+        s_command_usage (err, command);
+    return rc;
+}
+
+//  Settings, then the HTTP client. S_EXIT_OK, or the exit code having said why.
+static int
+s_connect (s_cli_t *cli, char **envp)
+{
+    int rc;
+    cli->rest = umb_cli_rest_new (cli->config_path, envp, cli->url, cli->token, cli->err, &rc);
+    return rc;
+}
+
+static void
+s_cli_clear (s_cli_t *cli)
+{
+    umb_cli_rest_destroy (&cli->rest);
+    umb_cli_rest_wipe (&cli->token);
+    json_decref (cli->args);
+    json_decref (cli->datasets);
+    json_decref (cli->consumers);
+    cli->args = cli->datasets = cli->consumers = NULL;
+}
+
+int
+umb_cli_computations_run (int argc, char **argv, char **envp, FILE *out, FILE *err)
+{
+    assert (envp);
+    s_cli_t cli;
+    int rc = s_parse (&cli, argc, argv, out, err);
+    if (rc == S_EXIT_OK)
+        rc = s_connect (&cli, envp);
+    if (rc == S_EXIT_OK)
+        rc = cli.command->run (&cli);
+    s_cli_clear (&cli);
+    return rc == -1 ? S_EXIT_OK : rc;
+}
+
+int
+umb_cli_computations (int argc, char **argv)
+{
+    extern char **environ;
+    return umb_cli_computations_run (argc, argv, environ, stdout, stderr);
+}
+
+//  ---------------------------------------------------------------- selftest
+//  The commands against the real gateway, auth and computations services in
+//  this process.
+#include <czmq.h>
+#include <openssl/evp.h>
+#include "umb_cli_testkit.h"
+
+#define S_TEST_WS "lab"
+
+static umb_cli_testkit_run_t
+s_test_run (const char *url, const char *token, ...)
+{
+    va_list args;
+    va_start (args, token);
+    umb_cli_testkit_run_t run = umb_cli_testkit_runv (umb_cli_computations_run, "computations",
+                                                      url, token, args);
+    va_end (args);
+    return run;
+}
+
+//  Runs the command and checks it, in one.
+#define S_EXPECT(run_, rc_, in_out_, in_err_) do { \
+        umb_cli_testkit_run_t expect_run_ = (run_); \
+        umb_cli_testkit_expect (&expect_run_, rc_, in_out_, in_err_); \
+        umb_cli_testkit_run_free (&expect_run_); \
+    } while (0)
+
+static json_t *
+s_test_json (umb_cli_testkit_run_t *run)
+{
+    json_error_t error;
+    json_t *root = json_loads (run->out, 0, &error);
+    if (!root)
+        fprintf (stderr, "\nnot JSON (%s): %s\n", error.text, run->out);
+    assert (root);
+    return root;
+}
+
+static char *
+s_test_write (const char *dir, const char *name, const char *text)
+{
+    char *path = zsys_sprintf ("%s/%s", dir, name);
+    FILE *file = fopen (path, "w");
+    assert (file);
+    assert (fwrite (text, 1, strlen (text), file) == strlen (text));
+    fclose (file);
+    return path;
+}
+
+//  A new public key in dir/name (PEM). Caller frees the path.
+static char *
+s_test_key (const char *dir, const char *name, const char *type)
+{
+    EVP_PKEY *key = umb_sig_key_generate (type);
+    assert (key);
+    char *pem = umb_sig_public_pem (key);
+    assert (pem);
+    char *path = s_test_write (dir, name, pem);
+    free (pem);
+    EVP_PKEY_free (key);
+    return path;
+}
+
+//  A member's id, by their token
+static char *
+s_test_user_id (const char *url, const char *token)
+{
+    umb_http_client_t *client = umb_http_client_new (url, token);
+    umb_http_response_t response;
+    int rc = umb_http_client_get (client, "/users/me", &response);
+    assert (rc == 0 && response.status == 200);
+    json_t *root = json_loadb (response.body, response.size, 0, NULL);
+    char *id = strdup (umb_cli_rest_str (root, "id"));
+    assert (strncmp (id, "usr_", 4) == 0);
+    json_decref (root);
+    umb_http_response_clear (&response);
+    umb_http_client_destroy (&client);
+    return id;
+}
+
+//  An id on the first line of out. Caller frees.
+static char *
+s_test_first_line (umb_cli_testkit_run_t *run)
+{
+    return strndup (run->out, strcspn (run->out, "\n"));
+}
+
+void
+umb_cli_computations_test (bool verbose)
+{
+    if (verbose)
+        printf (" * umb_cli_computations: ");
+    const char *services [] = { "computations", NULL };
+    umb_cli_testkit_t *kit = umb_cli_testkit_new ("umb-cli-computations", services, NULL);
+    const char *url = umb_cli_testkit_url (kit);
+    const char *dir = umb_cli_testkit_dir (kit);
+
+    //  alice is admin of lab, bob a member, carol outside
+    char *alice = umb_cli_testkit_user (url, "alice");
+    char *bob = umb_cli_testkit_user (url, "bob");
+    char *carol = umb_cli_testkit_user (url, "carol");
+    umb_http_client_t *client = umb_http_client_new (url, alice);
+    free (umb_cli_testkit_post (client, "/workspaces", "{\"name\":\"" S_TEST_WS "\"}", 201, NULL));
+    char *invitation = umb_cli_testkit_post (client, "/workspaces/" S_TEST_WS "/invitations",
+                                             "{\"username\":\"bob\",\"role\":\"member\"}", 201, "id");
+    umb_http_client_destroy (&client);
+    client = umb_http_client_new (url, bob);
+    char *accept = zsys_sprintf ("/invitations/%s/accept", invitation);
+    free (umb_cli_testkit_post (client, accept, NULL, 200, NULL));
+    umb_http_client_destroy (&client);
+    char *alice_id = s_test_user_id (url, alice);
+    char *bob_id = s_test_user_id (url, bob);
+
+    //  Usage errors: exit 2, nothing sent
+    S_EXPECT (s_test_run (url, alice, NULL), 2, NULL, "usage: umbra computations COMMAND");
+    S_EXPECT (s_test_run (url, alice, "help", NULL), 0, "usage: umbra computations COMMAND", NULL);
+    S_EXPECT (s_test_run (url, alice, "create", "--help", NULL), 0, "--algorithm-provider USER",
+              NULL);
+    S_EXPECT (s_test_run (url, alice, "run", NULL), 2, NULL, "unknown computations command 'run'");
+    S_EXPECT (s_test_run (url, alice, "list", NULL), 2, NULL, "needs --workspace WS");
+    S_EXPECT (s_test_run (url, alice, "list", "-w", S_TEST_WS, "--bogus", NULL), 2, NULL,
+              "unknown option '--bogus' for computations list");
+    S_EXPECT (s_test_run (url, alice, "get", "-w", S_TEST_WS, NULL), 2, NULL, "takes one CMP");
+    S_EXPECT (s_test_run (url, alice, "asset", "-w", S_TEST_WS, "c", NULL), 2, NULL,
+              "takes CMP and one ASSET");
+    S_EXPECT (s_test_run (url, alice, "asset", "-w", S_TEST_WS, "c", "algorithm", NULL), 2, NULL,
+              "takes --hash HEX or --file PATH");
+    S_EXPECT (s_test_run (url, alice, "list", "-w", S_TEST_WS, "--tee", "none", NULL), 2, NULL,
+              "computations list does not take '--tee'");
+    S_EXPECT (s_test_run (url, alice, "create", "-w", S_TEST_WS, "--name", "x", NULL), 2, NULL,
+              "needs --file DEF.json, or --name NAME");
+    S_EXPECT (s_test_run (url, alice, "create", "-w", S_TEST_WS, "--file", "d.json", "--name", "x",
+                          NULL), 2, NULL, "no other definition flag");
+    S_EXPECT (s_test_run (url, alice, "create", "-w", S_TEST_WS, "--name", "x",
+                          "--algorithm-provider", "alice", "--consumer", "alice", "--dataset",
+                          "nofilename", NULL), 2, NULL, "--dataset is PROVIDER:FILENAME");
+    S_EXPECT (s_test_run (url, alice, "create", "-w", S_TEST_WS, "--name", "x",
+                          "--algorithm-provider", "alice", "--consumer", "alice",
+                          "--algorithm-type", "java", NULL), 2, NULL, "python or bin");
+    S_EXPECT (s_test_run (url, alice, "create", "-w", S_TEST_WS, "--name", "x", "--name", "y",
+                          NULL), 2, NULL, "is given twice");
+    S_EXPECT (s_test_run (url, alice, "list", "-w", S_TEST_WS, "--limit", "0", NULL), 2, NULL,
+              "--limit takes a number above 0");
+    S_EXPECT (s_test_run (url, alice, "list", "-w", S_TEST_WS, "--limit", "1", "--page-size", "1",
+                          NULL), 2, NULL, "exclude each other");
+    S_EXPECT (s_test_run (url, alice, "audit", "-w", S_TEST_WS, "--after", "-1", NULL), 2, NULL,
+              "--after takes a number, not '-1'");
+    S_EXPECT (s_test_run (url, alice, "key", "-w", S_TEST_WS, "c", NULL), 2, NULL,
+              "needs --key FILE.pub");
+    S_EXPECT (s_test_run (url, alice, "update", "-w", S_TEST_WS, "c", NULL), 2, NULL,
+              "needs --file FILE");
+    S_EXPECT (s_test_run (url, alice, "get", "-w", "", "c", NULL), 2, NULL, "an empty value");
+
+    //  Create from flags: the id printed; a non-member refused with the service's reason
+    char *policy = s_test_write (dir, "policy.json",
+                                 "{\"comment\": \"t\", \"snp\": {\"allow_debug\": false}}");
+    char *bad_policy = s_test_write (dir, "bad-policy.json", "{\"snp\": {\"allow_debg\": true}}");
+    S_EXPECT (s_test_run (url, alice, "create", "-w", S_TEST_WS, "--name", "other",
+                          "--algorithm-provider", "alice", "--consumer", "alice", "--tee", "tdx",
+                          "--policy", bad_policy, NULL), 1, NULL, "umbra: 422 ");
+    umb_cli_testkit_run_t run = s_test_run (url, alice, "create", "-w", S_TEST_WS, "--name",
+        "regression", "--algorithm-provider", "alice", "--arg", "--epochs",
+        "--dataset", "bob:north.csv", "--dataset", "alice:south.csv.gz:decompress",
+        "--consumer", "alice", "--consumer", "bob", "--vcpus", "2",
+        "--memory-mb", "512", "--run-timeout", "120", "--description", "two regions",
+        "--policy", policy, NULL);
+    umb_cli_testkit_expect (&run, 0, "cmp_", NULL);
+    char *cmp1 = s_test_first_line (&run);
+    assert (strlen (run.out) == strlen (cmp1) + 1);
+    umb_cli_testkit_run_free (&run);
+    S_EXPECT (s_test_run (url, alice, "create", "-w", S_TEST_WS, "--name", "other",
+                          "--algorithm-provider", "carol", "--consumer", "alice", NULL), 1, NULL,
+              "umbra: 422 ");
+    run = s_test_run (url, alice, "create", "-w", S_TEST_WS, "--name", "other",
+                      "--algorithm-provider", "alice", "--consumer", "carol", NULL);
+    umb_cli_testkit_expect (&run, 1, NULL, "umbra: 422 ");
+    assert (strstr (run.err, "'carol' is not a member of this workspace"));
+    umb_cli_testkit_run_free (&run);
+    S_EXPECT (s_test_run (url, alice, "create", "-w", S_TEST_WS, "--name", "regression",
+                          "--algorithm-provider", "alice", "--consumer", "alice", NULL), 1, NULL,
+              "umbra: 409 duplicate_name: ");
+    S_EXPECT (s_test_run (url, carol, "list", "-w", S_TEST_WS, NULL), 1, NULL, "umbra: 404 ");
+
+    //  ...and from a file, with a policy file's text
+    char *definition = s_test_write (dir, "def.json",
+        "{\"name\": \"second\", \"algorithm\": {\"provider\": \"bob\", \"type\": \"bin\"},"
+        " \"datasets\": [], \"consumers\": [\"bob\"], \"run_timeout_s\": 60,"
+        " \"limits\": {\"memory_mb\": 256}}");
+    run = s_test_run (url, bob, "create", "-w", S_TEST_WS, "--file", definition, "--json", NULL);
+    umb_cli_testkit_expect (&run, 0, NULL, NULL);
+    json_t *root = s_test_json (&run);
+    char *cmp2 = strdup (umb_cli_rest_str (root, "id"));
+    assert (streq (umb_cli_rest_str (root, "owner"), bob_id));
+    assert (json_integer_value (json_object_get (root, "version")) == 1);
+    json_decref (root);
+    umb_cli_testkit_run_free (&run);
+    char *not_json = s_test_write (dir, "bad.json", "{\"name\": ");
+    S_EXPECT (s_test_run (url, alice, "create", "-w", S_TEST_WS, "--file", not_json, NULL), 1,
+              NULL, "is not JSON");
+    S_EXPECT (s_test_run (url, alice, "create", "-w", S_TEST_WS, "--file", "/nonexistent/d.json",
+                          NULL), 1, NULL, "umbra: cannot read /nonexistent/d.json: ");
+    char *third = s_test_write (dir, "third.json",
+        "{\"name\": \"third\", \"algorithm\": {\"provider\": \"alice\"}, \"consumers\": [\"alice\"]}");
+    run = s_test_run (url, alice, "create", "-w", S_TEST_WS, "--file", third, NULL);
+    umb_cli_testkit_expect (&run, 0, "cmp_", NULL);
+    char *cmp3 = s_test_first_line (&run);
+    umb_cli_testkit_run_free (&run);
+
+    //  List: every page (pages of 1), one page, filtered, as JSON
+    run = s_test_run (url, alice, "list", "-w", S_TEST_WS, "--page-size", "1", NULL);
+    umb_cli_testkit_expect (&run, 0, "ID                    VERSION", NULL);
+    assert (strstr (run.out, cmp1) && strstr (run.out, cmp2) && strstr (run.out, cmp3));
+    assert (strstr (run.out, "regression\n") && strstr (run.out, "second\n"));
+    umb_cli_testkit_run_free (&run);
+    run = s_test_run (url, alice, "list", "-w", S_TEST_WS, "--limit", "1", "--json", NULL);
+    umb_cli_testkit_expect (&run, 0, NULL, NULL);
+    root = s_test_json (&run);
+    assert (json_array_size (json_object_get (root, "items")) == 1);
+    char *cursor = strdup (umb_cli_rest_str (root, "next"));
+    assert (*cursor);
+    json_decref (root);
+    umb_cli_testkit_run_free (&run);
+    free (cursor);
+    run = s_test_run (url, alice, "list", "-w", S_TEST_WS, "--page-size", "2", "--json", NULL);
+    umb_cli_testkit_expect (&run, 0, NULL, NULL);
+    root = s_test_json (&run);
+    assert (json_array_size (json_object_get (root, "items")) == 3);
+    const char *ids [] = { cmp1, cmp2, cmp3 };
+    for (size_t i = 0; i < 3; i++) {
+        size_t seen = 0, index;
+        json_t *item;
+        json_array_foreach (json_object_get (root, "items"), index, item)
+            seen += streq (umb_cli_rest_str (item, "id"), ids [i]);
+        assert (seen == 1);
+    }
+    assert (json_is_null (json_object_get (root, "next")));
+    json_decref (root);
+    umb_cli_testkit_run_free (&run);
+    run = s_test_run (url, alice, "list", "-w", S_TEST_WS, "--participant", bob_id, "--name", "se",
+                      NULL);
+    umb_cli_testkit_expect (&run, 0, cmp2, NULL);
+    assert (!strstr (run.out, cmp1) && !strstr (run.out, cmp3));
+    umb_cli_testkit_run_free (&run);
+    run = s_test_run (url, bob, "list", "-w", S_TEST_WS, "--participant", "me", "--json", NULL);
+    umb_cli_testkit_expect (&run, 0, NULL, NULL);
+    root = s_test_json (&run);
+    assert (json_array_size (json_object_get (root, "items")) == 2);
+    json_decref (root);
+    umb_cli_testkit_run_free (&run);
+
+    //  Get: the detail block; unknown → 404
+    run = s_test_run (url, bob, "get", "-w", S_TEST_WS, cmp1, NULL);
+    umb_cli_testkit_expect (&run, 0, "name          regression\n", NULL);
+    assert (strstr (run.out, "description   two regions\n"));
+    assert (strstr (run.out, "version       1\n"));
+    assert (strstr (run.out, "args        --epochs\n"));
+    assert (strstr (run.out, "north.csv by ") && strstr (run.out, "hash (no hash yet)"));
+    assert (strstr (run.out, "south.csv.gz by ") && strstr (run.out, ", decompressed"));
+    assert (strstr (run.out, "backend       none, 2 vCPUs, 512 MiB\n"));
+    assert (strstr (run.out, "run timeout   120 s\n"));
+    assert (strstr (run.out, "policy        47 bytes\n"));
+    char *line = zsys_sprintf ("  %s  owner, algorithm_provider, data_provider, result_consumer"
+                               "  (no key yet)\n", alice_id);
+    assert (strstr (run.out, line));
+    zstr_free (&line);
+    line = zsys_sprintf ("  %s  data_provider, result_consumer  (no key yet)\n", bob_id);
+    assert (strstr (run.out, line));
+    zstr_free (&line);
+    umb_cli_testkit_run_free (&run);
+    run = s_test_run (url, bob, "get", "-w", S_TEST_WS, cmp2, NULL);
+    umb_cli_testkit_expect (&run, 0, "limits        memory_mb 256\n", NULL);
+    assert (strstr (run.out, "algorithm     bin by "));
+    umb_cli_testkit_run_free (&run);
+    S_EXPECT (s_test_run (url, bob, "get", "-w", S_TEST_WS, "cmp_0000000000000000", NULL), 1, NULL,
+              "umbra: 404 not_found: no computation 'cmp_0000000000000000'");
+
+    //  Update: with the current version, then a stale one (409); only the owner
+    char *patch = s_test_write (dir, "patch.json", "{\"description\": \"north and south\"}");
+    S_EXPECT (s_test_run (url, alice, "update", "-w", S_TEST_WS, cmp1, "--file", patch,
+                          "--version", "1", NULL), 0, " is at version 2\n", NULL);
+    S_EXPECT (s_test_run (url, alice, "update", "-w", S_TEST_WS, cmp1, "--file", patch,
+                          "--version", "1", NULL), 1, NULL, "umbra: 409 conflict: ");
+    S_EXPECT (s_test_run (url, bob, "update", "-w", S_TEST_WS, cmp1, "--file", patch, NULL), 1,
+              NULL, "umbra: 403 ");
+    S_EXPECT (s_test_run (url, alice, "update", "-w", S_TEST_WS, cmp1, "--file", not_json, NULL),
+              1, NULL, "is not JSON");
+    run = s_test_run (url, alice, "update", "-w", S_TEST_WS, cmp1, "--file", patch, "--json", NULL);
+    umb_cli_testkit_expect (&run, 0, NULL, NULL);
+    root = s_test_json (&run);
+    assert (json_integer_value (json_object_get (root, "version")) == 3);
+    assert (streq (umb_cli_rest_str (root, "description"), "north and south"));
+    json_decref (root);
+    umb_cli_testkit_run_free (&run);
+
+    //  Check: not ready, what is missing
+    run = s_test_run (url, bob, "check", "-w", S_TEST_WS, cmp1, NULL);
+    umb_cli_testkit_expect (&run, 1, "not ready; missing:\n", NULL);
+    assert (strstr (run.out, "  algorithm.hash\n") && strstr (run.out, "datasets[north.csv].hash"));
+    umb_cli_testkit_run_free (&run);
+    S_EXPECT (s_test_run (url, alice, "manifest", "-w", S_TEST_WS, cmp1, NULL), 1, NULL,
+              "umbra: 409 not_ready: ");
+
+    //  Keys: each participant's own; a bad key and a non-participant refused
+    char *alice_pub = s_test_key (dir, "alice.pub", "ed25519");
+    char *bob_pub = s_test_key (dir, "bob.pub", "ecdsa");
+    char *junk = s_test_write (dir, "junk.pub", "-----BEGIN PUBLIC KEY-----\nAAAA\n"
+                                                "-----END PUBLIC KEY-----\n");
+    S_EXPECT (s_test_run (url, alice, "key", "-w", S_TEST_WS, cmp1, "--key", alice_pub, NULL), 0,
+              ": ed25519 ", NULL);
+    run = s_test_run (url, bob, "key", "-w", S_TEST_WS, cmp1, "--key", bob_pub, "--json", NULL);
+    umb_cli_testkit_expect (&run, 0, NULL, NULL);
+    root = s_test_json (&run);
+    assert (streq (umb_cli_rest_str (root, "user"), bob_id));
+    assert (streq (umb_cli_rest_str (root, "key_type"), "ecdsa-p256"));
+    char *bob_fingerprint = strdup (umb_cli_rest_str (root, "key_fingerprint"));
+    json_decref (root);
+    umb_cli_testkit_run_free (&run);
+    S_EXPECT (s_test_run (url, bob, "key", "-w", S_TEST_WS, cmp1, "--key", junk, NULL), 1, NULL,
+              "umbra: 422 ");
+    S_EXPECT (s_test_run (url, bob, "key", "-w", S_TEST_WS, cmp3, "--key", bob_pub, NULL), 1, NULL,
+              "umbra: 403 ");
+    S_EXPECT (s_test_run (url, bob, "key", "-w", S_TEST_WS, cmp1, "--key", "/nonexistent.pub",
+                          NULL), 1, NULL, "cannot read /nonexistent.pub");
+
+    //  Assets: by --file (hashed here, as `umbra checksum` does) and by --hash
+    char *algorithm = s_test_write (dir, "abc.py", "abc");
+    static const char abc [] = "3a985da74fe225b2045c172d6bd390bd855f086e3e9d525b46bfe24511431532";
+    static const char other [] = "0000000000000000000000000000000000000000000000000000000000000001";
+    run = s_test_run (url, alice, "asset", "-w", S_TEST_WS, cmp1, "algorithm", "--file", algorithm,
+                      NULL);
+    umb_cli_testkit_expect (&run, 0, abc, NULL);
+    assert (strstr (run.out, ": algorithm ") && strstr (run.out, "(version 6)"));
+    umb_cli_testkit_run_free (&run);
+    S_EXPECT (s_test_run (url, bob, "asset", "-w", S_TEST_WS, cmp1, "north.csv", "--hash", other,
+                          NULL), 0, "north.csv 0000", NULL);
+    S_EXPECT (s_test_run (url, bob, "asset", "-w", S_TEST_WS, cmp1, "south.csv.gz", "--hash",
+                          other, NULL), 1, NULL, "umbra: 403 ");
+    S_EXPECT (s_test_run (url, alice, "asset", "-w", S_TEST_WS, cmp1, "nothing.csv", "--hash",
+                          other, NULL), 1, NULL, "umbra: 404 ");
+    S_EXPECT (s_test_run (url, alice, "asset", "-w", S_TEST_WS, cmp1, "south.csv.gz", "--hash",
+                          "xyz", NULL), 1, NULL, "umbra: 422 ");
+    S_EXPECT (s_test_run (url, alice, "asset", "-w", S_TEST_WS, cmp1, "south.csv.gz", "--hash",
+                          other, "--file", algorithm, NULL), 2, NULL, "takes --hash HEX or --file");
+    S_EXPECT (s_test_run (url, alice, "asset", "-w", S_TEST_WS, cmp1, "south.csv.gz", "--file",
+                          "/nonexistent/file", NULL), 1, NULL, "umbra: ");
+    run = s_test_run (url, bob, "check", "-w", S_TEST_WS, cmp1, "--json", NULL);
+    umb_cli_testkit_expect (&run, 1, NULL, NULL);
+    root = s_test_json (&run);
+    assert (json_is_false (json_object_get (root, "ready")));
+    assert (json_array_size (json_object_get (root, "missing")) == 1);
+    json_decref (root);
+    umb_cli_testkit_run_free (&run);
+    char *other_file = s_test_write (dir, "south.csv.gz", "south");
+    S_EXPECT (s_test_run (url, alice, "asset", "-w", S_TEST_WS, cmp1, "south.csv.gz", "--file",
+                          other_file, NULL), 0, "south.csv.gz ", NULL);
+
+    //  Ready: check, the manifest to a file
+    S_EXPECT (s_test_run (url, bob, "check", "-w", S_TEST_WS, cmp1, NULL), 0, "ready\n", NULL);
+    run = s_test_run (url, bob, "get", "-w", S_TEST_WS, cmp1, NULL);
+    umb_cli_testkit_expect (&run, 0, bob_fingerprint, NULL);
+    assert (strstr (run.out, abc) && !strstr (run.out, "(no hash yet)") && !strstr (run.out, "no key"));
+    umb_cli_testkit_run_free (&run);
+    char *manifest = zsys_sprintf ("%s/manifest.json", dir);
+    run = s_test_run (url, bob, "manifest", "-w", S_TEST_WS, cmp1, "-o", manifest, NULL);
+    umb_cli_testkit_expect (&run, 0, "written to ", NULL);
+    umb_cli_testkit_run_free (&run);
+    json_error_t error;
+    root = json_load_file (manifest, 0, &error);
+    assert (root);
+    assert (streq (umb_cli_rest_str (root, "id"), cmp1));
+    assert (streq (umb_cli_rest_str (json_object_get (root, "algorithm"), "hash"), abc));
+    assert (json_array_size (json_object_get (root, "datasets")) == 2);
+    assert (json_array_size (json_object_get (root, "result_consumers")) == 2);
+    json_decref (root);
+    run = s_test_run (url, bob, "manifest", "-w", S_TEST_WS, cmp1, NULL);
+    umb_cli_testkit_expect (&run, 0, "\"result_consumers\"", NULL);
+    umb_cli_testkit_run_free (&run);
+    S_EXPECT (s_test_run (url, bob, "manifest", "-w", S_TEST_WS, cmp1, "-o", "/nonexistent/m.json",
+                          NULL), 1, NULL, "cannot write /nonexistent/m.json");
+
+    //  Delete: only the owner; then gone
+    S_EXPECT (s_test_run (url, bob, "delete", "-w", S_TEST_WS, cmp3, NULL), 1, NULL, "umbra: 403 ");
+    S_EXPECT (s_test_run (url, alice, "delete", "-w", S_TEST_WS, cmp3, NULL), 0, "deleted ", NULL);
+    S_EXPECT (s_test_run (url, alice, "get", "-w", S_TEST_WS, cmp3, NULL), 1, NULL, "umbra: 404 ");
+
+    //  Audit: every record (create x3, update x2, keys x2, assets x3, delete), after N
+    run = s_test_run (url, bob, "audit", "-w", S_TEST_WS, NULL);
+    umb_cli_testkit_expect (&run, 0, "1  ", NULL);
+    size_t lines = 0;
+    for (const char *c = run.out; *c; c++)
+        lines += *c == '\n';
+    assert (lines == 11);
+    assert (strstr (run.out, "  create  ") && strstr (run.out, "  keys.set  ")
+            && strstr (run.out, "  assets.set  ") && strstr (run.out, "  delete  "));
+    umb_cli_testkit_run_free (&run);
+    run = s_test_run (url, bob, "audit", "-w", S_TEST_WS, "--after", "9", "--json", NULL);
+    umb_cli_testkit_expect (&run, 0, NULL, NULL);
+    root = s_test_json (&run);
+    assert (json_array_size (json_object_get (root, "records")) == 2);
+    assert (json_integer_value (json_object_get (root, "last")) == 11);
+    assert (json_integer_value (json_object_get (json_array_get (json_object_get (root, "records"),
+                                                                 0), "seq")) == 10);
+    json_decref (root);
+    umb_cli_testkit_run_free (&run);
+    S_EXPECT (s_test_run (url, carol, "audit", "-w", S_TEST_WS, NULL), 1, NULL, "umbra: 404 ");
+
+    //  The gateway gone: a clear reason, exit 1, for GET and for PUT alike
+    umb_cli_testkit_stop_gateway (kit);
+    run = s_test_run (url, bob, "get", "-w", S_TEST_WS, cmp1, NULL);
+    umb_cli_testkit_expect (&run, 1, NULL, "umbra: cannot reach http://127.0.0.1:");
+    assert (!strstr (run.err, bob));
+    umb_cli_testkit_run_free (&run);
+    run = s_test_run (url, bob, "key", "-w", S_TEST_WS, cmp1, "--key", bob_pub, NULL);
+    umb_cli_testkit_expect (&run, 1, NULL, "umbra: cannot reach http://127.0.0.1:");
+    assert (!strstr (run.err, bob));
+    umb_cli_testkit_run_free (&run);
+
+    free (cmp1);
+    free (cmp2);
+    free (cmp3);
+    free (bob_fingerprint);
+    zstr_free (&definition);
+    zstr_free (&policy);
+    zstr_free (&bad_policy);
+    zstr_free (&not_json);
+    zstr_free (&third);
+    zstr_free (&patch);
+    zstr_free (&alice_pub);
+    zstr_free (&bob_pub);
+    zstr_free (&junk);
+    zstr_free (&algorithm);
+    zstr_free (&other_file);
+    zstr_free (&manifest);
+    free (alice_id);
+    free (bob_id);
+    free (alice);
+    free (bob);
+    free (carol);
+    free (invitation);
+    zstr_free (&accept);
+    umb_cli_testkit_destroy (&kit);
+    if (verbose)
+        printf ("OK\n");
+}
