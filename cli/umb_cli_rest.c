@@ -1,5 +1,7 @@
 //  umb_cli_rest - what the gateway's command-line clients share
 #include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -133,6 +135,101 @@ umb_cli_rest_call_json (umb_cli_rest_t *self, const char *method, const char *pa
     return root;
 }
 
+json_t *
+umb_cli_rest_list (umb_cli_rest_t *self, const char *path, int64_t limit, int64_t page_size)
+{
+    assert (self && path);
+    json_t *all = json_array ();
+    json_t *last = NULL;
+    char *cursor = NULL;
+    bool failed = false;
+    do {
+        char *page = strdup (path);
+        assert (page);
+        if (limit || page_size)
+            umb_cli_rest_query_int (&page, "limit", limit ? limit : page_size);
+        if (cursor)
+            umb_cli_rest_query (&page, "cursor", cursor);
+        free (cursor);
+        cursor = NULL;
+        json_decref (last);
+        last = umb_cli_rest_call_json (self, "GET", page, NULL);
+        free (page);
+        json_t *items = json_object_get (last, "items");
+        if (last && !json_is_array (items))
+            fprintf (self->err, "umbra: the answer holds no items\n");
+        if (!json_is_array (items)) {
+            failed = true;
+            break;
+        }
+        json_array_extend (all, items);
+        const char *next = json_string_value (json_object_get (last, "next"));
+        if (next && *next && !limit)
+            cursor = strdup (next);
+    } while (cursor);
+    if (failed) {
+        json_decref (last);
+        last = NULL;
+    }
+    else
+    if (!limit) {
+        //  Every page as one, with no next
+        json_object_set (last, "items", all);
+        json_object_set_new (last, "next", json_null ());
+    }
+    json_decref (all);
+    return last;
+}
+
+void
+umb_cli_rest_query (char **path_p, const char *name, const char *value)
+{
+    assert (path_p && *path_p && name && value);
+    char *escaped = umb_http_client_escape (value);
+    char *path = NULL;
+    char separator = strchr (*path_p, '?') ? '&' : '?';
+    if (asprintf (&path, "%s%c%s=%s", *path_p, separator, name, escaped) < 0)
+        path = NULL;
+    assert (path);
+    free (escaped);
+    free (*path_p);
+    *path_p = path;
+}
+
+void
+umb_cli_rest_query_int (char **path_p, const char *name, int64_t value)
+{
+    char text [32];
+    snprintf (text, sizeof (text), "%" PRId64, value);
+    umb_cli_rest_query (path_p, name, text);
+}
+
+int
+umb_cli_rest_number (FILE *err, const char *name, const char *text, int64_t min, int64_t *value)
+{
+    assert (err && name && text && value);
+    char *end = NULL;
+    errno = 0;
+    long long number = strtoll (text, &end, 10);
+    if (errno || end == text || *end || *text == '-' || *text == '+' || number < min) {
+        fprintf (err, "umbra: %s takes a number%s, not '%s'\n", name, min > 0 ? " above 0" : "",
+                 text);
+        return -1;
+    }
+    *value = number;
+    return 0;
+}
+
+bool
+umb_cli_rest_one_of (const char *value, const char *const *choices)
+{
+    assert (value && choices);
+    for (size_t i = 0; choices [i]; i++)
+        if (strcmp (value, choices [i]) == 0)
+            return true;
+    return false;
+}
+
 void
 umb_cli_rest_take_secret (char **secret_p, char *arg)
 {
@@ -159,6 +256,12 @@ umb_cli_rest_str (json_t *object, const char *key)
 {
     const char *value = json_string_value (json_object_get (object, key));
     return value ? value : "";
+}
+
+long long
+umb_cli_rest_int (json_t *object, const char *key)
+{
+    return (long long) json_integer_value (json_object_get (object, key));
 }
 
 void

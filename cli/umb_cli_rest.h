@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <jansson.h>
 #include "umb_config.h"
@@ -50,6 +51,26 @@ int     umb_cli_rest_call (umb_cli_rest_t *self, const char *method, const char 
 json_t *umb_cli_rest_call_json (umb_cli_rest_t *self, const char *method, const char *path,
                                 json_t *body);
 
+//  Every page of the list at path (a GET; "items" and "next" in each answer,
+//  the next page asked for with "cursor"), page_size items a request (0: the
+//  service's default); with limit (not 0) one page of limit items. The caller's:
+//  one page as it came, or every page's items as one with "next" null. NULL
+//  having said why on err.
+json_t *umb_cli_rest_list (umb_cli_rest_t *self, const char *path, int64_t limit,
+                           int64_t page_size);
+
+//  Appends "?name=value" or "&name=value" (value percent-encoded) to *path_p,
+//  which is freed and replaced (still the caller's).
+void        umb_cli_rest_query (char **path_p, const char *name, const char *value);
+void        umb_cli_rest_query_int (char **path_p, const char *name, int64_t value);
+
+//  A number option's value (name as the user wrote it, for the message):
+//  digits, at least min. 0 with *value, or -1 having said why on err.
+int         umb_cli_rest_number (FILE *err, const char *name, const char *text, int64_t min,
+                                 int64_t *value) __attribute__ ((warn_unused_result));
+//  Whether value is one of choices (NULL-terminated).
+bool        umb_cli_rest_one_of (const char *value, const char *const *choices);
+
 //  A --token (or other secret) argument: *secret_p, wiped and freed when set,
 //  becomes a copy of arg, and arg is wiped in place so that it does not linger
 //  in /proc/PID/cmdline.
@@ -59,6 +80,8 @@ void        umb_cli_rest_wipe (char **secret_p);
 
 //  The string at key, "" when there is none (borrowed).
 const char *umb_cli_rest_str (json_t *object, const char *key);
+//  The integer at key, 0 when there is none.
+long long   umb_cli_rest_int (json_t *object, const char *key);
 //  The Unix time at key as "2024-05-01T12:00:00Z", "-" when there is none.
 void        umb_cli_rest_time (json_t *object, const char *key, char *text, size_t size);
 //  value, indented, and a newline.

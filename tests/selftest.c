@@ -32,6 +32,7 @@
 #include "umb_certs.h"
 #include "umb_json.h"
 #include "umb_routes.h"
+#include "umb_sse.h"
 #include "umb_gateway.h"
 #include "umb_http_client.h"
 #include "umb_cli_certs.h"
@@ -107,6 +108,7 @@ static const struct {
     { "certs_http", umb_certs_http_test },
     { "certs",    umb_certs_test },
     { "json",     umb_json_test },
+    { "sse",      umb_sse_test },
     { "routes",   umb_routes_test },
     { "gateway",  umb_gateway_test },
     { "http_client", umb_http_client_test },

@@ -28,6 +28,7 @@ typedef struct {
     umb_client_t      *members_client;  //  the worker thread's own client of auth
     umb_client_t      *backends_client; //  ...and of backends
     zhashx_t          *runs;            //  live runs being followed: run id -> their state
+    zlistx_t          *waiters;         //  runs.events requests waiting for an event
     int                tick;
     char              *dir;
     char               failure [256];

@@ -45,7 +45,17 @@ typedef struct {
     char     attest_endpoint [128];
 } s_job_t;
 
+//  A runs.events request waiting for the run's next event
+typedef struct {
+    self_t    *self;
+    char       run [40];
+    int64_t    after, max;
+    umb_req_t *req;
+    int        timer;
+} s_waiter_t;
+
 static void s_act (self_t *self, umb_run_row_t *run, unsigned actions);
+static void s_wake (self_t *self, const char *run_id);
 
 //  ---------------------------------------------------------------- deadlines
 
@@ -131,6 +141,7 @@ s_commit (self_t *self, umb_run_row_t *run, int actions)
     }
     if (umb_store_commit (self->store))
         return -1;
+    s_wake (self, run->id);
     if (actions > 0)
         s_act (self, run, (unsigned) actions);
     return 0;
@@ -388,6 +399,7 @@ s_on_events (self_t *self, s_live_t *live, zframe_t *frame)
         char after [24];
         snprintf (after, sizeof after, "%lld", (long long) run.backend_after);
         zstr_sendx (live->follower, "AFTER", after, NULL);
+        s_wake (self, run.id);
         if (actions)
             s_act (self, &run, actions);
     }
@@ -713,6 +725,76 @@ s_write_event (const umb_run_event_row_t *event, void *arg)
     umb_w_map_end (w);
 }
 
+//  Writes the run's events after after (at most max) as the answer of req
+static int
+s_events_answer (self_t *self, umb_req_t *req, const umb_run_row_t *run, int64_t after,
+                 int64_t max)
+{
+    umb_w_t *w = umb_req_body_writer (req);
+    umb_w_map_begin (w);
+    umb_w_str (w, "events");
+    umb_w_array_begin (w);
+    int rc = umb_computations_store_run_events (self->store, run->id, after, max, s_write_event, w);
+    umb_w_array_end (w);
+    umb_w_kv_int (w, "last", run->events);
+    umb_w_kv_str (w, "state", run->state);
+    umb_w_map_end (w);
+    if (rc) {
+        umb_w_reset (w);
+        return umb_computations_store_fault (self, req);
+    }
+    return 200;
+}
+
+//  Answers a waiter with what there is now and frees it
+static void
+s_waiter_answer (s_waiter_t *waiter)
+{
+    self_t *self = waiter->self;
+    umb_run_row_t run;
+    int status;
+    if (umb_computations_store_run_get (self->store, NULL, waiter->run, &run))
+        status = umb_computations_store_fault (self, waiter->req);
+    else
+        status = s_events_answer (self, waiter->req, &run, waiter->after, waiter->max);
+    umb_computations_store_run_clear (&run);
+    umb_service_reply (self->service, &waiter->req, status);
+    free (waiter);
+}
+
+static int
+s_on_waiter_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    s_waiter_t *waiter = arg;
+    void *handle = zlistx_find (waiter->self->waiters, waiter);
+    if (handle) {
+        zlistx_detach (waiter->self->waiters, handle);
+        s_waiter_answer (waiter);
+    }
+    (void) loop;
+    (void) timer_id;
+    return 0;
+}
+
+//  New events of run_id are stored: its waiters are answered
+static void
+s_wake (self_t *self, const char *run_id)
+{
+    if (!self->waiters)
+        return;
+    zlistx_t *ready = zlistx_new ();
+    for (s_waiter_t *waiter = zlistx_first (self->waiters); waiter;
+         waiter = zlistx_next (self->waiters))
+        if (streq (waiter->run, run_id))
+            zlistx_add_end (ready, waiter);
+    for (s_waiter_t *waiter = zlistx_first (ready); waiter; waiter = zlistx_next (ready)) {
+        zlistx_detach (self->waiters, zlistx_find (self->waiters, waiter));
+        zloop_timer_end (umb_service_loop (self->service), waiter->timer);
+        s_waiter_answer (waiter);
+    }
+    zlistx_destroy (&ready);
+}
+
 int
 umb_computations_runs_events (void *state, umb_req_t *req)
 {
@@ -724,28 +806,35 @@ umb_computations_runs_events (void *state, umb_req_t *req)
     umb_msg_t *body = umb_req_body (req);
     int64_t after = umb_msg_int (body, "after", INT64_MIN, INT64_MAX, 0, false);
     int64_t max = umb_msg_int (body, "max", INT64_MIN, INT64_MAX, 100, false);
+    int64_t wait_ms = umb_msg_int (body, "wait_ms", INT64_MIN, INT64_MAX, 0, false);
     if (umb_msg_failed (body))
         status = umb_req_fail (req, 400, "bad_request", "%s", umb_msg_error (body));
     else
-    if (after < 0 || max < 1 || max > S_EVENTS_MAX)
-        status = umb_req_fail (req, 422, "invalid_argument", "after: 0 or more; max: 1..%d",
-                               S_EVENTS_MAX);
+    if (after < 0 || max < 1 || max > S_EVENTS_MAX || wait_ms < 0 || wait_ms > 60000)
+        status = umb_req_fail (req, 422, "invalid_argument", "after: 0 or more; max: 1..%d; "
+                               "wait_ms: 0..60000", S_EVENTS_MAX);
     else {
-        umb_w_t *w = umb_req_body_writer (req);
-        umb_w_map_begin (w);
-        umb_w_str (w, "events");
-        umb_w_array_begin (w);
-        int rc = umb_computations_store_run_events (self->store, run.id, after, max, s_write_event, w);
-        umb_w_array_end (w);
-        umb_w_kv_int (w, "last", run.events);
-        umb_w_kv_str (w, "state", run.state);
-        umb_w_map_end (w);
-        if (rc) {
-            umb_w_reset (w);
-            status = umb_computations_store_fault (self, req);
+        //  Never wait past the caller's deadline
+        int64_t budget = umb_req_remaining_ms (req) - 100;
+        if (wait_ms > budget)
+            wait_ms = budget > 0 ? budget : 0;
+        int current = umb_run_state_parse (run.state);
+        if (wait_ms > 0 && run.events <= after && current >= 0
+        &&  !umb_run_final ((umb_run_state_t) current)) {
+            s_waiter_t *waiter = calloc (1, sizeof (s_waiter_t));
+            assert (waiter);
+            waiter->self = self;
+            snprintf (waiter->run, sizeof waiter->run, "%s", run.id);
+            waiter->after = after;
+            waiter->max = max;
+            waiter->req = umb_req_defer (req);
+            waiter->timer = zloop_timer (umb_service_loop (self->service), (size_t) wait_ms, 1,
+                                         s_on_waiter_timer, waiter);
+            zlistx_add_end (self->waiters, waiter);
+            status = UMB_DEFERRED;
         }
         else
-            status = 200;
+            status = s_events_answer (self, req, &run, after, max);
     }
     umb_computations_store_run_clear (&run);
     return status;
@@ -793,7 +882,8 @@ int
 umb_computations_runs_resume (self_t *self)
 {
     self->runs = zhashx_new ();
-    assert (self->runs);
+    self->waiters = zlistx_new ();
+    assert (self->runs && self->waiters);
     zhashx_set_destructor (self->runs, s_live_free);
     return umb_computations_store_runs_live (self->store, s_resume, self);
 }
@@ -853,4 +943,12 @@ umb_computations_runs_destroy (self_t *self)
             zstr_send (live->follower, "$TERM");
         }
     zhashx_destroy (&self->runs);
+    //  Waiting requests are answered with what there is
+    for (s_waiter_t *waiter = self->waiters ? zlistx_first (self->waiters) : NULL; waiter;
+         waiter = zlistx_next (self->waiters)) {
+        if (self->service)
+            zloop_timer_end (umb_service_loop (self->service), waiter->timer);
+        s_waiter_answer (waiter);
+    }
+    zlistx_destroy (&self->waiters);
 }

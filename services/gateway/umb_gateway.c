@@ -25,6 +25,7 @@
 #include "umb_envelope.h"
 #include "umb_json.h"
 #include "umb_routes.h"
+#include "umb_sse.h"
 #include "umb_openapi.h"
 #include "umb_auth.h"              //  the selftest runs the real auth service
 #include "umb_certs.h"             //  ...and the real certs service
@@ -434,7 +435,7 @@ s_force_int_field (json_t *body, const char *field, const char *text, char *reas
 
 //  The query parameters a route takes: its query list, its int_query list,
 //  then its raw_query.
-#define S_QUERY_MAX (2 * UMB_ROUTES_MAX_QUERY + 1)
+#define S_QUERY_MAX (2 * UMB_ROUTES_MAX_QUERY + 2)
 
 typedef struct {
     const char *names [S_QUERY_MAX];
@@ -485,6 +486,8 @@ s_query_read (struct MHD_Connection *conn, const umb_routes_entry_t *route, s_qu
         query->names [count++] = route->int_query [i];
     if (route->raw_query)
         query->names [count++] = route->raw_query;
+    if (route->follow_final)
+        query->names [count++] = "follow";
     if (count)
         MHD_get_connection_values (conn, MHD_GET_ARGUMENT_KIND, s_on_query_argument, query);
     return *query->reason ? -1 : 0;
@@ -610,6 +613,131 @@ s_respond_form (s_gateway_t *self, s_request_t *req, struct MHD_Connection *conn
 
 //  A mesh route, answered as JSON, or a raw route, answered with one field
 //  of the reply. Errors are JSON either way.
+//  ---------------------------------------------------------------- event streams
+
+#define S_FOLLOW_WAIT_MS 15000      //  each long poll of a followed log
+
+//  What a stream asks the mesh with: the route's operation, the caller's
+//  token and the path's fields
+typedef struct {
+    s_gateway_t              *self;
+    const umb_routes_entry_t *route;
+    char                     *token;        //  wiped when the stream ends
+    char                     *values [UMB_ROUTES_MAX_PARAMS];
+    size_t                    params;
+    char                      request_id [S_MAX_ID + 1];
+} s_follow_t;
+
+static void
+s_follow_free (void *arg)
+{
+    s_follow_t *follow = arg;
+    s_token_free (&follow->token);
+    for (size_t i = 0; i < follow->params; i++)
+        free (follow->values [i]);
+    free (follow);
+}
+
+static json_t *
+s_follow_fetch (void *arg, int64_t after, int wait_ms, int *status, char *code, size_t code_size,
+                char *message, size_t message_size)
+{
+    s_follow_t *follow = arg;
+    umb_w_t *w = umb_w_new ();
+    umb_w_map_begin (w);
+    for (size_t i = 0; i < follow->params; i++)
+        umb_w_kv_str (w, follow->route->fields [i], follow->values [i]);
+    umb_w_kv_int (w, "after", after);
+    umb_w_kv_int (w, "max", 100);
+    umb_w_kv_int (w, "wait_ms", wait_ms);
+    umb_w_map_end (w);
+    s_call_t call;
+    s_call (follow->self, follow->route->service, follow->route->op, follow->token, w,
+            wait_ms + follow->self->timeout_ms, follow->request_id, &call);
+    umb_w_destroy (&w);
+    json_t *page = NULL;
+    if (call.status >= 200 && call.status < 300)
+        page = umb_json_from_msg (umb_reply_body (call.reply));
+    else {
+        *status = call.status;
+        snprintf (code, code_size, "%s", call.code ? call.code : "");
+        snprintf (message, message_size, "%s", call.message ? call.message : "");
+    }
+    umb_reply_destroy (&call.reply);
+    return page;
+}
+
+static bool
+s_follow_final (void *arg, const char *state)
+{
+    const s_follow_t *follow = arg;
+    for (const char *const *final = follow->route->follow_final; *final; final++)
+        if (streq (*final, state))
+            return true;
+    return false;
+}
+
+static ssize_t
+s_follow_read (void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void) pos;
+    ssize_t count = umb_sse_read ((umb_sse_t *) cls, buf, max);
+    return count < 0 ? MHD_CONTENT_READER_END_OF_STREAM : count;
+}
+
+static void
+s_follow_end (void *cls)
+{
+    umb_sse_t *sse = cls;
+    umb_sse_destroy (&sse);
+}
+
+//  ?follow=1 on an event log: the first page is asked for at once, so a
+//  refusal (404, 401 ...) is an ordinary error answer; then the stream.
+//  Takes the query and the token.
+static enum MHD_Result
+s_handle_follow (s_gateway_t *self, s_request_t *req, struct MHD_Connection *conn,
+                 s_query_t *query, char **token_p)
+{
+    const umb_routes_entry_t *route = req->match.route;
+    s_follow_t *follow = calloc (1, sizeof (s_follow_t));
+    assert (follow);
+    follow->self = self;
+    follow->route = route;
+    follow->token = *token_p;
+    *token_p = NULL;
+    follow->params = req->match.params;
+    for (size_t i = 0; i < req->match.params; i++)
+        follow->values [i] = strdup (req->match.values [i]);
+    snprintf (follow->request_id, sizeof follow->request_id, "%s", req->request_id);
+    //  Where to start: Last-Event-ID (a reconnecting browser), else ?after=
+    const char *last = MHD_lookup_connection_value (conn, MHD_HEADER_KIND, "Last-Event-ID");
+    const char *after_text = last ? last : s_query_value (query, "after");
+    int64_t after = after_text ? strtoll (after_text, NULL, 10) : 0;
+    s_query_clear (query);
+    int status = 0;
+    char code [64] = "", message [512] = "";
+    json_t *probe = s_follow_fetch (follow, after < 0 ? 0 : after, 0, &status, code, sizeof code,
+                                    message, sizeof message);
+    if (!probe) {
+        s_follow_free (follow);
+        return s_respond_error (req, conn, status >= 400 && status <= 599 ? status : 502,
+                                *code ? code : NULL, NULL, "%s", message);
+    }
+    json_decref (probe);
+    umb_sse_t *sse = umb_sse_new (s_follow_fetch, s_follow_final, follow, s_follow_free, after,
+                                  S_FOLLOW_WAIT_MS);
+    struct MHD_Response *response = MHD_create_response_from_callback (MHD_SIZE_UNKNOWN, 4096,
+                                                                       s_follow_read, sse,
+                                                                       s_follow_end);
+    if (!response) {
+        umb_sse_destroy (&sse);
+        return MHD_NO;
+    }
+    MHD_add_response_header (response, "X-Accel-Buffering", "no");
+    return s_queue (req, conn, 200, "text/event-stream", response, NULL);
+}
+
 static enum MHD_Result
 s_handle_mesh (s_gateway_t *self, s_request_t *req, struct MHD_Connection *conn)
 {
@@ -632,6 +760,9 @@ s_handle_mesh (s_gateway_t *self, s_request_t *req, struct MHD_Connection *conn)
         s_query_clear (&query);
         return s_respond_error (req, conn, 401, "unauthenticated", NULL, "%s", reason);
     }
+    const char *follow_value = route->follow_final ? s_query_value (&query, "follow") : NULL;
+    if (follow_value && (streq (follow_value, "1") || streq (follow_value, "true")))
+        return s_handle_follow (self, req, conn, &query, &token);
     umb_w_t *w = umb_w_new ();
     assert (w);
     int status = s_mesh_body (req, &query, w, reason, sizeof (reason));

@@ -24,6 +24,10 @@
 #define S_COMPUTATIONS(method_, pattern_, op_, ...) \
     { method_, pattern_, UMB_ROUTES_MESH, "computations", op_, __VA_ARGS__ }
 #define S_CMP "/workspaces/{ws}/computations/{computation}"
+
+//  Final states of the event logs the gateway can stream
+static const char *const s_run_final [] = { "Completed", "Failed", "Cancelled", NULL };
+static const char *const s_cvm_final [] = { "Destroyed", "Failed", NULL };
 #define S_CMP_FIELDS .fields = { "workspace", "computation" }
 
 #define S_CONTENT_PEM "application/x-pem-file"
@@ -114,7 +118,8 @@ static const umb_routes_entry_t s_table [] = {
     S_BACKENDS ("POST",   "/workspaces/{ws}/cvms/{cvm}/manifest", "backends.cvms.manifest",
                 .fields = { "workspace", "cvm" }),
     S_BACKENDS ("GET",    "/workspaces/{ws}/cvms/{cvm}/events", "backends.events.pull",
-                .fields = { "workspace", "cvm" }, .int_query = { "after", "max", "wait_ms" }),
+                .fields = { "workspace", "cvm" }, .int_query = { "after", "max", "wait_ms" },
+                .follow_final = s_cvm_final),
 
     //  Computations, their participants' keys and assets, and the audit trail
     S_COMPUTATIONS ("POST",  "/workspaces/{ws}/computations", "computations.create",
@@ -138,7 +143,8 @@ static const umb_routes_entry_t s_table [] = {
     S_COMPUTATIONS ("POST",   S_CMP "/runs/{run}/stop", "computations.runs.stop",
                     .fields = { "workspace", "computation", "run" }),
     S_COMPUTATIONS ("GET",    S_CMP "/runs/{run}/events", "computations.runs.events",
-                    .fields = { "workspace", "computation", "run" }, .int_query = { "after", "max" }),
+                    .fields = { "workspace", "computation", "run" }, .int_query = { "after", "max" },
+                    .follow_final = s_run_final),
     S_COMPUTATIONS ("GET",   "/workspaces/{ws}/audit", "computations.audit.list",
                     .fields = { "workspace" }, .int_query = { "after", "limit" }),
     { NULL }
@@ -423,6 +429,9 @@ umb_routes_check_openapi (const char *document, size_t size, char **error)
             if (!s_has_parameter (root, path_item, operation, route->int_query [q], "query"))
                 s_report (error, "%s %s: query parameter %s is not declared", route->method,
                           route->pattern, route->int_query [q]);
+        if (route->follow_final && !s_has_parameter (root, path_item, operation, "follow", "query"))
+            s_report (error, "%s %s: query parameter follow is not declared", route->method,
+                      route->pattern);
         if (route->raw_query && !s_has_parameter (root, path_item, operation, route->raw_query,
                                                   "query"))
             s_report (error, "%s %s: query parameter %s is not declared", route->method,

@@ -54,6 +54,9 @@ typedef struct {
     const char       *fixed_value;
     umb_routes_form_t forms [UMB_ROUTES_MAX_FORMS];     //  UMB_ROUTES_RAW: the first is the default
     const char       *raw_query;                        //  query parameter choosing a form, or NULL
+    //  An event log: with ?follow=1 the answer is a Server-Sent Events stream
+    //  (umb_sse) that ends once the log's state is one of these
+    const char *const *follow_final;
 } umb_routes_entry_t;
 
 typedef struct {

@@ -226,6 +226,10 @@ req POST "/workspaces/lab/computations/$cmp/runs" "${token[alice]}"; expect 201 
 run=$(jq -r .id <<<"$body")
 [ "$(jq -r .state <<<"$body")" = Provisioning ] || fail "the run starts Provisioning: $body"
 req POST "/workspaces/lab/computations/$cmp/runs" "${token[alice]}"; expect 409 "a second run while one is live"
+# A viewer follows the run live: Server-Sent Events until the run is final
+curl -sN -H "Authorization: Bearer ${token[victor]}" \
+    "$base/workspaces/lab/computations/$cmp/runs/$run/events?follow=1" >"$work/sse.txt" &
+sse_pid=$!
 # wait_run STATE: until the run is in STATE (or a final state, which fails unless it is STATE)
 wait_run () {
     local waited=0 state
@@ -261,6 +265,17 @@ states=$(jq -r '[.events[] | select(.source == "computations" and .type == "stat
 agent_states=$(jq -r '[.events[] | select(.source == "agent" and .type == "state") | .state] | join(" ")' <<<"$body")
 grep -q "Complete" <<<"$agent_states" || fail "the agent's events are missing: $agent_states"
 ok "the run's events, in order: $states (agent: $agent_states)"
+waited=0
+while kill -0 "$sse_pid" 2>/dev/null; do
+    [ $waited -lt 300 ] || fail "the event stream did not end with the run"
+    sleep 0.1; waited=$((waited + 1))
+done
+grep -q '^event: end$' "$work/sse.txt" && grep -q '^data: {"state":"Completed"}$' "$work/sse.txt" \
+    || fail "the stream does not end with the run: $(tail -n 5 "$work/sse.txt")"
+sse_states=$(grep '^data: ' "$work/sse.txt" | sed 's/^data: //' | jq -r 'select(.source == "computations" and .type == "state") | .state' | tr '\n' ' ')
+[ "$sse_states" = "$states " ] || fail "the stream's states ($sse_states) are not the run's ($states)"
+[ "$(grep -c '^id: ' "$work/sse.txt")" = "$(jq -r '.events | length' <<<"$body")" ] || fail "the stream lost or repeated events"
+ok "the run followed live (follow=1, Server-Sent Events): every event once, then end"
 waited=0
 until [ "$(curl -s -H "Authorization: Bearer ${token[alice]}" "$base/workspaces/lab/cvms/$run_cvm" | jq -r .state)" = Destroyed ]; do
     [ $waited -lt 100 ] || fail "the run's CVM was not destroyed"
