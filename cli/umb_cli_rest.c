@@ -304,7 +304,8 @@ umb_cli_rest_usage_common (FILE *stream)
 }
 
 //  ---------------------------------------------------------------- selftest
-//  Calls that reach a gateway are tested by umb_cli_certs and umb_cli_backends.
+//  Calls that reach a gateway are tested by umb_cli_certs and umb_cli_backends,
+//  lists of many pages by umb_cli_backends and umb_cli_computations.
 
 static char *
 s_test_text (FILE *stream)
@@ -350,6 +351,7 @@ umb_cli_rest_test (bool verbose)
     umb_http_response_t response;
     assert (umb_cli_rest_call (rest, "DELETE", "/x", NULL, &response) == -1);
     assert (!umb_cli_rest_call_json (rest, "POST", "/x", NULL));
+    assert (!umb_cli_rest_list (rest, "/x", 0, 10));
     text = s_test_text (err);
     assert (strncmp (text, "umbra: cannot reach http://127.0.0.1:1", 38) == 0);
     assert (!strstr (text, "s3cret"));
@@ -368,8 +370,34 @@ umb_cli_rest_test (bool verbose)
     assert (!secret);
     umb_cli_rest_wipe (&secret);
 
+    //  Queries, escaped; numbers and choices from options
+    char *path = strdup ("/workspaces/lab/cvms");
+    umb_cli_rest_query (&path, "state", "Running");
+    umb_cli_rest_query (&path, "name", "a b&c");
+    umb_cli_rest_query_int (&path, "limit", -25);
+    assert (strcmp (path, "/workspaces/lab/cvms?state=Running&name=a%20b%26c&limit=-25") == 0);
+    free (path);
+    int64_t number = -1;
+    assert (umb_cli_rest_number (err, "--after", "0", 0, &number) == 0 && number == 0);
+    assert (umb_cli_rest_number (err, "-l", "42", 1, &number) == 0 && number == 42);
+    assert (umb_cli_rest_number (err, "--limit", "0", 1, &number) == -1 && number == 42);
+    assert (umb_cli_rest_number (err, "--after", "-1", 0, &number) == -1);
+    assert (umb_cli_rest_number (err, "--after", "+1", 0, &number) == -1);
+    assert (umb_cli_rest_number (err, "--after", "", 0, &number) == -1);
+    assert (umb_cli_rest_number (err, "--after", "1x", 0, &number) == -1);
+    assert (umb_cli_rest_number (err, "--after", "99999999999999999999", 0, &number) == -1);
+    text = s_test_text (err);
+    assert (strncmp (text, "umbra: --limit takes a number above 0, not '0'\n"
+                           "umbra: --after takes a number, not '-1'\n", 87) == 0);
+    free (text);
+    const char *const choices [] = { "none", "tdx", NULL };
+    assert (umb_cli_rest_one_of ("tdx", choices));
+    assert (!umb_cli_rest_one_of ("TDX", choices) && !umb_cli_rest_one_of ("", choices));
+
     //  Values from answers
     json_t *object = json_pack ("{s:s, s:I, s:n}", "name", "h1", "at", (json_int_t) 86400, "gone");
+    assert (umb_cli_rest_int (object, "at") == 86400);
+    assert (umb_cli_rest_int (object, "name") == 0 && umb_cli_rest_int (NULL, "at") == 0);
     assert (strcmp (umb_cli_rest_str (object, "name"), "h1") == 0);
     assert (strcmp (umb_cli_rest_str (object, "at"), "") == 0);
     assert (strcmp (umb_cli_rest_str (NULL, "name"), "") == 0);

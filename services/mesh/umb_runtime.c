@@ -214,7 +214,7 @@ umb_runtime_test (bool verbose)
     assert (gateway_key && strlen (gateway_key) == 40);
     free (gateway_key);
     const char *const *service_keys = umb_runtime_service_keys (runtime);
-    assert (streq (service_keys [0], auth_key) && service_keys [3] && !service_keys [4]);
+    assert (streq (service_keys [0], auth_key) && service_keys [4] && !service_keys [5]);
     zcert_t *gateway = umb_runtime_identity (runtime, "gateway");
     assert (gateway);
     umb_client_t *client = umb_runtime_client (runtime, "auth", gateway);
