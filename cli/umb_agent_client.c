@@ -23,6 +23,7 @@
 #include "umb_agent.h"
 #include "umb_zap.h"
 #include "umb_cli_agent.h"
+#include "umb_cli_testkit.h"
 
 #define S_MAX_EVIDENCE   (1024 * 1024)
 #define S_MAX_CERTS      (1024 * 1024)
@@ -1314,8 +1315,6 @@ s_fake_attestation (zsock_t *pipe, void *args)
 #define S_FAKE_CREDIT 3
 #define S_FAKE_CHUNK  1000
 
-static char *s_test_write (const char *dir, const char *name, const void *data, size_t size);
-
 typedef struct {
     zframe_t *routing;
     char      id [UMB_ENVELOPE_MAX_ID + 1];
@@ -1558,7 +1557,7 @@ s_test_fake_agent (const char *dir)
     uint8_t *data = malloc (size);
     assert (data);
     randombytes_buf (data, size);
-    char *path = s_test_write (dir, "fake-upload.bin", data, size);
+    char *path = umb_cli_testkit_write_data (dir, "fake-upload.bin", data, size);
     EVP_PKEY *key = umb_sig_key_generate ("ed25519");
     assert (key);
     rc = umb_agent_client_upload (client, "dataset", path, key, NULL);
@@ -1615,18 +1614,6 @@ s_test_progress (void *arg, const char *phase, uint64_t done, uint64_t total)
     }
 }
 
-static char *
-s_test_write (const char *dir, const char *name, const void *data, size_t size)
-{
-    char *path = NULL;
-    assert (asprintf (&path, "%s/%s", dir, name) > 0);
-    FILE *file = fopen (path, "wb");
-    assert (file);
-    assert (fwrite (data, 1, size, file) == size);
-    fclose (file);
-    return path;
-}
-
 //  Waits (10 s at most) for the agent to reach state; the status call itself
 //  waits on the socket, so this loop polls a live agent, not a clock
 static void
@@ -1675,8 +1662,8 @@ s_test_real_agent (bool verbose)
     uint8_t *blob = malloc (blob_size);
     assert (blob);
     randombytes_buf (blob, blob_size);
-    char *algo_path = s_test_write (dir, "algorithm.sh", algorithm, strlen (algorithm));
-    char *blob_path = s_test_write (dir, "blob.bin", blob, blob_size);
+    char *algo_path = umb_cli_testkit_write (dir, "algorithm.sh", algorithm);
+    char *blob_path = umb_cli_testkit_write_data (dir, "blob.bin", blob, blob_size);
     uint8_t hash [UMB_SIG_HASH_SIZE];
     char algo_hex [UMB_SIG_HASH_HEX_SIZE], blob_hex [UMB_SIG_HASH_HEX_SIZE];
     umb_sig_sha3 (algorithm, strlen (algorithm), hash);

@@ -720,28 +720,12 @@ s_test_run (const char *url, const char *token, ...)
     return run;
 }
 
-static char *
-s_test_read (const char *path, mode_t *mode)
-{
-    FILE *file = fopen (path, "r");
-    if (!file)
-        return NULL;
-    struct stat info;
-    assert (fstat (fileno (file), &info) == 0);
-    if (mode)
-        *mode = info.st_mode & 0777;
-    fseek (file, 0, SEEK_END);
-    char *text = umb_cli_testkit_slurp (file, NULL);
-    fclose (file);
-    return text;
-}
-
 //  Asserts the head file holds seq and hash, private.
 static void
 s_test_head (const char *path, int64_t seq, const char *hash)
 {
     mode_t mode = 0;
-    char *text = s_test_read (path, &mode);
+    char *text = umb_cli_testkit_read (path, NULL, &mode);
     char *expected = zsys_sprintf ("%" PRId64 " %s\n", seq, hash);
     if (!text || !streq (text, expected))
         fprintf (stderr, "\n%s holds '%s', not '%s'\n", path, text ? text : "(nothing)", expected);
@@ -952,7 +936,7 @@ umb_cli_audit_test (bool verbose)
     umb_cli_testkit_expect (&run, 1, NULL, "is not an audit head (SEQ HASH)");
     umb_cli_testkit_run_free (&run);
     assert (s_test_server_requests (server) == 0);
-    char *text = s_test_read (other, NULL);
+    char *text = umb_cli_testkit_read (other, NULL, NULL);
     assert (streq (text, "7 nothex\n"));
     free (text);
     zstr_free (&other);

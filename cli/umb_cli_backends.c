@@ -184,15 +184,6 @@ static const s_command_t s_cvms_commands [] = {
     { NULL }
 };
 
-static bool
-s_one_of (const char *value, const char *const *choices)
-{
-    for (size_t i = 0; choices [i]; i++)
-        if (strcmp (value, choices [i]) == 0)
-            return true;
-    return false;
-}
-
 static void
 s_usage (FILE *stream, const char *group, const s_command_t *commands)
 {
@@ -216,35 +207,6 @@ s_path (s_cli_t *cli, const char *collection, const char *item, const char *acti
     free (workspace);
     free (escaped);
     return path;
-}
-
-//  Appends "?name=value" or "&name=value" (value escaped) to *path_p.
-static void
-s_query (char **path_p, const char *name, const char *value)
-{
-    char *escaped = umb_http_client_escape (value);
-    char *path = NULL;
-    char separator = strchr (*path_p, '?') ? '&' : '?';
-    if (asprintf (&path, "%s%c%s=%s", *path_p, separator, name, escaped) < 0)
-        path = NULL;
-    assert (path);
-    free (escaped);
-    free (*path_p);
-    *path_p = path;
-}
-
-static void
-s_query_int (char **path_p, const char *name, int64_t value)
-{
-    char text [32];
-    snprintf (text, sizeof (text), "%" PRId64, value);
-    s_query (path_p, name, text);
-}
-
-static long long
-s_int (json_t *object, const char *key)
-{
-    return (long long) json_integer_value (json_object_get (object, key));
 }
 
 //  A string that may be null, for people.
@@ -308,9 +270,10 @@ s_print_host (s_cli_t *cli, json_t *host)
              "created       %s by %s\n",
              json_is_true (json_object_get (host, "insecure_dev")) ? "yes" : "no",
              *tees ? tees : "-",
-             s_int (caps, "cpus"), s_int (capacity, "vcpus_free"), s_int (caps, "memory_mb"),
-             s_int (capacity, "memory_mb_free"),
-             json_is_true (json_object_get (caps, "kvm")) ? "yes" : "no", s_int (capacity, "cvms"),
+             umb_cli_rest_int (caps, "cpus"), umb_cli_rest_int (capacity, "vcpus_free"),
+             umb_cli_rest_int (caps, "memory_mb"), umb_cli_rest_int (capacity, "memory_mb_free"),
+             json_is_true (json_object_get (caps, "kvm")) ? "yes" : "no",
+             umb_cli_rest_int (capacity, "cvms"),
              json_number_value (json_object_get (host, "reputation")), created,
              umb_cli_rest_str (host, "created_by"));
 }
@@ -360,12 +323,13 @@ s_print_hosts (s_cli_t *cli, json_t *root)
     json_array_foreach (items, index, host) {
         json_t *capacity = json_object_get (host, "capacity");
         char memory [32];
-        snprintf (memory, sizeof (memory), "%lld MiB", s_int (capacity, "memory_mb_free"));
+        snprintf (memory, sizeof (memory), "%lld MiB",
+                  umb_cli_rest_int (capacity, "memory_mb_free"));
         fprintf (cli->out, "%-*s  %-21s  %-7s  %-11s  %4lld  %11lld  %15s  %s\n", name_width,
                  umb_cli_rest_str (host, "name"), umb_cli_rest_str (host, "id"),
                  umb_cli_rest_str (host, "driver"), umb_cli_rest_str (host, "status"),
-                 s_int (capacity, "cvms"), s_int (capacity, "vcpus_free"), memory,
-                 umb_cli_rest_str (host, "uri"));
+                 umb_cli_rest_int (capacity, "cvms"), umb_cli_rest_int (capacity, "vcpus_free"),
+                 memory, umb_cli_rest_str (host, "uri"));
     }
 }
 
@@ -504,20 +468,23 @@ s_print_cvm (s_cli_t *cli, json_t *cvm)
              "events        %lld (acknowledged %lld)\n"
              "expires       %s (ttl %lld s)\n"
              "created       %s by %s\n",
-             umb_cli_rest_str (cvm, "tee"), s_int (cvm, "vcpus"), s_int (cvm, "memory_mb"),
+             umb_cli_rest_str (cvm, "tee"), umb_cli_rest_int (cvm, "vcpus"),
+             umb_cli_rest_int (cvm, "memory_mb"),
              umb_cli_rest_str (cvm, "host"), umb_cli_rest_str (cvm, "host_id"),
              umb_cli_rest_str (cvm, "domain"), s_opt (cvm, "computation"),
              umb_cli_rest_str (cvm, "agent"),
              json_is_true (json_object_get (cvm, "insecure")) ? " (INSECURE host)" : "",
              s_opt (cvm, "agent_key"), s_opt (cvm, "agent_endpoint"),
              s_opt (cvm, "attest_endpoint"),
-             s_opt (cvm, "mesh_cert"), s_int (cvm, "events"), s_int (cvm, "acked"), expires,
-             s_int (cvm, "ttl_s"), created, umb_cli_rest_str (cvm, "created_by"));
+             s_opt (cvm, "mesh_cert"), umb_cli_rest_int (cvm, "events"),
+             umb_cli_rest_int (cvm, "acked"), expires, umb_cli_rest_int (cvm, "ttl_s"), created,
+             umb_cli_rest_str (cvm, "created_by"));
 }
 
 static void
-s_print_cvms (s_cli_t *cli, json_t *items)
+s_print_cvms (s_cli_t *cli, json_t *root)
 {
+    json_t *items = json_object_get (root, "items");
     int host_width = 4;
     size_t index;
     json_t *cvm;
@@ -529,10 +496,10 @@ s_print_cvms (s_cli_t *cli, json_t *items)
     json_array_foreach (items, index, cvm) {
         char expires [32], memory [32];
         umb_cli_rest_time (cvm, "expires_at", expires, sizeof (expires));
-        snprintf (memory, sizeof (memory), "%lld MiB", s_int (cvm, "memory_mb"));
+        snprintf (memory, sizeof (memory), "%lld MiB", umb_cli_rest_int (cvm, "memory_mb"));
         fprintf (cli->out, "%-20s  %-10s  %-7s  %5lld  %10s  %-*s  %-20s  %s\n",
                  umb_cli_rest_str (cvm, "id"), umb_cli_rest_str (cvm, "state"),
-                 umb_cli_rest_str (cvm, "tee"), s_int (cvm, "vcpus"), memory, host_width,
+                 umb_cli_rest_str (cvm, "tee"), umb_cli_rest_int (cvm, "vcpus"), memory, host_width,
                  umb_cli_rest_str (cvm, "host"), expires, s_opt (cvm, "computation"));
     }
 }
@@ -544,54 +511,12 @@ s_cvms_list (s_cli_t *cli)
         fprintf (cli->err, "umbra: --limit and --page-size exclude each other\n");
         return S_EXIT_USAGE;
     }
-    //  Every page, unless --limit asks for one
-    json_t *all = json_array ();
-    json_t *last = NULL;
-    char *cursor = NULL;
-    int rc = S_EXIT_OK;
-    do {
-        char *path = s_path (cli, "cvms", NULL, NULL);
-        if (cli->state)
-            s_query (&path, "state", cli->state);
-        if (cli->limit || cli->page_size)
-            s_query_int (&path, "limit", cli->limit ? cli->limit : cli->page_size);
-        if (cursor)
-            s_query (&path, "cursor", cursor);
-        free (cursor);
-        cursor = NULL;
-        json_decref (last);
-        last = umb_cli_rest_call_json (cli->rest, "GET", path, NULL);
-        free (path);
-        if (!last) {
-            rc = S_EXIT_FAILED;
-            break;
-        }
-        json_t *items = json_object_get (last, "items");
-        if (!json_is_array (items)) {
-            fprintf (cli->err, "umbra: the answer holds no items\n");
-            rc = S_EXIT_FAILED;
-            break;
-        }
-        json_array_extend (all, items);
-        const char *next = json_string_value (json_object_get (last, "next"));
-        if (next && *next && !cli->limit)
-            cursor = strdup (next);
-    } while (cursor);
-    if (rc == S_EXIT_OK) {
-        if (cli->json) {
-            //  One page as it came; every page as one, with no next
-            if (!cli->limit) {
-                json_object_set (last, "items", all);
-                json_object_set_new (last, "next", json_null ());
-            }
-            umb_cli_rest_print_json (cli->out, last);
-        }
-        else
-            s_print_cvms (cli, all);
-    }
-    json_decref (last);
-    json_decref (all);
-    return rc;
+    char *path = s_path (cli, "cvms", NULL, NULL);
+    if (cli->state)
+        umb_cli_rest_query (&path, "state", cli->state);
+    json_t *root = umb_cli_rest_list (cli->rest, path, cli->limit, cli->page_size);
+    free (path);
+    return s_answer (cli, root, s_print_cvms);
 }
 
 static int
@@ -615,7 +540,7 @@ s_destroy (s_cli_t *cli)
 {
     char *path = s_path (cli, "cvms", cli->argument, NULL);
     if (cli->reason)
-        s_query (&path, "reason", cli->reason);
+        umb_cli_rest_query (&path, "reason", cli->reason);
     int rc = s_answer (cli, umb_cli_rest_call_json (cli->rest, "DELETE", path, NULL),
                        s_print_destroyed);
     free (path);
@@ -667,7 +592,7 @@ s_print_event (s_cli_t *cli, json_t *event)
     umb_cli_rest_time (event, "time", time, sizeof (time));
     //  The message is the agent's text: control characters are not passed on
     const char *message = umb_cli_rest_str (event, "message");
-    fprintf (cli->out, "%lld  %s  %-8s  %-7s  %-10s  ", s_int (event, "seq"), time,
+    fprintf (cli->out, "%lld  %s  %-8s  %-7s  %-10s  ", umb_cli_rest_int (event, "seq"), time,
              umb_cli_rest_str (event, "source"), umb_cli_rest_str (event, "type"),
              umb_cli_rest_str (event, "state"));
     for (const unsigned char *c = (const unsigned char *) message; *c; c++)
@@ -701,9 +626,9 @@ s_events (s_cli_t *cli)
     while (true) {
         char *path = s_path (cli, "cvms", cli->argument, "events");
         if (after >= 0)
-            s_query_int (&path, "after", after);
-        s_query_int (&path, "max", S_EVENTS_MAX);
-        s_query_int (&path, "wait_ms", wait_ms);
+            umb_cli_rest_query_int (&path, "after", after);
+        umb_cli_rest_query_int (&path, "max", S_EVENTS_MAX);
+        umb_cli_rest_query_int (&path, "wait_ms", wait_ms);
         json_t *root = umb_cli_rest_call_json (cli->rest, "GET", path, NULL);
         free (path);
         if (!root) {
@@ -722,15 +647,15 @@ s_events (s_cli_t *cli)
         json_t *event;
         json_array_foreach (events, index, event) {
             s_print_event (cli, event);
-            if (s_int (event, "seq") > after)
-                after = s_int (event, "seq");
+            if (umb_cli_rest_int (event, "seq") > after)
+                after = umb_cli_rest_int (event, "seq");
         }
         fflush (cli->out);
         //  Done when a pull brings nothing: its after acknowledged all that was printed
         bool over = s_final (umb_cli_rest_str (root, "state"));
         bool drained = json_array_size (events) == 0;
         if (after < 0)
-            after = s_int (root, "acked");
+            after = umb_cli_rest_int (root, "acked");
         json_decref (root);
         if (drained && (!cli->follow || over))
             break;
@@ -739,22 +664,6 @@ s_events (s_cli_t *cli)
 }
 
 //  ---------------------------------------------------------------- command line
-
-//  A number option's value: digits, at least min. -1 having said why.
-static int
-s_number (FILE *err, const char *name, const char *text, int64_t min, int64_t *value)
-{
-    char *end = NULL;
-    errno = 0;
-    long long number = strtoll (text, &end, 10);
-    if (errno || end == text || *end || *text == '-' || *text == '+' || number < min) {
-        fprintf (err, "umbra: %s takes a number%s, not '%s'\n", name, min > 0 ? " above 0" : "",
-                 text);
-        return -1;
-    }
-    *value = number;
-    return 0;
-}
 
 //  Reads the command line into cli (which is zeroed first). S_EXIT_OK to run
 //  the command, -1 when help was asked for (and given), else the exit code.
@@ -807,17 +716,17 @@ s_parse (s_cli_t *cli, const char *group, const s_command_t *commands, int argc,
             case 'e': bit = S_OPT_TEE; cli->tee = optarg; break;
             case 'v':
                 bit = S_OPT_VCPUS;
-                if (s_number (err, name, optarg, 1, &cli->vcpus))
+                if (umb_cli_rest_number (err, name, optarg, 1, &cli->vcpus))
                     rc = S_EXIT_USAGE;
                 break;
             case 'm':
                 bit = S_OPT_MEMORY;
-                if (s_number (err, name, optarg, 1, &cli->memory_mb))
+                if (umb_cli_rest_number (err, name, optarg, 1, &cli->memory_mb))
                     rc = S_EXIT_USAGE;
                 break;
             case 't':
                 bit = S_OPT_TTL;
-                if (s_number (err, name, optarg, 1, &cli->ttl))
+                if (umb_cli_rest_number (err, name, optarg, 1, &cli->ttl))
                     rc = S_EXIT_USAGE;
                 break;
             case 'H': bit = S_OPT_HOST; cli->host = optarg; break;
@@ -826,18 +735,18 @@ s_parse (s_cli_t *cli, const char *group, const s_command_t *commands, int argc,
             case 's': bit = S_OPT_STATE; cli->state = optarg; break;
             case 'l':
                 bit = S_OPT_LIMIT;
-                if (s_number (err, name, optarg, 1, &cli->limit))
+                if (umb_cli_rest_number (err, name, optarg, 1, &cli->limit))
                     rc = S_EXIT_USAGE;
                 break;
             case 'P':
                 bit = S_OPT_PAGE_SIZE;
-                if (s_number (err, name, optarg, 1, &cli->page_size))
+                if (umb_cli_rest_number (err, name, optarg, 1, &cli->page_size))
                     rc = S_EXIT_USAGE;
                 break;
             case 'R': bit = S_OPT_REASON; cli->reason = optarg; break;
             case 'a':
                 bit = S_OPT_AFTER;
-                if (s_number (err, name, optarg, 0, &cli->after))
+                if (umb_cli_rest_number (err, name, optarg, 0, &cli->after))
                     rc = S_EXIT_USAGE;
                 break;
             case 'f': bit = S_OPT_FOLLOW; cli->follow = true; break;
@@ -891,11 +800,11 @@ s_parse (s_cli_t *cli, const char *group, const s_command_t *commands, int argc,
                      s_required_names [i].text);
             rc = S_EXIT_USAGE;
         }
-    if (rc == S_EXIT_OK && cli->tee && !s_one_of (cli->tee, s_tees)) {
+    if (rc == S_EXIT_OK && cli->tee && !umb_cli_rest_one_of (cli->tee, s_tees)) {
         fprintf (err, "umbra: --tee is none, sev-snp or tdx, not '%s'\n", cli->tee);
         rc = S_EXIT_USAGE;
     }
-    if (rc == S_EXIT_OK && cli->state && !s_one_of (cli->state, s_states)) {
+    if (rc == S_EXIT_OK && cli->state && !umb_cli_rest_one_of (cli->state, s_states)) {
         fprintf (err, "umbra: --state is one of Requested, Defining, Booting, AgentReady, Running, "
                  "Stopping, Destroyed, Failed\n");
         rc = S_EXIT_USAGE;
@@ -1002,40 +911,7 @@ s_test_cvms (const char *url, const char *token, ...)
 }
 
 //  Runs the command and checks it, in one.
-#define S_EXPECT(run_, rc_, in_out_, in_err_) do { \
-        umb_cli_testkit_run_t expect_run_ = (run_); \
-        umb_cli_testkit_expect (&expect_run_, rc_, in_out_, in_err_); \
-        umb_cli_testkit_run_free (&expect_run_); \
-    } while (0)
-
-//  The first line of out: an id. Caller frees.
-static char *
-s_test_first_line (umb_cli_testkit_run_t *run)
-{
-    return strndup (run->out, strcspn (run->out, "\n"));
-}
-
-static json_t *
-s_test_json (umb_cli_testkit_run_t *run)
-{
-    json_error_t error;
-    json_t *root = json_loads (run->out, 0, &error);
-    if (!root)
-        fprintf (stderr, "\nnot JSON (%s): %s\n", error.text, run->out);
-    assert (root);
-    return root;
-}
-
-static char *
-s_test_write (const char *dir, const char *name, const char *text, size_t size)
-{
-    char *path = zsys_sprintf ("%s/%s", dir, name);
-    FILE *file = fopen (path, "w");
-    assert (file);
-    assert (fwrite (text, 1, size, file) == size);
-    fclose (file);
-    return path;
-}
+#define S_EXPECT UMB_CLI_TESTKIT_EXPECT
 
 //  Runs a command parsed beforehand: getopt is not for two threads at once.
 typedef struct {
@@ -1068,15 +944,7 @@ umb_cli_backends_test (bool verbose)
     char *alice = umb_cli_testkit_user (url, "alice");
     char *bob = umb_cli_testkit_user (url, "bob");
     char *carol = umb_cli_testkit_user (url, "carol");
-    umb_http_client_t *client = umb_http_client_new (url, alice);
-    free (umb_cli_testkit_post (client, "/workspaces", "{\"name\":\"" S_TEST_WS "\"}", 201, NULL));
-    char *invitation = umb_cli_testkit_post (client, "/workspaces/" S_TEST_WS "/invitations",
-                                             "{\"username\":\"bob\",\"role\":\"member\"}", 201, "id");
-    umb_http_client_destroy (&client);
-    client = umb_http_client_new (url, bob);
-    char *accept = zsys_sprintf ("/invitations/%s/accept", invitation);
-    free (umb_cli_testkit_post (client, accept, NULL, 200, NULL));
-    umb_http_client_destroy (&client);
+    umb_cli_testkit_workspace (url, S_TEST_WS, alice, "bob", bob);
 
     //  Usage errors: exit 2, nothing sent
     S_EXPECT (s_test_backends (url, alice, NULL), 2, NULL, "usage: umbra backends COMMAND");
@@ -1120,7 +988,7 @@ umb_cli_backends_test (bool verbose)
     umb_cli_testkit_run_t run = s_test_backends (url, alice, "register", "-w", S_TEST_WS, "--name", "t1",
                                                  "--uri", "test:///default", NULL);
     umb_cli_testkit_expect (&run, 0, "host_", NULL);
-    char *host = s_test_first_line (&run);
+    char *host = umb_cli_testkit_first_line (&run);
     assert (strlen (run.out) == strlen (host) + 1);
     umb_cli_testkit_run_free (&run);
     S_EXPECT (s_test_backends (url, alice, "register", "-w", S_TEST_WS, "--name", "t2",
@@ -1139,7 +1007,7 @@ umb_cli_backends_test (bool verbose)
     umb_cli_testkit_run_free (&run);
     run = s_test_backends (url, bob, "list", "-w", S_TEST_WS, "--json", NULL);
     umb_cli_testkit_expect (&run, 0, NULL, NULL);
-    json_t *root = s_test_json (&run);
+    json_t *root = umb_cli_testkit_json (&run);
     json_t *items = json_object_get (root, "items");
     size_t index;
     json_t *item;
@@ -1151,7 +1019,7 @@ umb_cli_backends_test (bool verbose)
               NULL);
     run = s_test_backends (url, bob, "get", host, "-w", S_TEST_WS, "--json", NULL);
     umb_cli_testkit_expect (&run, 0, NULL, NULL);
-    root = s_test_json (&run);
+    root = umb_cli_testkit_json (&run);
     assert (streq (umb_cli_rest_str (root, "name"), "t1"));
     assert (json_is_object (json_object_get (root, "caps")));
     json_decref (root);
@@ -1161,17 +1029,17 @@ umb_cli_backends_test (bool verbose)
     S_EXPECT (s_test_backends (url, carol, "get", "-w", S_TEST_WS, "t1", NULL), 1, NULL, "umbra: 404 ");
 
     //  Create: the id printed; three CVMs, one as JSON, one with a manifest
-    char *manifest = s_test_write (dir, "manifest.json", "{\"computation\": \"c1\"}", 21);
+    char *manifest = umb_cli_testkit_write (dir, "manifest.json", "{\"computation\": \"c1\"}");
     run = s_test_cvms (url, bob, "create", "-w", S_TEST_WS, "--tee", "none", "--vcpus", "1",
                        "--memory-mb", "256", "--ttl", "600", "--computation", "first", NULL);
     umb_cli_testkit_expect (&run, 0, "cvm_", NULL);
-    char *cvm1 = s_test_first_line (&run);
+    char *cvm1 = umb_cli_testkit_first_line (&run);
     assert (strlen (run.out) == strlen (cvm1) + 1);
     umb_cli_testkit_run_free (&run);
     run = s_test_cvms (url, bob, "create", "-w", S_TEST_WS, "--tee", "none", "--vcpus", "1",
                        "--memory-mb", "128", "--host", "t1", "--json", NULL);
     umb_cli_testkit_expect (&run, 0, NULL, NULL);
-    root = s_test_json (&run);
+    root = umb_cli_testkit_json (&run);
     char *cvm2 = strdup (umb_cli_rest_str (root, "id"));
     assert (streq (umb_cli_rest_str (root, "state"), "Running"));
     assert (streq (umb_cli_rest_str (root, "host_id"), host));
@@ -1180,7 +1048,7 @@ umb_cli_backends_test (bool verbose)
     run = s_test_cvms (url, bob, "create", "-w", S_TEST_WS, "--tee", "none", "--vcpus", "1",
                        "--memory-mb", "128", "--manifest", manifest, NULL);
     umb_cli_testkit_expect (&run, 0, "cvm_", NULL);
-    char *cvm3 = s_test_first_line (&run);
+    char *cvm3 = umb_cli_testkit_first_line (&run);
     umb_cli_testkit_run_free (&run);
 
     //  ...refused by the service (422, 409, 404), or before anything is sent
@@ -1193,7 +1061,7 @@ umb_cli_backends_test (bool verbose)
     S_EXPECT (s_test_cvms (url, bob, "create", "-w", S_TEST_WS, "--tee", "none", "--vcpus", "1",
                            "--memory-mb", "256", "--manifest", "/nonexistent/m.json", NULL), 1, NULL,
               "umbra: cannot read /nonexistent/m.json: ");
-    char *not_json = s_test_write (dir, "bad.json", "{\"a\": ", 6);
+    char *not_json = umb_cli_testkit_write (dir, "bad.json", "{\"a\": ");
     S_EXPECT (s_test_cvms (url, bob, "create", "-w", S_TEST_WS, "--tee", "none", "--vcpus", "1",
                            "--memory-mb", "256", "--manifest", not_json, NULL), 1, NULL, "is not JSON");
     char *big_text = malloc (S_MAX_MANIFEST + 1);
@@ -1201,7 +1069,7 @@ umb_cli_backends_test (bool verbose)
     memset (big_text, ' ', S_MAX_MANIFEST + 1);
     big_text [0] = '{';
     big_text [S_MAX_MANIFEST] = '}';
-    char *big = s_test_write (dir, "big.json", big_text, S_MAX_MANIFEST + 1);
+    char *big = umb_cli_testkit_write_data (dir, "big.json", big_text, S_MAX_MANIFEST + 1);
     free (big_text);
     S_EXPECT (s_test_cvms (url, bob, "manifest", "-w", S_TEST_WS, cvm1, "--manifest", big, NULL), 1,
               NULL, "is larger than a manifest may be (1048576 bytes)");
@@ -1214,7 +1082,7 @@ umb_cli_backends_test (bool verbose)
     umb_cli_testkit_run_free (&run);
     run = s_test_cvms (url, bob, "list", "-w", S_TEST_WS, "--page-size", "2", "--json", NULL);
     umb_cli_testkit_expect (&run, 0, NULL, NULL);
-    root = s_test_json (&run);
+    root = umb_cli_testkit_json (&run);
     assert (json_array_size (json_object_get (root, "items")) == 3);
     assert (json_is_null (json_object_get (root, "next")));
     //  each once (newest first, but all three may be of one second)
@@ -1229,7 +1097,7 @@ umb_cli_backends_test (bool verbose)
     umb_cli_testkit_run_free (&run);
     run = s_test_cvms (url, bob, "list", "-w", S_TEST_WS, "--limit", "2", "--json", NULL);
     umb_cli_testkit_expect (&run, 0, NULL, NULL);
-    root = s_test_json (&run);
+    root = umb_cli_testkit_json (&run);
     assert (json_array_size (json_object_get (root, "items")) == 2);
     assert (*umb_cli_rest_str (root, "next"));
     json_decref (root);
@@ -1253,7 +1121,7 @@ umb_cli_backends_test (bool verbose)
     umb_cli_testkit_run_free (&run);
     run = s_test_cvms (url, bob, "get", "-w", S_TEST_WS, cvm2, "--json", NULL);
     umb_cli_testkit_expect (&run, 0, NULL, NULL);
-    root = s_test_json (&run);
+    root = umb_cli_testkit_json (&run);
     assert (json_integer_value (json_object_get (root, "memory_mb")) == 128);
     json_decref (root);
     umb_cli_testkit_run_free (&run);
@@ -1333,7 +1201,7 @@ umb_cli_backends_test (bool verbose)
               "umbra: 409 host_busy: host 't1' has 2 live CVMs");
     run = s_test_cvms (url, bob, "destroy", "-w", S_TEST_WS, cvm2, "--json", NULL);
     umb_cli_testkit_expect (&run, 0, NULL, NULL);
-    root = s_test_json (&run);
+    root = umb_cli_testkit_json (&run);
     assert (streq (umb_cli_rest_str (root, "state"), "Destroyed"));
     json_decref (root);
     umb_cli_testkit_run_free (&run);
@@ -1345,7 +1213,7 @@ umb_cli_backends_test (bool verbose)
               "umbra: 404 ");
     run = s_test_backends (url, alice, "list", "-w", S_TEST_WS, "--json", NULL);
     umb_cli_testkit_expect (&run, 0, NULL, NULL);
-    root = s_test_json (&run);
+    root = umb_cli_testkit_json (&run);
     assert (json_array_size (json_object_get (root, "items")) == 0);
     json_decref (root);
     umb_cli_testkit_run_free (&run);
@@ -1381,8 +1249,6 @@ umb_cli_backends_test (bool verbose)
     free (alice);
     free (bob);
     free (carol);
-    free (invitation);
-    zstr_free (&accept);
     umb_cli_testkit_destroy (&kit);
     if (verbose)
         printf ("OK\n");

@@ -141,15 +141,6 @@ s_usage (FILE *stream)
     umb_cli_rest_usage_common (stream);
 }
 
-static bool
-s_one_of (const char *value, const char *const *choices)
-{
-    for (size_t i = 0; choices [i]; i++)
-        if (strcmp (value, choices [i]) == 0)
-            return true;
-    return false;
-}
-
 //  ---------------------------------------------------------------- talking to the gateway
 
 //  "/workspaces/WS/certs[/SERIAL[/action]]", each part escaped. Caller frees.
@@ -715,15 +706,15 @@ umb_cli_certs_run (int argc, char **argv, char **envp, FILE *out, FILE *err)
                      missing & S_OPT_WORKSPACE ? "--workspace WS" : "--cn NAME");
             rc = S_EXIT_USAGE;
         }
-        if (rc == S_EXIT_OK && cli.key_type && !s_one_of (cli.key_type, s_key_types)) {
+        if (rc == S_EXIT_OK && cli.key_type && !umb_cli_rest_one_of (cli.key_type, s_key_types)) {
             fprintf (err, "umbra: --key-type is ec-p256, rsa-3072 or ed25519\n");
             rc = S_EXIT_USAGE;
         }
-        if (rc == S_EXIT_OK && cli.profile && !s_one_of (cli.profile, s_profiles)) {
+        if (rc == S_EXIT_OK && cli.profile && !umb_cli_rest_one_of (cli.profile, s_profiles)) {
             fprintf (err, "umbra: --profile is server or client\n");
             rc = S_EXIT_USAGE;
         }
-        if (rc == S_EXIT_OK && cli.status && !s_one_of (cli.status, s_statuses)) {
+        if (rc == S_EXIT_OK && cli.status && !umb_cli_rest_one_of (cli.status, s_statuses)) {
             fprintf (err, "umbra: --status is valid, revoked or expired\n");
             rc = S_EXIT_USAGE;
         }
@@ -763,22 +754,6 @@ umb_cli_certs (int argc, char **argv)
 #include <openssl/x509.h>
 #include "umb_cli_testkit.h"
 
-static char *
-s_test_file (const char *path, size_t *size, mode_t *mode)
-{
-    FILE *file = fopen (path, "r");
-    if (!file)
-        return NULL;
-    struct stat info;
-    assert (fstat (fileno (file), &info) == 0);
-    if (mode)
-        *mode = info.st_mode & 0777;
-    fseek (file, 0, SEEK_END);
-    char *text = umb_cli_testkit_slurp (file, size);
-    fclose (file);
-    return text;
-}
-
 //  Runs `umbra certs ARGS...` (NULL-terminated) with url and token in the
 //  environment (either may be NULL).
 static umb_cli_testkit_run_t
@@ -805,15 +780,7 @@ umb_cli_certs_test (bool verbose)
     char *alice = umb_cli_testkit_user (url, "alice");
     char *bob = umb_cli_testkit_user (url, "bob");
     char *carol = umb_cli_testkit_user (url, "carol");
-    umb_http_client_t *client = umb_http_client_new (url, alice);
-    free (umb_cli_testkit_post (client, "/workspaces", "{\"name\":\"lab\"}", 201, NULL));
-    char *invitation = umb_cli_testkit_post (client, "/workspaces/lab/invitations",
-                                    "{\"username\":\"bob\",\"role\":\"member\"}", 201, "id");
-    umb_http_client_destroy (&client);
-    client = umb_http_client_new (url, bob);
-    char *accept = zsys_sprintf ("/invitations/%s/accept", invitation);
-    free (umb_cli_testkit_post (client, accept, NULL, 200, NULL));
-    umb_http_client_destroy (&client);
+    umb_cli_testkit_workspace (url, "lab", alice, "bob", bob);
 
     //  Usage errors: exit 2, nothing sent
     umb_cli_testkit_run_t run = s_test_run (url, alice, NULL);
@@ -886,15 +853,15 @@ umb_cli_certs_test (bool verbose)
     umb_cli_testkit_run_free (&run);
     char *path = zsys_sprintf ("%s/key.pem", out1);
     mode_t mode;
-    char *key = s_test_file (path, NULL, &mode);
+    char *key = umb_cli_testkit_read (path, NULL, &mode);
     assert (key && strstr (key, "PRIVATE KEY-----") && mode == 0600);
     zstr_free (&path);
     path = zsys_sprintf ("%s/chain.pem", out1);
-    char *chain = s_test_file (path, NULL, &mode);
+    char *chain = umb_cli_testkit_read (path, NULL, &mode);
     assert (chain && strstr (chain, "-----BEGIN CERTIFICATE-----") && mode == 0644);
     zstr_free (&path);
     path = zsys_sprintf ("%s/cert.pem", out1);
-    char *text = s_test_file (path, NULL, &mode);
+    char *text = umb_cli_testkit_read (path, NULL, &mode);
     assert (text && mode == 0644);
     BIO *bio = BIO_new_mem_buf (text, -1);
     X509 *cert = PEM_read_bio_X509 (bio, NULL, NULL, NULL);
@@ -914,7 +881,7 @@ umb_cli_certs_test (bool verbose)
     umb_cli_testkit_expect (&run, 1, NULL, "existing files are never overwritten");
     umb_cli_testkit_run_free (&run);
     path = zsys_sprintf ("%s/key.pem", out1);
-    text = s_test_file (path, NULL, NULL);
+    text = umb_cli_testkit_read (path, NULL, NULL);
     assert (text && streq (text, key));
     free (text);
     zstr_free (&path);
@@ -1030,7 +997,7 @@ umb_cli_certs_test (bool verbose)
     path = zsys_sprintf ("%s/ca.pem", dir);
     run = s_test_run (url, NULL, "ca", "--out", path, NULL);
     umb_cli_testkit_expect (&run, 0, NULL, NULL);
-    text = s_test_file (path, NULL, NULL);
+    text = umb_cli_testkit_read (path, NULL, NULL);
     assert (text && streq (text, chain));
     free (text);
     free (chain);
@@ -1044,7 +1011,7 @@ umb_cli_certs_test (bool verbose)
     umb_cli_testkit_expect (&run, 0, NULL, NULL);
     umb_cli_testkit_run_free (&run);
     size_t size;
-    text = s_test_file (path, &size, NULL);
+    text = umb_cli_testkit_read (path, &size, NULL);
     const unsigned char *cursor = (const unsigned char *) text;
     X509_CRL *crl = d2i_X509_CRL (NULL, &cursor, (long) size);
     assert (crl && cursor == (const unsigned char *) text + size);
@@ -1098,8 +1065,6 @@ umb_cli_certs_test (bool verbose)
     free (alice);
     free (bob);
     free (carol);
-    free (invitation);
-    zstr_free (&accept);
     zstr_free (&csr);
     zstr_free (&out1);
     zstr_free (&out2);

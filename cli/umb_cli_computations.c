@@ -206,15 +206,6 @@ static const s_command_t s_commands [] = {
     { NULL }
 };
 
-static bool
-s_one_of (const char *value, const char *const *choices)
-{
-    for (size_t i = 0; choices [i]; i++)
-        if (strcmp (value, choices [i]) == 0)
-            return true;
-    return false;
-}
-
 static void
 s_usage (FILE *stream)
 {
@@ -251,35 +242,6 @@ s_path (s_cli_t *cli, const char *collection, const char *item, const char *acti
     free (escaped);
     free (escaped_name);
     return path;
-}
-
-//  Appends "?name=value" or "&name=value" (value escaped) to *path_p.
-static void
-s_query (char **path_p, const char *name, const char *value)
-{
-    char *escaped = umb_http_client_escape (value);
-    char *path = NULL;
-    char separator = strchr (*path_p, '?') ? '&' : '?';
-    if (asprintf (&path, "%s%c%s=%s", *path_p, separator, name, escaped) < 0)
-        path = NULL;
-    assert (path);
-    free (escaped);
-    free (*path_p);
-    *path_p = path;
-}
-
-static void
-s_query_int (char **path_p, const char *name, int64_t value)
-{
-    char text [32];
-    snprintf (text, sizeof (text), "%" PRId64, value);
-    s_query (path_p, name, text);
-}
-
-static long long
-s_int (json_t *object, const char *key)
-{
-    return (long long) json_integer_value (json_object_get (object, key));
 }
 
 //  Text from the server for a terminal: control characters are not passed on.
@@ -401,7 +363,7 @@ s_print_computation (s_cli_t *cli, json_t *cmp)
              "\nversion       %lld\n"
              "owner         %s\n"
              "algorithm     %s by %s, hash ",
-             s_int (cmp, "version"), umb_cli_rest_str (cmp, "owner"),
+             umb_cli_rest_int (cmp, "version"), umb_cli_rest_str (cmp, "owner"),
              umb_cli_rest_str (algorithm, "type"), umb_cli_rest_str (algorithm, "provider"));
     s_print_hash (cli, algorithm);
     if (json_is_true (json_object_get (algorithm, "requirements")))
@@ -429,8 +391,8 @@ s_print_computation (s_cli_t *cli, json_t *cmp)
              "\nbackend       %s, %lld vCPUs, %lld MiB\n"
              "run timeout   %lld s\n"
              "limits        ",
-             umb_cli_rest_str (backend, "tee"), s_int (backend, "vcpus"),
-             s_int (backend, "memory_mb"), s_int (cmp, "run_timeout_s"));
+             umb_cli_rest_str (backend, "tee"), umb_cli_rest_int (backend, "vcpus"),
+             umb_cli_rest_int (backend, "memory_mb"), umb_cli_rest_int (cmp, "run_timeout_s"));
     const char *key;
     json_t *value;
     size_t limits = 0;
@@ -460,8 +422,9 @@ s_print_computation (s_cli_t *cli, json_t *cmp)
 }
 
 static void
-s_print_computations (s_cli_t *cli, json_t *items)
+s_print_computations (s_cli_t *cli, json_t *root)
 {
+    json_t *items = json_object_get (root, "items");
     fprintf (cli->out, "%-20s  %7s  %-7s  %8s  %9s  %-20s  %s\n", "ID", "VERSION", "TEE",
              "DATASETS", "CONSUMERS", "UPDATED", "NAME");
     size_t index;
@@ -470,7 +433,7 @@ s_print_computations (s_cli_t *cli, json_t *items)
         char updated [32];
         umb_cli_rest_time (cmp, "updated_at", updated, sizeof (updated));
         fprintf (cli->out, "%-20s  %7lld  %-7s  %8zu  %9zu  %-20s  ", umb_cli_rest_str (cmp, "id"),
-                 s_int (cmp, "version"),
+                 umb_cli_rest_int (cmp, "version"),
                  umb_cli_rest_str (json_object_get (cmp, "backend"), "tee"),
                  json_array_size (json_object_get (cmp, "datasets")),
                  json_array_size (json_object_get (cmp, "consumers")), updated);
@@ -560,7 +523,6 @@ s_create (s_cli_t *cli)
     return rc;
 }
 
-//  Every page, unless --limit asks for one.
 static int
 s_list (s_cli_t *cli)
 {
@@ -568,55 +530,14 @@ s_list (s_cli_t *cli)
         fprintf (cli->err, "umbra: --limit and --page-size exclude each other\n");
         return S_EXIT_USAGE;
     }
-    json_t *all = json_array ();
-    json_t *last = NULL;
-    char *cursor = NULL;
-    int rc = S_EXIT_OK;
-    do {
-        char *path = s_path (cli, "computations", NULL, NULL, NULL);
-        if (cli->participant)
-            s_query (&path, "participant", cli->participant);
-        if (cli->name)
-            s_query (&path, "name", cli->name);
-        if (cli->limit || cli->page_size)
-            s_query_int (&path, "limit", cli->limit ? cli->limit : cli->page_size);
-        if (cursor)
-            s_query (&path, "cursor", cursor);
-        free (cursor);
-        cursor = NULL;
-        json_decref (last);
-        last = umb_cli_rest_call_json (cli->rest, "GET", path, NULL);
-        free (path);
-        if (!last) {
-            rc = S_EXIT_FAILED;
-            break;
-        }
-        json_t *items = json_object_get (last, "items");
-        if (!json_is_array (items)) {
-            fprintf (cli->err, "umbra: the answer holds no items\n");
-            rc = S_EXIT_FAILED;
-            break;
-        }
-        json_array_extend (all, items);
-        const char *next = json_string_value (json_object_get (last, "next"));
-        if (next && *next && !cli->limit)
-            cursor = strdup (next);
-    } while (cursor);
-    if (rc == S_EXIT_OK) {
-        if (cli->json) {
-            //  One page as it came; every page as one, with no next
-            if (!cli->limit) {
-                json_object_set (last, "items", all);
-                json_object_set_new (last, "next", json_null ());
-            }
-            umb_cli_rest_print_json (cli->out, last);
-        }
-        else
-            s_print_computations (cli, all);
-    }
-    json_decref (last);
-    json_decref (all);
-    return rc;
+    char *path = s_path (cli, "computations", NULL, NULL, NULL);
+    if (cli->participant)
+        umb_cli_rest_query (&path, "participant", cli->participant);
+    if (cli->name)
+        umb_cli_rest_query (&path, "name", cli->name);
+    json_t *root = umb_cli_rest_list (cli->rest, path, cli->limit, cli->page_size);
+    free (path);
+    return s_answer (cli, root, s_print_computations);
 }
 
 static int
@@ -633,7 +554,7 @@ static void
 s_print_updated (s_cli_t *cli, json_t *cmp)
 {
     fprintf (cli->out, "%s is at version %lld\n", umb_cli_rest_str (cmp, "id"),
-             s_int (cmp, "version"));
+             umb_cli_rest_int (cmp, "version"));
 }
 
 static int
@@ -713,7 +634,7 @@ s_print_asset (s_cli_t *cli, json_t *cmp)
     fprintf (cli->out, "%s: ", umb_cli_rest_str (cmp, "id"));
     s_print_text (cli->out, asset);
     fprintf (cli->out, " %s (version %lld)\n", umb_cli_rest_str (entry, "hash"),
-             s_int (cmp, "version"));
+             umb_cli_rest_int (cmp, "version"));
 }
 
 static int
@@ -804,7 +725,7 @@ s_manifest (s_cli_t *cli)
             umb_cli_rest_print_json (cli->out, root);
         else
             fprintf (cli->out, "manifest of %s (version %lld) written to %s\n", cli->arguments [0],
-                     s_int (root, "version"), cli->output);
+                     umb_cli_rest_int (root, "version"), cli->output);
     }
     else
     if (cli->json)
@@ -820,7 +741,7 @@ s_print_record (s_cli_t *cli, json_t *record)
 {
     char time [32];
     umb_cli_rest_time (record, "time", time, sizeof (time));
-    fprintf (cli->out, "%lld  %s  %-10s  %-20s  %-20s  ", s_int (record, "seq"), time,
+    fprintf (cli->out, "%lld  %s  %-10s  %-20s  %-20s  ", umb_cli_rest_int (record, "seq"), time,
              umb_cli_rest_str (record, "action"), umb_cli_rest_str (record, "computation"),
              umb_cli_rest_str (record, "actor"));
     s_print_text (cli->out, umb_cli_rest_str (record, "detail"));
@@ -837,8 +758,8 @@ s_audit (s_cli_t *cli)
     int rc = S_EXIT_OK;
     while (true) {
         char *path = s_path (cli, "audit", NULL, NULL, NULL);
-        s_query_int (&path, "after", after);
-        s_query_int (&path, "limit", S_AUDIT_MAX);
+        umb_cli_rest_query_int (&path, "after", after);
+        umb_cli_rest_query_int (&path, "limit", S_AUDIT_MAX);
         json_t *root = umb_cli_rest_call_json (cli->rest, "GET", path, NULL);
         free (path);
         if (!root) {
@@ -858,8 +779,8 @@ s_audit (s_cli_t *cli)
         json_t *record;
         json_array_foreach (records, index, record) {
             //  seq grows, else we would ask for the same page forever
-            if (s_int (record, "seq") > after) {
-                after = s_int (record, "seq");
+            if (umb_cli_rest_int (record, "seq") > after) {
+                after = umb_cli_rest_int (record, "seq");
                 more = true;
             }
             json_array_append (all, record);
@@ -886,22 +807,6 @@ s_audit (s_cli_t *cli)
 }
 
 //  ---------------------------------------------------------------- command line
-
-//  A number option's value: digits, at least min. -1 having said why.
-static int
-s_number (FILE *err, const char *name, const char *text, int64_t min, int64_t *value)
-{
-    char *end = NULL;
-    errno = 0;
-    long long number = strtoll (text, &end, 10);
-    if (errno || end == text || *end || *text == '-' || *text == '+' || number < min) {
-        fprintf (err, "umbra: %s takes a number%s, not '%s'\n", name, min > 0 ? " above 0" : "",
-                 text);
-        return -1;
-    }
-    *value = number;
-    return 0;
-}
 
 //  Appends a string to *array_p (made when NULL). -1 when it is not UTF-8.
 static int
@@ -1018,17 +923,17 @@ s_parse (s_cli_t *cli, int argc, char **argv, FILE *out, FILE *err)
             case 'e': bit = S_OPT_TEE; cli->tee = optarg; break;
             case 'v':
                 bit = S_OPT_VCPUS;
-                if (s_number (err, name, optarg, 1, &cli->vcpus))
+                if (umb_cli_rest_number (err, name, optarg, 1, &cli->vcpus))
                     rc = S_EXIT_USAGE;
                 break;
             case 'm':
                 bit = S_OPT_MEMORY;
-                if (s_number (err, name, optarg, 1, &cli->memory_mb))
+                if (umb_cli_rest_number (err, name, optarg, 1, &cli->memory_mb))
                     rc = S_EXIT_USAGE;
                 break;
             case 't':
                 bit = S_OPT_TIMEOUT;
-                if (s_number (err, name, optarg, 1, &cli->run_timeout))
+                if (umb_cli_rest_number (err, name, optarg, 1, &cli->run_timeout))
                     rc = S_EXIT_USAGE;
                 break;
             case 'p': bit = S_OPT_POLICY; cli->policy_path = optarg; break;
@@ -1036,17 +941,17 @@ s_parse (s_cli_t *cli, int argc, char **argv, FILE *out, FILE *err)
             case 'P': bit = S_OPT_PARTICIPANT; cli->participant = optarg; break;
             case 'l':
                 bit = S_OPT_LIMIT;
-                if (s_number (err, name, optarg, 1, &cli->limit))
+                if (umb_cli_rest_number (err, name, optarg, 1, &cli->limit))
                     rc = S_EXIT_USAGE;
                 break;
             case 'S':
                 bit = S_OPT_PAGE_SIZE;
-                if (s_number (err, name, optarg, 1, &cli->page_size))
+                if (umb_cli_rest_number (err, name, optarg, 1, &cli->page_size))
                     rc = S_EXIT_USAGE;
                 break;
             case 'V':
                 bit = S_OPT_VERSION;
-                if (s_number (err, name, optarg, 1, &cli->version))
+                if (umb_cli_rest_number (err, name, optarg, 1, &cli->version))
                     rc = S_EXIT_USAGE;
                 break;
             case 'k': bit = S_OPT_KEY; cli->key_path = optarg; break;
@@ -1054,7 +959,7 @@ s_parse (s_cli_t *cli, int argc, char **argv, FILE *out, FILE *err)
             case 'o': bit = S_OPT_OUTPUT; cli->output = optarg; break;
             case 'a':
                 bit = S_OPT_AFTER;
-                if (s_number (err, name, optarg, 0, &cli->after))
+                if (umb_cli_rest_number (err, name, optarg, 0, &cli->after))
                     rc = S_EXIT_USAGE;
                 break;
             case 'u': cli->url = optarg; break;
@@ -1108,11 +1013,11 @@ s_parse (s_cli_t *cli, int argc, char **argv, FILE *out, FILE *err)
                      s_required_names [i].text);
             rc = S_EXIT_USAGE;
         }
-    if (rc == S_EXIT_OK && cli->tee && !s_one_of (cli->tee, s_tees)) {
+    if (rc == S_EXIT_OK && cli->tee && !umb_cli_rest_one_of (cli->tee, s_tees)) {
         fprintf (err, "umbra: --tee is none, sev-snp or tdx, not '%s'\n", cli->tee);
         rc = S_EXIT_USAGE;
     }
-    if (rc == S_EXIT_OK && cli->type && !s_one_of (cli->type, s_types)) {
+    if (rc == S_EXIT_OK && cli->type && !umb_cli_rest_one_of (cli->type, s_types)) {
         fprintf (err, "umbra: --algorithm-type is python or bin, not '%s'\n", cli->type);
         rc = S_EXIT_USAGE;
     }
@@ -1191,33 +1096,7 @@ s_test_run (const char *url, const char *token, ...)
 }
 
 //  Runs the command and checks it, in one.
-#define S_EXPECT(run_, rc_, in_out_, in_err_) do { \
-        umb_cli_testkit_run_t expect_run_ = (run_); \
-        umb_cli_testkit_expect (&expect_run_, rc_, in_out_, in_err_); \
-        umb_cli_testkit_run_free (&expect_run_); \
-    } while (0)
-
-static json_t *
-s_test_json (umb_cli_testkit_run_t *run)
-{
-    json_error_t error;
-    json_t *root = json_loads (run->out, 0, &error);
-    if (!root)
-        fprintf (stderr, "\nnot JSON (%s): %s\n", error.text, run->out);
-    assert (root);
-    return root;
-}
-
-static char *
-s_test_write (const char *dir, const char *name, const char *text)
-{
-    char *path = zsys_sprintf ("%s/%s", dir, name);
-    FILE *file = fopen (path, "w");
-    assert (file);
-    assert (fwrite (text, 1, strlen (text), file) == strlen (text));
-    fclose (file);
-    return path;
-}
+#define S_EXPECT UMB_CLI_TESTKIT_EXPECT
 
 //  A new public key in dir/name (PEM). Caller frees the path.
 static char *
@@ -1227,7 +1106,7 @@ s_test_key (const char *dir, const char *name, const char *type)
     assert (key);
     char *pem = umb_sig_public_pem (key);
     assert (pem);
-    char *path = s_test_write (dir, name, pem);
+    char *path = umb_cli_testkit_write (dir, name, pem);
     free (pem);
     EVP_PKEY_free (key);
     return path;
@@ -1250,13 +1129,6 @@ s_test_user_id (const char *url, const char *token)
     return id;
 }
 
-//  An id on the first line of out. Caller frees.
-static char *
-s_test_first_line (umb_cli_testkit_run_t *run)
-{
-    return strndup (run->out, strcspn (run->out, "\n"));
-}
-
 void
 umb_cli_computations_test (bool verbose)
 {
@@ -1271,15 +1143,7 @@ umb_cli_computations_test (bool verbose)
     char *alice = umb_cli_testkit_user (url, "alice");
     char *bob = umb_cli_testkit_user (url, "bob");
     char *carol = umb_cli_testkit_user (url, "carol");
-    umb_http_client_t *client = umb_http_client_new (url, alice);
-    free (umb_cli_testkit_post (client, "/workspaces", "{\"name\":\"" S_TEST_WS "\"}", 201, NULL));
-    char *invitation = umb_cli_testkit_post (client, "/workspaces/" S_TEST_WS "/invitations",
-                                             "{\"username\":\"bob\",\"role\":\"member\"}", 201, "id");
-    umb_http_client_destroy (&client);
-    client = umb_http_client_new (url, bob);
-    char *accept = zsys_sprintf ("/invitations/%s/accept", invitation);
-    free (umb_cli_testkit_post (client, accept, NULL, 200, NULL));
-    umb_http_client_destroy (&client);
+    umb_cli_testkit_workspace (url, S_TEST_WS, alice, "bob", bob);
     char *alice_id = s_test_user_id (url, alice);
     char *bob_id = s_test_user_id (url, bob);
 
@@ -1324,9 +1188,10 @@ umb_cli_computations_test (bool verbose)
     S_EXPECT (s_test_run (url, alice, "get", "-w", "", "c", NULL), 2, NULL, "an empty value");
 
     //  Create from flags: the id printed; a non-member refused with the service's reason
-    char *policy = s_test_write (dir, "policy.json",
-                                 "{\"comment\": \"t\", \"snp\": {\"allow_debug\": false}}");
-    char *bad_policy = s_test_write (dir, "bad-policy.json", "{\"snp\": {\"allow_debg\": true}}");
+    char *policy = umb_cli_testkit_write (dir, "policy.json",
+                                          "{\"comment\": \"t\", \"snp\": {\"allow_debug\": false}}");
+    char *bad_policy = umb_cli_testkit_write (dir, "bad-policy.json",
+                                              "{\"snp\": {\"allow_debg\": true}}");
     S_EXPECT (s_test_run (url, alice, "create", "-w", S_TEST_WS, "--name", "other",
                           "--algorithm-provider", "alice", "--consumer", "alice", "--tee", "tdx",
                           "--policy", bad_policy, NULL), 1, NULL, "umbra: 422 ");
@@ -1337,7 +1202,7 @@ umb_cli_computations_test (bool verbose)
         "--memory-mb", "512", "--run-timeout", "120", "--description", "two regions",
         "--policy", policy, NULL);
     umb_cli_testkit_expect (&run, 0, "cmp_", NULL);
-    char *cmp1 = s_test_first_line (&run);
+    char *cmp1 = umb_cli_testkit_first_line (&run);
     assert (strlen (run.out) == strlen (cmp1) + 1);
     umb_cli_testkit_run_free (&run);
     S_EXPECT (s_test_run (url, alice, "create", "-w", S_TEST_WS, "--name", "other",
@@ -1354,28 +1219,28 @@ umb_cli_computations_test (bool verbose)
     S_EXPECT (s_test_run (url, carol, "list", "-w", S_TEST_WS, NULL), 1, NULL, "umbra: 404 ");
 
     //  ...and from a file, with a policy file's text
-    char *definition = s_test_write (dir, "def.json",
+    char *definition = umb_cli_testkit_write (dir, "def.json",
         "{\"name\": \"second\", \"algorithm\": {\"provider\": \"bob\", \"type\": \"bin\"},"
         " \"datasets\": [], \"consumers\": [\"bob\"], \"run_timeout_s\": 60,"
         " \"limits\": {\"memory_mb\": 256}}");
     run = s_test_run (url, bob, "create", "-w", S_TEST_WS, "--file", definition, "--json", NULL);
     umb_cli_testkit_expect (&run, 0, NULL, NULL);
-    json_t *root = s_test_json (&run);
+    json_t *root = umb_cli_testkit_json (&run);
     char *cmp2 = strdup (umb_cli_rest_str (root, "id"));
     assert (streq (umb_cli_rest_str (root, "owner"), bob_id));
     assert (json_integer_value (json_object_get (root, "version")) == 1);
     json_decref (root);
     umb_cli_testkit_run_free (&run);
-    char *not_json = s_test_write (dir, "bad.json", "{\"name\": ");
+    char *not_json = umb_cli_testkit_write (dir, "bad.json", "{\"name\": ");
     S_EXPECT (s_test_run (url, alice, "create", "-w", S_TEST_WS, "--file", not_json, NULL), 1,
               NULL, "is not JSON");
     S_EXPECT (s_test_run (url, alice, "create", "-w", S_TEST_WS, "--file", "/nonexistent/d.json",
                           NULL), 1, NULL, "umbra: cannot read /nonexistent/d.json: ");
-    char *third = s_test_write (dir, "third.json",
+    char *third = umb_cli_testkit_write (dir, "third.json",
         "{\"name\": \"third\", \"algorithm\": {\"provider\": \"alice\"}, \"consumers\": [\"alice\"]}");
     run = s_test_run (url, alice, "create", "-w", S_TEST_WS, "--file", third, NULL);
     umb_cli_testkit_expect (&run, 0, "cmp_", NULL);
-    char *cmp3 = s_test_first_line (&run);
+    char *cmp3 = umb_cli_testkit_first_line (&run);
     umb_cli_testkit_run_free (&run);
 
     //  List: every page (pages of 1), one page, filtered, as JSON
@@ -1386,7 +1251,7 @@ umb_cli_computations_test (bool verbose)
     umb_cli_testkit_run_free (&run);
     run = s_test_run (url, alice, "list", "-w", S_TEST_WS, "--limit", "1", "--json", NULL);
     umb_cli_testkit_expect (&run, 0, NULL, NULL);
-    root = s_test_json (&run);
+    root = umb_cli_testkit_json (&run);
     assert (json_array_size (json_object_get (root, "items")) == 1);
     char *cursor = strdup (umb_cli_rest_str (root, "next"));
     assert (*cursor);
@@ -1395,7 +1260,7 @@ umb_cli_computations_test (bool verbose)
     free (cursor);
     run = s_test_run (url, alice, "list", "-w", S_TEST_WS, "--page-size", "2", "--json", NULL);
     umb_cli_testkit_expect (&run, 0, NULL, NULL);
-    root = s_test_json (&run);
+    root = umb_cli_testkit_json (&run);
     assert (json_array_size (json_object_get (root, "items")) == 3);
     const char *ids [] = { cmp1, cmp2, cmp3 };
     for (size_t i = 0; i < 3; i++) {
@@ -1415,7 +1280,7 @@ umb_cli_computations_test (bool verbose)
     umb_cli_testkit_run_free (&run);
     run = s_test_run (url, bob, "list", "-w", S_TEST_WS, "--participant", "me", "--json", NULL);
     umb_cli_testkit_expect (&run, 0, NULL, NULL);
-    root = s_test_json (&run);
+    root = umb_cli_testkit_json (&run);
     assert (json_array_size (json_object_get (root, "items")) == 2);
     json_decref (root);
     umb_cli_testkit_run_free (&run);
@@ -1447,7 +1312,8 @@ umb_cli_computations_test (bool verbose)
               "umbra: 404 not_found: no computation 'cmp_0000000000000000'");
 
     //  Update: with the current version, then a stale one (409); only the owner
-    char *patch = s_test_write (dir, "patch.json", "{\"description\": \"north and south\"}");
+    char *patch = umb_cli_testkit_write (dir, "patch.json",
+                                         "{\"description\": \"north and south\"}");
     S_EXPECT (s_test_run (url, alice, "update", "-w", S_TEST_WS, cmp1, "--file", patch,
                           "--version", "1", NULL), 0, " is at version 2\n", NULL);
     S_EXPECT (s_test_run (url, alice, "update", "-w", S_TEST_WS, cmp1, "--file", patch,
@@ -1458,7 +1324,7 @@ umb_cli_computations_test (bool verbose)
               1, NULL, "is not JSON");
     run = s_test_run (url, alice, "update", "-w", S_TEST_WS, cmp1, "--file", patch, "--json", NULL);
     umb_cli_testkit_expect (&run, 0, NULL, NULL);
-    root = s_test_json (&run);
+    root = umb_cli_testkit_json (&run);
     assert (json_integer_value (json_object_get (root, "version")) == 3);
     assert (streq (umb_cli_rest_str (root, "description"), "north and south"));
     json_decref (root);
@@ -1475,13 +1341,13 @@ umb_cli_computations_test (bool verbose)
     //  Keys: each participant's own; a bad key and a non-participant refused
     char *alice_pub = s_test_key (dir, "alice.pub", "ed25519");
     char *bob_pub = s_test_key (dir, "bob.pub", "ecdsa");
-    char *junk = s_test_write (dir, "junk.pub", "-----BEGIN PUBLIC KEY-----\nAAAA\n"
-                                                "-----END PUBLIC KEY-----\n");
+    char *junk = umb_cli_testkit_write (dir, "junk.pub", "-----BEGIN PUBLIC KEY-----\nAAAA\n"
+                                                         "-----END PUBLIC KEY-----\n");
     S_EXPECT (s_test_run (url, alice, "key", "-w", S_TEST_WS, cmp1, "--key", alice_pub, NULL), 0,
               ": ed25519 ", NULL);
     run = s_test_run (url, bob, "key", "-w", S_TEST_WS, cmp1, "--key", bob_pub, "--json", NULL);
     umb_cli_testkit_expect (&run, 0, NULL, NULL);
-    root = s_test_json (&run);
+    root = umb_cli_testkit_json (&run);
     assert (streq (umb_cli_rest_str (root, "user"), bob_id));
     assert (streq (umb_cli_rest_str (root, "key_type"), "ecdsa-p256"));
     char *bob_fingerprint = strdup (umb_cli_rest_str (root, "key_fingerprint"));
@@ -1495,7 +1361,7 @@ umb_cli_computations_test (bool verbose)
                           NULL), 1, NULL, "cannot read /nonexistent.pub");
 
     //  Assets: by --file (hashed here, as `umbra checksum` does) and by --hash
-    char *algorithm = s_test_write (dir, "abc.py", "abc");
+    char *algorithm = umb_cli_testkit_write (dir, "abc.py", "abc");
     static const char abc [] = "3a985da74fe225b2045c172d6bd390bd855f086e3e9d525b46bfe24511431532";
     static const char other [] = "0000000000000000000000000000000000000000000000000000000000000001";
     run = s_test_run (url, alice, "asset", "-w", S_TEST_WS, cmp1, "algorithm", "--file", algorithm,
@@ -1517,12 +1383,12 @@ umb_cli_computations_test (bool verbose)
                           "/nonexistent/file", NULL), 1, NULL, "umbra: ");
     run = s_test_run (url, bob, "check", "-w", S_TEST_WS, cmp1, "--json", NULL);
     umb_cli_testkit_expect (&run, 1, NULL, NULL);
-    root = s_test_json (&run);
+    root = umb_cli_testkit_json (&run);
     assert (json_is_false (json_object_get (root, "ready")));
     assert (json_array_size (json_object_get (root, "missing")) == 1);
     json_decref (root);
     umb_cli_testkit_run_free (&run);
-    char *other_file = s_test_write (dir, "south.csv.gz", "south");
+    char *other_file = umb_cli_testkit_write (dir, "south.csv.gz", "south");
     S_EXPECT (s_test_run (url, alice, "asset", "-w", S_TEST_WS, cmp1, "south.csv.gz", "--file",
                           other_file, NULL), 0, "south.csv.gz ", NULL);
 
@@ -1567,7 +1433,7 @@ umb_cli_computations_test (bool verbose)
     umb_cli_testkit_run_free (&run);
     run = s_test_run (url, bob, "audit", "-w", S_TEST_WS, "--after", "9", "--json", NULL);
     umb_cli_testkit_expect (&run, 0, NULL, NULL);
-    root = s_test_json (&run);
+    root = umb_cli_testkit_json (&run);
     assert (json_array_size (json_object_get (root, "records")) == 2);
     assert (json_integer_value (json_object_get (root, "last")) == 11);
     assert (json_integer_value (json_object_get (json_array_get (json_object_get (root, "records"),
@@ -1608,8 +1474,6 @@ umb_cli_computations_test (bool verbose)
     free (alice);
     free (bob);
     free (carol);
-    free (invitation);
-    zstr_free (&accept);
     umb_cli_testkit_destroy (&kit);
     if (verbose)
         printf ("OK\n");

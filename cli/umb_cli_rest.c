@@ -204,6 +204,38 @@ umb_cli_rest_query_int (char **path_p, const char *name, int64_t value)
     umb_cli_rest_query (path_p, name, text);
 }
 
+bool
+umb_cli_rest_is_help (const char *arg)
+{
+    assert (arg);
+    return strcmp (arg, "help") == 0 || strcmp (arg, "--help") == 0 || strcmp (arg, "-h") == 0;
+}
+
+int
+umb_cli_rest_getopt (int argc, char **argv, const char *shortopts, const struct option *options,
+                     char *name, size_t size)
+{
+    assert (argv && shortopts && options && name && size);
+    int index = -1;
+    int option = getopt_long (argc, argv, shortopts, options, &index);
+    if (option != -1)
+        snprintf (name, size, "%s%s", index >= 0 ? "--" : "",
+                  index >= 0 ? options [index].name : argv [optind - 1]);
+    return option;
+}
+
+int
+umb_cli_rest_option_error (FILE *err, int option, const char *arg, const char *group,
+                           const char *command)
+{
+    assert (err && arg && group && command);
+    if (option == ':')
+        fprintf (err, "umbra: %s needs a value\n", arg);
+    else
+        fprintf (err, "umbra: unknown option '%s' for %s %s\n", arg, group, command);
+    return UMB_CLI_REST_EXIT_USAGE;
+}
+
 int
 umb_cli_rest_number (FILE *err, const char *name, const char *text, int64_t min, int64_t *value)
 {
@@ -295,6 +327,19 @@ umb_cli_rest_usage (FILE *stream, const char *usage)
         else
             fputc (*c, stream);
     fputc ('\n', stream);
+}
+
+void
+umb_cli_rest_usage_group (FILE *stream, const char *group)
+{
+    fprintf (stream, "usage: umbra %s COMMAND [OPTIONS]\n\ncommands:\n", group);
+}
+
+void
+umb_cli_rest_usage_command (FILE *stream, const char *group, const char *usage)
+{
+    fprintf (stream, "usage: umbra %s\n", group);
+    umb_cli_rest_usage (stream, usage);
 }
 
 void

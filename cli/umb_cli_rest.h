@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <getopt.h>
 #include <jansson.h>
 #include "umb_config.h"
 #include "umb_http_client.h"
@@ -64,6 +65,29 @@ json_t *umb_cli_rest_list (umb_cli_rest_t *self, const char *path, int64_t limit
 void        umb_cli_rest_query (char **path_p, const char *name, const char *value);
 void        umb_cli_rest_query_int (char **path_p, const char *name, int64_t value);
 
+//  Reading a command line, `umbra GROUP COMMAND [OPTIONS] [ARGUMENTS]`:
+//
+//      optind = 0;                 //  GNU getopt: start afresh, and quietly
+//      opterr = 0;
+//      char name [64];
+//      while ((option = umb_cli_rest_getopt (argc - 1, argv + 1, ":", options, name,
+//                                            sizeof (name))) != -1)
+//          switch (option) {
+//              case 'l': rc = umb_cli_rest_number (err, name, optarg, 1, &limit) ? 2 : 0; break;
+//              default: rc = umb_cli_rest_option_error (err, option, argv [optind], "x", "list");
+//          }
+//
+//  Whether arg asks for help ("help", "--help" or "-h").
+bool        umb_cli_rest_is_help (const char *arg);
+//  getopt_long over argv (argv [0] being the command's name); name (size
+//  bytes) set to the option as the user wrote it ("--limit", "-w"), for
+//  messages.
+int         umb_cli_rest_getopt (int argc, char **argv, const char *shortopts,
+                                 const struct option *options, char *name, size_t size);
+//  Says on err why getopt refused arg (option ':': it needs a value; else it is
+//  unknown for `GROUP COMMAND`); returns UMB_CLI_REST_EXIT_USAGE.
+int         umb_cli_rest_option_error (FILE *err, int option, const char *arg, const char *group,
+                                       const char *command);
 //  A number option's value (name as the user wrote it, for the message):
 //  digits, at least min. 0 with *value, or -1 having said why on err.
 int         umb_cli_rest_number (FILE *err, const char *name, const char *text, int64_t min,
@@ -89,6 +113,11 @@ void        umb_cli_rest_print_json (FILE *out, json_t *value);
 
 //  A command's usage text, every line indented by two spaces.
 void        umb_cli_rest_usage (FILE *stream, const char *usage);
+//  "usage: umbra GROUP COMMAND [OPTIONS]" and the heading of the commands'
+//  usage texts, which follow.
+void        umb_cli_rest_usage_group (FILE *stream, const char *group);
+//  "usage: umbra GROUP" and the command's usage text (a usage error, --help).
+void        umb_cli_rest_usage_command (FILE *stream, const char *group, const char *usage);
 //  The options every command takes (--url, --token, --config) and the exit codes.
 void        umb_cli_rest_usage_common (FILE *stream);
 

@@ -2,6 +2,7 @@
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <czmq.h>
 #include <jansson.h>
 #include "umb_cli_testkit.h"
@@ -238,6 +239,69 @@ umb_cli_testkit_run_free (umb_cli_testkit_run_t *run)
     run->out = run->err = NULL;
 }
 
+char *
+umb_cli_testkit_first_line (umb_cli_testkit_run_t *run)
+{
+    assert (run && run->out);
+    char *line = strndup (run->out, strcspn (run->out, "\n"));
+    assert (line);
+    return line;
+}
+
+json_t *
+umb_cli_testkit_json (umb_cli_testkit_run_t *run)
+{
+    assert (run && run->out);
+    json_error_t error;
+    json_t *root = json_loads (run->out, 0, &error);
+    if (!root)
+        fprintf (stderr, "\nnot JSON (%s): %s\n", error.text, run->out);
+    assert (root);
+    return root;
+}
+
+//  ---------------------------------------------------------------- files
+
+char *
+umb_cli_testkit_write (const char *dir, const char *name, const char *text)
+{
+    assert (text);
+    return umb_cli_testkit_write_data (dir, name, text, strlen (text));
+}
+
+char *
+umb_cli_testkit_write_data (const char *dir, const char *name, const void *data, size_t size)
+{
+    assert (dir && name && data);
+    char *path = zsys_sprintf ("%s/%s", dir, name);
+    assert (path);
+    FILE *file = fopen (path, "w");
+    assert (file);
+    size_t written = fwrite (data, 1, size, file);
+    assert (written == size);
+    int rc = fclose (file);
+    assert (rc == 0);
+    return path;
+}
+
+char *
+umb_cli_testkit_read (const char *path, size_t *size, mode_t *mode)
+{
+    assert (path);
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return NULL;
+    struct stat info;
+    int rc = fstat (fileno (file), &info);
+    assert (rc == 0);
+    if (mode)
+        *mode = info.st_mode & 0777;
+    fseek (file, 0, SEEK_END);
+    char *text = umb_cli_testkit_slurp (file, size);
+    fclose (file);
+    return text;
+}
+
 //  ---------------------------------------------------------------- setting the scene
 
 char *
@@ -271,6 +335,31 @@ umb_cli_testkit_user (const char *url, const char *username)
     return token;
 }
 
+void
+umb_cli_testkit_workspace (const char *url, const char *workspace, const char *owner,
+                           const char *member, const char *member_token)
+{
+    assert (url && workspace && owner && member && member_token);
+    umb_http_client_t *client = umb_http_client_new (url, owner);
+    assert (client);
+    char *json = zsys_sprintf ("{\"name\":\"%s\"}", workspace);
+    free (umb_cli_testkit_post (client, "/workspaces", json, 201, NULL));
+    zstr_free (&json);
+    char *path = zsys_sprintf ("/workspaces/%s/invitations", workspace);
+    json = zsys_sprintf ("{\"username\":\"%s\",\"role\":\"member\"}", member);
+    char *invitation = umb_cli_testkit_post (client, path, json, 201, "id");
+    zstr_free (&json);
+    zstr_free (&path);
+    umb_http_client_destroy (&client);
+    client = umb_http_client_new (url, member_token);
+    assert (client);
+    path = zsys_sprintf ("/invitations/%s/accept", invitation);
+    free (umb_cli_testkit_post (client, path, NULL, 200, NULL));
+    zstr_free (&path);
+    free (invitation);
+    umb_http_client_destroy (&client);
+}
+
 //  ---------------------------------------------------------------- selftest
 //  The services are started by the commands' selftests; here, runs alone.
 
@@ -299,13 +388,42 @@ umb_cli_testkit_test (bool verbose)
     run = umb_cli_testkit_run (s_test_echo, "echo", NULL, NULL, NULL);
     umb_cli_testkit_expect (&run, 2, "echo\n", NULL);
     assert (*run.err == 0);
+    char *line = umb_cli_testkit_first_line (&run);
+    assert (streq (line, "echo"));
+    free (line);
     umb_cli_testkit_run_free (&run);
+    UMB_CLI_TESTKIT_EXPECT (umb_cli_testkit_run (s_test_echo, "{\"a\":", NULL, NULL, "[1]}", NULL),
+                            0, "{\"a\": [1]}", NULL);
+    run = umb_cli_testkit_run (s_test_echo, "{\"a\":", NULL, NULL, "[1]}", NULL);
+    json_t *root = umb_cli_testkit_json (&run);
+    assert (json_integer_value (json_array_get (json_object_get (root, "a"), 0)) == 1);
+    json_decref (root);
+    umb_cli_testkit_run_free (&run);
+
+    //  Files: text and data written, read back with their size and mode
+    char dir [] = "/tmp/umb-cli-testkit-XXXXXX";
+    assert (mkdtemp (dir));
+    char *path = umb_cli_testkit_write (dir, "a.txt", "one\ntwo\n");
+    mode_t mode = 0;
+    size_t size = 0;
+    char *text = umb_cli_testkit_read (path, &size, &mode);
+    assert (text && streq (text, "one\ntwo\n") && size == 8 && (mode & 0600) == 0600);
+    free (text);
+    zstr_free (&path);
+    path = umb_cli_testkit_write_data (dir, "b.bin", "a\0b", 3);
+    text = umb_cli_testkit_read (path, &size, NULL);
+    assert (size == 3 && memcmp (text, "a\0b", 4) == 0);
+    free (text);
+    zstr_free (&path);
+    path = zsys_sprintf ("%s/none", dir);
+    assert (!umb_cli_testkit_read (path, NULL, NULL));
+    zstr_free (&path);
+    umb_testkit_remove_dir (dir);
 
     FILE *stream = tmpfile ();
     assert (stream);
     fwrite ("a\0b", 1, 3, stream);
-    size_t size;
-    char *text = umb_cli_testkit_slurp (stream, &size);
+    text = umb_cli_testkit_slurp (stream, &size);
     assert (size == 3 && memcmp (text, "a\0b", 4) == 0);
     free (text);
     fclose (stream);

@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/types.h>
+#include <jansson.h>
 #include "umb_http_client.h"
 
 //  A command's entry point with its environment and streams given, as
@@ -57,15 +59,41 @@ umb_cli_testkit_run_t umb_cli_testkit_runv (umb_cli_testkit_fn *fn, const char *
 void  umb_cli_testkit_expect (umb_cli_testkit_run_t *run, int rc, const char *in_out,
                               const char *in_err);
 void  umb_cli_testkit_run_free (umb_cli_testkit_run_t *run);
+//  The first line of the run's out (an id, say), without the newline; the
+//  caller frees.
+char   *umb_cli_testkit_first_line (umb_cli_testkit_run_t *run);
+//  The run's out parsed as JSON (the caller's); asserts that it is, printing
+//  it when not.
+json_t *umb_cli_testkit_json (umb_cli_testkit_run_t *run);
+
+//  Runs the command (an umb_cli_testkit_run_t), checks it as
+//  umb_cli_testkit_expect and frees it, in one.
+#define UMB_CLI_TESTKIT_EXPECT(run_, rc_, in_out_, in_err_) do { \
+        umb_cli_testkit_run_t expect_run_ = (run_); \
+        umb_cli_testkit_expect (&expect_run_, rc_, in_out_, in_err_); \
+        umb_cli_testkit_run_free (&expect_run_); \
+    } while (0)
 
 //  Everything written to stream (rewound), NUL-terminated; the caller frees.
 char *umb_cli_testkit_slurp (FILE *stream, size_t *size);
+//  Writes text (NUL-terminated), or size bytes of data, to the new file
+//  dir/name; returns its path (the caller frees). Asserts it was written.
+char *umb_cli_testkit_write (const char *dir, const char *name, const char *text);
+char *umb_cli_testkit_write_data (const char *dir, const char *name, const void *data,
+                                  size_t size);
+//  The file at path, NUL-terminated, with its size and permission bits (each
+//  when not NULL); NULL when it cannot be opened. The caller frees.
+char *umb_cli_testkit_read (const char *path, size_t *size, mode_t *mode);
 //  POSTs json (NULL: no body) and asserts the status; returns the answer's
 //  string field (the caller frees), or NULL when field is NULL.
 char *umb_cli_testkit_post (umb_http_client_t *client, const char *path, const char *json,
                             int status, const char *field);
 //  Registers username and logs in; returns the access token (the caller frees).
 char *umb_cli_testkit_user (const char *url, const char *username);
+//  Creates workspace as owner (a token: its admin), invites member (a
+//  username) as a member, and accepts as member_token.
+void  umb_cli_testkit_workspace (const char *url, const char *workspace, const char *owner,
+                                 const char *member, const char *member_token);
 
 void  umb_cli_testkit_test (bool verbose);
 

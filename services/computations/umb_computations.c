@@ -777,6 +777,48 @@ s_audit_list (void *state, umb_req_t *req)
     return 200;
 }
 
+static void
+s_stats_day (const umb_computations_day_t *day, void *arg)
+{
+    umb_w_t *w = arg;
+    umb_w_map_begin (w);
+    umb_w_kv_str (w, "day", day->day);
+    umb_w_kv_int (w, "computations_created", day->computations_created);
+    umb_w_kv_int (w, "runs_started", day->runs_started);
+    umb_w_kv_int (w, "runs_completed", day->runs_completed);
+    umb_w_kv_int (w, "runs_failed", day->runs_failed);
+    umb_w_kv_int (w, "runs_cancelled", day->runs_cancelled);
+    umb_w_map_end (w);
+}
+
+static int
+s_stats (void *state, umb_req_t *req)
+{
+    self_t *self = state;
+    umb_msg_t *body = umb_req_body (req);
+    int64_t days = umb_msg_int (body, "days", INT64_MIN, INT64_MAX, 30, false);
+    if (umb_msg_failed (body))
+        return umb_req_fail (req, 400, "bad_request", "%s", umb_msg_error (body));
+    if (days < 1 || days > 366)
+        return umb_req_fail (req, 422, "invalid_argument", "days: 1..366");
+    //  From the start of the UTC day days - 1 days ago
+    int64_t now = s_now ();
+    int64_t since = now - now % 86400 - (days - 1) * 86400;
+    umb_w_t *w = umb_req_body_writer (req);
+    umb_w_map_begin (w);
+    umb_w_str (w, "days");
+    umb_w_array_begin (w);
+    int rc = umb_computations_store_stats (self->store, umb_req_workspace (req), since,
+                                           s_stats_day, w);
+    umb_w_array_end (w);
+    umb_w_map_end (w);
+    if (rc) {
+        umb_w_reset (w);
+        return s_store_fault (self, req);
+    }
+    return 200;
+}
+
 //  The contract is proto/msgpack/computations.md
 static const umb_route_t s_routes [] = {
     { "computations.create",     s_create,     UMB_ACCESS_USER, "computations.write" },
@@ -789,6 +831,7 @@ static const umb_route_t s_routes [] = {
     { "computations.check",      s_check,      UMB_ACCESS_USER, "computations.read" },
     { "computations.manifest",   s_manifest,   UMB_ACCESS_USER, "computations.read" },
     { "computations.audit.list", s_audit_list, UMB_ACCESS_USER, "computations.read" },
+    { "computations.stats",      s_stats,      UMB_ACCESS_USER, "computations.read" },
     { "computations.runs.start", umb_computations_runs_start, UMB_ACCESS_USER, "computations.write" },
     { "computations.runs.list",  umb_computations_runs_list,  UMB_ACCESS_USER, "computations.read" },
     { "computations.runs.get",   umb_computations_runs_get,   UMB_ACCESS_USER, "computations.read" },

@@ -440,6 +440,44 @@ umb_computations_store_run_events (umb_store_t *store, const char *run_id, int64
         s_event_each, (void *) fn, arg);
 }
 
+//  ---------------------------------------------------------------- statistics
+
+static void
+s_day_each (sqlite3_stmt *stmt, void *fn, void *arg)
+{
+    umb_computations_day_t day;
+    memset (&day, 0, sizeof day);
+    umb_store_column (stmt, 0, day.day, sizeof day.day);
+    day.computations_created = sqlite3_column_int64 (stmt, 1);
+    day.runs_started = sqlite3_column_int64 (stmt, 2);
+    day.runs_completed = sqlite3_column_int64 (stmt, 3);
+    day.runs_failed = sqlite3_column_int64 (stmt, 4);
+    day.runs_cancelled = sqlite3_column_int64 (stmt, 5);
+    ((umb_computations_day_fn *) fn) (&day, arg);
+}
+
+int
+umb_computations_store_stats (umb_store_t *store, const char *workspace_id, int64_t since,
+                              umb_computations_day_fn *fn, void *arg)
+{
+    //  A run "ends" on the day it last changed once final
+    return umb_store_each (umb_store_query (store,
+        "SELECT day, SUM(created), SUM(started), SUM(completed), SUM(failed), SUM(cancelled) FROM ("
+        "  SELECT date(created_at, 'unixepoch') AS day, 1 AS created, 0 AS started, 0 AS completed,"
+        "         0 AS failed, 0 AS cancelled"
+        "    FROM computations WHERE workspace_id = ? AND created_at >= ?"
+        "  UNION ALL"
+        "  SELECT date(created_at, 'unixepoch'), 0, 1, 0, 0, 0"
+        "    FROM runs WHERE workspace_id = ? AND created_at >= ?"
+        "  UNION ALL"
+        "  SELECT date(updated_at, 'unixepoch'), 0, 0, state = 'Completed', state = 'Failed',"
+        "         state = 'Cancelled'"
+        "    FROM runs WHERE workspace_id = ? AND updated_at >= ?"
+        "     AND state IN ('Completed', 'Failed', 'Cancelled'))"
+        " GROUP BY day ORDER BY day", "sisisi",
+        workspace_id, since, workspace_id, since, workspace_id, since), s_day_each, (void *) fn, arg);
+}
+
 //  ---------------------------------------------------------------- selftest
 
 static void
@@ -454,6 +492,12 @@ s_test_count_run (umb_run_row_t *run, void *arg)
 {
     (void) run;
     (*(int *) arg)++;
+}
+
+static void
+s_test_day (const umb_computations_day_t *day, void *arg)
+{
+    *(umb_computations_day_t *) arg = *day;
 }
 
 static void
@@ -578,6 +622,14 @@ umb_computations_store_test (bool verbose)
     int events = 0;
     assert (umb_computations_store_run_events (store, "run_1", 1, 10, s_test_count_event, &events) == 0);
     assert (events == 1);
+    //  Statistics: computations of ws_1 made at 100..101 (1970-01-01), the run started at 5
+    umb_computations_day_t day = { .runs_started = -1 };
+    assert (umb_computations_store_stats (store, "ws_1", 0, s_test_day, &day) == 0);
+    assert (S_STREQ (day.day, "1970-01-01") && day.computations_created == 3 && day.runs_started == 1);
+    assert (day.runs_completed == 0);
+    memset (&day, 0, sizeof day);
+    assert (umb_computations_store_stats (store, "ws_1", 86400, s_test_day, &day) == 0);
+    assert (!*day.day);
     umb_store_destroy (&store);
     umb_log_destroy (&log);
     if (verbose)

@@ -99,6 +99,18 @@ typedef void (umb_run_event_fn) (const umb_run_event_row_t *event, void *arg);
 int  umb_computations_store_run_events (umb_store_t *store, const char *run_id, int64_t after,
                                         int64_t max, umb_run_event_fn *fn, void *arg);
 
+//  Per-day counts of workspace_id since since (unix seconds, UTC days), oldest
+//  first: computations created, runs started, and runs that ended Completed,
+//  Failed or Cancelled that day.
+typedef struct {
+    char    day [16];               //  YYYY-MM-DD
+    int64_t computations_created;
+    int64_t runs_started, runs_completed, runs_failed, runs_cancelled;
+} umb_computations_day_t;
+typedef void (umb_computations_day_fn) (const umb_computations_day_t *day, void *arg);
+int  umb_computations_store_stats (umb_store_t *store, const char *workspace_id, int64_t since,
+                                   umb_computations_day_fn *fn, void *arg);
+
 void umb_computations_store_test (bool verbose);
 
 #endif

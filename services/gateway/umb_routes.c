@@ -127,6 +127,8 @@ static const umb_routes_entry_t s_table [] = {
     S_COMPUTATIONS ("GET",   "/workspaces/{ws}/computations", "computations.list",
                     .fields = { "workspace" }, .query = { "participant", "name", "cursor" },
                     .int_query = { "limit" }),
+    S_COMPUTATIONS ("GET",   "/workspaces/{ws}/computations/stats", "computations.stats",
+                    .fields = { "workspace" }, .int_query = { "days" }),
     S_COMPUTATIONS ("GET",    S_CMP, "computations.get", S_CMP_FIELDS),
     S_COMPUTATIONS ("PATCH",  S_CMP, "computations.update", S_CMP_FIELDS),
     S_COMPUTATIONS ("DELETE", S_CMP, "computations.delete", S_CMP_FIELDS),

@@ -327,6 +327,14 @@ rc=0; verify || rc=$?
 [ $rc = 1 ] || fail "a removed last record passed: $(cat "$work/verify.out")"
 ok "a removed record is caught against the head seen before: $(cat "$work/verify.out")"
 
+# Statistics of today: one computation, two runs (one Completed, one Cancelled)
+req GET "/workspaces/lab/computations/stats?days=1" "${token[victor]}"; expect 200 "stats"
+[ "$(jq -c '.days[-1] | [.computations_created, .runs_started, .runs_completed, .runs_cancelled]' <<<"$body")" = "[1,2,1,1]" ] \
+    || fail "stats: $body"
+today=$(jq -c '.days[-1]' <<<"$body")
+req GET "/workspaces/lab/computations/stats?days=0" "${token[victor]}"; expect 422 "stats for no day"
+ok "per-day statistics: $today"
+
 # Deleting keeps the trail
 req DELETE "/workspaces/lab/computations/$cmp" "${token[alice]}"; expect 200 "delete"
 req GET "/workspaces/lab/computations/$cmp" "${token[alice]}"; expect 404 "gone"
