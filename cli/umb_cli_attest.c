@@ -13,6 +13,7 @@
 #include "umb_cli_attest.h"
 #include "umb_hex.h"
 #include "umb_cli_agent.h"
+#include "umb_cli_rest.h"
 #include "umb_policy.h"
 #include "umb_verify.h"
 
@@ -303,13 +304,9 @@ umb_cli_attest_verify_run (int argc, char **argv, FILE *out, FILE *err)
                 fprintf (out, "usage: umbra attestation %s\n\n%s", s_subcommands [0].summary, s_verify_options);
                 rc = -1;
                 break;
-            case ':':
-                fprintf (err, "umbra: %s needs a value\n", argv [optind - 1]);
-                rc = S_EXIT_USAGE;
-                break;
             default:
-                fprintf (err, "umbra: unknown option '%s' for attestation verify\n", argv [optind - 1]);
-                rc = S_EXIT_USAGE;
+                rc = umb_cli_rest_option_error (err, option, argv [optind - 1], "attestation",
+                                                "verify");
                 break;
         }
     }

@@ -54,7 +54,7 @@ typedef struct {
 static void
 s_usage (FILE *stream)
 {
-    fprintf (stream, "usage: umbra audit COMMAND [OPTIONS]\n\ncommands:\n");
+    umb_cli_rest_usage_group (stream, "audit");
     umb_cli_rest_usage (stream, s_verify_usage);
     umb_cli_rest_usage_common (stream);
 }
@@ -389,8 +389,7 @@ umb_cli_audit_run (int argc, char **argv, char **envp, FILE *out, FILE *err)
         s_usage (err);
         return S_EXIT_USAGE;
     }
-    if (strcmp (argv [1], "help") == 0 || strcmp (argv [1], "--help") == 0
-    ||  strcmp (argv [1], "-h") == 0) {
+    if (umb_cli_rest_is_help (argv [1])) {
         s_usage (out);
         return S_EXIT_OK;
     }
@@ -404,16 +403,10 @@ umb_cli_audit_run (int argc, char **argv, char **envp, FILE *out, FILE *err)
     char *token = NULL;
     int rc = S_EXIT_OK;
     int option;
-    argc--;
-    argv++;
-    optind = 0;                     //  GNU getopt: start afresh
-    opterr = 0;
-    int index = -1;
-    while (rc == S_EXIT_OK && (option = getopt_long (argc, argv, ":", s_options, &index)) != -1) {
-        char name [64];
-        snprintf (name, sizeof (name), "%s%s", index >= 0 ? "--" : "",
-                  index >= 0 ? s_options [index].name : argv [optind - 1]);
-        index = -1;
+    umb_cli_rest_getopt_start (&argc, &argv);
+    char name [64];                 //  how the user wrote the option, for messages
+    while (rc == S_EXIT_OK
+       &&  (option = umb_cli_rest_getopt (argc, argv, ":", s_options, name, sizeof (name))) != -1) {
         const char **value = NULL;
         switch (option) {
             case 'w': value = &cli.workspace; break;
@@ -423,18 +416,12 @@ umb_cli_audit_run (int argc, char **argv, char **envp, FILE *out, FILE *err)
             case 'T': umb_cli_rest_take_secret (&token, optarg); break;
             case 'c': config_path = optarg; break;
             case 'h':
-                fprintf (out, "usage: umbra audit\n");
-                umb_cli_rest_usage (out, s_verify_usage);
+                umb_cli_rest_usage_command (out, "audit", s_verify_usage);
                 umb_cli_rest_usage_common (out);
                 rc = -1;
                 break;
-            case ':':
-                fprintf (err, "umbra: %s needs a value\n", argv [optind - 1]);
-                rc = S_EXIT_USAGE;
-                break;
             default:
-                fprintf (err, "umbra: unknown option '%s' for audit verify\n", argv [optind - 1]);
-                rc = S_EXIT_USAGE;
+                rc = umb_cli_rest_option_error (err, option, argv [optind - 1], "audit", "verify");
                 break;
         }
         if (value && *value) {
@@ -470,10 +457,8 @@ umb_cli_audit_run (int argc, char **argv, char **envp, FILE *out, FILE *err)
             fprintf (err, "umbra: '%s' is not a workspace\n", cli.workspace);
             rc = S_EXIT_USAGE;
         }
-        if (rc) {
-            fprintf (err, "usage: umbra audit\n");
-            umb_cli_rest_usage (err, s_verify_usage);
-        }
+        if (rc)
+            umb_cli_rest_usage_command (err, "audit", s_verify_usage);
     }
     if (rc == S_EXIT_OK && !help)
         rc = s_anchor_paths (&cli, anchor_dir, envp);
@@ -710,15 +695,7 @@ s_test_server_hash (s_test_server_t *self, int64_t seq)
     return hash;
 }
 
-static umb_cli_testkit_run_t
-s_test_run (const char *url, const char *token, ...)
-{
-    va_list args;
-    va_start (args, token);
-    umb_cli_testkit_run_t run = umb_cli_testkit_runv (umb_cli_audit_run, "audit", url, token, args);
-    va_end (args);
-    return run;
-}
+UMB_CLI_TESTKIT_RUNNER (s_test_run, umb_cli_audit_run, "audit")
 
 //  Asserts the head file holds seq and hash, private.
 static void

@@ -187,7 +187,7 @@ static const s_command_t s_cvms_commands [] = {
 static void
 s_usage (FILE *stream, const char *group, const s_command_t *commands)
 {
-    fprintf (stream, "usage: umbra %s COMMAND [OPTIONS]\n\ncommands:\n", group);
+    umb_cli_rest_usage_group (stream, group);
     for (size_t i = 0; commands [i].name; i++)
         umb_cli_rest_usage (stream, commands [i].usage);
     umb_cli_rest_usage_common (stream);
@@ -221,14 +221,9 @@ s_opt (json_t *object, const char *key)
 static int
 s_answer (s_cli_t *cli, json_t *root, void (*print) (s_cli_t *cli, json_t *root))
 {
-    if (!root)
-        return S_EXIT_FAILED;
-    if (cli->json)
-        umb_cli_rest_print_json (cli->out, root);
-    else
+    if (root && !cli->json)
         print (cli, root);
-    json_decref (root);
-    return S_EXIT_OK;
+    return umb_cli_rest_answer (cli->out, cli->json, root);
 }
 
 //  ---------------------------------------------------------------- hosts
@@ -677,8 +672,7 @@ s_parse (s_cli_t *cli, const char *group, const s_command_t *commands, int argc,
         s_usage (err, group, commands);
         return S_EXIT_USAGE;
     }
-    if (strcmp (argv [1], "help") == 0 || strcmp (argv [1], "--help") == 0
-    ||  strcmp (argv [1], "-h") == 0) {
+    if (umb_cli_rest_is_help (argv [1])) {
         s_usage (out, group, commands);
         return -1;
     }
@@ -694,19 +688,14 @@ s_parse (s_cli_t *cli, const char *group, const s_command_t *commands, int argc,
     unsigned given = 0;
     int rc = S_EXIT_OK;
     int option;
-    argc--;
-    argv++;
-    optind = 0;                     //  GNU getopt: start afresh
-    opterr = 0;
-    int index = -1;
+    umb_cli_rest_getopt_start (&argc, &argv);
+    char name [64];                 //  how the user wrote the option, for messages
     while (rc == S_EXIT_OK
-       &&  (option = getopt_long (argc, argv, ":w:j", s_options, &index)) != -1) {
-        //  How the user wrote the option, for messages
-        char name [64];
-        snprintf (name, sizeof (name), "%s%s", index >= 0 ? "--" : "",
-                  index >= 0 ? s_options [index].name : argv [optind - 1]);
-        index = -1;
+       &&  (option = umb_cli_rest_getopt (argc, argv, ":w:j", s_options, name,
+                                          sizeof (name))) != -1) {
         unsigned bit = 0;
+        int64_t *number = NULL;     //  where a number option's value goes
+        int64_t min = 1;
         switch (option) {
             case 'w': bit = S_OPT_WORKSPACE; cli->workspace = optarg; break;
             case 'j': bit = S_OPT_JSON; cli->json = true; break;
@@ -714,61 +703,33 @@ s_parse (s_cli_t *cli, const char *group, const s_command_t *commands, int argc,
             case 'U': bit = S_OPT_URI; cli->uri = optarg; break;
             case 'I': bit = S_OPT_INSECURE; cli->insecure_dev = true; break;
             case 'e': bit = S_OPT_TEE; cli->tee = optarg; break;
-            case 'v':
-                bit = S_OPT_VCPUS;
-                if (umb_cli_rest_number (err, name, optarg, 1, &cli->vcpus))
-                    rc = S_EXIT_USAGE;
-                break;
-            case 'm':
-                bit = S_OPT_MEMORY;
-                if (umb_cli_rest_number (err, name, optarg, 1, &cli->memory_mb))
-                    rc = S_EXIT_USAGE;
-                break;
-            case 't':
-                bit = S_OPT_TTL;
-                if (umb_cli_rest_number (err, name, optarg, 1, &cli->ttl))
-                    rc = S_EXIT_USAGE;
-                break;
+            case 'v': bit = S_OPT_VCPUS; number = &cli->vcpus; break;
+            case 'm': bit = S_OPT_MEMORY; number = &cli->memory_mb; break;
+            case 't': bit = S_OPT_TTL; number = &cli->ttl; break;
             case 'H': bit = S_OPT_HOST; cli->host = optarg; break;
             case 'C': bit = S_OPT_COMPUTATION; cli->computation = optarg; break;
             case 'M': bit = S_OPT_MANIFEST; cli->manifest_path = optarg; break;
             case 's': bit = S_OPT_STATE; cli->state = optarg; break;
-            case 'l':
-                bit = S_OPT_LIMIT;
-                if (umb_cli_rest_number (err, name, optarg, 1, &cli->limit))
-                    rc = S_EXIT_USAGE;
-                break;
-            case 'P':
-                bit = S_OPT_PAGE_SIZE;
-                if (umb_cli_rest_number (err, name, optarg, 1, &cli->page_size))
-                    rc = S_EXIT_USAGE;
-                break;
+            case 'l': bit = S_OPT_LIMIT; number = &cli->limit; break;
+            case 'P': bit = S_OPT_PAGE_SIZE; number = &cli->page_size; break;
             case 'R': bit = S_OPT_REASON; cli->reason = optarg; break;
-            case 'a':
-                bit = S_OPT_AFTER;
-                if (umb_cli_rest_number (err, name, optarg, 0, &cli->after))
-                    rc = S_EXIT_USAGE;
-                break;
+            case 'a': bit = S_OPT_AFTER; number = &cli->after; min = 0; break;
             case 'f': bit = S_OPT_FOLLOW; cli->follow = true; break;
             case 'u': cli->url = optarg; break;
             case 'T': umb_cli_rest_take_secret (&cli->token, optarg); break;
             case 'c': cli->config_path = optarg; break;
             case 'h':
-                fprintf (out, "usage: umbra %s\n", group);
-                umb_cli_rest_usage (out, command->usage);
+                umb_cli_rest_usage_command (out, group, command->usage);
                 umb_cli_rest_usage_common (out);
                 rc = -1;
                 break;
-            case ':':
-                fprintf (err, "umbra: %s needs a value\n", argv [optind - 1]);
-                rc = S_EXIT_USAGE;
-                break;
             default:
-                fprintf (err, "umbra: unknown option '%s' for %s %s\n", argv [optind - 1], group,
-                         command->name);
-                rc = S_EXIT_USAGE;
+                rc = umb_cli_rest_option_error (err, option, argv [optind - 1], group,
+                                                command->name);
                 break;
         }
+        if (number && umb_cli_rest_number (err, name, optarg, min, number))
+            rc = S_EXIT_USAGE;
         if (rc == S_EXIT_OK && bit && !(command->options & bit)) {
             fprintf (err, "umbra: %s %s does not take '%s'\n", group, command->name, name);
             rc = S_EXIT_USAGE;
@@ -816,10 +777,8 @@ s_parse (s_cli_t *cli, const char *group, const s_command_t *commands, int argc,
             fprintf (err, "umbra: an empty value\n");
             rc = S_EXIT_USAGE;
         }
-    if (rc) {
-        fprintf (err, "usage: umbra %s\n", group);
-        umb_cli_rest_usage (err, command->usage);
-    }
+    if (rc)
+        umb_cli_rest_usage_command (err, group, command->usage);
     return rc;
 }
 
@@ -889,26 +848,9 @@ umb_cli_cvms (int argc, char **argv)
 
 #define S_TEST_WS "lab"
 
-static umb_cli_testkit_run_t
-s_test_backends (const char *url, const char *token, ...)
-{
-    va_list args;
-    va_start (args, token);
-    umb_cli_testkit_run_t run = umb_cli_testkit_runv (umb_cli_backends_run, "backends", url, token,
-                                                      args);
-    va_end (args);
-    return run;
-}
+UMB_CLI_TESTKIT_RUNNER (s_test_backends, umb_cli_backends_run, "backends")
 
-static umb_cli_testkit_run_t
-s_test_cvms (const char *url, const char *token, ...)
-{
-    va_list args;
-    va_start (args, token);
-    umb_cli_testkit_run_t run = umb_cli_testkit_runv (umb_cli_cvms_run, "cvms", url, token, args);
-    va_end (args);
-    return run;
-}
+UMB_CLI_TESTKIT_RUNNER (s_test_cvms, umb_cli_cvms_run, "cvms")
 
 //  Runs the command and checks it, in one.
 #define S_EXPECT UMB_CLI_TESTKIT_EXPECT

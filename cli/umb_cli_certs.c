@@ -125,19 +125,12 @@ static const struct {
     { NULL }
 };
 
-//  A command's usage, every line indented by two spaces.
-static void
-s_command_usage (FILE *stream, size_t command)
-{
-    umb_cli_rest_usage (stream, s_commands [command].usage);
-}
-
 static void
 s_usage (FILE *stream)
 {
-    fprintf (stream, "usage: umbra certs COMMAND [OPTIONS]\n\ncommands:\n");
+    umb_cli_rest_usage_group (stream, "certs");
     for (size_t i = 0; s_commands [i].name; i++)
-        s_command_usage (stream, i);
+        umb_cli_rest_usage (stream, s_commands [i].usage);
     umb_cli_rest_usage_common (stream);
 }
 
@@ -593,8 +586,7 @@ umb_cli_certs_run (int argc, char **argv, char **envp, FILE *out, FILE *err)
         s_usage (err);
         return S_EXIT_USAGE;
     }
-    if (strcmp (argv [1], "help") == 0 || strcmp (argv [1], "--help") == 0
-    ||  strcmp (argv [1], "-h") == 0) {
+    if (umb_cli_rest_is_help (argv [1])) {
         s_usage (out);
         return S_EXIT_OK;
     }
@@ -612,17 +604,10 @@ umb_cli_certs_run (int argc, char **argv, char **envp, FILE *out, FILE *err)
     unsigned given = 0;
     int rc = S_EXIT_OK;
     int option;
-    argc--;
-    argv++;
-    optind = 0;                     //  GNU getopt: start afresh
-    opterr = 0;
-    int index = -1;
-    while (rc == S_EXIT_OK && (option = getopt_long (argc, argv, ":", s_options, &index)) != -1) {
-        //  How the user wrote the option, for messages
-        char name [64];
-        snprintf (name, sizeof (name), "%s%s", index >= 0 ? "--" : "",
-                  index >= 0 ? s_options [index].name : argv [optind - 1]);
-        index = -1;
+    umb_cli_rest_getopt_start (&argc, &argv);
+    char name [64];                 //  how the user wrote the option, for messages
+    while (rc == S_EXIT_OK
+       &&  (option = umb_cli_rest_getopt (argc, argv, ":", s_options, name, sizeof (name))) != -1) {
         unsigned bit = 0;
         switch (option) {
             case 'w': bit = S_OPT_WORKSPACE; cli.workspace = optarg; break;
@@ -660,19 +645,13 @@ umb_cli_certs_run (int argc, char **argv, char **envp, FILE *out, FILE *err)
             case 'T': umb_cli_rest_take_secret (&token, optarg); break;
             case 'c': config_path = optarg; break;
             case 'h':
-                fprintf (out, "usage: umbra certs\n");
-                s_command_usage (out, command);
+                umb_cli_rest_usage_command (out, "certs", s_commands [command].usage);
                 umb_cli_rest_usage_common (out);
                 rc = -1;
                 break;
-            case ':':
-                fprintf (err, "umbra: %s needs a value\n", argv [optind - 1]);
-                rc = S_EXIT_USAGE;
-                break;
             default:
-                fprintf (err, "umbra: unknown option '%s' for certs %s\n", argv [optind - 1],
-                         s_commands [command].name);
-                rc = S_EXIT_USAGE;
+                rc = umb_cli_rest_option_error (err, option, argv [optind - 1], "certs",
+                                                s_commands [command].name);
                 break;
         }
         if (rc == S_EXIT_OK && bit && !(s_commands [command].options & bit)) {
@@ -723,10 +702,8 @@ umb_cli_certs_run (int argc, char **argv, char **envp, FILE *out, FILE *err)
             fprintf (err, "umbra: an empty value\n");
             rc = S_EXIT_USAGE;
         }
-        if (rc) {
-            fprintf (err, "usage: umbra certs\n");
-            s_command_usage (err, command);
-        }
+        if (rc)
+            umb_cli_rest_usage_command (err, "certs", s_commands [command].usage);
     }
     if (rc == S_EXIT_OK && !help)
         cli.rest = umb_cli_rest_new (config_path, envp, url, token, err, &rc);
@@ -754,17 +731,7 @@ umb_cli_certs (int argc, char **argv)
 #include <openssl/x509.h>
 #include "umb_cli_testkit.h"
 
-//  Runs `umbra certs ARGS...` (NULL-terminated) with url and token in the
-//  environment (either may be NULL).
-static umb_cli_testkit_run_t
-s_test_run (const char *url, const char *token, ...)
-{
-    va_list args;
-    va_start (args, token);
-    umb_cli_testkit_run_t run = umb_cli_testkit_runv (umb_cli_certs_run, "certs", url, token, args);
-    va_end (args);
-    return run;
-}
+UMB_CLI_TESTKIT_RUNNER (s_test_run, umb_cli_certs_run, "certs")
 
 void
 umb_cli_certs_test (bool verbose)

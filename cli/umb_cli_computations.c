@@ -209,7 +209,7 @@ static const s_command_t s_commands [] = {
 static void
 s_usage (FILE *stream)
 {
-    fprintf (stream, "usage: umbra computations COMMAND [OPTIONS]\n\ncommands:\n");
+    umb_cli_rest_usage_group (stream, "computations");
     for (size_t i = 0; s_commands [i].name; i++)
         umb_cli_rest_usage (stream, s_commands [i].usage);
     umb_cli_rest_usage_common (stream);
@@ -218,8 +218,7 @@ s_usage (FILE *stream)
 static void
 s_command_usage (FILE *stream, const s_command_t *command)
 {
-    fprintf (stream, "usage: umbra computations\n");
-    umb_cli_rest_usage (stream, command->usage);
+    umb_cli_rest_usage_command (stream, "computations", command->usage);
 }
 
 //  "/workspaces/WS/COLLECTION[/ITEM[/ACTION[/NAME]]]", each part escaped
@@ -256,14 +255,9 @@ s_print_text (FILE *out, const char *text)
 static int
 s_answer (s_cli_t *cli, json_t *root, void (*print) (s_cli_t *cli, json_t *root))
 {
-    if (!root)
-        return S_EXIT_FAILED;
-    if (cli->json)
-        umb_cli_rest_print_json (cli->out, root);
-    else
+    if (root && !cli->json)
         print (cli, root);
-    json_decref (root);
-    return S_EXIT_OK;
+    return umb_cli_rest_answer (cli->out, cli->json, root);
 }
 
 //  A file's text, at most max bytes, NUL-terminated; *size_p (when not NULL)
@@ -865,8 +859,7 @@ s_parse (s_cli_t *cli, int argc, char **argv, FILE *out, FILE *err)
         s_usage (err);
         return S_EXIT_USAGE;
     }
-    if (strcmp (argv [1], "help") == 0 || strcmp (argv [1], "--help") == 0
-    ||  strcmp (argv [1], "-h") == 0) {
+    if (umb_cli_rest_is_help (argv [1])) {
         s_usage (out);
         return -1;
     }
@@ -881,19 +874,14 @@ s_parse (s_cli_t *cli, int argc, char **argv, FILE *out, FILE *err)
     cli->command = command;
     int rc = S_EXIT_OK;
     int option;
-    argc--;
-    argv++;
-    optind = 0;                     //  GNU getopt: start afresh
-    opterr = 0;
-    int index = -1;
+    umb_cli_rest_getopt_start (&argc, &argv);
+    char name [64];                 //  how the user wrote the option, for messages
     while (rc == S_EXIT_OK
-       &&  (option = getopt_long (argc, argv, ":w:jf:o:", s_options, &index)) != -1) {
-        //  How the user wrote the option, for messages
-        char name [64];
-        snprintf (name, sizeof (name), "%s%s", index >= 0 ? "--" : "",
-                  index >= 0 ? s_options [index].name : argv [optind - 1]);
-        index = -1;
+       &&  (option = umb_cli_rest_getopt (argc, argv, ":w:jf:o:", s_options, name,
+                                          sizeof (name))) != -1) {
         unsigned bit = 0;
+        int64_t *number = NULL;     //  where a number option's value goes
+        int64_t min = 1;
         switch (option) {
             case 'w': bit = S_OPT_WORKSPACE; cli->workspace = optarg; break;
             case 'j': bit = S_OPT_JSON; cli->json = true; break;
@@ -921,47 +909,19 @@ s_parse (s_cli_t *cli, int argc, char **argv, FILE *out, FILE *err)
                 }
                 break;
             case 'e': bit = S_OPT_TEE; cli->tee = optarg; break;
-            case 'v':
-                bit = S_OPT_VCPUS;
-                if (umb_cli_rest_number (err, name, optarg, 1, &cli->vcpus))
-                    rc = S_EXIT_USAGE;
-                break;
-            case 'm':
-                bit = S_OPT_MEMORY;
-                if (umb_cli_rest_number (err, name, optarg, 1, &cli->memory_mb))
-                    rc = S_EXIT_USAGE;
-                break;
-            case 't':
-                bit = S_OPT_TIMEOUT;
-                if (umb_cli_rest_number (err, name, optarg, 1, &cli->run_timeout))
-                    rc = S_EXIT_USAGE;
-                break;
+            case 'v': bit = S_OPT_VCPUS; number = &cli->vcpus; break;
+            case 'm': bit = S_OPT_MEMORY; number = &cli->memory_mb; break;
+            case 't': bit = S_OPT_TIMEOUT; number = &cli->run_timeout; break;
             case 'p': bit = S_OPT_POLICY; cli->policy_path = optarg; break;
             case 'D': bit = S_OPT_DESCRIPTION; cli->description = optarg; break;
             case 'P': bit = S_OPT_PARTICIPANT; cli->participant = optarg; break;
-            case 'l':
-                bit = S_OPT_LIMIT;
-                if (umb_cli_rest_number (err, name, optarg, 1, &cli->limit))
-                    rc = S_EXIT_USAGE;
-                break;
-            case 'S':
-                bit = S_OPT_PAGE_SIZE;
-                if (umb_cli_rest_number (err, name, optarg, 1, &cli->page_size))
-                    rc = S_EXIT_USAGE;
-                break;
-            case 'V':
-                bit = S_OPT_VERSION;
-                if (umb_cli_rest_number (err, name, optarg, 1, &cli->version))
-                    rc = S_EXIT_USAGE;
-                break;
+            case 'l': bit = S_OPT_LIMIT; number = &cli->limit; break;
+            case 'S': bit = S_OPT_PAGE_SIZE; number = &cli->page_size; break;
+            case 'V': bit = S_OPT_VERSION; number = &cli->version; break;
             case 'k': bit = S_OPT_KEY; cli->key_path = optarg; break;
             case 'H': bit = S_OPT_HASH; cli->hash = optarg; break;
             case 'o': bit = S_OPT_OUTPUT; cli->output = optarg; break;
-            case 'a':
-                bit = S_OPT_AFTER;
-                if (umb_cli_rest_number (err, name, optarg, 0, &cli->after))
-                    rc = S_EXIT_USAGE;
-                break;
+            case 'a': bit = S_OPT_AFTER; number = &cli->after; min = 0; break;
             case 'u': cli->url = optarg; break;
             case 'T': umb_cli_rest_take_secret (&cli->token, optarg); break;
             case 'c': cli->config_path = optarg; break;
@@ -970,16 +930,13 @@ s_parse (s_cli_t *cli, int argc, char **argv, FILE *out, FILE *err)
                 umb_cli_rest_usage_common (out);
                 rc = -1;
                 break;
-            case ':':
-                fprintf (err, "umbra: %s needs a value\n", argv [optind - 1]);
-                rc = S_EXIT_USAGE;
-                break;
             default:
-                fprintf (err, "umbra: unknown option '%s' for computations %s\n",
-                         argv [optind - 1], command->name);
-                rc = S_EXIT_USAGE;
+                rc = umb_cli_rest_option_error (err, option, argv [optind - 1], "computations",
+                                                command->name);
                 break;
         }
+        if (number && umb_cli_rest_number (err, name, optarg, min, number))
+            rc = S_EXIT_USAGE;
         if (rc == S_EXIT_OK && bit && !(command->options & bit)) {
             fprintf (err, "umbra: computations %s does not take '%s'\n", command->name, name);
             rc = S_EXIT_USAGE;
@@ -1084,16 +1041,7 @@ umb_cli_computations (int argc, char **argv)
 
 #define S_TEST_WS "lab"
 
-static umb_cli_testkit_run_t
-s_test_run (const char *url, const char *token, ...)
-{
-    va_list args;
-    va_start (args, token);
-    umb_cli_testkit_run_t run = umb_cli_testkit_runv (umb_cli_computations_run, "computations",
-                                                      url, token, args);
-    va_end (args);
-    return run;
-}
+UMB_CLI_TESTKIT_RUNNER (s_test_run, umb_cli_computations_run, "computations")
 
 //  Runs the command and checks it, in one.
 #define S_EXPECT UMB_CLI_TESTKIT_EXPECT

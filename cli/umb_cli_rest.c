@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <sodium.h>
 #include "umb_cli_rest.h"
+#include "umb_cli_testkit.h"
 
 struct _umb_cli_rest_t {
     umb_config_t      *config;
@@ -135,6 +136,18 @@ umb_cli_rest_call_json (umb_cli_rest_t *self, const char *method, const char *pa
     return root;
 }
 
+int
+umb_cli_rest_answer (FILE *out, bool json, json_t *root)
+{
+    assert (out);
+    if (!root)
+        return UMB_CLI_REST_EXIT_FAILED;
+    if (json)
+        umb_cli_rest_print_json (out, root);
+    json_decref (root);
+    return UMB_CLI_REST_EXIT_OK;
+}
+
 json_t *
 umb_cli_rest_list (umb_cli_rest_t *self, const char *path, int64_t limit, int64_t page_size)
 {
@@ -209,6 +222,16 @@ umb_cli_rest_is_help (const char *arg)
 {
     assert (arg);
     return strcmp (arg, "help") == 0 || strcmp (arg, "--help") == 0 || strcmp (arg, "-h") == 0;
+}
+
+void
+umb_cli_rest_getopt_start (int *argc_p, char ***argv_p)
+{
+    assert (argc_p && *argc_p >= 1 && argv_p);
+    (*argc_p)--;
+    (*argv_p)++;
+    optind = 0;
+    opterr = 0;
 }
 
 int
@@ -352,16 +375,11 @@ umb_cli_rest_usage_common (FILE *stream)
 //  Calls that reach a gateway are tested by umb_cli_certs and umb_cli_backends,
 //  lists of many pages by umb_cli_backends and umb_cli_computations.
 
+//  What was written to stream, which is emptied for what follows.
 static char *
 s_test_text (FILE *stream)
 {
-    fflush (stream);
-    long length = ftell (stream);
-    assert (length >= 0);
-    rewind (stream);
-    char *text = calloc (1, (size_t) length + 1);
-    assert (text);
-    assert (fread (text, 1, (size_t) length, stream) == (size_t) length);
+    char *text = umb_cli_testkit_slurp (stream, NULL);
     rewind (stream);
     assert (ftruncate (fileno (stream), 0) == 0);
     return text;
@@ -435,6 +453,35 @@ umb_cli_rest_test (bool verbose)
     assert (strncmp (text, "umbra: --limit takes a number above 0, not '0'\n"
                            "umbra: --after takes a number, not '-1'\n", 87) == 0);
     free (text);
+    assert (umb_cli_rest_is_help ("help") && umb_cli_rest_is_help ("-h"));
+    assert (!umb_cli_rest_is_help ("list") && !umb_cli_rest_is_help ("--helper"));
+    const struct option options [] = {
+        { "limit", required_argument, NULL, 'l' }, { "json", no_argument, NULL, 'j' },
+        { NULL, 0, NULL, 0 }
+    };
+    char *words [] = { (char *) "cvms", (char *) "list", (char *) "--limit", (char *) "5",
+                       (char *) "-j", (char *) "--bogus", (char *) "--limit", NULL };
+    int argc = 7;
+    char **argv = words;
+    char name [16];
+    umb_cli_rest_getopt_start (&argc, &argv);
+    assert (argc == 6 && argv == words + 1 && optind == 0 && opterr == 0);
+    assert (umb_cli_rest_getopt (argc, argv, ":j", options, name, sizeof (name)) == 'l');
+    assert (strcmp (name, "--limit") == 0 && strcmp (optarg, "5") == 0);
+    assert (umb_cli_rest_getopt (argc, argv, ":j", options, name, sizeof (name)) == 'j');
+    assert (strcmp (name, "-j") == 0);
+    int option = umb_cli_rest_getopt (argc, argv, ":j", options, name, sizeof (name));
+    assert (umb_cli_rest_option_error (err, option, argv [optind - 1], "cvms", "list")
+            == UMB_CLI_REST_EXIT_USAGE);
+    option = umb_cli_rest_getopt (argc, argv, ":j", options, name, sizeof (name));
+    assert (option == ':');
+    assert (umb_cli_rest_option_error (err, option, argv [optind - 1], "cvms", "list")
+            == UMB_CLI_REST_EXIT_USAGE);
+    assert (umb_cli_rest_getopt (argc, argv, ":j", options, name, sizeof (name)) == -1);
+    text = s_test_text (err);
+    assert (strcmp (text, "umbra: unknown option '--bogus' for cvms list\n"
+                          "umbra: --limit needs a value\n") == 0);
+    free (text);
     const char *const choices [] = { "none", "tdx", NULL };
     assert (umb_cli_rest_one_of ("tdx", choices));
     assert (!umb_cli_rest_one_of ("TDX", choices) && !umb_cli_rest_one_of ("", choices));
@@ -460,7 +507,20 @@ umb_cli_rest_test (bool verbose)
     assert (strstr (text, "}\n  one\n  two\n\noptions of every command:"));
     free (text);
     json_decref (back);
-    json_decref (object);
+    umb_cli_rest_usage_group (err, "cvms");
+    umb_cli_rest_usage_command (err, "cvms", "list\n  x");
+    text = s_test_text (err);
+    assert (strcmp (text, "usage: umbra cvms COMMAND [OPTIONS]\n\ncommands:\n"
+                          "usage: umbra cvms\n  list\n    x\n") == 0);
+    free (text);
+
+    //  Answers: printed as JSON when asked for, and freed; a failed call
+    assert (umb_cli_rest_answer (err, true, object) == UMB_CLI_REST_EXIT_OK);
+    assert (umb_cli_rest_answer (err, false, json_object ()) == UMB_CLI_REST_EXIT_OK);
+    assert (umb_cli_rest_answer (err, true, NULL) == UMB_CLI_REST_EXIT_FAILED);
+    text = s_test_text (err);
+    assert (strncmp (text, "{\n  \"name\": \"h1\",", 17) == 0 && text [strlen (text) - 2] == '}');
+    free (text);
     fclose (err);
     if (verbose)
         printf ("OK\n");

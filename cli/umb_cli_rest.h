@@ -67,21 +67,23 @@ void        umb_cli_rest_query_int (char **path_p, const char *name, int64_t val
 
 //  Reading a command line, `umbra GROUP COMMAND [OPTIONS] [ARGUMENTS]`:
 //
-//      optind = 0;                 //  GNU getopt: start afresh, and quietly
-//      opterr = 0;
+//      if (argc < 2 || umb_cli_rest_is_help (argv [1]))
+//          ...the group's usage
+//      umb_cli_rest_getopt_start (&argc, &argv);
 //      char name [64];
-//      while ((option = umb_cli_rest_getopt (argc - 1, argv + 1, ":", options, name,
+//      while ((option = umb_cli_rest_getopt (argc, argv, ":", options, name,
 //                                            sizeof (name))) != -1)
-//          switch (option) {
-//              case 'l': rc = umb_cli_rest_number (err, name, optarg, 1, &limit) ? 2 : 0; break;
-//              default: rc = umb_cli_rest_option_error (err, option, argv [optind], "x", "list");
-//          }
+//          ...
+//          default:
+//              rc = umb_cli_rest_option_error (err, option, argv [optind - 1], "cvms", "list");
 //
 //  Whether arg asks for help ("help", "--help" or "-h").
 bool        umb_cli_rest_is_help (const char *arg);
-//  getopt_long over argv (argv [0] being the command's name); name (size
-//  bytes) set to the option as the user wrote it ("--limit", "-w"), for
-//  messages.
+//  Skips GROUP in *argc_p and *argv_p, so that argv [0] is COMMAND as getopt
+//  wants it, and has GNU getopt start afresh, leaving messages to the caller.
+void        umb_cli_rest_getopt_start (int *argc_p, char ***argv_p);
+//  getopt_long over argv, with name (size bytes) set to the option as the user
+//  wrote it ("--limit", "-w"), for messages.
 int         umb_cli_rest_getopt (int argc, char **argv, const char *shortopts,
                                  const struct option *options, char *name, size_t size);
 //  Says on err why getopt refused arg (option ':': it needs a value; else it is
@@ -94,6 +96,11 @@ int         umb_cli_rest_number (FILE *err, const char *name, const char *text, 
                                  int64_t *value) __attribute__ ((warn_unused_result));
 //  Whether value is one of choices (NULL-terminated).
 bool        umb_cli_rest_one_of (const char *value, const char *const *choices);
+
+//  The exit code of a command whose answer is root (taken; NULL when the call
+//  failed, having said why), after printing it as JSON to out when json. A
+//  caller that prints answers for people does so first, when not json.
+int     umb_cli_rest_answer (FILE *out, bool json, json_t *root);
 
 //  A --token (or other secret) argument: *secret_p, wiped and freed when set,
 //  becomes a copy of arg, and arg is wiped in place so that it does not linger

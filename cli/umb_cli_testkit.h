@@ -54,6 +54,18 @@ umb_cli_testkit_run_t umb_cli_testkit_run (umb_cli_testkit_fn *fn, const char *c
                                            const char *url, const char *token, ...);
 umb_cli_testkit_run_t umb_cli_testkit_runv (umb_cli_testkit_fn *fn, const char *command,
                                             const char *url, const char *token, va_list args);
+//  Defines `static umb_cli_testkit_run_t name (url, token, ARGS..., NULL)`:
+//  umb_cli_testkit_run of fn as `umbra COMMAND ARGS...`, for a selftest.
+#define UMB_CLI_TESTKIT_RUNNER(name, fn, command) \
+    static umb_cli_testkit_run_t \
+    name (const char *url, const char *token, ...) \
+    { \
+        va_list args; \
+        va_start (args, token); \
+        umb_cli_testkit_run_t run = umb_cli_testkit_runv (fn, command, url, token, args); \
+        va_end (args); \
+        return run; \
+    }
 //  Asserts the exit code and that out and err hold the parts given (when not
 //  NULL), printing what came instead when they differ.
 void  umb_cli_testkit_expect (umb_cli_testkit_run_t *run, int rc, const char *in_out,
