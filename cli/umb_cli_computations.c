@@ -20,6 +20,11 @@
 #define S_MAX_FILE      1048576     //  bytes of a definition, a patch or a policy we read
 #define S_MAX_KEY       16384       //  bytes of a public key, as the service reads at most
 #define S_AUDIT_MAX     1000        //  records asked for in one request
+#define S_EVENTS_MAX    1000        //  run events asked for in one request
+#define S_DAYS_MAX      366         //  days of statistics the service gives at most
+//  A followed run's stream is given up when nothing came for this long; the
+//  gateway sends a keepalive after each empty long poll (15 s)
+#define S_FOLLOW_IDLE_MS 60000
 
 //  Options; a subcommand lists those it takes.
 enum {
@@ -45,7 +50,9 @@ enum {
     S_OPT_HASH        = 1 << 19,
     S_OPT_OUTPUT      = 1 << 20,
     S_OPT_AFTER       = 1 << 21,
-    S_OPT_PAGE_SIZE   = 1 << 22
+    S_OPT_PAGE_SIZE   = 1 << 22,
+    S_OPT_FOLLOW      = 1 << 23,
+    S_OPT_DAYS        = 1 << 24
 };
 
 //  Options that may be given more than once
@@ -79,6 +86,8 @@ static const struct option s_options [] = {
     { "output",             required_argument, NULL, 'o' },
     { "after",              required_argument, NULL, 'a' },
     { "page-size",          required_argument, NULL, 'S' },
+    { "follow",             no_argument,       NULL, 'F' },
+    { "days",               required_argument, NULL, 'y' },
     { "url",                required_argument, NULL, 'u' },
     { "token",              required_argument, NULL, 'T' },
     { "config",             required_argument, NULL, 'c' },
@@ -133,7 +142,9 @@ typedef struct {
     const char        *hash;
     const char        *output;
     int64_t            after;
-    const char        *arguments [2];   //  CMP, ASSET
+    bool               follow;
+    int64_t            days;        //  0 when not given
+    const char        *arguments [2];   //  CMP, then ASSET or RUN
 } s_cli_t;
 
 typedef int (s_run_fn) (s_cli_t *cli);
@@ -158,6 +169,12 @@ static int s_asset (s_cli_t *cli);
 static int s_check (s_cli_t *cli);
 static int s_manifest (s_cli_t *cli);
 static int s_audit (s_cli_t *cli);
+static int s_run (s_cli_t *cli);
+static int s_runs (s_cli_t *cli);
+static int s_run_get (s_cli_t *cli);
+static int s_stop (s_cli_t *cli);
+static int s_events (s_cli_t *cli);
+static int s_stats (s_cli_t *cli);
 
 #define S_WS (S_OPT_WORKSPACE | S_OPT_JSON)
 
@@ -203,6 +220,31 @@ static const s_command_t s_commands [] = {
       "audit    --workspace WS [--after N] [--json]\n"
       "         the workspace's audit records after N, one a line: SEQ TIME ACTION\n"
       "         COMPUTATION ACTOR DETAIL (check them with `umbra audit verify`)" },
+    { "run", s_run, S_WS | S_OPT_FOLLOW, S_OPT_WORKSPACE, 1, "CMP",
+      "run      --workspace WS CMP [--follow] [--json]\n"
+      "         starts a run of CMP (the owner; CMP must be ready) and prints its id;\n"
+      "         --follow then prints its events as they come until it ends: exit 0 when\n"
+      "         it Completed, 1 when it Failed or was Cancelled (the reason on stderr);\n"
+      "         with --json, JSON lines: the run, each event, the run as it ended" },
+    { "runs", s_runs, S_WS | S_OPT_LIMIT, S_OPT_WORKSPACE, 1, "CMP",
+      "runs     --workspace WS CMP [--limit N] [--json]\n"
+      "         CMP's runs, newest first (default 100, at most 500)" },
+    { "run-get", s_run_get, S_WS, S_OPT_WORKSPACE, 2, "CMP and one RUN",
+      "run-get  --workspace WS CMP RUN [--json]\n"
+      "         the run's state and the endpoints its participants upload and fetch\n"
+      "         through (`umbra algo|data|result --agent AGENT --attest-endpoint ATTEST`)" },
+    { "stop", s_stop, S_WS, S_OPT_WORKSPACE, 2, "CMP and one RUN",
+      "stop     --workspace WS CMP RUN [--json]   (the owner; its CVM is destroyed)" },
+    { "events", s_events, S_WS | S_OPT_AFTER | S_OPT_FOLLOW, S_OPT_WORKSPACE, 2,
+      "CMP and one RUN",
+      "events   --workspace WS CMP RUN [--after N] [--follow] [--json]\n"
+      "         the run's events after N, one a line: SEQ TIME SOURCE TYPE STATE MESSAGE\n"
+      "         (--json: one JSON object a line); --follow waits for more until the run\n"
+      "         ends" },
+    { "stats", s_stats, S_WS | S_OPT_DAYS, S_OPT_WORKSPACE, 0, NULL,
+      "stats    --workspace WS [--days N] [--json]\n"
+      "         per UTC day of the last N (default 30, at most 366) that had any:\n"
+      "         computations created, runs started, completed, failed and cancelled" },
     { NULL }
 };
 
@@ -800,6 +842,347 @@ s_audit (s_cli_t *cli)
     return rc;
 }
 
+//  ---------------------------------------------------------------- runs
+
+//  ".../computations/CMP/runs/RUN" and suffix ("" or "/stop", "/events").
+//  Caller frees.
+static char *
+s_run_path (s_cli_t *cli, const char *suffix)
+{
+    char *base = s_path (cli, "computations", cli->arguments [0], "runs", cli->arguments [1]);
+    char *path = NULL;
+    if (asprintf (&path, "%s%s", base, suffix) < 0)
+        path = NULL;
+    assert (path);
+    free (base);
+    return path;
+}
+
+//  value as one JSON line (--json of a command whose output is a stream)
+static void
+s_print_line (s_cli_t *cli, json_t *value)
+{
+    char *text = json_dumps (value, JSON_COMPACT);
+    if (text)
+        fprintf (cli->out, "%s\n", text);
+    free (text);
+}
+
+//  SEQ TIME SOURCE TYPE STATE MESSAGE, as `umbra cvms events` prints a CVM's
+//  events; with --json, the event as one JSON line
+static void
+s_print_event (s_cli_t *cli, json_t *event)
+{
+    if (cli->json) {
+        s_print_line (cli, event);
+        return;
+    }
+    char time [32];
+    umb_cli_rest_time (event, "time", time, sizeof (time));
+    fprintf (cli->out, "%lld  %s  %-8s  %-7s  %-10s  ", umb_cli_rest_int (event, "seq"), time,
+             umb_cli_rest_str (event, "source"), umb_cli_rest_str (event, "type"),
+             umb_cli_rest_str (event, "state"));
+    s_print_text (cli->out, umb_cli_rest_str (event, "message"));
+    fputc ('\n', cli->out);
+}
+
+//  The string at key for people: "-" for none (null)
+static void
+s_print_field (s_cli_t *cli, const char *label, json_t *object, const char *key)
+{
+    const char *value = umb_cli_rest_str (object, key);
+    fprintf (cli->out, "%-16s", label);
+    s_print_text (cli->out, *value ? value : "-");
+    fputc ('\n', cli->out);
+}
+
+static void
+s_print_run (s_cli_t *cli, json_t *run)
+{
+    char created [32], updated [32], deadline [32];
+    umb_cli_rest_time (run, "created_at", created, sizeof (created));
+    umb_cli_rest_time (run, "updated_at", updated, sizeof (updated));
+    umb_cli_rest_time (run, "deadline_at", deadline, sizeof (deadline));
+    s_print_field (cli, "id", run, "id");
+    s_print_field (cli, "computation", run, "computation");
+    s_print_field (cli, "state", run, "state");
+    s_print_field (cli, "reason", run, "reason");
+    s_print_field (cli, "cvm", run, "cvm");
+    s_print_field (cli, "agent_endpoint", run, "agent_endpoint");
+    s_print_field (cli, "attest_endpoint", run, "attest_endpoint");
+    fprintf (cli->out,
+             "%-16s%lld\n"
+             "%-16s%s\n"
+             "%-16s%s\n"
+             "%-16s%s\n"
+             "%-16s%s\n", "events", umb_cli_rest_int (run, "events"),
+             "started by", umb_cli_rest_str (run, "started_by"), "created", created,
+             "updated", updated, "deadline", deadline);
+}
+
+static void
+s_print_runs (s_cli_t *cli, json_t *root)
+{
+    fprintf (cli->out, "%-20s  %-14s  %-20s  %-20s  %s\n", "ID", "STATE", "CREATED", "CVM",
+             "REASON");
+    size_t index;
+    json_t *run;
+    json_array_foreach (json_object_get (root, "items"), index, run) {
+        char created [32];
+        umb_cli_rest_time (run, "created_at", created, sizeof (created));
+        const char *cvm = umb_cli_rest_str (run, "cvm");
+        const char *reason = umb_cli_rest_str (run, "reason");
+        fprintf (cli->out, "%-20s  %-14s  %-20s  %-20s  ", umb_cli_rest_str (run, "id"),
+                 umb_cli_rest_str (run, "state"), created, *cvm ? cvm : "-");
+        s_print_text (cli->out, *reason ? reason : "-");
+        fputc ('\n', cli->out);
+    }
+}
+
+//  "run_... Cancelled (stopped by usr_...)"
+static void
+s_print_state (s_cli_t *cli, json_t *run)
+{
+    const char *reason = umb_cli_rest_str (run, "reason");
+    fprintf (cli->out, "%s %s", umb_cli_rest_str (run, "id"), umb_cli_rest_str (run, "state"));
+    if (*reason) {
+        fprintf (cli->out, " (");
+        s_print_text (cli->out, reason);
+        fputc (')', cli->out);
+    }
+    fputc ('\n', cli->out);
+}
+
+//  A run's stream as it is read: where it got to and how it ended
+typedef struct {
+    s_cli_t *cli;
+    int64_t  after;                 //  the last seq printed
+    char     state [32];            //  the `end` event's final state; "" until it came
+    json_t  *error;                 //  the `error` event's {status, code, message}
+    bool     garbled;               //  an event that was not a JSON object
+} s_follow_t;
+
+static int
+s_on_event (void *arg, const char *type, const char *id, const char *data)
+{
+    s_follow_t *follow = arg;
+    json_t *event = json_loads (data, 0, NULL);
+    if (!json_is_object (event)) {
+        follow->garbled = true;
+        json_decref (event);
+        return -1;
+    }
+    if (strcmp (type, "end") == 0) {
+        snprintf (follow->state, sizeof (follow->state), "%s", umb_cli_rest_str (event, "state"));
+        json_decref (event);
+        return 1;
+    }
+    if (strcmp (type, "error") == 0) {
+        follow->error = event;
+        return 1;
+    }
+    s_print_event (follow->cli, event);
+    fflush (follow->cli->out);
+    if (umb_cli_rest_int (event, "seq") > follow->after)
+        follow->after = umb_cli_rest_int (event, "seq");
+    json_decref (event);
+    return 0;
+}
+
+//  Prints the events of the run (arguments [1]) after after as they come, the
+//  gateway streaming them (?follow=1), until the run is final. 0, or -1
+//  having said why.
+static int
+s_follow (s_cli_t *cli, int64_t after)
+{
+    char *path = s_run_path (cli, "/events");
+    umb_cli_rest_query (&path, "follow", "1");
+    umb_cli_rest_query_int (&path, "after", after);
+    s_follow_t follow = { .cli = cli, .after = after };
+    umb_http_response_t response;
+    umb_http_client_t *client = umb_cli_rest_client (cli->rest);
+    int rc = umb_http_client_events (client, path, S_FOLLOW_IDLE_MS, s_on_event, &follow,
+                                     &response);
+    if (rc)
+        fprintf (cli->err, "umbra: %s\n", umb_http_client_error (client));
+    else {
+        char text [1024];
+        rc = -1;
+        if (response.status < 200 || response.status > 299) {
+            umb_http_response_describe (&response, text, sizeof (text));
+            fprintf (cli->err, "umbra: %s\n", text);
+        }
+        else
+        if (follow.error)
+            fprintf (cli->err, "umbra: %lld %s: %s\n", umb_cli_rest_int (follow.error, "status"),
+                     umb_cli_rest_str (follow.error, "code"),
+                     umb_cli_rest_str (follow.error, "message"));
+        else
+        if (follow.garbled)
+            fprintf (cli->err, "umbra: GET %s: an event that is not a JSON object\n", path);
+        else
+        if (!*follow.state)
+            fprintf (cli->err, "umbra: GET %s: the stream ended before the run did (go on with "
+                     "--after %" PRId64 ")\n", path, follow.after);
+        else
+            rc = 0;
+        umb_http_response_clear (&response);
+    }
+    json_decref (follow.error);
+    free (path);
+    return rc;
+}
+
+static int
+s_run (s_cli_t *cli)
+{
+    char *path = s_path (cli, "computations", cli->arguments [0], "runs", NULL);
+    json_t *run = umb_cli_rest_call_json (cli->rest, "POST", path, NULL);
+    free (path);
+    if (!cli->follow || !run)
+        return s_answer (cli, run, s_print_id);
+    if (cli->json)
+        s_print_line (cli, run);
+    else
+        s_print_id (cli, run);
+    fflush (cli->out);
+    char *id = strdup (umb_cli_rest_str (run, "id"));
+    assert (id);
+    json_decref (run);
+    cli->arguments [1] = id;
+    int rc = S_EXIT_FAILED;
+    if (s_follow (cli, 0) == 0) {
+        //  How it ended, with the reason
+        path = s_run_path (cli, "");
+        run = umb_cli_rest_call_json (cli->rest, "GET", path, NULL);
+        free (path);
+        if (run) {
+            const char *state = umb_cli_rest_str (run, "state");
+            if (cli->json)
+                s_print_line (cli, run);
+            if (strcmp (state, "Completed") == 0) {
+                if (!cli->json)
+                    fprintf (cli->out, "run %s Completed\n", id);
+                rc = S_EXIT_OK;
+            }
+            else {
+                fprintf (cli->err, "umbra: run %s %s: ", id, state);
+                s_print_text (cli->err, *umb_cli_rest_str (run, "reason")
+                                        ? umb_cli_rest_str (run, "reason") : "no reason given");
+                fputc ('\n', cli->err);
+            }
+            json_decref (run);
+        }
+    }
+    cli->arguments [1] = NULL;
+    free (id);
+    return rc;
+}
+
+static int
+s_runs (s_cli_t *cli)
+{
+    char *path = s_path (cli, "computations", cli->arguments [0], "runs", NULL);
+    if (cli->limit)
+        umb_cli_rest_query_int (&path, "limit", cli->limit);
+    int rc = s_answer (cli, umb_cli_rest_call_json (cli->rest, "GET", path, NULL), s_print_runs);
+    free (path);
+    return rc;
+}
+
+static int
+s_run_get (s_cli_t *cli)
+{
+    char *path = s_run_path (cli, "");
+    int rc = s_answer (cli, umb_cli_rest_call_json (cli->rest, "GET", path, NULL), s_print_run);
+    free (path);
+    return rc;
+}
+
+static int
+s_stop (s_cli_t *cli)
+{
+    char *path = s_run_path (cli, "/stop");
+    int rc = s_answer (cli, umb_cli_rest_call_json (cli->rest, "POST", path, NULL), s_print_state);
+    free (path);
+    return rc;
+}
+
+//  Pages of events after --after until the log's last, or (--follow) the
+//  stream until the run is final.
+static int
+s_events (s_cli_t *cli)
+{
+    if (cli->follow)
+        return s_follow (cli, cli->after) ? S_EXIT_FAILED : S_EXIT_OK;
+    int64_t after = cli->after;
+    while (true) {
+        char *path = s_run_path (cli, "/events");
+        umb_cli_rest_query_int (&path, "after", after);
+        umb_cli_rest_query_int (&path, "max", S_EVENTS_MAX);
+        json_t *root = umb_cli_rest_call_json (cli->rest, "GET", path, NULL);
+        free (path);
+        if (!root)
+            return S_EXIT_FAILED;
+        json_t *events = json_object_get (root, "events");
+        if (!json_is_array (events) || !json_is_integer (json_object_get (root, "last"))) {
+            fprintf (cli->err, "umbra: the answer holds no events\n");
+            json_decref (root);
+            return S_EXIT_FAILED;
+        }
+        //  seq grows, else we would ask for the same page forever
+        bool more = false;
+        size_t index;
+        json_t *event;
+        json_array_foreach (events, index, event) {
+            s_print_event (cli, event);
+            if (umb_cli_rest_int (event, "seq") > after) {
+                after = umb_cli_rest_int (event, "seq");
+                more = true;
+            }
+        }
+        more &= after < umb_cli_rest_int (root, "last");
+        json_decref (root);
+        if (!more)
+            return S_EXIT_OK;
+    }
+}
+
+static void
+s_print_stats (s_cli_t *cli, json_t *root)
+{
+    static const char *const columns [] = { "computations_created", "runs_started",
+                                            "runs_completed", "runs_failed", "runs_cancelled" };
+    static const int widths [] = { 7, 7, 9, 6, 9 };     //  those of the headings
+    long long total [5] = { 0 };
+    fprintf (cli->out, "%-10s  %7s  %7s  %9s  %6s  %9s\n", "DAY", "CREATED", "STARTED",
+             "COMPLETED", "FAILED", "CANCELLED");
+    size_t index;
+    json_t *day;
+    json_array_foreach (json_object_get (root, "days"), index, day) {
+        fprintf (cli->out, "%-10s", umb_cli_rest_str (day, "day"));
+        for (size_t i = 0; i < 5; i++) {
+            long long count = umb_cli_rest_int (day, columns [i]);
+            fprintf (cli->out, "  %*lld", widths [i], count);
+            total [i] += count;
+        }
+        fputc ('\n', cli->out);
+    }
+    fprintf (cli->out, "%-10s  %7lld  %7lld  %9lld  %6lld  %9lld\n", "total", total [0],
+             total [1], total [2], total [3], total [4]);
+}
+
+static int
+s_stats (s_cli_t *cli)
+{
+    char *path = s_path (cli, "computations", NULL, "stats", NULL);
+    if (cli->days)
+        umb_cli_rest_query_int (&path, "days", cli->days);
+    int rc = s_answer (cli, umb_cli_rest_call_json (cli->rest, "GET", path, NULL), s_print_stats);
+    free (path);
+    return rc;
+}
+
 //  ---------------------------------------------------------------- command line
 
 //  Appends a string to *array_p (made when NULL). -1 when it is not UTF-8.
@@ -922,6 +1305,8 @@ s_parse (s_cli_t *cli, int argc, char **argv, FILE *out, FILE *err)
             case 'H': bit = S_OPT_HASH; cli->hash = optarg; break;
             case 'o': bit = S_OPT_OUTPUT; cli->output = optarg; break;
             case 'a': bit = S_OPT_AFTER; number = &cli->after; min = 0; break;
+            case 'F': bit = S_OPT_FOLLOW; cli->follow = true; break;
+            case 'y': bit = S_OPT_DAYS; number = &cli->days; break;
             case 'u': cli->url = optarg; break;
             case 'T': umb_cli_rest_take_secret (&cli->token, optarg); break;
             case 'c': cli->config_path = optarg; break;
@@ -972,6 +1357,10 @@ s_parse (s_cli_t *cli, int argc, char **argv, FILE *out, FILE *err)
         }
     if (rc == S_EXIT_OK && cli->tee && !umb_cli_rest_one_of (cli->tee, s_tees)) {
         fprintf (err, "umbra: --tee is none, sev-snp or tdx, not '%s'\n", cli->tee);
+        rc = S_EXIT_USAGE;
+    }
+    if (rc == S_EXIT_OK && cli->days > S_DAYS_MAX) {
+        fprintf (err, "umbra: --days is at most %d, not %" PRId64 "\n", S_DAYS_MAX, cli->days);
         rc = S_EXIT_USAGE;
     }
     if (rc == S_EXIT_OK && cli->type && !umb_cli_rest_one_of (cli->type, s_types)) {
@@ -1100,7 +1489,8 @@ umb_cli_computations_test (bool verbose)
     S_EXPECT (s_test_run (url, alice, "help", NULL), 0, "usage: umbra computations COMMAND", NULL);
     S_EXPECT (s_test_run (url, alice, "create", "--help", NULL), 0, "--algorithm-provider USER",
               NULL);
-    S_EXPECT (s_test_run (url, alice, "run", NULL), 2, NULL, "unknown computations command 'run'");
+    S_EXPECT (s_test_run (url, alice, "launch", NULL), 2, NULL,
+              "unknown computations command 'launch'");
     S_EXPECT (s_test_run (url, alice, "list", NULL), 2, NULL, "needs --workspace WS");
     S_EXPECT (s_test_run (url, alice, "list", "-w", S_TEST_WS, "--bogus", NULL), 2, NULL,
               "unknown option '--bogus' for computations list");

@@ -1,7 +1,7 @@
 //  umb_cli_computations - `umbra computations`: a workspace's computation
 //  definitions, their participants' keys and assets' hashes, the dry run, the
-//  manifest and the audit trail, through the gateway's REST API (the contract
-//  is proto/msgpack/computations.md)
+//  manifest, the audit trail, the runs and their events, and statistics,
+//  through the gateway's REST API (the contract is proto/msgpack/computations.md)
 //
 //      umbra computations create   -w WS --file DEF.json
 //      umbra computations create   -w WS --name N --algorithm-provider U [--algorithm-type python|bin]
@@ -18,12 +18,19 @@
 //      umbra computations check    -w WS CMP
 //      umbra computations manifest -w WS CMP [-o FILE]
 //      umbra computations audit    -w WS [--after N]
+//      umbra computations run      -w WS CMP [--follow]
+//      umbra computations runs     -w WS CMP [--limit N]
+//      umbra computations run-get  -w WS CMP RUN
+//      umbra computations stop     -w WS CMP RUN
+//      umbra computations events   -w WS CMP RUN [--after N] [--follow]
+//      umbra computations stats    -w WS [--days N]
 //
 //  Every command takes --json (the answer as JSON), --url URL, --token TOKEN
 //  and --config FILE; the settings client.url and client.token
 //  (UMBRA_CLIENT_URL, UMBRA_CLIENT_TOKEN) are read otherwise. Exit codes: 0
-//  done (check: ready), 1 refused or failed (the server's reason on stderr;
-//  check: not ready, with what is missing), 2 usage error.
+//  done (check: ready; run --follow: Completed), 1 refused or failed (the
+//  server's reason on stderr; check: not ready, with what is missing; run
+//  --follow: Failed or Cancelled, with the reason), 2 usage error.
 #ifndef UMB_CLI_COMPUTATIONS_H_INCLUDED
 #define UMB_CLI_COMPUTATIONS_H_INCLUDED
 

@@ -1,8 +1,10 @@
 //  umb_http_client - the CLI's HTTP client (libcurl)
 #include <assert.h>
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -33,7 +35,31 @@ typedef struct {
     size_t  capacity;
     size_t  max;
     bool    too_large;
+    struct _s_events_t *events;     //  when reading an event stream
+    CURL   *curl;
 } s_sink_t;
+
+//  A Server-Sent Events stream being read (the WHATWG rules: lines end in
+//  LF, CRLF or CR; "field: value"; a blank line ends an event)
+typedef struct _s_events_t {
+    umb_http_client_event_fn *fn;
+    void     *arg;
+    int       idle_ms;
+    int       mode;                 //  S_MODE_*: known at the first bytes
+    s_sink_t  line;                 //  the line under way
+    s_sink_t  data;                 //  the event's data lines, each ending in LF
+    char     *type;                 //  "event:", NULL when none
+    char     *id;                   //  the last "id:", NULL when none
+    bool      after_cr;             //  a LF next ends no line
+    int64_t   heard_ms;             //  when bytes last came (monotonic)
+    bool      stopped;              //  fn asked to stop
+    bool      too_large;            //  a line or an event over the limit
+    bool      quiet;                //  nothing came for idle_ms
+} s_events_t;
+
+#define S_MODE_UNKNOWN 0
+#define S_MODE_EVENTS  1
+#define S_MODE_BODY    2            //  not a 2xx event stream: collected as a body
 
 static void
 s_wipe_free (char **text_p, size_t size)
@@ -142,9 +168,137 @@ s_on_data (char *data, size_t size, size_t count, void *arg)
     return bytes;
 }
 
+//  ---------------------------------------------------------------- event streams
+
+static void
+s_events_clear (s_events_t *events)
+{
+    free (events->line.data);
+    free (events->data.data);
+    free (events->type);
+    free (events->id);
+    events->line = events->data = (s_sink_t) { 0 };
+    events->type = events->id = NULL;
+}
+
+//  One complete line (NUL-terminated, without its end). -1 when fn stopped.
+static int
+s_events_line (s_events_t *events, char *line)
+{
+    if (*line == 0) {
+        //  A blank line: the event, when it has data
+        int rc = 0;
+        if (events->data.size) {
+            events->data.data [--events->data.size] = 0;
+            rc = events->fn (events->arg, events->type ? events->type : "message", events->id,
+                             events->data.data);
+        }
+        events->data.size = 0;
+        free (events->type);
+        events->type = NULL;
+        if (rc) {
+            events->stopped = true;
+            return -1;
+        }
+        return 0;
+    }
+    if (*line == ':')
+        return 0;                   //  a comment (keepalive)
+    char *value = strchr (line, ':');
+    if (value) {
+        *value++ = 0;
+        if (*value == ' ')
+            value++;
+    }
+    else
+        value = "";
+    if (strcmp (line, "data") == 0) {
+        if (s_on_data (value, 1, strlen (value), &events->data) != strlen (value)
+        ||  s_on_data ("\n", 1, 1, &events->data) != 1)
+            events->too_large = true;
+    }
+    else
+    if (strcmp (line, "event") == 0) {
+        free (events->type);
+        events->type = strdup (value);
+    }
+    else
+    if (strcmp (line, "id") == 0) {
+        free (events->id);
+        events->id = strdup (value);
+    }
+    return events->too_large ? -1 : 0;
+}
+
+//  Bytes of the stream as they come. -1 when the stream is to end here.
+static int
+s_events_feed (s_events_t *events, const char *bytes, size_t size)
+{
+    for (size_t i = 0; i < size; i++) {
+        char c = bytes [i];
+        bool after_cr = events->after_cr;
+        events->after_cr = c == '\r';
+        if (c == '\n' && after_cr)
+            continue;               //  CRLF: the CR ended the line
+        if (c == '\r' || c == '\n') {
+            char empty [1] = "";
+            int rc = s_events_line (events, events->line.size ? events->line.data : empty);
+            events->line.size = 0;
+            if (rc)
+                return -1;
+        }
+        else
+        if (s_on_data (&c, 1, 1, &events->line) != 1) {
+            events->too_large = true;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int64_t
+s_now_ms (void)
+{
+    struct timespec now;
+    clock_gettime (CLOCK_MONOTONIC, &now);
+    return (int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+//  libcurl's progress call, about once a second while nothing comes: ends a
+//  stream gone quiet (libcurl's own low-speed limit averages over seconds)
+static int
+s_on_progress (void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+               curl_off_t ulnow)
+{
+    s_events_t *events = arg;
+    if (s_now_ms () - events->heard_ms > events->idle_ms)
+        events->quiet = true;
+    return events->quiet;
+}
+
+static size_t
+s_on_events (char *data, size_t size, size_t count, void *arg)
+{
+    s_sink_t *sink = arg;
+    s_events_t *events = sink->events;
+    events->heard_ms = s_now_ms ();
+    if (events->mode == S_MODE_UNKNOWN) {
+        long status = 0;
+        char *type = NULL;
+        curl_easy_getinfo (sink->curl, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo (sink->curl, CURLINFO_CONTENT_TYPE, &type);
+        events->mode = status >= 200 && status <= 299 && type
+                    && strncasecmp (type, "text/event-stream", 17) == 0 ? S_MODE_EVENTS
+                                                                        : S_MODE_BODY;
+    }
+    if (events->mode == S_MODE_BODY)
+        return s_on_data (data, size, count, sink);
+    return s_events_feed (events, data, size * count) ? 0 : size * count;
+}
+
 static int
 s_request (umb_http_client_t *self, const char *method, const char *path, const char *json,
-           umb_http_response_t *response)
+           s_events_t *events, umb_http_response_t *response)
 {
     assert (self && path && *path == '/' && response);
     memset (response, 0, sizeof (*response));
@@ -156,15 +310,16 @@ s_request (umb_http_client_t *self, const char *method, const char *path, const 
         return -1;
     }
     struct curl_slist *headers = NULL;
-    headers = curl_slist_append (headers, "Accept: application/json, */*;q=0.5");
+    headers = curl_slist_append (headers, events ? "Accept: text/event-stream"
+                                                 : "Accept: application/json, */*;q=0.5");
     if (json)
         headers = curl_slist_append (headers, "Content-Type: application/json");
     if (self->authorization)
         headers = curl_slist_append (headers, self->authorization);
     headers = curl_slist_append (headers, "Expect:");   //  no 100-continue round trip
 
-    s_sink_t sink = { .max = self->max_body };
     CURL *curl = self->curl;
+    s_sink_t sink = { .max = self->max_body, .events = events, .curl = curl };
     curl_easy_reset (curl);
     curl_easy_setopt (curl, CURLOPT_URL, url);
     curl_easy_setopt (curl, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -172,13 +327,23 @@ s_request (umb_http_client_t *self, const char *method, const char *path, const 
     curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt (curl, CURLOPT_NOPROGRESS, 1L);
     curl_easy_setopt (curl, CURLOPT_USERAGENT, "umbra-cli/" UMB_VERSION);
-    curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, (long) self->timeout_ms);
+    //  A stream has no end in time: it is given up when it goes quiet instead
+    int limit_ms = events ? events->idle_ms : self->timeout_ms;
     curl_easy_setopt (curl, CURLOPT_CONNECTTIMEOUT_MS,
-                      (long) (self->timeout_ms < S_CONNECT_MAX_MS ? self->timeout_ms : S_CONNECT_MAX_MS));
-    curl_easy_setopt (curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) self->max_body);
+                      (long) (limit_ms < S_CONNECT_MAX_MS ? limit_ms : S_CONNECT_MAX_MS));
+    if (events) {
+        events->heard_ms = s_now_ms ();
+        curl_easy_setopt (curl, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt (curl, CURLOPT_XFERINFOFUNCTION, s_on_progress);
+        curl_easy_setopt (curl, CURLOPT_XFERINFODATA, events);
+    }
+    else {
+        curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, (long) limit_ms);
+        curl_easy_setopt (curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) self->max_body);
+    }
     curl_easy_setopt (curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt (curl, CURLOPT_ERRORBUFFER, self->curl_error);
-    curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_on_data);
+    curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, events ? s_on_events : s_on_data);
     curl_easy_setopt (curl, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt (curl, CURLOPT_ACCEPT_ENCODING, NULL);
     if (strcmp (method, "POST") == 0 || strcmp (method, "PUT") == 0 || strcmp (method, "PATCH") == 0) {
@@ -200,6 +365,8 @@ s_request (umb_http_client_t *self, const char *method, const char *path, const 
         sodium_memzero (header->data, strlen (header->data));
     curl_slist_free_all (headers);
     int rc = 0;
+    if (code == CURLE_WRITE_ERROR && events && events->stopped)
+        code = CURLE_OK;            //  the caller left the stream
     if (code == CURLE_OK) {
         long status = 0;
         char *type = NULL;
@@ -212,9 +379,17 @@ s_request (umb_http_client_t *self, const char *method, const char *path, const 
         sink.data = NULL;
     }
     else {
+        if (events && events->too_large)
+            snprintf (self->error, sizeof (self->error), "%s %s: an event is larger than %zu bytes",
+                      method, url, self->max_body);
+        else
         if (sink.too_large || code == CURLE_FILESIZE_EXCEEDED)
             snprintf (self->error, sizeof (self->error), "%s %s: the answer is larger than %zu bytes",
                       method, url, self->max_body);
+        else
+        if (events && events->quiet)
+            snprintf (self->error, sizeof (self->error), "%s %s: nothing came for %d ms", method, url,
+                      events->idle_ms);
         else
         if (code == CURLE_OPERATION_TIMEDOUT)
             snprintf (self->error, sizeof (self->error), "%s %s: no answer within %d ms", method, url,
@@ -233,14 +408,14 @@ s_request (umb_http_client_t *self, const char *method, const char *path, const 
 int
 umb_http_client_get (umb_http_client_t *self, const char *path, umb_http_response_t *response)
 {
-    return s_request (self, "GET", path, NULL, response);
+    return s_request (self, "GET", path, NULL, NULL, response);
 }
 
 int
 umb_http_client_post (umb_http_client_t *self, const char *path, const char *json,
                       umb_http_response_t *response)
 {
-    return s_request (self, "POST", path, json, response);
+    return s_request (self, "POST", path, json, NULL, response);
 }
 
 int
@@ -249,13 +424,25 @@ umb_http_client_send (umb_http_client_t *self, const char *method, const char *p
 {
     assert (strcmp (method, "POST") == 0 || strcmp (method, "PUT") == 0
             || strcmp (method, "PATCH") == 0);
-    return s_request (self, method, path, json, response);
+    return s_request (self, method, path, json, NULL, response);
 }
 
 int
 umb_http_client_delete (umb_http_client_t *self, const char *path, umb_http_response_t *response)
 {
-    return s_request (self, "DELETE", path, NULL, response);
+    return s_request (self, "DELETE", path, NULL, NULL, response);
+}
+
+int
+umb_http_client_events (umb_http_client_t *self, const char *path, int idle_ms,
+                        umb_http_client_event_fn *fn, void *arg, umb_http_response_t *response)
+{
+    assert (fn && idle_ms > 0);
+    s_events_t events = { .fn = fn, .arg = arg, .idle_ms = idle_ms,
+                          .line = { .max = self->max_body }, .data = { .max = self->max_body } };
+    int rc = s_request (self, "GET", path, NULL, &events, response);
+    s_events_clear (&events);
+    return rc;
 }
 
 char *
@@ -349,6 +536,37 @@ umb_http_response_describe (const umb_http_response_t *response, char *text, siz
 
 //  ---------------------------------------------------------------- selftest
 
+//  An event stream with every kind of line end, a comment, an event without
+//  data, an id that carries over and, last, an event never finished
+static const char s_test_stream [] =
+    ": keepalive\n\nid: 1\nevent: state\ndata: {\"a\":1}\n\r\n"
+    "id: 2\r\ndata: line one\r\ndata: line two\r\r: comment\nevent: empty\n\n"
+    "event: end\ndata:{\"state\":\"Completed\"}\ndata\n\nid: 3\ndata: unfinished";
+static const char s_test_stream_events [] =
+    "state|1|{\"a\":1};message|2|line one\nline two;end|2|{\"state\":\"Completed\"}\n;";
+
+//  The stream in pieces of 5 bytes; /quiet says one comment, then nothing
+static ssize_t
+s_test_stream_read (void *cls, uint64_t pos, char *buf, size_t max)
+{
+    if (cls) {
+        if (pos)
+            sleep (2);
+        const char *hello = ": hello\n\n";
+        if (pos >= strlen (hello))
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        memcpy (buf, hello, strlen (hello));
+        return (ssize_t) strlen (hello);
+    }
+    size_t size = strlen (s_test_stream);
+    if (pos >= size)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    size_t count = size - pos < 5 ? size - pos : 5;
+    count = count < max ? count : max;
+    memcpy (buf, s_test_stream + pos, count);
+    return (ssize_t) count;
+}
+
 //  A small server: /echo answers with what it saw (never the token itself),
 //  /big with more than the limit, /slow late, /forbidden and /text with errors.
 typedef struct {
@@ -417,6 +635,18 @@ s_test_server (void *cls, struct MHD_Connection *conn, const char *url, const ch
         MHD_destroy_response (response);
         return rc;
     }
+    else
+    if (strcmp (url, "/events") == 0 || strcmp (url, "/quiet") == 0) {
+        const char *accept = MHD_lookup_connection_value (conn, MHD_HEADER_KIND, "Accept");
+        assert (accept && strcmp (accept, "text/event-stream") == 0);
+        struct MHD_Response *response = MHD_create_response_from_callback (
+            MHD_SIZE_UNKNOWN, 64, s_test_stream_read, strcmp (url, "/quiet") == 0 ? conn : NULL,
+            NULL);
+        MHD_add_response_header (response, "Content-Type", "text/event-stream");
+        enum MHD_Result rc = MHD_queue_response (conn, 200, response);
+        MHD_destroy_response (response);
+        return rc;
+    }
     else {
         status = 502;
         type = "text/html";
@@ -449,11 +679,51 @@ s_test_completed (void *cls, struct MHD_Connection *conn, void **con_cls,
     }
 }
 
+//  Keeps "type|id|data;" of each event; stops after stop_after (when not 0)
+typedef struct {
+    char  text [512];
+    int   count;
+    int   stop_after;
+} s_test_events_t;
+
+static int
+s_test_on_event (void *arg, const char *type, const char *id, const char *data)
+{
+    s_test_events_t *seen = arg;
+    size_t used = strlen (seen->text);
+    snprintf (seen->text + used, sizeof (seen->text) - used, "%s|%s|%s;", type, id ? id : "-",
+              data);
+    return ++seen->count == seen->stop_after;
+}
+
 void
 umb_http_client_test (bool verbose)
 {
     if (verbose)
         printf (" * umb_http_client: ");
+    //  The event parser alone, the stream cut at every byte
+    for (size_t cut = 0; cut <= strlen (s_test_stream); cut++) {
+        s_test_events_t seen = { .text = "" };
+        s_events_t events = { .fn = s_test_on_event, .arg = &seen, .line = { .max = 64 },
+                              .data = { .max = 64 } };
+        assert (s_events_feed (&events, s_test_stream, cut) == 0);
+        assert (s_events_feed (&events, s_test_stream + cut, strlen (s_test_stream) - cut) == 0);
+        assert (strcmp (seen.text, s_test_stream_events) == 0);
+        s_events_clear (&events);
+    }
+    //  ...stopped by the caller, and over its limit
+    s_test_events_t seen = { .text = "", .stop_after = 1 };
+    s_events_t events = { .fn = s_test_on_event, .arg = &seen, .line = { .max = 64 },
+                          .data = { .max = 64 } };
+    assert (s_events_feed (&events, s_test_stream, strlen (s_test_stream)) == -1);
+    assert (events.stopped && seen.count == 1);
+    s_events_clear (&events);
+    events = (s_events_t) { .fn = s_test_on_event, .arg = &seen, .line = { .max = 8 },
+                            .data = { .max = 64 } };
+    assert (s_events_feed (&events, s_test_stream, strlen (s_test_stream)) == -1);
+    assert (events.too_large && !events.stopped);
+    s_events_clear (&events);
+
     struct sockaddr_in address = { .sin_family = AF_INET };
     address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
     struct MHD_Daemon *daemon = MHD_start_daemon (
@@ -533,7 +803,30 @@ umb_http_client_test (bool verbose)
     assert (strcmp (text, "502 bad gateway: <h1>bad?gateway</h1>") == 0);
     umb_http_response_clear (&response);
 
-    //  Limits: size and time
+    //  Event streams: every event, in pieces; left by the caller; an answer
+    //  that is not a stream comes as a body
+    memset (&seen, 0, sizeof (seen));
+    rc = umb_http_client_events (client, "/events", 5000, s_test_on_event, &seen, &response);
+    assert (rc == 0 && response.status == 200 && response.size == 0);
+    assert (strcmp (response.content_type, "text/event-stream") == 0);
+    assert (strcmp (seen.text, s_test_stream_events) == 0);
+    umb_http_response_clear (&response);
+    seen = (s_test_events_t) { .text = "", .stop_after = 2 };
+    rc = umb_http_client_events (client, "/events", 5000, s_test_on_event, &seen, &response);
+    assert (rc == 0 && response.status == 200 && seen.count == 2);
+    umb_http_response_clear (&response);
+    memset (&seen, 0, sizeof (seen));
+    rc = umb_http_client_events (client, "/forbidden", 5000, s_test_on_event, &seen, &response);
+    assert (rc == 0 && response.status == 403 && seen.count == 0);
+    assert (umb_http_response_is_json (&response) && strstr (response.body, "certs.revoke"));
+    umb_http_response_clear (&response);
+
+    //  Limits: size and time; a stream that goes quiet
+    rc = umb_http_client_events (client, "/quiet", 1000, s_test_on_event, &seen, &response);
+    assert (rc == -1 && strstr (umb_http_client_error (client), "nothing came for 1000 ms"));
+    umb_http_client_set_max_body (client, 16);
+    rc = umb_http_client_events (client, "/events", 5000, s_test_on_event, &seen, &response);
+    assert (rc == -1 && strstr (umb_http_client_error (client), "an event is larger than 16"));
     umb_http_client_set_max_body (client, 4096);
     rc = umb_http_client_get (client, "/big", &response);
     assert (rc == -1 && strstr (umb_http_client_error (client), "larger than 4096 bytes"));

@@ -1,5 +1,6 @@
 //  umb_http_client - the CLI's HTTP client (libcurl): GET, POST JSON and DELETE to
-//  the gateway with a bearer token, a time limit and a response size limit
+//  the gateway with a bearer token, a time limit and a response size limit, and
+//  event logs followed as Server-Sent Events
 //
 //      umb_http_client_t *client = umb_http_client_new ("http://127.0.0.1:8080", token);
 //      umb_http_response_t response;
@@ -61,6 +62,26 @@ int  umb_http_client_send (umb_http_client_t *self, const char *method, const ch
 //  DELETEs path (no body).
 int  umb_http_client_delete (umb_http_client_t *self, const char *path, umb_http_response_t *response)
          __attribute__ ((warn_unused_result));
+
+//  One Server-Sent Event as umb_http_client_events hands it out: its type
+//  ("message" when the stream named none), the last id the stream gave (NULL
+//  before any) and its data (the event's data lines joined by newlines), all
+//  borrowed for the call. Returns 0 to read on; anything else leaves the
+//  stream, and umb_http_client_events returns 0.
+typedef int (umb_http_client_event_fn) (void *arg, const char *type, const char *id,
+                                        const char *data);
+
+//  GETs path as a Server-Sent Events stream (?follow=1 on an event log) and,
+//  when the answer is 2xx text/event-stream, hands fn each event as it comes
+//  (comments, such as keepalives, are skipped), until fn stops or the server
+//  ends the stream; an event that was not finished is dropped. There is no
+//  limit on the whole request: it fails instead when nothing (not even a
+//  keepalive) came for idle_ms. One event may be as large as the body limit.
+//  Returns 0 with *response holding the status and content type, and the body
+//  of any other answer (as umb_http_client_get); or -1 as umb_http_client_get.
+int  umb_http_client_events (umb_http_client_t *self, const char *path, int idle_ms,
+                             umb_http_client_event_fn *fn, void *arg,
+                             umb_http_response_t *response) __attribute__ ((warn_unused_result));
 
 //  Why the last request failed, for people ("cannot reach http://...: ...").
 const char *umb_http_client_error (umb_http_client_t *self);
