@@ -1,4 +1,5 @@
 //  umbra - the platform's command line: runs the platform and, later, the participants' tools
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -73,6 +74,17 @@ s_usage (FILE *out)
     fprintf (out, "\n%s", s_options);
 }
 
+//  The answer of the platform's actor called name
+static const char *
+s_answer (char **answers, const char *name)
+{
+    for (size_t i = 0; s_platform [i].name; i++)
+        if (strcmp (s_platform [i].name, name) == 0)
+            return answers [i];
+    assert (false);
+    return "";
+}
+
 static void
 s_platform_ready (umb_runtime_t *runtime, char **answers)
 {
@@ -81,8 +93,9 @@ s_platform_ready (umb_runtime_t *runtime, char **answers)
     const char *ocsp = umb_config_str (umb_runtime_config (runtime), "certs.http_listen");
     const char *ocsp_colon = strrchr (ocsp, ':');
     printf ("umbra is up: gateway http://%.*s:%s, auth %s, certs OCSP http://%.*s:%s/ocsp, "
-            "state %s\n", (int) (colon - listen), listen, answers [3], answers [0],
-            (int) (ocsp_colon - ocsp), ocsp, answers [1], umb_runtime_state_dir (runtime));
+            "state %s\n", (int) (colon - listen), listen, s_answer (answers, "gateway"),
+            s_answer (answers, "auth"), (int) (ocsp_colon - ocsp), ocsp,
+            s_answer (answers, "certs"), umb_runtime_state_dir (runtime));
     fflush (stdout);
 }
 
