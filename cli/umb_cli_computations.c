@@ -1425,6 +1425,8 @@ umb_cli_computations (int argc, char **argv)
 //  The commands against the real gateway, auth and computations services in
 //  this process.
 #include <czmq.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <openssl/evp.h>
 #include "umb_cli_testkit.h"
 
@@ -1466,13 +1468,94 @@ s_test_user_id (const char *url, const char *token)
     return id;
 }
 
+//  Follows a run's events (as the gateway streams them) until one holds text
+typedef struct {
+    const char *text;
+    bool        seen;
+} s_test_wait_t;
+
+static int
+s_test_on_run_event (void *arg, const char *type, const char *id, const char *data)
+{
+    s_test_wait_t *wait = arg;
+    wait->seen = strstr (data, wait->text) != NULL;
+    return wait->seen;
+}
+
+static void
+s_test_wait_event (const char *url, const char *token, const char *cmp, const char *run,
+                   const char *text)
+{
+    umb_http_client_t *client = umb_http_client_new (url, token);
+    assert (client);
+    char *path = zsys_sprintf ("/workspaces/%s/computations/%s/runs/%s/events?follow=1",
+                               S_TEST_WS, cmp, run);
+    s_test_wait_t wait = { .text = text };
+    umb_http_response_t response;
+    int rc = umb_http_client_events (client, path, 30000, s_test_on_run_event, &wait, &response);
+    if (!wait.seen)
+        fprintf (stderr, "\n%s: no event holds '%s' (%s)\n", path, text,
+                 rc ? umb_http_client_error (client) : "the stream ended");
+    assert (rc == 0 && response.status == 200 && wait.seen);
+    umb_http_response_clear (&response);
+    zstr_free (&path);
+    umb_http_client_destroy (&client);
+}
+
+//  Runs a command parsed beforehand (getopt is not for two threads at once)
+typedef struct {
+    s_cli_t cli;
+    int     rc;
+} s_test_follow_t;
+
+static void *
+s_test_follow (void *arg)
+{
+    s_test_follow_t *follow = arg;
+    follow->rc = follow->cli.command->run (&follow->cli);
+    return NULL;
+}
+
+//  What is left to read of stream (a pipe), after start; the caller frees
+static char *
+s_test_read_all (FILE *stream, const char *start)
+{
+    size_t size = strlen (start);
+    char *text = malloc (size + 1);
+    assert (text);
+    memcpy (text, start, size + 1);
+    char buffer [4096];
+    size_t got;
+    while ((got = fread (buffer, 1, sizeof (buffer), stream)) > 0) {
+        text = realloc (text, size + got + 1);
+        assert (text);
+        memcpy (text + size, buffer, got);
+        size += got;
+        text [size] = 0;
+    }
+    return text;
+}
+
+//  Lines of text
+static size_t
+s_test_lines (const char *text)
+{
+    size_t lines = 0;
+    for (const char *c = text; *c; c++)
+        lines += *c == '\n';
+    return lines;
+}
+
 void
 umb_cli_computations_test (bool verbose)
 {
     if (verbose)
         printf (" * umb_cli_computations: ");
-    const char *services [] = { "computations", NULL };
-    umb_cli_testkit_t *kit = umb_cli_testkit_new ("umb-cli-computations", services, NULL);
+    //  Runs need backends, with a process host: the agent is this build's
+    //  (backends finds it beside the test runner), and nobody certifies it
+    const char *services [] = { "backends", "computations", NULL };
+    const char *const settings [] [2] = { { "backends.certify_agents", "false" }, { NULL } };
+    umb_cli_testkit_t *kit = umb_cli_testkit_new ("umb-cli-computations", services, settings);
     const char *url = umb_cli_testkit_url (kit);
     const char *dir = umb_cli_testkit_dir (kit);
 
@@ -1524,6 +1607,18 @@ umb_cli_computations_test (bool verbose)
     S_EXPECT (s_test_run (url, alice, "update", "-w", S_TEST_WS, "c", NULL), 2, NULL,
               "needs --file FILE");
     S_EXPECT (s_test_run (url, alice, "get", "-w", "", "c", NULL), 2, NULL, "an empty value");
+    S_EXPECT (s_test_run (url, alice, "run-get", "-w", S_TEST_WS, "c", NULL), 2, NULL,
+              "computations run-get takes CMP and one RUN");
+    S_EXPECT (s_test_run (url, alice, "runs", "-w", S_TEST_WS, "c", "--follow", NULL), 2, NULL,
+              "computations runs does not take '--follow'");
+    S_EXPECT (s_test_run (url, alice, "stats", "-w", S_TEST_WS, "--days", "0", NULL), 2, NULL,
+              "--days takes a number above 0");
+    S_EXPECT (s_test_run (url, alice, "stats", "-w", S_TEST_WS, "--days", "367", NULL), 2, NULL,
+              "--days is at most 366, not 367");
+    S_EXPECT (s_test_run (url, alice, "stats", "-w", S_TEST_WS, "--days", "week", NULL), 2, NULL,
+              "--days takes a number");
+    S_EXPECT (s_test_run (url, alice, "events", "-w", S_TEST_WS, "c", "r", "--after", "x", NULL), 2,
+              NULL, "--after takes a number");
 
     //  Create from flags: the id printed; a non-member refused with the service's reason
     char *policy = umb_cli_testkit_write (dir, "policy.json",
@@ -1780,6 +1875,164 @@ umb_cli_computations_test (bool verbose)
     umb_cli_testkit_run_free (&run);
     S_EXPECT (s_test_run (url, carol, "audit", "-w", S_TEST_WS, NULL), 1, NULL, "umbra: 404 ");
 
+    //  Runs: a process host makes the CVMs (nothing is attested on it)
+    umb_http_client_t *client = umb_http_client_new (url, alice);
+    free (umb_cli_testkit_post (client, "/workspaces/" S_TEST_WS "/backends",
+                                "{\"name\": \"dev\", \"uri\": \"process:///\","
+                                " \"insecure_dev\": true}", 201, NULL));
+    umb_http_client_destroy (&client);
+    S_EXPECT (s_test_run (url, bob, "run", "-w", S_TEST_WS, cmp2, NULL), 1, NULL,
+              "umbra: 409 not_ready: ");
+    S_EXPECT (s_test_run (url, bob, "run", "-w", S_TEST_WS, cmp1, NULL), 1, NULL, "umbra: 403 ");
+    run = s_test_run (url, alice, "run", "-w", S_TEST_WS, cmp1, NULL);
+    umb_cli_testkit_expect (&run, 0, "run_", NULL);
+    char *run1 = umb_cli_testkit_first_line (&run);
+    assert (strlen (run.out) == strlen (run1) + 1);
+    umb_cli_testkit_run_free (&run);
+    S_EXPECT (s_test_run (url, alice, "run", "-w", S_TEST_WS, cmp1, NULL), 1, NULL,
+              "umbra: 409 run_active: ");
+    run = s_test_run (url, bob, "runs", "-w", S_TEST_WS, cmp1, NULL);
+    umb_cli_testkit_expect (&run, 0, "ID                    STATE           CREATED", NULL);
+    assert (strstr (run.out, run1) && s_test_lines (run.out) == 2);
+    umb_cli_testkit_run_free (&run);
+    S_EXPECT (s_test_run (url, bob, "runs", "-w", S_TEST_WS, cmp2, NULL), 0, "REASON\n", NULL);
+
+    //  Its agent up, the participants' endpoints are there
+    s_test_wait_event (url, bob, cmp1, run1, "participants reach the agent at ");
+    run = s_test_run (url, bob, "run-get", "-w", S_TEST_WS, cmp1, run1, NULL);
+    umb_cli_testkit_expect (&run, 0, "state           AwaitingAssets\n", NULL);
+    assert (strstr (run.out, run1) && strstr (run.out, "reason          -\n"));
+    assert (strstr (run.out, "cvm             cvm_"));
+    assert (!strstr (run.out, "agent_endpoint  -\n") && !strstr (run.out, "attest_endpoint -\n"));
+    assert (strstr (run.out, "deadline        20"));
+    umb_cli_testkit_run_free (&run);
+    run = s_test_run (url, bob, "run-get", "-w", S_TEST_WS, cmp1, run1, "--json", NULL);
+    umb_cli_testkit_expect (&run, 0, NULL, NULL);
+    root = umb_cli_testkit_json (&run);
+    assert (streq (umb_cli_rest_str (root, "state"), "AwaitingAssets"));
+    assert (*umb_cli_rest_str (root, "agent_endpoint") && *umb_cli_rest_str (root, "attest_endpoint"));
+    assert (streq (umb_cli_rest_str (root, "started_by"), alice_id));
+    json_decref (root);
+    umb_cli_testkit_run_free (&run);
+
+    //  Stop: only the owner, once
+    S_EXPECT (s_test_run (url, bob, "stop", "-w", S_TEST_WS, cmp1, run1, NULL), 1, NULL,
+              "umbra: 403 ");
+    run = s_test_run (url, alice, "stop", "-w", S_TEST_WS, cmp1, run1, NULL);
+    line = zsys_sprintf ("%s Cancelled (stopped by %s)\n", run1, alice_id);
+    umb_cli_testkit_expect (&run, 0, line, NULL);
+    zstr_free (&line);
+    umb_cli_testkit_run_free (&run);
+    S_EXPECT (s_test_run (url, alice, "stop", "-w", S_TEST_WS, cmp1, run1, NULL), 1, NULL,
+              "umbra: 409 wrong_state: ");
+    run = s_test_run (url, bob, "run-get", "-w", S_TEST_WS, cmp1, run1, NULL);
+    umb_cli_testkit_expect (&run, 0, "state           Cancelled\n", NULL);
+    assert (strstr (run.out, "reason          stopped by "));
+    umb_cli_testkit_run_free (&run);
+    S_EXPECT (s_test_run (url, bob, "run-get", "-w", S_TEST_WS, cmp1, "run_0000000000000000",
+                          NULL), 1, NULL, "umbra: 404 ");
+    S_EXPECT (s_test_run (url, carol, "runs", "-w", S_TEST_WS, cmp1, NULL), 1, NULL, "umbra: 404 ");
+
+    //  Events: every one, after N, followed (the run is over: at once)
+    run = s_test_run (url, bob, "events", "-w", S_TEST_WS, cmp1, run1, NULL);
+    umb_cli_testkit_expect (&run, 0, "1  20", NULL);
+    assert (strstr (run.out, "  computations  state    Pending     "));
+    assert (strstr (run.out, "Provisioning -> AwaitingAssets"));
+    assert (strstr (run.out, "AwaitingAssets -> Cancelled: stopped by "));
+    assert (strstr (run.out, "  cvm  "));
+    char *events = strdup (run.out);
+    size_t count = s_test_lines (events);
+    assert (count >= 5);
+    umb_cli_testkit_run_free (&run);
+    run = s_test_run (url, bob, "events", "-w", S_TEST_WS, cmp1, run1, "--follow", NULL);
+    umb_cli_testkit_expect (&run, 0, NULL, NULL);
+    assert (streq (run.out, events) && !*run.err);
+    umb_cli_testkit_run_free (&run);
+    run = s_test_run (url, bob, "events", "-w", S_TEST_WS, cmp1, run1, "--after", "2", "--json",
+                      NULL);
+    umb_cli_testkit_expect (&run, 0, NULL, NULL);
+    assert (s_test_lines (run.out) == count - 2);
+    json_t *event = json_loadb (run.out, (size_t) (strchr (run.out, '\n') - run.out), 0, NULL);
+    assert (json_integer_value (json_object_get (event, "seq")) == 3);
+    assert (*umb_cli_rest_str (event, "source") && *umb_cli_rest_str (event, "type"));
+    json_decref (event);
+    umb_cli_testkit_run_free (&run);
+    char *after = zsys_sprintf ("%zu", count);
+    S_EXPECT (s_test_run (url, bob, "events", "-w", S_TEST_WS, cmp1, run1, "--after", after,
+                          "--follow", NULL), 0, NULL, NULL);
+    zstr_free (&after);
+    S_EXPECT (s_test_run (url, bob, "events", "-w", S_TEST_WS, cmp1, "run_0000000000000000",
+                          "--follow", NULL), 1, NULL, "umbra: 404 not_found: ");
+    S_EXPECT (s_test_run (url, carol, "events", "-w", S_TEST_WS, cmp1, run1, NULL), 1, NULL,
+              "umbra: 404 ");
+
+    //  run --follow: a second run, stopped from here while it is followed
+    int pipe_fds [2];
+    assert (pipe (pipe_fds) == 0);
+    FILE *follow_out = fdopen (pipe_fds [1], "w");
+    FILE *follow_err = tmpfile ();
+    FILE *follow_read = fdopen (pipe_fds [0], "r");
+    assert (follow_out && follow_err && follow_read);
+    char *follow_argv [] = { strdup ("computations"), strdup ("run"), strdup ("-w"),
+                             strdup (S_TEST_WS), strdup (cmp1), strdup ("--follow"),
+                             strdup ("--url"), strdup (url), strdup ("--token"), strdup (alice),
+                             NULL };
+    char *no_envp [] = { NULL };
+    s_test_follow_t follow;
+    assert (s_parse (&follow.cli, 10, follow_argv, follow_out, follow_err) == 0);
+    assert (s_connect (&follow.cli, no_envp) == 0);
+    pthread_t thread;
+    assert (pthread_create (&thread, NULL, s_test_follow, &follow) == 0);
+    char first [64] = "";
+    assert (fgets (first, sizeof (first), follow_read));
+    assert (strncmp (first, "run_", 4) == 0 && first [20] == '\n');
+    char *run2 = strndup (first, 20);
+    s_test_wait_event (url, bob, cmp1, run2, "participants reach the agent at ");
+    S_EXPECT (s_test_run (url, alice, "stop", "-w", S_TEST_WS, cmp1, run2, NULL), 0,
+              " Cancelled (stopped by ", NULL);
+    assert (pthread_join (thread, NULL) == 0);
+    s_cli_clear (&follow.cli);
+    fclose (follow_out);
+    run.rc = follow.rc;
+    run.out = s_test_read_all (follow_read, first);
+    run.err = umb_cli_testkit_slurp (follow_err, NULL);
+    line = zsys_sprintf ("umbra: run %s Cancelled: stopped by %s\n", run2, alice_id);
+    umb_cli_testkit_expect (&run, 1, "AwaitingAssets -> Cancelled: stopped by ", line);
+    assert (strncmp (run.out, run2, 20) == 0 && strstr (run.out, "Pending -> Provisioning"));
+    zstr_free (&line);
+    umb_cli_testkit_run_free (&run);
+    fclose (follow_read);
+    fclose (follow_err);
+    for (size_t i = 0; follow_argv [i]; i++)
+        free (follow_argv [i]);
+
+    run = s_test_run (url, bob, "runs", "-w", S_TEST_WS, cmp1, "--limit", "1", "--json", NULL);
+    umb_cli_testkit_expect (&run, 0, NULL, NULL);
+    root = umb_cli_testkit_json (&run);
+    assert (json_array_size (json_object_get (root, "items")) == 1);
+    json_decref (root);
+    umb_cli_testkit_run_free (&run);
+    free (run2);
+
+    //  Statistics: today's computations and runs
+    run = s_test_run (url, bob, "stats", "-w", S_TEST_WS, "--days", "1", NULL);
+    umb_cli_testkit_expect (&run, 0, "DAY         CREATED  STARTED  COMPLETED  FAILED  CANCELLED\n",
+                            NULL);
+    //  (cmp3, deleted, is not counted)
+    assert (strstr (run.out, "total             2        2          0       0          2\n"));
+    assert (s_test_lines (run.out) == 3);
+    umb_cli_testkit_run_free (&run);
+    run = s_test_run (url, bob, "stats", "-w", S_TEST_WS, "--json", NULL);
+    umb_cli_testkit_expect (&run, 0, NULL, NULL);
+    root = umb_cli_testkit_json (&run);
+    json_t *today = json_array_get (json_object_get (root, "days"),
+                                    json_array_size (json_object_get (root, "days")) - 1);
+    assert (json_integer_value (json_object_get (today, "runs_started")) == 2);
+    assert (json_integer_value (json_object_get (today, "runs_cancelled")) == 2);
+    json_decref (root);
+    umb_cli_testkit_run_free (&run);
+    S_EXPECT (s_test_run (url, carol, "stats", "-w", S_TEST_WS, NULL), 1, NULL, "umbra: 404 ");
+
     //  The gateway gone: a clear reason, exit 1, for GET and for PUT alike
     umb_cli_testkit_stop_gateway (kit);
     run = s_test_run (url, bob, "get", "-w", S_TEST_WS, cmp1, NULL);
@@ -1791,6 +2044,8 @@ umb_cli_computations_test (bool verbose)
     assert (!strstr (run.err, bob));
     umb_cli_testkit_run_free (&run);
 
+    free (run1);
+    free (events);
     free (cmp1);
     free (cmp2);
     free (cmp3);

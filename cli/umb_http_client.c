@@ -4,9 +4,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -173,15 +173,16 @@ s_on_data (char *data, size_t size, size_t count, void *arg)
 static void
 s_events_clear (s_events_t *events)
 {
-    free (events->line.data);
-    free (events->data.data);
+    s_wipe_free (&events->line.data, events->line.capacity);
+    s_wipe_free (&events->data.data, events->data.capacity);
     free (events->type);
     free (events->id);
     events->line = events->data = (s_sink_t) { 0 };
     events->type = events->id = NULL;
 }
 
-//  One complete line (NUL-terminated, without its end). -1 when fn stopped.
+//  One complete line (NUL-terminated, without its end). -1 when fn stopped
+//  or the event grew over the limit.
 static int
 s_events_line (s_events_t *events, char *line)
 {

@@ -934,6 +934,7 @@ s_self_destroy (self_t **self_p)
     umb_computations_runs_destroy (self);
     umb_worker_destroy (&self->worker);
     umb_client_destroy (&self->members_client);
+    umb_client_destroy (&self->backends_client);
     umb_auth_client_destroy (&self->auth);
     umb_service_destroy (&self->service);
     umb_store_destroy (&self->store);

@@ -72,6 +72,9 @@ umb_program_run (const char *name, umb_config_t **config_p, const umb_program_ac
                  umb_program_ready_fn *ready)
 {
     assert (name && config_p && *config_p && actors);
+    //  A peer that closes its end is a socket error, never the end of the
+    //  process: splice (the bridge's relay) raises SIGPIPE on a closed socket
+    signal (SIGPIPE, SIG_IGN);
     //  Every thread started from here on inherits a mask blocking the stop
     //  signals, and this one waits for them, so shutdown runs in order here.
     sigset_t stop;
