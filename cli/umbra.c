@@ -1,14 +1,9 @@
 //  umbra - the platform's command line: runs the platform and, later, the participants' tools
-#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include "umb_program.h"
-#include "umb_auth.h"
-#include "umb_certs.h"
-#include "umb_backends.h"
-#include "umb_computations.h"
-#include "umb_gateway.h"
+#include "umb_cli_platform.h"
 #include "umb_cli_certs.h"
 #include "umb_cli_backends.h"
 #include "umb_cli_keys.h"
@@ -16,6 +11,7 @@
 #include "umb_cli_attest.h"
 #include "umb_cli_audit.h"
 #include "umb_cli_computations.h"
+#include "umb_cli_demo.h"
 
 typedef int (s_command_fn) (int argc, char **argv);
 
@@ -43,20 +39,12 @@ static const struct {
     { "agent",   umb_cli_agent,        "agent status: an agent's state, assets and consumers" },
     { "attestation", umb_cli_attestation, "verify TEE evidence; get an agent's (see `umbra attestation help`)" },
     { "audit", umb_cli_audit, "verify a workspace's hash-chained audit trail: audit verify --workspace WS" },
+    { "demo",    umb_cli_demo,  "run one real computation end to end and print its story and result" },
     { "version", s_cmd_version, "print the version" },
     { "help",    s_cmd_help,    "print this help" },
     { NULL }
 };
 
-//  Every service that exists, in start order; umbra up stops them in reverse.
-static const umb_program_actor_t s_platform [] = {
-    { "auth",    umb_auth_actor,    "ENDPOINT" },
-    { "certs",   umb_certs_actor,   "HTTP" },
-    { "backends", umb_backends_actor, "ENDPOINT" },
-    { "computations", umb_computations_actor, "ENDPOINT" },
-    { "gateway", umb_gateway_actor, "PORT" },
-    { NULL }
-};
 
 static const char s_options [] =
     "options:\n"
@@ -78,11 +66,7 @@ s_usage (FILE *out)
 static const char *
 s_answer (char **answers, const char *name)
 {
-    for (size_t i = 0; s_platform [i].name; i++)
-        if (strcmp (s_platform [i].name, name) == 0)
-            return answers [i];
-    assert (false);
-    return "";
+    return answers [umb_cli_platform_index (name)];
 }
 
 static void
@@ -108,7 +92,7 @@ s_cmd_up (int argc, char **argv)
     umb_config_t *config = umb_program_config ("umbra up", usage, true, argc, argv, &exit_code);
     if (!config)
         return exit_code;
-    return umb_program_run ("umbra up", &config, s_platform, s_platform_ready);
+    return umb_program_run ("umbra up", &config, umb_cli_platform (), s_platform_ready);
 }
 
 static int

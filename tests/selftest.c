@@ -1,4 +1,5 @@
 //  umb_selftest - runs the selftest of every module: all of them, or those named
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <czmq.h>
@@ -70,6 +71,7 @@
 #include "umb_audit.h"
 #include "umb_cli_audit.h"
 #include "umb_cli_computations.h"
+#include "umb_cli_demo.h"
 #include "umb_computation.h"
 #include "umb_run.h"
 #include "umb_computations_store.h"
@@ -147,6 +149,7 @@ static const struct {
     { "audit",    umb_audit_test },
     { "cli_audit", umb_cli_audit_test },
     { "cli_computations", umb_cli_computations_test },
+    { "cli_demo", umb_cli_demo_test },
     { "computation", umb_computation_test },
     { "run",      umb_run_test },
     { "computations_store", umb_computations_store_test },
@@ -161,6 +164,8 @@ main (int argc, char **argv)
             printf ("%s\n", s_tests [i].name);
         return 0;
     }
+    //  As in every umbra program (umb_program): a closed peer is an error, not a signal
+    signal (SIGPIPE, SIG_IGN);
     //  Selftests log only what they expect to fail loudly
     zsys_init ();
     zsys_set_logstream (NULL);
