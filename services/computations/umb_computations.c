@@ -837,6 +837,7 @@ static const umb_route_t s_routes [] = {
     { "computations.runs.get",   umb_computations_runs_get,   UMB_ACCESS_USER, "computations.read" },
     { "computations.runs.stop",  umb_computations_runs_stop,  UMB_ACCESS_USER, "computations.write" },
     { "computations.runs.events", umb_computations_runs_events, UMB_ACCESS_USER, "computations.read" },
+    { "computations.runs.logs",  umb_computations_runs_logs,  UMB_ACCESS_USER, "computations.read" },
     { NULL }
 };
 

@@ -64,6 +64,7 @@ int  umb_computations_runs_list (void *state, umb_req_t *req);
 int  umb_computations_runs_get (void *state, umb_req_t *req);
 int  umb_computations_runs_stop (void *state, umb_req_t *req);
 int  umb_computations_runs_events (void *state, umb_req_t *req);
+int  umb_computations_runs_logs (void *state, umb_req_t *req);
 void umb_computations_runs_work (void *job);
 void umb_computations_runs_done (umb_computations_t *self, void *job, bool cancelled);
 int  umb_computations_runs_resume (umb_computations_t *self);

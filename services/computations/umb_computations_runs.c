@@ -725,16 +725,18 @@ s_write_event (const umb_run_event_row_t *event, void *arg)
     umb_w_map_end (w);
 }
 
-//  Writes the run's events after after (at most max) as the answer of req
+//  Writes the run's events after after (at most max; of type only, unless
+//  NULL) as the answer of req
 static int
-s_events_answer (self_t *self, umb_req_t *req, const umb_run_row_t *run, int64_t after,
-                 int64_t max)
+s_events_answer (self_t *self, umb_req_t *req, const umb_run_row_t *run, const char *type,
+                 int64_t after, int64_t max)
 {
     umb_w_t *w = umb_req_body_writer (req);
     umb_w_map_begin (w);
     umb_w_str (w, "events");
     umb_w_array_begin (w);
-    int rc = umb_computations_store_run_events (self->store, run->id, after, max, s_write_event, w);
+    int rc = umb_computations_store_run_events (self->store, run->id, type, after, max,
+                                                s_write_event, w);
     umb_w_array_end (w);
     umb_w_kv_int (w, "last", run->events);
     umb_w_kv_str (w, "state", run->state);
@@ -756,7 +758,7 @@ s_waiter_answer (s_waiter_t *waiter)
     if (umb_computations_store_run_get (self->store, NULL, waiter->run, &run))
         status = umb_computations_store_fault (self, waiter->req);
     else
-        status = s_events_answer (self, waiter->req, &run, waiter->after, waiter->max);
+        status = s_events_answer (self, waiter->req, &run, NULL, waiter->after, waiter->max);
     umb_computations_store_run_clear (&run);
     umb_service_reply (self->service, &waiter->req, status);
     free (waiter);
@@ -834,8 +836,31 @@ umb_computations_runs_events (void *state, umb_req_t *req)
             status = UMB_DEFERRED;
         }
         else
-            status = s_events_answer (self, req, &run, after, max);
+            status = s_events_answer (self, req, &run, NULL, after, max);
     }
+    umb_computations_store_run_clear (&run);
+    return status;
+}
+
+int
+umb_computations_runs_logs (void *state, umb_req_t *req)
+{
+    self_t *self = state;
+    umb_run_row_t run;
+    int status = s_load_run (self, req, &run);
+    if (status)
+        return status;
+    umb_msg_t *body = umb_req_body (req);
+    int64_t after = umb_msg_int (body, "after", INT64_MIN, INT64_MAX, 0, false);
+    int64_t max = umb_msg_int (body, "max", INT64_MIN, INT64_MAX, 100, false);
+    if (umb_msg_failed (body))
+        status = umb_req_fail (req, 400, "bad_request", "%s", umb_msg_error (body));
+    else
+    if (after < 0 || max < 1 || max > S_EVENTS_MAX)
+        status = umb_req_fail (req, 422, "invalid_argument", "after: 0 or more; max: 1..%d",
+                               S_EVENTS_MAX);
+    else
+        status = s_events_answer (self, req, &run, "log", after, max);
     umb_computations_store_run_clear (&run);
     return status;
 }
@@ -905,11 +930,15 @@ s_check_deadline (umb_run_row_t *run, void *arg)
 void
 umb_computations_runs_tick (self_t *self)
 {
-    //  Followers of runs that ended go now, outside their callbacks
+    //  Followers of runs that ended go now, outside their callbacks; each is
+    //  told first, so their long polls end together rather than one by one
     zlistx_t *gone = zlistx_new ();
     for (s_live_t *live = zhashx_first (self->runs); live; live = zhashx_next (self->runs))
-        if (!*live->id)
+        if (!*live->id) {
+            if (live->follower)
+                zstr_send (live->follower, "$TERM");
             zlistx_add_end (gone, (void *) zhashx_cursor (self->runs));
+        }
     for (const char *key = zlistx_first (gone); key; key = zlistx_next (gone))
         zhashx_delete (self->runs, key);
     zlistx_destroy (&gone);

@@ -431,13 +431,13 @@ s_event_each (sqlite3_stmt *stmt, void *fn, void *arg)
 }
 
 int
-umb_computations_store_run_events (umb_store_t *store, const char *run_id, int64_t after,
-                                   int64_t max, umb_run_event_fn *fn, void *arg)
+umb_computations_store_run_events (umb_store_t *store, const char *run_id, const char *type,
+                                   int64_t after, int64_t max, umb_run_event_fn *fn, void *arg)
 {
     return umb_store_each (umb_store_query (store,
         "SELECT seq, time, source, type, state, message FROM run_events"
-        " WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?", "sii", run_id, after, max),
-        s_event_each, (void *) fn, arg);
+        " WHERE run_id = ? AND (? IS NULL OR type = ?) AND seq > ? ORDER BY seq LIMIT ?", "sssii",
+        run_id, type, type, after, max), s_event_each, (void *) fn, arg);
 }
 
 //  ---------------------------------------------------------------- statistics
@@ -620,8 +620,13 @@ umb_computations_store_test (bool verbose)
     int live = 0;
     assert (umb_computations_store_runs_live (store, s_test_count_run, &live) == 0 && live == 1);
     int events = 0;
-    assert (umb_computations_store_run_events (store, "run_1", 1, 10, s_test_count_event, &events) == 0);
+    assert (umb_computations_store_run_events (store, "run_1", NULL, 1, 10, s_test_count_event,
+                                               &events) == 0);
     assert (events == 1);
+    events = 0;
+    assert (umb_computations_store_run_events (store, "run_1", "log", 0, 10, s_test_count_event,
+                                               &events) == 0);
+    assert (events == 1);           //  only the log line
     //  Statistics: computations of ws_1 made at 100..101 (1970-01-01), the run started at 5
     umb_computations_day_t day = { .runs_started = -1 };
     assert (umb_computations_store_stats (store, "ws_1", 0, s_test_day, &day) == 0);

@@ -96,8 +96,11 @@ int  umb_computations_store_run_event (umb_store_t *store, umb_run_row_t *run,
                                        const char *source, const char *type, const char *state,
                                        const char *message, int64_t time);
 typedef void (umb_run_event_fn) (const umb_run_event_row_t *event, void *arg);
-int  umb_computations_store_run_events (umb_store_t *store, const char *run_id, int64_t after,
-                                        int64_t max, umb_run_event_fn *fn, void *arg);
+//  type NULL: every event; else only events of that type ("log": the
+//  algorithm's output lines).
+int  umb_computations_store_run_events (umb_store_t *store, const char *run_id, const char *type,
+                                        int64_t after, int64_t max, umb_run_event_fn *fn,
+                                        void *arg);
 
 //  Per-day counts of workspace_id since since (unix seconds, UTC days), oldest
 //  first: computations created, runs started, and runs that ended Completed,

@@ -7,7 +7,8 @@
 #include "umb_client.h"
 #include "umb_config.h"
 
-#define S_WAIT_MS    2000           //  long-poll of backends.run.events
+#define S_WAIT_MS    1000           //  long-poll of backends.run.events (also how long a
+                                    //  follower may take to stop)
 #define S_RETRY_MS   1000           //  after backends could not be asked
 
 typedef struct {

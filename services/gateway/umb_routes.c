@@ -147,6 +147,8 @@ static const umb_routes_entry_t s_table [] = {
     S_COMPUTATIONS ("GET",    S_CMP "/runs/{run}/events", "computations.runs.events",
                     .fields = { "workspace", "computation", "run" }, .int_query = { "after", "max" },
                     .follow_final = s_run_final),
+    S_COMPUTATIONS ("GET",    S_CMP "/runs/{run}/logs", "computations.runs.logs",
+                    .fields = { "workspace", "computation", "run" }, .int_query = { "after", "max" }),
     S_COMPUTATIONS ("GET",   "/workspaces/{ws}/audit", "computations.audit.list",
                     .fields = { "workspace" }, .int_query = { "after", "limit" }),
     { NULL }

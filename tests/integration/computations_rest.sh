@@ -251,6 +251,12 @@ through algo "$work/linreg.py" --key "$work/keys/alice.key"
 through data "$work/data1.csv" --key "$work/keys/bob.key"
 through data "$work/data2.csv" --key "$work/keys/carol.key"
 wait_run ResultsReady
+# A data provider who is not a consumer gets no result (the agent checks the consumers' keys)
+if "$umbra" result --key "$work/keys/bob.key" --agent "$agent" --attest-endpoint "$attest" --insecure-dev \
+        -o "$work/run-bob" >"$work/bob-result.log" 2>&1; then
+    fail "a data provider who is not a consumer fetched the result"
+fi
+ok "a data provider who is not a consumer is refused the result: $(tail -n 1 "$work/bob-result.log")"
 for consumer in alice dave; do
     through result --key "$work/keys/$consumer.key" -o "$work/run-$consumer"
     cmp -s "$work/run-$consumer/model.json" "$work/result-dave/model.json" || fail "$consumer's result differs"
@@ -276,6 +282,12 @@ sse_states=$(grep '^data: ' "$work/sse.txt" | sed 's/^data: //' | jq -r 'select(
 [ "$sse_states" = "$states " ] || fail "the stream's states ($sse_states) are not the run's ($states)"
 [ "$(grep -c '^id: ' "$work/sse.txt")" = "$(jq -r '.events | length' <<<"$body")" ] || fail "the stream lost or repeated events"
 ok "the run followed live (follow=1, Server-Sent Events): every event once, then end"
+req GET "/workspaces/lab/computations/$cmp/runs/$run/logs" "${token[victor]}"; expect 200 "the run's log"
+[ "$(jq -r '[.events[].type] | unique | join(",")' <<<"$body")" = log ] && grep -q "fitted 15 points" <<<"$body" \
+    || fail "the run's log: $body"
+ok "the run's log holds the algorithm's output: $(jq -r '[.events[].message | select(test("fitted"))][0]' <<<"$body")"
+req GET "/workspaces/lab/computations/$cmp/runs/run_0000000000000000" "${token[alice]}"; expect 404 "an unknown run"
+req GET "/workspaces/lab/computations/cmp_0000000000000000" "${token[alice]}"; expect 404 "an unknown computation"
 waited=0
 until [ "$(curl -s -H "Authorization: Bearer ${token[alice]}" "$base/workspaces/lab/cvms/$run_cvm" | jq -r .state)" = Destroyed ]; do
     [ $waited -lt 100 ] || fail "the run's CVM was not destroyed"
