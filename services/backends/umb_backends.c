@@ -138,6 +138,7 @@ typedef struct {
     char          reason [768];
     umb_driver_caps_t caps;
     umb_driver_started_t started;
+    zactor_t     *link;                 //  TEARDOWN: the CVM's agent link, to end off the loop
     char        **orphans;              //  RECONCILE: destroyed
     char        **adopted_reasons;      //  RECONCILE: per live id, "" adopted or why not
     umb_driver_started_t *adopted;      //  RECONCILE: per live id
@@ -383,6 +384,7 @@ s_job_destroy (s_job_t **job_p)
     umb_driver_ids_free (&job->orphans);
     umb_driver_ids_free (&job->adopted_reasons);
     free (job->adopted);
+    zactor_destroy (&job->link);
     if (job->started.link_fd >= 0 && job->kind == S_JOB_CREATE)
         close (job->started.link_fd);
     if (job->started.pidfd >= 0 && job->kind == S_JOB_CREATE)
@@ -516,6 +518,9 @@ s_work (void *arg)
             break;
         }
         case S_JOB_TEARDOWN:
+            //  The link was told to stop when the teardown was asked for:
+            //  it has ended, or ends within its poll, here rather than on the loop
+            zactor_destroy (&job->link);
             if (s_open (host, &self->env, job->reason, sizeof job->reason))
                 break;
             job->rc = umb_driver_teardown (host->driver, job->cvm_id, job->reason,
@@ -685,9 +690,14 @@ s_teardown (umb_backends_t *self, s_cvm_t *cvm)
     if (cvm->teardown)
         return;
     cvm->teardown = true;
+    zactor_t *link = NULL;
     if (cvm->link) {
+        //  The link stops now, and is reaped by the worker with the domain: a
+        //  link in the middle of a poll must not hold up the loop
         zloop_reader_end (umb_service_loop (self->service), zactor_sock (cvm->link));
-        zactor_destroy (&cvm->link);
+        zstr_send (cvm->link, "$TERM");
+        link = cvm->link;
+        cvm->link = NULL;
         cvm->link_ready = false;
     }
     if (cvm->pidfd >= 0) {
@@ -700,6 +710,7 @@ s_teardown (umb_backends_t *self, s_cvm_t *cvm)
     assert (host);
     s_job_t *job = s_job_new (S_JOB_TEARDOWN, host);
     snprintf (job->cvm_id, sizeof job->cvm_id, "%s", cvm->id);
+    job->link = link;
     s_submit (self, job);
 }
 
