@@ -599,9 +599,9 @@ s_on_job (void *arg, void *job, bool cancelled)
 }
 
 int
-umb_computations_submit (umb_computations_t *self, void *job)
+umb_computations_submit (umb_computations_t *self, void *job, bool cleanup)
 {
-    return umb_worker_submit (self->worker, job);
+    return umb_worker_submit (cleanup ? self->cleanup : self->worker, job);
 }
 
 //  ---------------------------------------------------------------- reads
@@ -910,6 +910,8 @@ s_self_new (umb_runtime_t *runtime)
     umb_auth_client_attach (self->auth, self->service);
     self->worker = umb_worker_new (umb_service_loop (self->service), s_work, s_on_job, self,
                                    S_QUEUE_MAX);
+    self->cleanup = umb_worker_new (umb_service_loop (self->service), s_work, s_on_job, self,
+                                    S_QUEUE_MAX);
     self->tick = zloop_timer (umb_service_loop (self->service), S_TICK_MS, 0, s_on_tick, self);
     if (umb_computations_runs_resume (self)) {
         s_fail (self, "cannot read the runs table");
@@ -934,6 +936,7 @@ s_self_destroy (self_t **self_p)
     //  The followers and the worker first: their jobs are answered (cancelled)
     umb_computations_runs_destroy (self);
     umb_worker_destroy (&self->worker);
+    umb_worker_destroy (&self->cleanup);
     umb_client_destroy (&self->members_client);
     umb_client_destroy (&self->backends_client);
     umb_auth_client_destroy (&self->auth);

@@ -25,6 +25,8 @@ typedef struct {
     umb_auth_client_t *auth;
     umb_service_t     *service;
     umb_worker_t      *worker;
+    umb_worker_t      *cleanup;         //  destroys of runs' CVMs, so they never wait behind
+                                        //  (or hold up) the other runs' jobs
     umb_client_t      *members_client;  //  the worker thread's own client of auth
     umb_client_t      *backends_client; //  ...and of backends
     zhashx_t          *runs;            //  live runs being followed: run id -> their state
@@ -54,8 +56,9 @@ int     umb_computations_owner_only (umb_req_t *req, const umb_computation_t *cm
 int     umb_computations_audit (umb_computations_t *self, const char *workspace_id,
                                 const char *computation_id, const char *actor,
                                 const char *action, json_t *detail);
-//  Queues a worker job; 0, or -1 when the queue is full.
-int     umb_computations_submit (umb_computations_t *self, void *job);
+//  Queues a worker job (on the cleanup worker with cleanup); 0, or -1 when
+//  the queue is full.
+int     umb_computations_submit (umb_computations_t *self, void *job, bool cleanup);
 
 //  Runs (umb_computations_runs.c): handlers, the worker's side of their jobs,
 //  start-up, the deadline tick and the end

@@ -24,6 +24,8 @@ typedef struct {
     self_t   *self;
     char      id [40];
     zactor_t *follower;             //  while it has a CVM and is not final
+    bool      waiting_for_host;     //  said so in an event already
+    int       retry_timer;          //  asking backends again for a host (0: not waiting)
 } s_live_t;
 
 //  A job for the worker: the CVM's side of a run
@@ -40,6 +42,7 @@ typedef struct {
     char    *manifest;
     //  out
     int      rc;
+    bool     no_host;               //  CREATE: backends had no host free for it (409 no_host)
     char     reason [512];
     char     agent_endpoint [128];
     char     attest_endpoint [128];
@@ -162,7 +165,10 @@ umb_computations_runs_work (void *arg)
 {
     s_job_t *job = arg;
     self_t *self = job->self;
-    umb_client_t *client = s_backends (self);
+    //  The cleanup worker's thread has a client of its own for each job
+    bool cleanup = job->kind == UMB_CMP_JOB_CVM_DESTROY;
+    umb_client_t *own = cleanup ? umb_runtime_client (self->runtime, "backends", self->cert) : NULL;
+    umb_client_t *client = cleanup ? own : s_backends (self);
     if (!client) {
         job->rc = -1;
         snprintf (job->reason, sizeof job->reason, "no client of backends could be made");
@@ -198,9 +204,12 @@ umb_computations_runs_work (void *arg)
     //  Destroyed already is as good as destroyed
     job->rc = umb_reply_ok (reply)
            || (job->kind == UMB_CMP_JOB_CVM_DESTROY && umb_reply_status (reply) == 409) ? 0 : -1;
-    if (job->rc)
+    if (job->rc) {
         snprintf (job->reason, sizeof job->reason, "%s: %d %s", op, umb_reply_status (reply),
                   umb_reply_error (reply) ? umb_reply_error (reply) : "");
+        job->no_host = umb_reply_status (reply) == 409 && umb_reply_code (reply)
+                    && streq (umb_reply_code (reply), "no_host");
+    }
     else {
         umb_msg_t *body = umb_reply_body (reply);
         const char *id = umb_msg_str (body, "id", 39, false);
@@ -212,6 +221,7 @@ umb_computations_runs_work (void *arg)
         snprintf (job->attest_endpoint, sizeof job->attest_endpoint, "%s", attest ? attest : "");
     }
     umb_reply_destroy (&reply);
+    umb_client_destroy (&own);
 }
 
 static s_job_t *
@@ -240,7 +250,7 @@ s_job_destroy (s_job_t **job_p)
 static void
 s_submit (self_t *self, s_job_t *job)
 {
-    if (umb_computations_submit (self, job)) {
+    if (umb_computations_submit (self, job, job->kind == UMB_CMP_JOB_CVM_DESTROY)) {
         //  The queue is full: done inline rather than lost
         umb_log_warn (self->log, "the worker queue is full; a run's job runs on the loop");
         umb_computations_runs_work (job);
@@ -436,12 +446,62 @@ s_on_follower (zloop_t *loop, zsock_t *sock, void *arg)
 
 //  ---------------------------------------------------------------- jobs done
 
+#define S_RETRY_MS 1000             //  a run waiting for a free host asks again this often
+
+//  The timer belongs to the live run: freeing that cancels it
+static int
+s_on_retry (zloop_t *loop, int timer_id, void *arg)
+{
+    s_live_t *live = arg;
+    live->retry_timer = 0;
+    umb_run_row_t run;
+    if (*live->id && umb_computations_store_run_get (live->self->store, NULL, live->id, &run) == 0) {
+        if (umb_run_state_parse (run.state) == UMB_RUN_PROVISIONING && !*run.cvm)
+            s_act (live->self, &run, UMB_RUN_DO_CREATE_CVM);
+        umb_computations_store_run_clear (&run);
+    }
+    (void) loop;
+    (void) timer_id;
+    return 0;
+}
+
+static void
+s_retry_create (self_t *self, umb_run_row_t *run, const char *why)
+{
+    s_live_t *live = s_live (self, run->id);
+    //  Said once per run, not on every attempt
+    if (!live->waiting_for_host) {
+        live->waiting_for_host = true;
+        char message [700];
+        snprintf (message, sizeof message, "no host is free yet (%s); asking again every %d ms",
+                  why, S_RETRY_MS);
+        if (umb_store_begin (self->store) == 0)
+            s_commit (self, run, umb_computations_store_run_event (self->store, run, "computations",
+                                                                   "info", run->state, message,
+                                                                   umb_computations_now ())
+                              ? -2 : 0);
+    }
+    if (!live->retry_timer)
+        live->retry_timer = zloop_timer (umb_service_loop (self->service), S_RETRY_MS, 1,
+                                         s_on_retry, live);
+}
+
 void
 umb_computations_runs_done (self_t *self, void *arg, bool cancelled)
 {
     s_job_t *job = arg;
     umb_run_row_t run;
     if (cancelled || umb_computations_store_run_get (self->store, NULL, job->run, &run)) {
+        s_job_destroy (&job);
+        return;
+    }
+    if (job->kind == UMB_CMP_JOB_CVM_CREATE && job->no_host
+    &&  umb_run_state_parse (run.state) == UMB_RUN_PROVISIONING) {
+        //  Every host is full for now (a run that just ended may still be
+        //  giving its CVM back): the run waits in Provisioning and asks again,
+        //  until its provision deadline fails it
+        s_retry_create (self, &run, job->reason);
+        umb_computations_store_run_clear (&run);
         s_job_destroy (&job);
         return;
     }
@@ -897,6 +957,8 @@ s_live_free (void **item)
 {
     s_live_t *live = *item;
     if (live) {
+        if (live->retry_timer && live->self->service)
+            zloop_timer_end (umb_service_loop (live->self->service), live->retry_timer);
         zactor_destroy (&live->follower);
         free (live);
         *item = NULL;
