@@ -41,9 +41,9 @@ checks=0
 ok () { checks=$((checks + 1)); echo "ok $checks - $*"; }
 fail () { echo "FAIL: $*" >&2; tail -n 30 "$work/umbra.log" >&2 || true; exit 1; }
 
-read -r gw ap aq cp cq ch bp bq mp mq ag < <($python -c '
+read -r gw ap aq cp cq ch bp bq mp mq < <($python -c '
 import socket
-held = [socket.socket() for _ in range(11)]
+held = [socket.socket() for _ in range(10)]
 for s in held: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in held])')
 base=http://127.0.0.1:$gw
@@ -190,23 +190,26 @@ jq -r .manifest <<<"$body" >"$work/manifest.json"
 ok "keys by their owners (four types), hashes by providers or the owner; ready; the manifest"
 
 # ---------------------------------------------------------------- the manifest runs
-"$agent_bin" --manifest "$work/manifest.json" --listen "tcp://127.0.0.1:$ag" --attestation none \
-    --workdir "$work/agent" >"$work/agent.log" 2>&1 &
+# The agent binds ports the system picks and says which
+"$agent_bin" --manifest "$work/manifest.json" --listen 'tcp://127.0.0.1:*' \
+    --attest-listen 'tcp://127.0.0.1:*' --attestation none --workdir "$work/agent" >"$work/agent.log" 2>&1 &
 agent_pid=$!
 waited=0
-until grep -q "listening on" "$work/agent.log"; do
+until grep -q "^umbra-agent: listening on" "$work/agent.log"; do
     kill -0 "$agent_pid" 2>/dev/null || fail "umbra-agent refused the manifest: $(cat "$work/agent.log")"
     [ $waited -lt 200 ] || fail "umbra-agent did not start"
     sleep 0.1; waited=$((waited + 1))
 done
-participant () { "$umbra" "$@" --agent "tcp://127.0.0.1:$ag" --insecure-dev >>"$work/cli.log" 2>&1 \
-                 || { cat "$work/cli.log" >&2; fail "umbra $1"; }; }
+read -r agent_ep agent_attest < <(sed -n 's/^umbra-agent: listening on \([^ ]*\) attestation \([^ ]*\) .*/\1 \2/p' "$work/agent.log")
+participant () { "$umbra" "$@" --agent "$agent_ep" --attest-endpoint "$agent_attest" --insecure-dev \
+                 >>"$work/cli.log" 2>&1 || { cat "$work/cli.log" >&2; fail "umbra $1"; }; }
 participant algo "$work/linreg.py" --key "$work/keys/alice.key"
 participant data "$work/data1.csv" --key "$work/keys/bob.key"
 participant data "$work/data2.csv" --key "$work/keys/carol.key"
 for consumer in alice dave; do
     waited=0
-    until "$umbra" result --key "$work/keys/$consumer.key" --agent "tcp://127.0.0.1:$ag" --insecure-dev \
+    until "$umbra" result --key "$work/keys/$consumer.key" --agent "$agent_ep" \
+            --attest-endpoint "$agent_attest" --insecure-dev \
             -o "$work/result-$consumer" >>"$work/cli.log" 2>&1; do
         [ $waited -lt 120 ] || { cat "$work/cli.log" >&2; fail "umbra result for $consumer"; }
         sleep 0.5; waited=$((waited + 1))
