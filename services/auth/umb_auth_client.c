@@ -694,6 +694,35 @@ umb_auth_client_attach (umb_auth_client_t *self, umb_service_t *service)
     zloop_reader (self->loop, self->dealer, s_on_reply, self);
 }
 
+umb_service_t *
+umb_auth_client_service (umb_auth_client_t *self, umb_runtime_t *runtime, const char *name,
+                         zcert_t *cert, const umb_route_t *routes, void *state, umb_log_t *log,
+                         char *reason, size_t reason_size)
+{
+    assert (self && runtime && name && cert && routes);
+    umb_config_t *config = umb_runtime_config (runtime);
+    char key [96];
+    snprintf (key, sizeof key, "%s.endpoint", name);
+    const char *endpoint = umb_config_str (config, key);
+    snprintf (key, sizeof key, "%s.pub_endpoint", name);
+    const char *pub_endpoint = umb_config_str (config, key);
+    umb_service_t *service = umb_service_new (&(umb_service_config_t) {
+        .name = name, .endpoint = endpoint, .pub_endpoint = *pub_endpoint ? pub_endpoint : NULL,
+        .cert = cert, .zap = umb_runtime_zap (runtime), .routes = routes, .state = state,
+        .hook_state = self, .authenticate_async = umb_auth_client_authenticate,
+        .authorize_async = umb_auth_client_authorize, .auth_cancel = umb_auth_client_cancel,
+        .log = log, .mesh_services = umb_runtime_service_keys (runtime),
+        .max_body = (size_t) umb_config_int (config, "mesh.max_body_bytes") });
+    if (!service) {
+        snprintf (reason, reason_size, "cannot bind %s%s%s", endpoint, *pub_endpoint ? " or " : "",
+                  pub_endpoint);
+        return NULL;
+    }
+    //  Callers are checked on the service's loop, which never waits for auth
+    umb_auth_client_attach (self, service);
+    return service;
+}
+
 void
 umb_auth_client_cancel (void *state, umb_req_t *req)
 {

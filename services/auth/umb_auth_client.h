@@ -40,6 +40,17 @@ void               umb_auth_client_destroy (umb_auth_client_t **self_p);
 //  Receives auth's answers on service's loop; needed before the hooks run.
 void umb_auth_client_attach (umb_auth_client_t *self, umb_service_t *service);
 
+//  The service called name as every service but auth runs it: its ROUTER and
+//  PUB at the settings "<name>.endpoint" and "<name>.pub_endpoint" (empty: no
+//  PUB), the runtime's ZAP handler and mesh identities, mesh.max_body_bytes,
+//  and its callers checked through this client on the service's loop
+//  (attached). cert, routes, state and log are the service's (borrowed).
+//  NULL with the reason when it cannot bind.
+umb_service_t *umb_auth_client_service (umb_auth_client_t *self, umb_runtime_t *runtime,
+                                        const char *name, zcert_t *cert,
+                                        const umb_route_t *routes, void *state, umb_log_t *log,
+                                        char *reason, size_t reason_size);
+
 //  umb_authenticate_async_fn: the token's subject, or 401 with the reason;
 //  503 when auth does not answer in time (fails closed); UMB_PENDING.
 int  umb_auth_client_authenticate (void *self, umb_req_t *req, const char *token,

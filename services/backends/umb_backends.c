@@ -2284,21 +2284,13 @@ umb_backends_new (umb_runtime_t *runtime)
         s_fail (self, "cannot make a client of the auth service");
         goto done;
     }
-    const char *endpoint = umb_config_str (self->config, "backends.endpoint");
-    const char *pub_endpoint = umb_config_str (self->config, "backends.pub_endpoint");
-    self->service = umb_service_new (&(umb_service_config_t) {
-        .name = "backends", .endpoint = endpoint,
-        .pub_endpoint = *pub_endpoint ? pub_endpoint : NULL,
-        .cert = self->cert, .zap = umb_runtime_zap (runtime), .routes = s_routes, .state = self,
-        .hook_state = self->auth, .authenticate_async = umb_auth_client_authenticate,
-        .authorize_async = umb_auth_client_authorize, .auth_cancel = umb_auth_client_cancel,
-        .log = self->log, .mesh_services = umb_runtime_service_keys (runtime),
-        .max_body = (size_t) umb_config_int (self->config, "mesh.max_body_bytes") });
+    char reason [600];
+    self->service = umb_auth_client_service (self->auth, runtime, "backends", self->cert, s_routes,
+                                             self, self->log, reason, sizeof reason);
     if (!self->service) {
-        s_fail (self, "cannot bind %s%s%s", endpoint, *pub_endpoint ? " or " : "", pub_endpoint);
+        s_fail (self, "%s", reason);
         goto done;
     }
-    umb_auth_client_attach (self->auth, self->service);
     zhashx_set_destructor (self->cvms, s_cvm_item_free);
     snprintf (self->virt_endpoint, sizeof self->virt_endpoint, "inproc://backends-virt-%p",
               (void *) self);

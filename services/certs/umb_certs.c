@@ -803,22 +803,13 @@ umb_certs_new (umb_runtime_t *runtime)
         s_fail (self, "cannot make a client of the auth service");
         goto done;
     }
-    const char *endpoint = umb_config_str (self->config, "certs.endpoint");
-    const char *pub_endpoint = umb_config_str (self->config, "certs.pub_endpoint");
-    self->service = umb_service_new (&(umb_service_config_t) {
-        .name = "certs", .endpoint = endpoint, .pub_endpoint = *pub_endpoint ? pub_endpoint : NULL,
-        .cert = self->cert, .zap = umb_runtime_zap (runtime), .routes = s_routes, .state = self,
-        .hook_state = self->auth, .authenticate_async = umb_auth_client_authenticate,
-        .authorize_async = umb_auth_client_authorize, .auth_cancel = umb_auth_client_cancel,
-        .log = self->log,
-        .mesh_services = umb_runtime_service_keys (runtime),
-        .max_body = (size_t) umb_config_int (self->config, "mesh.max_body_bytes") });
+    char why [600];
+    self->service = umb_auth_client_service (self->auth, runtime, "certs", self->cert, s_routes,
+                                             self, self->log, why, sizeof why);
     if (!self->service) {
-        s_fail (self, "cannot bind %s%s%s", endpoint, *pub_endpoint ? " or " : "", pub_endpoint);
+        s_fail (self, "%s", why);
         goto done;
     }
-    //  Callers are checked on the service's loop, which never waits for auth
-    umb_auth_client_attach (self->auth, self->service);
     //  The HTTP port comes first: certificates carry its URLs
     self->http = umb_certs_http_new (umb_config_str (self->config, "certs.http_listen"),
                                      (size_t) umb_config_int (self->config, "certs.http_threads"),

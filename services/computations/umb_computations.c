@@ -893,21 +893,13 @@ s_self_new (umb_runtime_t *runtime)
         s_fail (self, "cannot make a client of the auth service");
         goto done;
     }
-    const char *endpoint = umb_config_str (self->config, "computations.endpoint");
-    const char *pub_endpoint = umb_config_str (self->config, "computations.pub_endpoint");
-    self->service = umb_service_new (&(umb_service_config_t) {
-        .name = "computations", .endpoint = endpoint,
-        .pub_endpoint = *pub_endpoint ? pub_endpoint : NULL,
-        .cert = self->cert, .zap = umb_runtime_zap (runtime), .routes = s_routes, .state = self,
-        .hook_state = self->auth, .authenticate_async = umb_auth_client_authenticate,
-        .authorize_async = umb_auth_client_authorize, .auth_cancel = umb_auth_client_cancel,
-        .log = self->log, .mesh_services = umb_runtime_service_keys (runtime),
-        .max_body = (size_t) umb_config_int (self->config, "mesh.max_body_bytes") });
+    char reason [600];
+    self->service = umb_auth_client_service (self->auth, runtime, "computations", self->cert,
+                                             s_routes, self, self->log, reason, sizeof reason);
     if (!self->service) {
-        s_fail (self, "cannot bind %s%s%s", endpoint, *pub_endpoint ? " or " : "", pub_endpoint);
+        s_fail (self, "%s", reason);
         goto done;
     }
-    umb_auth_client_attach (self->auth, self->service);
     self->worker = umb_worker_new (umb_service_loop (self->service), s_work, s_on_job, self,
                                    S_QUEUE_MAX);
     self->cleanup = umb_worker_new (umb_service_loop (self->service), s_work, s_on_job, self,
