@@ -41,7 +41,8 @@ typedef enum {
     UMB_CMP_JOB_MEMBERS = 0,            //  auth.members.list for a create or update
     UMB_CMP_JOB_CVM_CREATE,             //  backends.run.create
     UMB_CMP_JOB_CVM_GET,                //  backends.run.get: the participants' endpoints
-    UMB_CMP_JOB_CVM_DESTROY             //  backends.run.destroy
+    UMB_CMP_JOB_CVM_DESTROY,            //  backends.run.destroy
+    UMB_CMP_JOB_REAP                    //  the end of a run's follower (it may be mid-call)
 } umb_cmp_job_kind_t;
 
 //  Shared helpers (umb_computations.c). Statuses as handlers return them.

@@ -40,6 +40,7 @@ typedef struct {
     char     tee [16];
     int64_t  vcpus, memory_mb, ttl_s;
     char    *manifest;
+    zactor_t *follower;             //  REAP: stopped and waited for off the loop
     //  out
     int      rc;
     bool     no_host;               //  CREATE: backends had no host free for it (409 no_host)
@@ -165,6 +166,10 @@ umb_computations_runs_work (void *arg)
 {
     s_job_t *job = arg;
     self_t *self = job->self;
+    if (job->kind == UMB_CMP_JOB_REAP) {
+        zactor_destroy (&job->follower);
+        return;
+    }
     //  The cleanup worker's thread has a client of its own for each job
     bool cleanup = job->kind == UMB_CMP_JOB_CVM_DESTROY;
     umb_client_t *own = cleanup ? umb_runtime_client (self->runtime, "backends", self->cert) : NULL;
@@ -241,6 +246,7 @@ s_job_destroy (s_job_t **job_p)
 {
     s_job_t *job = *job_p;
     if (job) {
+        zactor_destroy (&job->follower);
         free (job->manifest);
         free (job);
         *job_p = NULL;
@@ -250,7 +256,8 @@ s_job_destroy (s_job_t **job_p)
 static void
 s_submit (self_t *self, s_job_t *job)
 {
-    if (umb_computations_submit (self, job, job->kind == UMB_CMP_JOB_CVM_DESTROY)) {
+    if (umb_computations_submit (self, job, job->kind == UMB_CMP_JOB_CVM_DESTROY
+                                            || job->kind == UMB_CMP_JOB_REAP)) {
         //  The queue is full: done inline rather than lost
         umb_log_warn (self->log, "the worker queue is full; a run's job runs on the loop");
         umb_computations_runs_work (job);
@@ -491,7 +498,8 @@ umb_computations_runs_done (self_t *self, void *arg, bool cancelled)
 {
     s_job_t *job = arg;
     umb_run_row_t run;
-    if (cancelled || umb_computations_store_run_get (self->store, NULL, job->run, &run)) {
+    if (job->kind == UMB_CMP_JOB_REAP
+    ||  cancelled || umb_computations_store_run_get (self->store, NULL, job->run, &run)) {
         s_job_destroy (&job);
         return;
     }
@@ -992,13 +1000,22 @@ s_check_deadline (umb_run_row_t *run, void *arg)
 void
 umb_computations_runs_tick (self_t *self)
 {
-    //  Followers of runs that ended go now, outside their callbacks; each is
-    //  told first, so their long polls end together rather than one by one
+    //  Followers of runs that ended go now, outside their callbacks: told to
+    //  stop here and waited for on the cleanup worker, since one in the middle
+    //  of a long poll ends only when backends answers
     zlistx_t *gone = zlistx_new ();
     for (s_live_t *live = zhashx_first (self->runs); live; live = zhashx_next (self->runs))
         if (!*live->id) {
-            if (live->follower)
+            if (live->follower) {
                 zstr_send (live->follower, "$TERM");
+                s_job_t *job = calloc (1, sizeof (s_job_t));
+                assert (job);
+                job->kind = UMB_CMP_JOB_REAP;
+                job->self = self;
+                job->follower = live->follower;
+                live->follower = NULL;
+                s_submit (self, job);
+            }
             zlistx_add_end (gone, (void *) zhashx_cursor (self->runs));
         }
     for (const char *key = zlistx_first (gone); key; key = zlistx_next (gone))
