@@ -2382,26 +2382,10 @@ umb_backends_failure (umb_backends_t *self)
     return self->failure;
 }
 
-static int
-s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
+static void
+s_on_command (void *arg, zsock_t *pipe, const char *command)
 {
     umb_backends_t *self = arg;
-    char *command = zstr_recv (pipe);
-    if (!command || streq (command, "$TERM")) {
-        zstr_free (&command);
-        return -1;
-    }
-    bool up = self->service != NULL;
-    if (streq (command, "ENDPOINT"))
-        zstr_send (pipe, up ? umb_service_endpoint (self->service) : "");
-    else
-    if (streq (command, "PUB"))
-        zstr_send (pipe, up && umb_service_pub_endpoint (self->service)
-                         ? umb_service_pub_endpoint (self->service) : "");
-    else
-    if (streq (command, "REASON"))
-        zstr_send (pipe, self->failure);
-    else
     if (streq (command, "RECONCILED"))
         zstr_sendf (pipe, "%d %d", self->reconciled, self->orphans);
     else
@@ -2423,16 +2407,13 @@ s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
     }
     else
         umb_log_warn (self->log, "unknown command on the pipe: %.32s", command);
-    zstr_free (&command);
-    (void) loop;
-    return 0;
 }
 
 void
 umb_backends_run (umb_backends_t *self, zsock_t *pipe)
 {
     assert (self && pipe);
-    umb_service_serve (self->service, pipe, s_on_pipe, self);
+    umb_service_serve (self->service, pipe, self->failure, s_on_command, self);
 }
 
 void

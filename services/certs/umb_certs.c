@@ -894,43 +894,25 @@ umb_certs_failure (umb_certs_t *self)
 }
 
 //  Answers the questions of whoever started the actor; $TERM ends the loop.
-static int
-s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
+static void
+s_on_command (void *arg, zsock_t *pipe, const char *command)
 {
     umb_certs_t *self = arg;
-    char *command = zstr_recv (pipe);
-    if (!command || streq (command, "$TERM")) {
-        zstr_free (&command);
-        return -1;
-    }
-    bool up = self->service != NULL;
-    if (streq (command, "ENDPOINT"))
-        zstr_send (pipe, up ? umb_service_endpoint (self->service) : "");
-    else
-    if (streq (command, "PUB"))
-        zstr_send (pipe, up && umb_service_pub_endpoint (self->service)
-                         ? umb_service_pub_endpoint (self->service) : "");
-    else
     if (streq (command, "HTTP")) {
-        if (up)
+        if (self->service)
             zstr_sendf (pipe, "%u", umb_certs_http_port (self->http));
         else
             zstr_send (pipe, "");
     }
     else
-    if (streq (command, "REASON"))
-        zstr_send (pipe, self->failure);
-    else
         umb_log_warn (self->log, "unknown command on the pipe: %.32s", command);
-    zstr_free (&command);
-    return 0;
 }
 
 void
 umb_certs_run (umb_certs_t *self, zsock_t *pipe)
 {
     assert (self && pipe);
-    umb_service_serve (self->service, pipe, s_on_pipe, self);
+    umb_service_serve (self->service, pipe, self->failure, s_on_command, self);
 }
 
 void

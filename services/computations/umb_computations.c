@@ -948,30 +948,12 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
-static int
-s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
+static void
+s_on_command (void *arg, zsock_t *pipe, const char *command)
 {
     self_t *self = arg;
-    char *command = zstr_recv (pipe);
-    if (!command || streq (command, "$TERM")) {
-        zstr_free (&command);
-        return -1;
-    }
-    if (streq (command, "ENDPOINT"))
-        zstr_send (pipe, self->service ? umb_service_endpoint (self->service) : "");
-    else
-    if (streq (command, "PUB")) {
-        const char *pub = self->service ? umb_service_pub_endpoint (self->service) : NULL;
-        zstr_send (pipe, pub ? pub : "");
-    }
-    else
-    if (streq (command, "REASON"))
-        zstr_send (pipe, self->failure);
-    else
-        umb_log_warn (self->log, "unknown command on the pipe: %.32s", command);
-    zstr_free (&command);
-    (void) loop;
-    return 0;
+    umb_log_warn (self->log, "unknown command on the pipe: %.32s", command);
+    (void) pipe;
 }
 
 void
@@ -979,6 +961,6 @@ umb_computations_actor (zsock_t *pipe, void *args)
 {
     self_t *self = s_self_new ((umb_runtime_t *) args);
     zsock_signal (pipe, 0);
-    umb_service_serve (self->service, pipe, s_on_pipe, self);
+    umb_service_serve (self->service, pipe, self->failure, s_on_command, self);
     s_self_destroy (&self);
 }

@@ -648,12 +648,47 @@ umb_service_run (umb_service_t *self, zsock_t *pipe)
     return rc;
 }
 
+//  What umb_service_serve answers the pipe with
+typedef struct {
+    umb_service_t          *service;    //  NULL when it did not start
+    const char             *failure;
+    umb_service_command_fn *handler;
+    void                   *arg;
+} s_serve_t;
+
+static int
+s_on_serve_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
+{
+    s_serve_t *serve = arg;
+    char *command = zstr_recv (pipe);
+    int rc = 0;
+    if (!command || streq (command, "$TERM"))
+        rc = -1;
+    else
+    if (streq (command, "ENDPOINT"))
+        zstr_send (pipe, serve->service ? serve->service->endpoint : "");
+    else
+    if (streq (command, "PUB"))
+        zstr_send (pipe, serve->service && serve->service->pub_endpoint
+                         ? serve->service->pub_endpoint : "");
+    else
+    if (streq (command, "REASON"))
+        zstr_send (pipe, serve->failure ? serve->failure : "");
+    else
+        serve->handler (serve->arg, pipe, command);
+    zstr_free (&command);
+    (void) loop;
+    return rc;
+}
+
 void
-umb_service_serve (umb_service_t *self, zsock_t *pipe, zloop_reader_fn *handler, void *arg)
+umb_service_serve (umb_service_t *self, zsock_t *pipe, const char *failure,
+                   umb_service_command_fn *handler, void *arg)
 {
     assert (pipe && handler);
+    s_serve_t serve = { self, failure, handler, arg };
     if (self) {
-        zloop_reader (self->loop, pipe, handler, arg);
+        zloop_reader (self->loop, pipe, s_on_serve_pipe, &serve);
         zloop_start (self->loop);
         zloop_reader_end (self->loop, pipe);
         umb_log_info (self->log, "%s stopped", self->name);
@@ -668,7 +703,7 @@ umb_service_serve (umb_service_t *self, zsock_t *pipe, zloop_reader_fn *handler,
                 break;
             continue;
         }
-        if (handler (NULL, pipe, arg) == -1)
+        if (s_on_serve_pipe (NULL, pipe, &serve) == -1)
             break;
     }
     zpoller_destroy (&poller);

@@ -138,12 +138,15 @@ umb_log_t     *umb_service_log (umb_service_t *self);
 //  Answers "ENDPOINT" on pipe with the ROUTER endpoint and "PUB" with the PUB one.
 int            umb_service_run (umb_service_t *self, zsock_t *pipe);
 
-//  The same with the actor's own pipe commands: handler (with arg) reads
-//  pipe and returns -1 on $TERM. self may be NULL (the service did not
-//  start): handler then answers pipe alone until $TERM or an interrupt, so a
-//  failed actor can still say why.
-void           umb_service_serve (umb_service_t *self, zsock_t *pipe, zloop_reader_fn *handler,
-                                  void *arg);
+//  The same for a service actor with commands of its own. It answers $TERM
+//  (stop), ENDPOINT and PUB ("" when the service did not start) and REASON
+//  (failure, "" when it started) itself, and hands any other command to
+//  handler (arg, pipe, command), which answers it or logs it as unknown.
+//  self may be NULL (the service did not start): the pipe is then answered
+//  alone until $TERM or an interrupt, so a failed actor can still say why.
+typedef void (umb_service_command_fn) (void *arg, zsock_t *pipe, const char *command);
+void           umb_service_serve (umb_service_t *self, zsock_t *pipe, const char *failure,
+                                  umb_service_command_fn *handler, void *arg);
 
 //  Publishes [topic][body] on the PUB socket (live views only; may be lost).
 void           umb_service_publish (umb_service_t *self, const char *topic, umb_w_t *body);
