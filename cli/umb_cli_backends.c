@@ -573,28 +573,6 @@ s_manifest (s_cli_t *cli)
 
 //  ---------------------------------------------------------------- events
 
-static void
-s_print_event (s_cli_t *cli, json_t *event)
-{
-    if (cli->json) {
-        char *text = json_dumps (event, JSON_COMPACT);
-        if (text)
-            fprintf (cli->out, "%s\n", text);
-        free (text);
-        return;
-    }
-    char time [32];
-    umb_cli_rest_time (event, "time", time, sizeof (time));
-    //  The message is the agent's text: control characters are not passed on
-    const char *message = umb_cli_rest_str (event, "message");
-    fprintf (cli->out, "%lld  %s  %-8s  %-7s  %-10s  ", umb_cli_rest_int (event, "seq"), time,
-             umb_cli_rest_str (event, "source"), umb_cli_rest_str (event, "type"),
-             umb_cli_rest_str (event, "state"));
-    for (const unsigned char *c = (const unsigned char *) message; *c; c++)
-        fputc (*c < 0x20 || *c == 0x7f ? '?' : *c, cli->out);
-    fputc ('\n', cli->out);
-}
-
 static bool
 s_final (const char *state)
 {
@@ -641,7 +619,7 @@ s_events (s_cli_t *cli)
         size_t index;
         json_t *event;
         json_array_foreach (events, index, event) {
-            s_print_event (cli, event);
+            umb_cli_rest_print_event (cli->out, event, cli->json);
             if (umb_cli_rest_int (event, "seq") > after)
                 after = umb_cli_rest_int (event, "seq");
         }

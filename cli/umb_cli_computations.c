@@ -285,14 +285,6 @@ s_path (s_cli_t *cli, const char *collection, const char *item, const char *acti
     return path;
 }
 
-//  Text from the server for a terminal: control characters are not passed on.
-static void
-s_print_text (FILE *out, const char *text)
-{
-    for (const unsigned char *c = (const unsigned char *) text; *c; c++)
-        fputc (*c < 0x20 || *c == 0x7f ? '?' : *c, out);
-}
-
 //  Prints the answer as JSON or, for people, with print.
 static int
 s_answer (s_cli_t *cli, json_t *root, void (*print) (s_cli_t *cli, json_t *root))
@@ -375,7 +367,7 @@ s_print_list (s_cli_t *cli, json_t *array)
     json_t *item;
     json_array_foreach (array, index, item) {
         fprintf (cli->out, "%s", index ? ", " : "");
-        s_print_text (cli->out, json_string_value (item) ? json_string_value (item) : "?");
+        umb_cli_rest_print_text (cli->out, json_string_value (item) ? json_string_value (item) : "?");
     }
     if (json_array_size (array) == 0)
         fprintf (cli->out, "-");
@@ -390,10 +382,10 @@ s_print_computation (s_cli_t *cli, json_t *cmp)
     json_t *algorithm = json_object_get (cmp, "algorithm");
     json_t *backend = json_object_get (cmp, "backend");
     fprintf (cli->out, "id            %s\nname          ", umb_cli_rest_str (cmp, "id"));
-    s_print_text (cli->out, umb_cli_rest_str (cmp, "name"));
+    umb_cli_rest_print_text (cli->out, umb_cli_rest_str (cmp, "name"));
     if (*umb_cli_rest_str (cmp, "description")) {
         fprintf (cli->out, "\ndescription   ");
-        s_print_text (cli->out, umb_cli_rest_str (cmp, "description"));
+        umb_cli_rest_print_text (cli->out, umb_cli_rest_str (cmp, "description"));
     }
     fprintf (cli->out,
              "\nversion       %lld\n"
@@ -413,7 +405,7 @@ s_print_computation (s_cli_t *cli, json_t *cmp)
     json_t *item;
     json_array_foreach (json_object_get (cmp, "datasets"), index, item) {
         fprintf (cli->out, "%s", index ? "\n              " : "");
-        s_print_text (cli->out, umb_cli_rest_str (item, "filename"));
+        umb_cli_rest_print_text (cli->out, umb_cli_rest_str (item, "filename"));
         fprintf (cli->out, " by %s, hash ", umb_cli_rest_str (item, "provider"));
         s_print_hash (cli, item);
         if (json_is_true (json_object_get (item, "decompress")))
@@ -473,7 +465,7 @@ s_print_computations (s_cli_t *cli, json_t *root)
                  umb_cli_rest_str (json_object_get (cmp, "backend"), "tee"),
                  json_array_size (json_object_get (cmp, "datasets")),
                  json_array_size (json_object_get (cmp, "consumers")), updated);
-        s_print_text (cli->out, umb_cli_rest_str (cmp, "name"));
+        umb_cli_rest_print_text (cli->out, umb_cli_rest_str (cmp, "name"));
         fputc ('\n', cli->out);
     }
 }
@@ -612,7 +604,7 @@ static void
 s_print_deleted (s_cli_t *cli, json_t *cmp)
 {
     fprintf (cli->out, "deleted %s (", umb_cli_rest_str (cmp, "id"));
-    s_print_text (cli->out, umb_cli_rest_str (cmp, "name"));
+    umb_cli_rest_print_text (cli->out, umb_cli_rest_str (cmp, "name"));
     fprintf (cli->out, ")\n");
 }
 
@@ -668,7 +660,7 @@ s_print_asset (s_cli_t *cli, json_t *cmp)
         if (!entry && strcmp (umb_cli_rest_str (dataset, "filename"), asset) == 0)
             entry = dataset;
     fprintf (cli->out, "%s: ", umb_cli_rest_str (cmp, "id"));
-    s_print_text (cli->out, asset);
+    umb_cli_rest_print_text (cli->out, asset);
     fprintf (cli->out, " %s (version %lld)\n", umb_cli_rest_str (entry, "hash"),
              umb_cli_rest_int (cmp, "version"));
 }
@@ -724,7 +716,7 @@ s_check (s_cli_t *cli)
         json_t *missing;
         json_array_foreach (json_object_get (root, "missing"), index, missing) {
             fprintf (cli->out, "  ");
-            s_print_text (cli->out, json_string_value (missing) ? json_string_value (missing) : "?");
+            umb_cli_rest_print_text (cli->out, json_string_value (missing) ? json_string_value (missing) : "?");
             fputc ('\n', cli->out);
         }
     }
@@ -780,7 +772,7 @@ s_print_record (s_cli_t *cli, json_t *record)
     fprintf (cli->out, "%lld  %s  %-10s  %-20s  %-20s  ", umb_cli_rest_int (record, "seq"), time,
              umb_cli_rest_str (record, "action"), umb_cli_rest_str (record, "computation"),
              umb_cli_rest_str (record, "actor"));
-    s_print_text (cli->out, umb_cli_rest_str (record, "detail"));
+    umb_cli_rest_print_text (cli->out, umb_cli_rest_str (record, "detail"));
     fputc ('\n', cli->out);
 }
 
@@ -868,31 +860,13 @@ s_print_line (s_cli_t *cli, json_t *value)
     free (text);
 }
 
-//  SEQ TIME SOURCE TYPE STATE MESSAGE, as `umbra cvms events` prints a CVM's
-//  events; with --json, the event as one JSON line
-static void
-s_print_event (s_cli_t *cli, json_t *event)
-{
-    if (cli->json) {
-        s_print_line (cli, event);
-        return;
-    }
-    char time [32];
-    umb_cli_rest_time (event, "time", time, sizeof (time));
-    fprintf (cli->out, "%lld  %s  %-8s  %-7s  %-10s  ", umb_cli_rest_int (event, "seq"), time,
-             umb_cli_rest_str (event, "source"), umb_cli_rest_str (event, "type"),
-             umb_cli_rest_str (event, "state"));
-    s_print_text (cli->out, umb_cli_rest_str (event, "message"));
-    fputc ('\n', cli->out);
-}
-
 //  The string at key for people: "-" for none (null)
 static void
 s_print_field (s_cli_t *cli, const char *label, json_t *object, const char *key)
 {
     const char *value = umb_cli_rest_str (object, key);
     fprintf (cli->out, "%-16s", label);
-    s_print_text (cli->out, *value ? value : "-");
+    umb_cli_rest_print_text (cli->out, *value ? value : "-");
     fputc ('\n', cli->out);
 }
 
@@ -934,7 +908,7 @@ s_print_runs (s_cli_t *cli, json_t *root)
         const char *reason = umb_cli_rest_str (run, "reason");
         fprintf (cli->out, "%-20s  %-14s  %-20s  %-20s  ", umb_cli_rest_str (run, "id"),
                  umb_cli_rest_str (run, "state"), created, *cvm ? cvm : "-");
-        s_print_text (cli->out, *reason ? reason : "-");
+        umb_cli_rest_print_text (cli->out, *reason ? reason : "-");
         fputc ('\n', cli->out);
     }
 }
@@ -947,7 +921,7 @@ s_print_state (s_cli_t *cli, json_t *run)
     fprintf (cli->out, "%s %s", umb_cli_rest_str (run, "id"), umb_cli_rest_str (run, "state"));
     if (*reason) {
         fprintf (cli->out, " (");
-        s_print_text (cli->out, reason);
+        umb_cli_rest_print_text (cli->out, reason);
         fputc (')', cli->out);
     }
     fputc ('\n', cli->out);
@@ -981,7 +955,7 @@ s_on_event (void *arg, const char *type, const char *id, const char *data)
         follow->error = event;
         return 1;
     }
-    s_print_event (follow->cli, event);
+    umb_cli_rest_print_event (follow->cli->out, event, follow->cli->json);
     fflush (follow->cli->out);
     if (umb_cli_rest_int (event, "seq") > follow->after)
         follow->after = umb_cli_rest_int (event, "seq");
@@ -1067,7 +1041,7 @@ s_run (s_cli_t *cli)
             }
             else {
                 fprintf (cli->err, "umbra: run %s %s: ", id, state);
-                s_print_text (cli->err, *umb_cli_rest_str (run, "reason")
+                umb_cli_rest_print_text (cli->err, *umb_cli_rest_str (run, "reason")
                                         ? umb_cli_rest_str (run, "reason") : "no reason given");
                 fputc ('\n', cli->err);
             }
@@ -1135,7 +1109,7 @@ s_events (s_cli_t *cli)
         size_t index;
         json_t *event;
         json_array_foreach (events, index, event) {
-            s_print_event (cli, event);
+            umb_cli_rest_print_event (cli->out, event, cli->json);
             if (umb_cli_rest_int (event, "seq") > after) {
                 after = umb_cli_rest_int (event, "seq");
                 more = true;

@@ -341,6 +341,32 @@ umb_cli_rest_print_json (FILE *out, json_t *value)
 }
 
 void
+umb_cli_rest_print_text (FILE *out, const char *text)
+{
+    for (const unsigned char *c = (const unsigned char *) text; *c; c++)
+        fputc (*c < 0x20 || *c == 0x7f ? '?' : *c, out);
+}
+
+void
+umb_cli_rest_print_event (FILE *out, json_t *event, bool json)
+{
+    if (json) {
+        char *text = json_dumps (event, JSON_COMPACT);
+        if (text)
+            fprintf (out, "%s\n", text);
+        free (text);
+        return;
+    }
+    char time [32];
+    umb_cli_rest_time (event, "time", time, sizeof (time));
+    fprintf (out, "%lld  %s  %-8s  %-7s  %-10s  ", umb_cli_rest_int (event, "seq"), time,
+             umb_cli_rest_str (event, "source"), umb_cli_rest_str (event, "type"),
+             umb_cli_rest_str (event, "state"));
+    umb_cli_rest_print_text (out, umb_cli_rest_str (event, "message"));
+    fputc ('\n', out);
+}
+
+void
 umb_cli_rest_usage (FILE *stream, const char *usage)
 {
     fputs ("  ", stream);

@@ -117,6 +117,12 @@ long long   umb_cli_rest_int (json_t *object, const char *key);
 void        umb_cli_rest_time (json_t *object, const char *key, char *text, size_t size);
 //  value, indented, and a newline.
 void        umb_cli_rest_print_json (FILE *out, json_t *value);
+//  text with every control character shown as '?' (peer text never steers
+//  the terminal).
+void        umb_cli_rest_print_text (FILE *out, const char *text);
+//  An event of a log (a CVM's, a run's) on one line: with json the event as
+//  compact JSON, else "SEQ  TIME  SOURCE  TYPE  STATE  MESSAGE".
+void        umb_cli_rest_print_event (FILE *out, json_t *event, bool json);
 
 //  A command's usage text, every line indented by two spaces.
 void        umb_cli_rest_usage (FILE *stream, const char *usage);
