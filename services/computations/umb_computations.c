@@ -401,7 +401,6 @@ umb_computations_owner_only (umb_req_t *req, const umb_computation_t *cmp)
                          cmp->id, umb_req_op (req));
 }
 
-#define s_owner_only umb_computations_owner_only
 
 static int
 s_update (void *state, umb_req_t *req)
@@ -414,7 +413,7 @@ s_update (void *state, umb_req_t *req)
     umb_msg_t *body = umb_req_body (req);
     int64_t version = umb_msg_int (body, "version", 1, INT64_MAX, 0, false);
     char reason [512];
-    if ((status = s_owner_only (req, &cmp)) == 0) {
+    if ((status = umb_computations_owner_only (req, &cmp)) == 0) {
         if (umb_msg_failed (body))
             status = umb_req_fail (req, 400, "bad_request", "%s", umb_msg_error (body));
         else
@@ -443,7 +442,7 @@ s_delete (void *state, umb_req_t *req)
     int status = s_load (self, req, &cmp, &parts, &count);
     if (status)
         return status;
-    if ((status = s_owner_only (req, &cmp)) == 0 && umb_computations_runs_live (self, cmp.id))
+    if ((status = umb_computations_owner_only (req, &cmp)) == 0 && umb_computations_runs_live (self, cmp.id))
         status = umb_req_fail (req, 409, "run_active", "computation '%s' has a run that is not "
                                "over; stop it first", cmp.id);
     if (status == 0) {
