@@ -442,7 +442,8 @@ s_delete (void *state, umb_req_t *req)
     int status = s_load (self, req, &cmp, &parts, &count);
     if (status)
         return status;
-    if ((status = umb_computations_owner_only (req, &cmp)) == 0 && umb_computations_runs_live (self, cmp.id))
+    if ((status = umb_computations_owner_only (req, &cmp)) == 0
+    &&  umb_computations_runs_live (self, cmp.id))
         status = umb_req_fail (req, 409, "run_active", "computation '%s' has a run that is not "
                                "over; stop it first", cmp.id);
     if (status == 0) {
