@@ -6,10 +6,12 @@
 #include "umb_certs.h"
 #include "umb_backends.h"
 #include "umb_computations.h"
+#include "umb_billing.h"
 #include "umb_gateway.h"
 
 static const umb_program_actor_t s_platform [] = {
     { "auth",         umb_auth_actor,         "ENDPOINT" },
+    { "billing",      umb_billing_actor,      "ENDPOINT" },
     { "certs",        umb_certs_actor,        "HTTP" },
     { "backends",     umb_backends_actor,     "ENDPOINT" },
     { "computations", umb_computations_actor, "ENDPOINT" },

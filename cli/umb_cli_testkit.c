@@ -13,14 +13,15 @@
 #include "umb_certs.h"
 #include "umb_backends.h"
 #include "umb_computations.h"
+#include "umb_billing.h"
 #include "umb_gateway.h"
 
-#define S_MAX_ACTORS 4
+#define S_MAX_ACTORS 6
 
 struct _umb_cli_testkit_t {
     char           dir [64];
     umb_runtime_t *runtime;
-    zactor_t      *actors [S_MAX_ACTORS];   //  auth, the services, the gateway last
+    zactor_t      *actors [S_MAX_ACTORS];   //  auth, billing, the services, the gateway last
     size_t         count;
     char          *url;
 };
@@ -65,11 +66,13 @@ umb_cli_testkit_new (const char *prefix, const char *const *services,
     char *error = NULL;
     const char *names [] = { "state_dir", "auth.endpoint", "auth.pub_endpoint", "certs.endpoint",
                              "certs.pub_endpoint", "backends.endpoint", "backends.pub_endpoint",
-                             "computations.endpoint", "computations.pub_endpoint" };
+                             "computations.endpoint", "computations.pub_endpoint",
+                             "billing.endpoint", "billing.pub_endpoint" };
     const char *formats [] = { "%s/state", "ipc://%s/auth.ipc", "ipc://%s/auth-pub.ipc",
                                "ipc://%s/certs.ipc", "ipc://%s/certs-pub.ipc",
                                "ipc://%s/backends.ipc", "ipc://%s/backends-pub.ipc",
-                               "ipc://%s/computations.ipc", "ipc://%s/computations-pub.ipc" };
+                               "ipc://%s/computations.ipc", "ipc://%s/computations-pub.ipc",
+                               "ipc://%s/billing.ipc", "ipc://%s/billing-pub.ipc" };
     for (size_t i = 0; i < sizeof (names) / sizeof (names [0]); i++) {
         char *value = zsys_sprintf (formats [i], self->dir);
         int rc = umb_config_set (config, names [i], value, &error);
@@ -79,7 +82,12 @@ umb_cli_testkit_new (const char *prefix, const char *const *services,
     const char *fixed [] [2] = {
         { "log.level", "error" }, { "certs.http_listen", "127.0.0.1:0" },
         { "gateway.listen", "127.0.0.1:0" },
-        { "admin.username", "root" }, { "admin.password", "root-password-0123" }, { NULL }
+        { "admin.username", "root" }, { "admin.password", "root-password-0123" },
+        //  Billing runs as everywhere, but never in the way of what these
+        //  tests test: no limits, and credit for any run (billing's own
+        //  tests set their plans)
+        { "billing.default_plan", "enterprise" }, { "billing.welcome_credit", "1000000000000" },
+        { NULL }
     };
     for (size_t i = 0; fixed [i][0]; i++) {
         int rc = umb_config_set (config, fixed [i][0], fixed [i][1], &error);
@@ -96,6 +104,9 @@ umb_cli_testkit_new (const char *prefix, const char *const *services,
 
     self->actors [self->count++] = zactor_new (umb_auth_actor, self->runtime);
     char *answer = s_ask (self->actors [0], "ENDPOINT");
+    zstr_free (&answer);
+    self->actors [self->count++] = zactor_new (umb_billing_actor, self->runtime);
+    answer = s_ask (self->actors [1], "ENDPOINT");
     zstr_free (&answer);
     for (size_t i = 0; services [i]; i++) {
         size_t service = 0;

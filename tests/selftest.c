@@ -76,6 +76,7 @@
 #include "umb_run.h"
 #include "umb_computations_store.h"
 #include "umb_computations.h"
+#include "umb_billing.h"
 
 static const struct {
     const char *name;
@@ -153,6 +154,7 @@ static const struct {
     { "computation", umb_computation_test },
     { "run",      umb_run_test },
     { "computations_store", umb_computations_store_test },
+    { "billing", umb_billing_test },
     { NULL }
 };
 

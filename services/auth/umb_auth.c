@@ -23,6 +23,7 @@ static const umb_route_t s_routes [] = {
     { "auth.workspaces.create",  umb_auth_workspaces_create,  UMB_ACCESS_USER,   NULL },
     { "auth.workspaces.list",    umb_auth_workspaces_list,    UMB_ACCESS_USER,   NULL },
     { "auth.workspaces.get",     umb_auth_workspaces_get,     UMB_ACCESS_USER,   "workspace.read" },
+    { "auth.workspaces.lookup",  umb_auth_workspaces_lookup,  UMB_ACCESS_MESH,   NULL },
     { "auth.workspaces.rename",  umb_auth_workspaces_rename,  UMB_ACCESS_USER,   "workspace.update" },
     { "auth.workspaces.delete",  umb_auth_workspaces_delete,  UMB_ACCESS_USER,   "workspace.delete" },
     { "auth.members.list",       umb_auth_members_list,       UMB_ACCESS_USER,   "members.read" },

@@ -145,6 +145,7 @@ void umb_auth_users_hashed (umb_auth_t *self, umb_auth_pending_t *pending,
 int  umb_auth_workspaces_create (void *state, umb_req_t *req);
 int  umb_auth_workspaces_list (void *state, umb_req_t *req);
 int  umb_auth_workspaces_get (void *state, umb_req_t *req);
+int  umb_auth_workspaces_lookup (void *state, umb_req_t *req);
 int  umb_auth_workspaces_rename (void *state, umb_req_t *req);
 int  umb_auth_workspaces_delete (void *state, umb_req_t *req);
 int  umb_auth_members_list (void *state, umb_req_t *req);

@@ -140,6 +140,26 @@ umb_auth_workspaces_get (void *state, umb_req_t *req)
     return 200;
 }
 
+//  For services acting for a platform administrator (billing): a workspace
+//  by id or name, whoever is a member
+int
+umb_auth_workspaces_lookup (void *state, umb_req_t *req)
+{
+    umb_auth_t *self = state;
+    const char *workspace = umb_msg_str (umb_req_body (req), "workspace", UMB_AUTH_READ_NAME, true);
+    if (umb_msg_failed (umb_req_body (req)))
+        return umb_auth_bad_request (req);
+    umb_auth_workspace_t ws;
+    int rc = umb_auth_store_workspace_get (self->store, workspace, &ws);
+    if (rc == UMB_AUTH_NOT_FOUND)
+        return umb_req_fail (req, 404, NULL, "no workspace '%.64s'", workspace);
+    if (rc)
+        return umb_auth_store_error (self, req);
+    ws.role = UMB_ROLE_NONE;
+    umb_auth_write_workspace (umb_req_body_writer (req), &ws);
+    return 200;
+}
+
 int
 umb_auth_workspaces_rename (void *state, umb_req_t *req)
 {

@@ -31,6 +31,7 @@
 #include "umb_certs.h"             //  ...and the real certs service
 #include "umb_backends.h"          //  ...and the real backends service (libvirt's test driver)
 #include "umb_computations.h"      //  ...and the real computations service
+#include "umb_billing.h"           //  ...and billing
 #include <openssl/bn.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -52,6 +53,7 @@ static const struct {
     { "certs", "certs.endpoint" },
     { "backends", "backends.endpoint" },
     { "computations", "computations.endpoint" },
+    { "billing", "billing.endpoint" },
     { NULL }
 };
 #define S_SERVICES (sizeof (s_services) / sizeof (s_services [0]) - 1)
@@ -1883,6 +1885,8 @@ umb_gateway_test (bool verbose)
     char *backends_pub = zsys_sprintf ("ipc://%s/backends-pub.ipc", dir);
     char *computations_endpoint = zsys_sprintf ("ipc://%s/computations.ipc", dir);
     char *computations_pub = zsys_sprintf ("ipc://%s/computations-pub.ipc", dir);
+    char *billing_endpoint = zsys_sprintf ("ipc://%s/billing.ipc", dir);
+    char *billing_pub = zsys_sprintf ("ipc://%s/billing-pub.ipc", dir);
     umb_config_t *config = umb_config_new ();
     char *error = NULL;
     const char *settings [] [2] = {
@@ -1894,6 +1898,8 @@ umb_gateway_test (bool verbose)
         { "backends.certify_agents", "false" },
         { "computations.endpoint", computations_endpoint },
         { "computations.pub_endpoint", computations_pub },
+        { "billing.endpoint", billing_endpoint }, { "billing.pub_endpoint", billing_pub },
+        { "billing.default_plan", "enterprise" }, { "billing.welcome_credit", "1000000000000" },
         { "admin.username", "root" }, { "admin.password", "root-password-0123" },
         { "gateway.listen", "127.0.0.1:0" }, { "gateway.max_body_bytes", "1024" },
         { "gateway.timeout_ms", "5000" }, { NULL }
@@ -1931,6 +1937,11 @@ umb_gateway_test (bool verbose)
     zactor_t *computations = zactor_new (umb_computations_actor, runtime);
     zstr_send (computations, "ENDPOINT");
     endpoint = zstr_recv (computations);
+    assert (endpoint && *endpoint);
+    zstr_free (&endpoint);
+    zactor_t *billing = zactor_new (umb_billing_actor, runtime);
+    zstr_send (billing, "ENDPOINT");
+    endpoint = zstr_recv (billing);
     assert (endpoint && *endpoint);
     zstr_free (&endpoint);
     int port;
@@ -2143,6 +2154,7 @@ umb_gateway_test (bool verbose)
     zactor_destroy (&certs);
     zactor_destroy (&backends);
     zactor_destroy (&computations);
+    zactor_destroy (&billing);
     //  A raw route whose service is gone answers with the JSON error
     response = s_http (port, "GET", "/ca.pem", NULL, NULL);
     assert (response->status == 503 || response->status == 504);
@@ -2196,6 +2208,8 @@ umb_gateway_test (bool verbose)
     zstr_free (&backends_pub);
     zstr_free (&computations_endpoint);
     zstr_free (&computations_pub);
+    zstr_free (&billing_endpoint);
+    zstr_free (&billing_pub);
     zstr_free (&log_path);
     umb_testkit_remove_dir (dir);
     zstr_free (&state);

@@ -24,6 +24,8 @@
 #define S_COMPUTATIONS(method_, pattern_, op_, ...) \
     { method_, pattern_, UMB_ROUTES_MESH, "computations", op_, __VA_ARGS__ }
 #define S_CMP "/workspaces/{ws}/computations/{computation}"
+#define S_BILLING(method_, pattern_, op_, ...) \
+    { method_, pattern_, UMB_ROUTES_MESH, "billing", op_, __VA_ARGS__ }
 
 //  Final states of the event logs the gateway can stream
 static const char *const s_run_final [] = { "Completed", "Failed", "Cancelled", NULL };
@@ -151,6 +153,22 @@ static const umb_routes_entry_t s_table [] = {
                     .fields = { "workspace", "computation", "run" }, .int_query = { "after", "max" }),
     S_COMPUTATIONS ("GET",   "/workspaces/{ws}/audit", "computations.audit.list",
                     .fields = { "workspace" }, .int_query = { "after", "limit" }),
+
+    //  Plans, limits, usage, the prepaid balance and its ledger
+    S_BILLING ("GET",  "/billing/plans", "billing.plans.list"),
+    S_BILLING ("GET",  "/workspaces/{ws}/billing", "billing.get", .fields = { "workspace" }),
+    S_BILLING ("GET",  "/workspaces/{ws}/billing/statements", "billing.statements.list",
+               .fields = { "workspace" }),
+    S_BILLING ("GET",  "/workspaces/{ws}/billing/statements/{month}", "billing.statements.get",
+               .fields = { "workspace", "month" }),
+    { "GET", "/workspaces/{ws}/billing/statements/{month}/csv", UMB_ROUTES_RAW, "billing",
+      "billing.statements.get", .fields = { "workspace", "month" }, .fixed_field = "format",
+      .fixed_value = "csv", .forms = { { "csv", "csv", "text/csv; charset=utf-8" } } },
+    S_BILLING ("GET",  "/workspaces/{ws}/billing/ledger", "billing.ledger.list",
+               .fields = { "workspace" }, .int_query = { "after", "limit" }),
+    S_BILLING ("PUT",  "/workspaces/{ws}/billing/plan", "billing.plan.set", .fields = { "workspace" }),
+    S_BILLING ("POST", "/workspaces/{ws}/billing/credits", "billing.credits.add",
+               .fields = { "workspace" }),
     { NULL }
 };
 

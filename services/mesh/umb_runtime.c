@@ -9,7 +9,7 @@
 
 //  Every mesh identity has a key pair from the first start on, so processes
 //  started separately on one state directory admit each other.
-static const char *s_identities [] = { "auth", "certs", "gateway", "backends", "computations", NULL };
+static const char *s_identities [] = { "auth", "certs", "gateway", "backends", "computations", "billing", NULL };
 
 struct _umb_runtime_t {
     umb_config_t *config;
