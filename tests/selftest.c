@@ -77,6 +77,7 @@
 #include "umb_computations_store.h"
 #include "umb_computations.h"
 #include "umb_billing.h"
+#include "umb_meter.h"
 
 static const struct {
     const char *name;
@@ -146,6 +147,7 @@ static const struct {
     { "cvm",      umb_cvm_test },
     { "driver",   umb_driver_test },
     { "agent_link", umb_agent_link_test },
+    { "meter", umb_meter_test },
     { "backends", umb_backends_test },
     { "audit",    umb_audit_test },
     { "cli_audit", umb_cli_audit_test },

@@ -802,12 +802,17 @@ umb_auth_new (umb_runtime_t *runtime)
         s_fail (self, "cannot start the password hashers");
         goto done;
     }
+    if (umb_auth_quota_start (self)) {
+        s_fail (self, "cannot start the billing worker");
+        goto done;
+    }
     if (umb_auth_store_failures_prune (self->store, umb_auth_now () - self->failure_window))
         umb_log_warn (self->log, "cannot prune old failed logins");
 
 done:
     if (*self->failure) {
         //  Serve nothing at all rather than half a service
+        umb_auth_quota_stop (self);
         umb_auth_hasher_destroy (&self->hasher);
         umb_service_destroy (&self->service);
     }
@@ -823,8 +828,10 @@ umb_auth_destroy (umb_auth_t **self_p)
     assert (self_p);
     umb_auth_t *self = *self_p;
     if (self) {
-        //  The hasher answers the requests it still holds, through the service
+        //  The hasher and the billing worker answer the requests they still
+        //  hold, through the service
         umb_auth_hasher_destroy (&self->hasher);
+        umb_auth_quota_stop (self);
         umb_service_destroy (&self->service);
         umb_jwt_keyring_destroy (&self->keyring);
         umb_jwt_signer_destroy (&self->signer);

@@ -13,6 +13,8 @@
 #include "umb_jwt.h"
 #include "umb_runtime.h"
 #include "umb_service.h"
+#include "umb_worker.h"
+#include "umb_billing_client.h"
 
 //  Longest values read from peers before the rules judge them: longer
 //  values are refused by the reader (400), shorter invalid ones by the
@@ -57,6 +59,8 @@ struct _umb_auth_t {
     int64_t            failure_window;
     unsigned long long opslimit;        //  Argon2id limits of new hashes
     size_t             memlimit;
+    umb_worker_t      *billing_worker;  //  billing.check for new members (umb_auth_quota)
+    umb_billing_client_t *billing;      //  ...its thread's client
     char               failure [512];   //  why start failed; "" when running
 };
 
@@ -77,6 +81,23 @@ typedef struct {
     bool          self_change;          //  a user changing their own password
     char          keep_session [UMB_AUTH_ID_SIZE];
 } umb_auth_pending_t;
+
+//  ---------------------------------------------------------------- members quota
+//  (umb_auth_quota.c)
+//  A handler that runs again once billing answered (req is deferred then);
+//  it returns the status to answer.
+typedef int (umb_auth_again_fn) (umb_auth_t *self, umb_req_t *req,
+                                 const umb_billing_verdict_t *verdict);
+#define UMB_AUTH_ASKED (-1)
+int  umb_auth_quota_start (umb_auth_t *self);
+void umb_auth_quota_stop (umb_auth_t *self);
+//  May the workspace have one more member beside in_use (-1: the count
+//  failed)? With verdict NULL: 0 when billing is off, else UMB_AUTH_ASKED
+//  after deferring req (again runs with billing's verdict). With a verdict:
+//  0 when in_use + 1 is within its limit. Otherwise the status answered.
+int  umb_auth_member_quota (umb_auth_t *self, umb_req_t *req, const char *workspace_id,
+                            int64_t in_use, const umb_billing_verdict_t *verdict,
+                            umb_auth_again_fn *again);
 
 //  ---------------------------------------------------------------- lifecycle
 //  The actor in pieces, so a test can reach the store: always returns an

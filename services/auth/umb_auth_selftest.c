@@ -101,6 +101,8 @@ s_runtime_start (s_test_t *test, const char *const *settings)
     assert (umb_config_set (config, "auth.pub_endpoint", "tcp://127.0.0.1:*", &error) == 0);
     assert (umb_config_set (config, "auth.pwhash", "interactive", &error) == 0);
     assert (umb_config_set (config, "log.level", "error", &error) == 0);
+    //  Members as a billing limit are tested with billing (umb_billing)
+    assert (umb_config_set (config, "billing.enabled", "false", &error) == 0);
     for (const char *const *setting = settings; setting && *setting; setting += 2)
         assert (umb_config_set (config, setting [0], setting [1], &error) == 0);
     test->runtime = umb_runtime_new (&config, &error);

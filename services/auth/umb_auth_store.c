@@ -194,6 +194,15 @@ umb_auth_store_admin_count (umb_store_t *store)
         "SELECT COUNT(*) FROM users WHERE is_admin = 1 AND disabled = 0", ""));
 }
 
+int64_t
+umb_auth_store_members_count (umb_store_t *store, const char *workspace_id, bool invited)
+{
+    return umb_store_scalar (umb_store_query (store,
+        "SELECT (SELECT COUNT(*) FROM memberships WHERE workspace_id = ?1)"
+        " + (CASE WHEN ?2 THEN (SELECT COUNT(*) FROM invitations WHERE workspace_id = ?1"
+        "                        AND state = 'pending') ELSE 0 END)", "sb", workspace_id, invited));
+}
+
 //  ---------------------------------------------------------------- failed logins
 
 int

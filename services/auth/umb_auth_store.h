@@ -102,6 +102,8 @@ int umb_auth_store_user_set_password (umb_store_t *store, const char *id, const 
 int umb_auth_store_user_disable (umb_store_t *store, const char *id, int64_t now);
 //  Enabled platform administrators; -1 on error.
 int64_t umb_auth_store_admin_count (umb_store_t *store);
+//  The workspace's members, and its pending invitations with invited; -1 on error
+int64_t umb_auth_store_members_count (umb_store_t *store, const char *workspace_id, bool invited);
 
 //  ---------------------------------------------------------------- failed logins
 int umb_auth_store_failure_add (umb_store_t *store, const char *username, int64_t now);

@@ -370,10 +370,9 @@ s_state_valid (const char *state)
         || streq (state, "cancelled");
 }
 
-int
-umb_auth_invitations_create (void *state, umb_req_t *req)
+static int
+s_invitations_create (umb_auth_t *self, umb_req_t *req, const umb_billing_verdict_t *verdict)
 {
-    umb_auth_t *self = state;
     umb_msg_t *body = umb_req_body (req);
     const umb_principal_t *principal = umb_req_principal (req);
     const char *username = umb_msg_str (body, "username", UMB_AUTH_READ_NAME, true);
@@ -401,6 +400,12 @@ umb_auth_invitations_create (void *state, umb_req_t *req)
                              user.username, ws.name);
     if (rc != UMB_AUTH_NOT_FOUND)
         return umb_auth_store_error (self, req);
+    //  A pending invitation counts as a member: each may become one
+    status = umb_auth_member_quota (self, req, ws.id,
+                                    umb_auth_store_members_count (self->store, ws.id, true),
+                                    verdict, s_invitations_create);
+    if (status)
+        return status == UMB_AUTH_ASKED ? UMB_DEFERRED : status;
 
     umb_auth_invitation_t row = { .role = role, .state = "pending" };
     umb_auth_new_id ("inv_", row.id, sizeof row.id);
@@ -510,13 +515,24 @@ s_invitation_for (umb_auth_t *self, umb_req_t *req, const char *event, umb_auth_
 }
 
 int
-umb_auth_invitations_accept (void *state, umb_req_t *req)
+umb_auth_invitations_create (void *state, umb_req_t *req)
 {
-    umb_auth_t *self = state;
+    return s_invitations_create ((umb_auth_t *) state, req, NULL);
+}
+
+static int
+s_invitations_accept (umb_auth_t *self, umb_req_t *req, const umb_billing_verdict_t *verdict)
+{
     umb_auth_invitation_t row;
     int status = s_invitation_for (self, req, "accept", &row);
     if (status)
         return status;
+    status = umb_auth_member_quota (self, req, row.workspace_id,
+                                    umb_auth_store_members_count (self->store, row.workspace_id,
+                                                                  false),
+                                    verdict, s_invitations_accept);
+    if (status)
+        return status == UMB_AUTH_ASKED ? UMB_DEFERRED : status;
     int64_t now = umb_auth_now ();
     const char *next = s_invitation_next (row.state, "accept");
     //  The invitation moves and the membership appears together, or neither does
@@ -548,6 +564,12 @@ umb_auth_invitations_accept (void *state, umb_req_t *req)
     umb_log_info (self->log, "'%s' joined '%s' as %s", row.username, row.workspace_name,
                   umb_auth_role_name (row.role));
     return 200;
+}
+
+int
+umb_auth_invitations_accept (void *state, umb_req_t *req)
+{
+    return s_invitations_accept ((umb_auth_t *) state, req, NULL);
 }
 
 static int

@@ -13,6 +13,8 @@
 #include <jansson.h>
 #include <sodium.h>
 #include "umb_backends.h"
+#include "umb_billing_client.h"
+#include "umb_meter.h"
 #include "umb_backends_store.h"
 #include "umb_worker.h"
 #include "umb_agent_link.h"
@@ -24,6 +26,7 @@
 #include "umb_service.h"
 
 #define S_QUEUE_MAX     256         //  jobs waiting for the worker
+#define S_METER_TICKS   4           //  usage is metered every this many ticks
 #define S_TICK_MS       250         //  TTL checks
 #define S_RECONNECT_TICKS 40        //  unreachable hosts are tried every 10 s
 #define S_STR_MAX       256
@@ -42,7 +45,11 @@ struct _umb_backends_t {
     umb_store_t           *store;
     umb_auth_client_t     *auth;
     umb_service_t         *service;
-    umb_worker_t *worker;
+    umb_worker_t          *worker;
+    umb_worker_t          *billing_worker;  //  asks billing: checks, and usage records
+    umb_billing_client_t  *billing;         //  ...its thread's client
+    bool                   flushing;        //  usage records are on their way to billing
+    int64_t                usage_interval;
     umb_sched_t           *sched;
     zsock_t               *virt_events;     //  PULL: domain events from libvirt's thread
     char                   virt_endpoint [64];
@@ -1414,6 +1421,8 @@ done:
 
 //  ---------------------------------------------------------------- TTL
 
+static void s_meter (umb_backends_t *self, int64_t now);
+
 static int
 s_on_tick (zloop_t *loop, int timer_id, void *arg)
 {
@@ -1429,6 +1438,8 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
             umb_log_info (self->log, "CVM %s: ttl expired", id);
     }
     zlistx_destroy (&expired);
+    if (umb_billing_client_enabled (self->billing) && self->ticks % S_METER_TICKS == 0)
+        s_meter (self, now);
     //  Unreachable hosts are tried again now and then
     if (++self->ticks % S_RECONNECT_TICKS == 0)
         for (s_host_t *host = zhashx_first (self->hosts); host; host = zhashx_next (self->hosts))
@@ -1783,8 +1794,14 @@ s_workspace_id_valid (const char *id)
 
 //  backends.cvms.create and backends.run.create: a service names the
 //  workspace (already authorized by it), the user and the computation
+static int s_billing_later (umb_backends_t *self, umb_req_t *req, const char *workspace_id,
+                            int64_t live, bool run);
+
+//  verdict is billing's answer once it was asked (req is deferred then),
+//  NULL before
 static int
-s_create (umb_backends_t *self, umb_req_t *req, s_scope_t scope)
+s_create (umb_backends_t *self, umb_req_t *req, s_scope_t scope,
+          const umb_billing_verdict_t *verdict)
 {
     umb_msg_t *body = umb_req_body (req);
     bool run = scope.service_key != NULL;
@@ -1830,6 +1847,18 @@ s_create (umb_backends_t *self, umb_req_t *req, s_scope_t scope)
         if (!object)
             return umb_req_fail (req, 422, NULL, "manifest: not a JSON object");
     }
+    //  Billing says whether the workspace may have one more CVM; the count is
+    //  checked against its limit again here, at the insert, so concurrent
+    //  creates cannot pass it together
+    int64_t live = umb_backends_store_cvm_live_count (self->store, workspace_id);
+    if (live < 0)
+        return s_storage_error (self, req);
+    if (!verdict && umb_billing_client_enabled (self->billing))
+        return s_billing_later (self, req, workspace_id, live, run);
+    if (verdict && !umb_billing_verdict_within (verdict, live, 1))
+        return umb_req_fail (req, 403, "limit_exceeded", "the workspace's plan allows %lld "
+                             "concurrent CVMs (limit 'concurrent_cvms'); the workspace has %lld",
+                             (long long) verdict->limit, (long long) live);
     umb_backends_host_t chosen;
     char reason [512];
     int status = s_pick (self, req, workspace_id, host_key, tee_kind, vcpus, memory,
@@ -1872,7 +1901,7 @@ s_create (umb_backends_t *self, umb_req_t *req, s_scope_t scope)
         cvm->manifest = strdup (manifest);
     cvm->pinned = host_key != NULL;
     cvm->attempts = 1;
-    cvm->create_req = umb_req_defer (req);
+    cvm->create_req = verdict ? req : umb_req_defer (req);
     s_job_t *job = s_job_new (S_JOB_CREATE, host);
     snprintf (job->cvm_id, sizeof job->cvm_id, "%s", row.id);
     snprintf (job->workspace, sizeof job->workspace, "%s", row.workspace_id);
@@ -2069,12 +2098,116 @@ s_pull (umb_backends_t *self, umb_req_t *req, s_scope_t scope)
     return s_pull_answer (self, req, row.id, after, max);
 }
 
+//  ---------------------------------------------------------------- billing
+
+#define S_USAGE_BATCH   500         //  usage records sent to billing at once
+
+//  A job for the billing worker: a create's check, or usage records
+typedef struct {
+    umb_backends_t        *self;
+    umb_req_t             *req;             //  a create waiting for billing's word
+    char                   workspace [64];
+    int64_t                live;
+    bool                   run;
+    umb_billing_record_t  *records;         //  ...or usage on its way
+    size_t                 count;
+    umb_billing_verdict_t  verdict;
+} s_bill_t;
+
+static void
+s_bill_work (void *arg)
+{
+    s_bill_t *job = arg;
+    if (job->req)
+        umb_billing_client_check (job->self->billing, job->workspace, "cvm.create", 1, job->live,
+                                  job->run, &job->verdict);
+    else
+        umb_billing_client_usage (job->self->billing, job->records, job->count, &job->verdict);
+}
+
+static void
+s_bill_done (void *arg, void *job_arg, bool cancelled)
+{
+    umb_backends_t *self = arg;
+    s_bill_t *job = job_arg;
+    if (!job->req) {
+        self->flushing = false;
+        if (!cancelled && job->verdict.status == 0)
+            umb_meter_sent (self->store, job->records, job->count);
+        else
+        if (!cancelled)
+            umb_log_warn (self->log, "%zu usage records wait for billing: %s", job->count,
+                          job->verdict.reason);
+    }
+    else {
+        int status;
+        if (cancelled)
+            status = umb_req_fail (job->req, 503, "unavailable", "the service is stopping");
+        else
+        if (job->verdict.status) {
+            if (job->verdict.status == 503)
+                umb_req_set_retryable (job->req);
+            status = umb_req_fail (job->req, job->verdict.status, job->verdict.code, "%s",
+                                   job->verdict.reason);
+        }
+        else
+            status = s_create (self, job->req, job->run ? s_mesh_scope (job->req)
+                                                        : s_user_scope (job->req), &job->verdict);
+        if (status != UMB_DEFERRED)
+            umb_service_reply (self->service, &job->req, status);
+    }
+    free (job->records);
+    free (job);
+}
+
+static int
+s_billing_later (umb_backends_t *self, umb_req_t *req, const char *workspace_id, int64_t live,
+                 bool run)
+{
+    s_bill_t *job = calloc (1, sizeof (s_bill_t));
+    assert (job);
+    job->self = self;
+    job->req = req;
+    snprintf (job->workspace, sizeof job->workspace, "%s", workspace_id);
+    job->live = live;
+    job->run = run;
+    if (umb_worker_submit (self->billing_worker, job)) {
+        free (job);
+        umb_req_set_retryable (req);
+        return umb_req_fail (req, 503, "unavailable", "too many requests are waiting; try again");
+    }
+    umb_req_defer (req);
+    return UMB_DEFERRED;
+}
+
+//  Cuts the CVMs' time into usage records, and sends what waits to billing
+static void
+s_meter (umb_backends_t *self, int64_t now)
+{
+    if (umb_meter_collect (self->store, now, self->usage_interval) < 0)
+        umb_log_warn (self->log, "cannot record the CVMs' usage; trying again");
+    if (self->flushing)
+        return;
+    s_bill_t *job = calloc (1, sizeof (s_bill_t));
+    assert (job);
+    job->self = self;
+    job->records = calloc (S_USAGE_BATCH, sizeof (umb_billing_record_t));
+    assert (job->records);
+    job->count = umb_meter_pending (self->store, job->records, S_USAGE_BATCH);
+    if (job->count == 0 || umb_worker_submit (self->billing_worker, job)) {
+        free (job->records);
+        free (job);
+        return;
+    }
+    self->flushing = true;
+}
+
 //  One handler per operation; the USER and MESH (backends.run.*) variants
 //  share the work and differ only in scope
 static int
 s_cvms_create (void *state, umb_req_t *req)
 {
-    return s_create (state, req, s_user_scope (req));
+    return s_create (state, req, s_user_scope (req), NULL);
 }
 
 static int
@@ -2104,7 +2237,7 @@ s_events_pull (void *state, umb_req_t *req)
 static int
 s_run_create (void *state, umb_req_t *req)
 {
-    return s_create (state, req, s_mesh_scope (req));
+    return s_create (state, req, s_mesh_scope (req), NULL);
 }
 
 static int
@@ -2302,6 +2435,9 @@ umb_backends_new (umb_runtime_t *runtime)
     zloop_t *loop = umb_service_loop (self->service);
     zloop_reader (loop, self->virt_events, s_on_virt, self);
     self->worker = umb_worker_new (loop, s_work, s_on_job, self, S_QUEUE_MAX);
+    self->billing = umb_billing_client_new (runtime, self->cert);
+    self->billing_worker = umb_worker_new (loop, s_bill_work, s_bill_done, self, S_QUEUE_MAX);
+    self->usage_interval = umb_config_int (self->config, "billing.usage_interval_s");
     self->tick = zloop_timer (loop, S_TICK_MS, 0, s_on_tick, self);
     //  env.work_dir must outlive the drivers: keep it in self
     self->env.work_dir = work;
@@ -2317,6 +2453,7 @@ umb_backends_new (umb_runtime_t *runtime)
 done:
     if (*self->failure) {
         umb_worker_destroy (&self->worker);
+        umb_worker_destroy (&self->billing_worker);
         umb_auth_client_destroy (&self->auth);
         umb_service_destroy (&self->service);
     }
@@ -2348,6 +2485,8 @@ umb_backends_destroy (umb_backends_t **self_p)
     if (self->cvms)
         zhashx_destroy (&self->cvms);
     umb_worker_destroy (&self->worker);
+    umb_worker_destroy (&self->billing_worker);
+    umb_billing_client_destroy (&self->billing);
     //  Close every driver on this thread: the worker is gone. Process
     //  children die with their driver; VMs stay, for the next start to adopt.
     for (s_host_t *host = zhashx_first (self->hosts); host; host = zhashx_next (self->hosts)) {

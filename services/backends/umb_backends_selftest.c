@@ -157,7 +157,10 @@ s_platform_start (s_test_t *test)
         "certs.endpoint", "tcp://127.0.0.1:*", "certs.pub_endpoint", "tcp://127.0.0.1:*",
         "certs.http_listen", "127.0.0.1:0", "certs.http_threads", "1",
         "backends.certify_agents", "true", "backends.boot_timeout_s", "30",
-        "backends.agent_timeout_s", "10", NULL
+        "backends.agent_timeout_s", "10",
+        //  Billing's checks and usage are tested with billing (umb_billing,
+        //  tests/integration/billing_rest.sh)
+        "billing.enabled", "false", NULL
     };
     assert (umb_config_set (config, "state_dir", dir, &error) == 0);
     for (const char *const *setting = settings; *setting; setting += 2)

@@ -69,6 +69,20 @@ static const umb_migration_t s_migrations [] = {
     },
     //  backends.run.create: the mesh service that made a CVM (NULL: a user)
     { 2, "ALTER TABLE cvms ADD COLUMN service_key TEXT;" },
+    //  Metering (umb_meter): each CVM's usage is recorded up to metered_at
+    //  (-1: all of it), and waits in usage_outbox until billing has it
+    { 3, "ALTER TABLE cvms ADD COLUMN metered_at INTEGER NOT NULL DEFAULT -1;"
+         "ALTER TABLE cvms ADD COLUMN meter_seq INTEGER NOT NULL DEFAULT 0;"
+         "UPDATE cvms SET metered_at = created_at WHERE state NOT IN ('Destroyed', 'Failed');"
+         "CREATE TABLE usage_outbox ("
+         "  id           TEXT PRIMARY KEY,"
+         "  workspace_id TEXT NOT NULL,"
+         "  tee          TEXT NOT NULL,"
+         "  vcpus        INTEGER NOT NULL,"
+         "  memory_mb    INTEGER NOT NULL,"
+         "  seconds      INTEGER NOT NULL,"
+         "  at           INTEGER NOT NULL,"
+         "  paid         INTEGER NOT NULL);" },
     { 0, NULL }
 };
 
@@ -263,14 +277,15 @@ umb_backends_store_cvm_insert (umb_store_t *store, const umb_backends_cvm_t *cvm
     return umb_store_run (store,
         "INSERT INTO cvms (id, workspace_id, host_id, tee, vcpus, memory_mb, ttl_s, expires_at,"
         " state, reason, computation, agent, agent_key, insecure, agent_endpoint, attest_endpoint,"
-        " mesh_cert, events, acked, agent_seq, created_by, created_at, updated_at, service_key)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?, ?)",
-        "ssssiiiisssssbssssiis",
+        " mesh_cert, events, acked, agent_seq, created_by, created_at, updated_at, service_key,"
+        " metered_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?, ?, ?)",
+        "ssssiiiisssssbssssiisi",
         cvm->id, cvm->workspace_id, cvm->host_id, cvm->tee, cvm->vcpus, cvm->memory_mb,
         cvm->ttl_s, cvm->expires_at, cvm->state, s_null (cvm->reason), s_null (cvm->computation),
         cvm->agent, s_null (cvm->agent_key), (int) cvm->insecure, s_null (cvm->agent_endpoint),
         s_null (cvm->attest_endpoint), s_null (cvm->mesh_cert), cvm->created_by, cvm->created_at,
-        cvm->updated_at, s_null (cvm->service_key));
+        cvm->updated_at, s_null (cvm->service_key), cvm->created_at);
 }
 
 int
@@ -374,6 +389,14 @@ umb_backends_store_cvm_live (umb_store_t *store, umb_backends_cvm_fn *fn, void *
     return umb_store_each (umb_store_query (store, S_CVM_SELECT
                                "WHERE state NOT IN ('Destroyed', 'Failed') ORDER BY created_at, id",
                                ""), s_cvm_live_each, (void *) fn, arg);
+}
+
+int64_t
+umb_backends_store_cvm_live_count (umb_store_t *store, const char *workspace_id)
+{
+    return umb_store_scalar (umb_store_query (store,
+        "SELECT COUNT (*) FROM cvms WHERE workspace_id = ? AND state NOT IN ('Destroyed', 'Failed')",
+        "s", workspace_id));
 }
 
 //  ---------------------------------------------------------------- events

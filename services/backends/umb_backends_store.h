@@ -108,6 +108,8 @@ int umb_backends_store_cvm_list (umb_store_t *store, const char *workspace_id, c
                                  void *arg, bool *more);
 //  Every CVM not Destroyed or Failed (all workspaces).
 int umb_backends_store_cvm_live (umb_store_t *store, umb_backends_cvm_fn *fn, void *arg);
+//  How many CVMs of the workspace are not Destroyed or Failed; -1 on error
+int64_t umb_backends_store_cvm_live_count (umb_store_t *store, const char *workspace_id);
 
 //  Events. Appends one event to cvm_id's log and bumps its events counter
 //  (and agent_seq, for agent events) in one transaction; *seq gets its number.

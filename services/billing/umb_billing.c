@@ -324,21 +324,20 @@ s_limit (self_t *self, umb_req_t *req, int plan, umb_billing_limit_t limit, int6
                      (long long) count);
 }
 
-//  The month's vCPU-hours: refused once used_seconds (metered, and for a
-//  reservation those reserved and asked for too) pass the plan's allowance,
-//  or, with reached, once the metered ones reach it
+//  The month's vCPU-hours: refused once the metered ones reach the plan's
+//  allowance (a run's own hours are not known before it ends: its
+//  reservation holds their cost, not their count)
 static int
-s_vcpu_hours (self_t *self, umb_req_t *req, int plan, int64_t used_seconds, bool reached)
+s_vcpu_hours (self_t *self, umb_req_t *req, int plan, int64_t used_seconds)
 {
     int64_t hours = umb_billing_plans_limit (self->plans, plan, UMB_BILLING_LIMIT_VCPU_HOURS);
-    if (hours == UMB_BILLING_UNLIMITED
-    ||  (reached ? used_seconds < hours * 3600 : used_seconds <= hours * 3600))
+    if (hours == UMB_BILLING_UNLIMITED || used_seconds < hours * 3600)
         return 0;
     return s_refuse (self, req, 403, "vcpu_hours_per_month",
                      "plan '%s' allows %lld vCPU-hours this month (limit 'vcpu_hours_per_month');"
-                     " the workspace %s %.2f", umb_billing_plans_name (self->plans, (size_t) plan),
-                     (long long) hours, reached ? "has used" : "would use",
-                     (double) used_seconds / 3600.0);
+                     " the workspace has used %.2f", umb_billing_plans_name (self->plans,
+                                                                             (size_t) plan),
+                     (long long) hours, (double) used_seconds / 3600.0);
 }
 
 //  ---------------------------------------------------------------- services' checks
@@ -416,7 +415,7 @@ s_check (void *state, umb_req_t *req)
     }
     //  A run's CVM was paid for and counted by its reservation
     if (((cvm && !run) || limit == UMB_BILLING_LIMIT_RUNS_PER_MONTH)
-    &&  (status = s_vcpu_hours (self, req, plan, meter.vcpu_seconds, true)))
+    &&  (status = s_vcpu_hours (self, req, plan, meter.vcpu_seconds)))
         return status;
     if (((cvm && !run) || limit == UMB_BILLING_LIMIT_RUNS_PER_MONTH) && available <= 0)
         return s_refuse (self, req, 402, "balance", "the workspace's available credit is %lld "
@@ -513,8 +512,7 @@ s_reserve (void *state, umb_req_t *req)
     int status = s_limit (self, req, plan, UMB_BILLING_LIMIT_RUNS_PER_MONTH,
                           meter.runs + open_count, 1);
     if (status == 0)
-        status = s_vcpu_hours (self, req, plan, meter.vcpu_seconds + open_seconds
-                                                + row.vcpus * row.seconds, false);
+        status = s_vcpu_hours (self, req, plan, meter.vcpu_seconds);
     if (status == 0 && cost > available)
         status = s_refuse (self, req, 402, "balance", "the run may cost %lld µcr; the "
                            "workspace has %lld available", (long long) cost,

@@ -101,6 +101,8 @@ s_start (s_test_t *test)
     zstr_free (&endpoint);
     test->billing = zactor_new (umb_billing_actor, test->runtime);
     endpoint = s_actor_endpoint (test->billing);
+    assert (umb_config_set (umb_runtime_config (test->runtime), "billing.endpoint", endpoint,
+                            &error) == 0);
     key = umb_runtime_public_key (test->runtime, "billing");
     test->client = umb_client_new (endpoint, key, test->identity);
     zstr_free (&key);
@@ -350,8 +352,15 @@ umb_billing_test (bool verbose)
     umb_testkit_expect (&reply, 404, NULL, NULL);
     reply = s_settle (&test, "run_a", "won", 1);
     umb_testkit_expect (&reply, 422, NULL, "outcome");
-    //  vCPU-hours: 3 a month, and 4 vCPUs for an hour would pass them
-    reply = s_reserve (&test, "run_d", 4, 3600, 0);
+    //  vCPU-hours: 3 a month; once CVMs used them (1 + 2 vCPUs for an hour,
+    //  70000 µcr), no run and no CVM
+    reply = s_usage (&test, "cvm_0:1", "cvm_0:2", 2);
+    assert (umb_reply_status (reply) == 200 && umb_testkit_int (reply, "accepted") == 2);
+    umb_reply_destroy (&reply);
+    reply = s_reserve (&test, "run_d", 1, 60, 0);
+    umb_testkit_expect (&reply, 403, "limit_exceeded", "(limit 'vcpu_hours_per_month'); the "
+                        "workspace has used 3.00");
+    reply = s_check (&test, ws, "cvm.create", 0);
     umb_testkit_expect (&reply, 403, "limit_exceeded", "(limit 'vcpu_hours_per_month')");
     //  More than the balance
     reply = umb_testkit_call (test.client, "billing.plan.set", test.root, "workspace", "lab",
@@ -377,7 +386,7 @@ umb_billing_test (bool verbose)
     assert (umb_testkit_int (reply, "accepted") == 1 && umb_testkit_int (reply, "duplicates") == 1);
     umb_reply_destroy (&reply);
     s_balance (&test, &available, &reserved);
-    assert (available == 975000 - 2 * (20000 + 5000));
+    assert (available == 975000 - 70000 - 2 * (20000 + 5000));
     entries = s_entries (&test);
     reply = s_usage (&test, "cvm_2:1", "cvm_2:2", 0);
     umb_testkit_expect (&reply, 422, NULL, "records[1]");
@@ -431,6 +440,22 @@ umb_billing_test (bool verbose)
     umb_reply_destroy (&reply);
     reply = umb_testkit_call (test.client, "billing.verify", test.alice, NULL);
     umb_testkit_expect (&reply, 403, NULL, NULL);
+
+    //  Auth asks billing before a workspace gains a member: the plan allows 2,
+    //  alice is one, and a pending invitation counts
+    reply = umb_testkit_call (test.client, "billing.plan.set", test.root, "workspace", "lab",
+                              "plan", "tiny", NULL);
+    umb_testkit_expect (&reply, 200, NULL, NULL);
+    char *bob = s_token (&test, "bob", "bob-password-12", true);
+    char *carol = s_token (&test, "carol", "carol-password-1", true);
+    reply = umb_testkit_call (test.auth_client, "auth.invitations.create", test.alice,
+                              "workspace", "lab", "username", "bob", "role", "member", NULL);
+    umb_testkit_expect (&reply, 201, NULL, NULL);
+    reply = umb_testkit_call (test.auth_client, "auth.invitations.create", test.alice,
+                              "workspace", "lab", "username", "carol", "role", "member", NULL);
+    umb_testkit_expect (&reply, 403, "limit_exceeded", "(limit 'members'); the workspace has 2");
+    zstr_free (&bob);
+    zstr_free (&carol);
     s_entries (&test);
     s_stop (&test);
     printf ("OK\n");

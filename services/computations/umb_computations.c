@@ -39,10 +39,12 @@ typedef struct {
     char               workspace [64];
     //  out (worker)
     int                status;          //  0, or the failure to answer
-    char               reason [256];
+    char               reason [512];
     char             **ids;             //  members: user ids and usernames, paired
     char             **names;
     size_t             count;
+    int64_t            in_use;          //  a create: the workspace's computations
+    umb_billing_verdict_t verdict;      //  ...and billing's word on one more
 } s_job_t;
 
 static void
@@ -108,6 +110,13 @@ s_members_work (s_job_t *job)
         job->names [job->count++] = strdup (name);
     }
     umb_reply_destroy (&reply);
+    //  A new computation needs billing's word too
+    if (!job->update
+    &&  umb_billing_client_check (self->billing, job->workspace, "computation.create", 1,
+                                  job->in_use, false, &job->verdict)) {
+        job->status = job->verdict.status;
+        snprintf (job->reason, sizeof job->reason, "%s", job->verdict.reason);
+    }
 }
 
 //  A user named by id or username, as the workspace's member id
@@ -274,7 +283,11 @@ s_resolve_later (self_t *self, umb_req_t *req, umb_computation_t *draft, bool up
     const char *token = umb_req_principal (req)->token;
     snprintf (job->token, sizeof job->token, "%s", token ? token : "");
     snprintf (job->workspace, sizeof job->workspace, "%s", umb_req_workspace (req));
-    if (umb_worker_submit (self->worker, job)) {
+    if (!update && (job->in_use = umb_computations_store_count (self->store, job->workspace)) < 0) {
+        s_job_destroy (&job);
+        return s_store_fault (self, req);
+    }
+    if (umb_computations_submit (self, job)) {
         s_job_destroy (&job);
         umb_req_set_retryable (req);
         return umb_req_fail (req, 503, "unavailable", "too many requests are waiting; try again");
@@ -307,6 +320,15 @@ s_finish (self_t *self, s_job_t *job)
     umb_computation_t *cmp = &job->draft;
     if (umb_computation_resolve (cmp, s_member, job, job->reason, sizeof job->reason))
         return umb_req_fail (req, 422, "invalid_argument", "%s", job->reason);
+    //  Billing's limit holds at the insert: creates answered together cannot
+    //  pass it together
+    int64_t defined = job->update ? 0 : umb_computations_store_count (self->store, job->workspace);
+    if (defined < 0)
+        return s_store_fault (self, req);
+    if (!job->update && !umb_billing_verdict_within (&job->verdict, defined, 1))
+        return umb_req_fail (req, 403, "limit_exceeded", "the workspace's plan allows %lld "
+                             "computations (limit 'computations'); the workspace has %lld",
+                             (long long) job->verdict.limit, (long long) defined);
     umb_participant_t *old = NULL, *parts = NULL;
     size_t old_count = 0, count = 0;
     if (job->update && umb_computations_store_parts (self->store, cmp->id, &old, &old_count))
@@ -370,7 +392,8 @@ s_on_members (self_t *self, s_job_t *job, bool cancelled)
         status = umb_req_fail (job->req, 503, "unavailable", "the service is stopping");
     else
     if (job->status)
-        status = umb_req_fail (job->req, job->status, NULL, "%s", job->reason);
+        status = umb_req_fail (job->req, job->status, *job->verdict.code ? job->verdict.code : NULL,
+                               "%s", job->reason);
     else
         status = s_finish (self, job);
     umb_service_reply (self->service, &job->req, status);
@@ -599,9 +622,16 @@ s_on_job (void *arg, void *job, bool cancelled)
 }
 
 int
-umb_computations_submit (umb_computations_t *self, void *job, bool cleanup)
+umb_computations_submit (umb_computations_t *self, void *job)
 {
-    return umb_worker_submit (cleanup ? self->cleanup : self->worker, job);
+    umb_cmp_job_kind_t kind = *(umb_cmp_job_kind_t *) job;
+    umb_worker_t *worker = self->worker;
+    if (kind == UMB_CMP_JOB_CVM_DESTROY || kind == UMB_CMP_JOB_REAP)
+        worker = self->cleanup;
+    else
+    if (kind == UMB_CMP_JOB_MEMBERS || kind == UMB_CMP_JOB_RESERVE || kind == UMB_CMP_JOB_SETTLE)
+        worker = self->calls;
+    return umb_worker_submit (worker, job);
 }
 
 //  ---------------------------------------------------------------- reads
@@ -904,6 +934,10 @@ s_self_new (umb_runtime_t *runtime)
                                    S_QUEUE_MAX);
     self->cleanup = umb_worker_new (umb_service_loop (self->service), s_work, s_on_job, self,
                                     S_QUEUE_MAX);
+    self->calls = umb_worker_new (umb_service_loop (self->service), s_work, s_on_job, self,
+                                  S_QUEUE_MAX);
+    self->billing = umb_billing_client_new (runtime, self->cert);
+    self->settling = zhashx_new ();
     self->tick = zloop_timer (umb_service_loop (self->service), S_TICK_MS, 0, s_on_tick, self);
     if (umb_computations_runs_resume (self)) {
         s_fail (self, "cannot read the runs table");
@@ -929,6 +963,9 @@ s_self_destroy (self_t **self_p)
     umb_computations_runs_destroy (self);
     umb_worker_destroy (&self->worker);
     umb_worker_destroy (&self->cleanup);
+    umb_worker_destroy (&self->calls);
+    umb_billing_client_destroy (&self->billing);
+    zhashx_destroy (&self->settling);
     umb_client_destroy (&self->members_client);
     umb_client_destroy (&self->backends_client);
     umb_auth_client_destroy (&self->auth);

@@ -15,6 +15,7 @@
 #include "umb_worker.h"
 #include "umb_auth_client.h"
 #include "umb_computation.h"
+#include "umb_billing_client.h"
 
 typedef struct {
     umb_runtime_t     *runtime;
@@ -27,22 +28,30 @@ typedef struct {
     umb_worker_t      *worker;
     umb_worker_t      *cleanup;         //  destroys of runs' CVMs, so they never wait behind
                                         //  (or hold up) the other runs' jobs
+    umb_worker_t      *calls;           //  short calls: auth's members, billing's checks,
+                                        //  reservations and settlements
+    umb_billing_client_t *billing;      //  ...the calls thread's client of billing
+    zhashx_t          *settling;        //  run ids whose settlement is on its way
     umb_client_t      *members_client;  //  the worker thread's own client of auth
     umb_client_t      *backends_client; //  ...and of backends
     zhashx_t          *runs;            //  live runs being followed: run id -> their state
     zlistx_t          *waiters;         //  runs.events requests waiting for an event
     int                tick;
+    int64_t            ticks;
     char              *dir;
     char               failure [256];
 } umb_computations_t;
 
 //  Worker jobs start with their kind
 typedef enum {
-    UMB_CMP_JOB_MEMBERS = 0,            //  auth.members.list for a create or update
+    UMB_CMP_JOB_MEMBERS = 0,            //  auth.members.list (and billing.check) for a create
+                                        //  or update
     UMB_CMP_JOB_CVM_CREATE,             //  backends.run.create
     UMB_CMP_JOB_CVM_GET,                //  backends.run.get: the participants' endpoints
     UMB_CMP_JOB_CVM_DESTROY,            //  backends.run.destroy
-    UMB_CMP_JOB_REAP                    //  the end of a run's follower (it may be mid-call)
+    UMB_CMP_JOB_REAP,                   //  the end of a run's follower (it may be mid-call)
+    UMB_CMP_JOB_RESERVE,                //  billing.reserve before a run starts
+    UMB_CMP_JOB_SETTLE                  //  billing.settle once it ended
 } umb_cmp_job_kind_t;
 
 //  Shared helpers (umb_computations.c). Statuses as handlers return them.
@@ -57,9 +66,9 @@ int     umb_computations_owner_only (umb_req_t *req, const umb_computation_t *cm
 int     umb_computations_audit (umb_computations_t *self, const char *workspace_id,
                                 const char *computation_id, const char *actor,
                                 const char *action, json_t *detail);
-//  Queues a worker job (on the cleanup worker with cleanup); 0, or -1 when
-//  the queue is full.
-int     umb_computations_submit (umb_computations_t *self, void *job, bool cleanup);
+//  Queues a worker job on the worker its kind goes to; 0, or -1 when the
+//  queue is full.
+int     umb_computations_submit (umb_computations_t *self, void *job);
 
 //  Runs (umb_computations_runs.c): handlers, the worker's side of their jobs,
 //  start-up, the deadline tick and the end

@@ -16,6 +16,7 @@
 #define S_EVENTS_MAX      1000
 #define S_TTL_MARGIN_S    300       //  the CVM outlives the run's deadlines by this much
 #define S_TTL_MAX_S       604800    //  backends' default backends.max_ttl_s
+#define S_SETTLE_TICKS    10        //  unsettled runs are settled again this often (ticks)
 
 typedef umb_computations_t self_t;
 
@@ -41,6 +42,12 @@ typedef struct {
     int64_t  vcpus, memory_mb, ttl_s;
     char    *manifest;
     zactor_t *follower;             //  REAP: stopped and waited for off the loop
+    umb_req_t *req;                 //  RESERVE: the start, waiting for billing
+    umb_run_row_t row;              //  ...the run it starts (its manifest is the job's)
+    int64_t  version;               //  ...of the computation
+    char     outcome [16];          //  SETTLE: completed, cancelled or failed
+    int64_t  seconds;               //  ...how long the run held its CVM
+    umb_billing_verdict_t verdict;  //  RESERVE, SETTLE: billing's answer
     //  out
     int      rc;
     bool     no_host;               //  CREATE: backends had no host free for it (409 no_host)
@@ -170,6 +177,18 @@ umb_computations_runs_work (void *arg)
         zactor_destroy (&job->follower);
         return;
     }
+    if (job->kind == UMB_CMP_JOB_RESERVE) {
+        //  The run's most: its CVM for as long as backends may keep it
+        umb_billing_client_reserve (self->billing, job->run, job->workspace, job->row.tee,
+                                    job->row.vcpus, job->row.memory_mb, job->row.ttl_s,
+                                    job->row.ttl_s, &job->verdict);
+        return;
+    }
+    if (job->kind == UMB_CMP_JOB_SETTLE) {
+        umb_billing_client_settle (self->billing, job->run, job->outcome, job->seconds,
+                                   &job->verdict);
+        return;
+    }
     //  The cleanup worker's thread has a client of its own for each job
     bool cleanup = job->kind == UMB_CMP_JOB_CVM_DESTROY;
     umb_client_t *own = cleanup ? umb_runtime_client (self->runtime, "backends", self->cert) : NULL;
@@ -248,6 +267,7 @@ s_job_destroy (s_job_t **job_p)
     if (job) {
         zactor_destroy (&job->follower);
         free (job->manifest);
+        umb_computations_store_run_clear (&job->row);
         free (job);
         *job_p = NULL;
     }
@@ -256,8 +276,7 @@ s_job_destroy (s_job_t **job_p)
 static void
 s_submit (self_t *self, s_job_t *job)
 {
-    if (umb_computations_submit (self, job, job->kind == UMB_CMP_JOB_CVM_DESTROY
-                                            || job->kind == UMB_CMP_JOB_REAP)) {
+    if (umb_computations_submit (self, job)) {
         //  The queue is full: done inline rather than lost
         umb_log_warn (self->log, "the worker queue is full; a run's job runs on the loop");
         umb_computations_runs_work (job);
@@ -307,6 +326,86 @@ s_unfollow (self_t *self, const char *run_id)
         live->id [0] = 0;           //  marked: gone at the next tick
 }
 
+//  ---------------------------------------------------------------- billing
+
+//  Settles the reservation of a run that ended (again, until billing has
+//  it: the tick retries those left reserved)
+static void
+s_settle (self_t *self, const umb_run_row_t *run)
+{
+    int state = umb_run_state_parse (run->state);
+    if (!streq (run->billing, "reserved") || !umb_run_final ((umb_run_state_t) state)
+    ||  zhashx_lookup (self->settling, run->id))
+        return;
+    s_job_t *job = s_job_new (self, UMB_CMP_JOB_SETTLE, run);
+    snprintf (job->outcome, sizeof job->outcome, "%s", state == UMB_RUN_COMPLETED ? "completed"
+                                                    : state == UMB_RUN_CANCELLED ? "cancelled"
+                                                    : "failed");
+    job->seconds = run->updated_at > run->created_at ? run->updated_at - run->created_at : 0;
+    zhashx_insert (self->settling, run->id, (void *) "");
+    if (umb_computations_submit (self, job)) {
+        //  Tried again at a tick
+        zhashx_delete (self->settling, run->id);
+        s_job_destroy (&job);
+    }
+}
+
+static void
+s_settled (self_t *self, s_job_t *job)
+{
+    zhashx_delete (self->settling, job->run);
+    if (job->verdict.status) {
+        umb_log_warn (self->log, "run %s: the reservation is not settled yet (%s); trying again",
+                      job->run, job->verdict.reason);
+        return;
+    }
+    if (umb_computations_store_run_billing (self->store, job->run, "settled"))
+        umb_log_warn (self->log, "run %s: settled, but the run does not say so yet", job->run);
+    else
+        umb_log_info (self->log, "run %s: %s, %lld µcr charged%s", job->run, job->outcome,
+                      (long long) job->verdict.amount, job->verdict.replayed ? " (before)" : "");
+}
+
+static void
+s_settle_each (umb_run_row_t *run, void *arg)
+{
+    s_settle ((self_t *) arg, run);
+}
+
+static int s_begin (self_t *self, umb_req_t *req, umb_run_row_t *run, int64_t version);
+
+//  Billing answered a start's reservation: the run begins, or the start is
+//  refused with billing's reason (nothing was written)
+static void
+s_reserved (self_t *self, s_job_t *job)
+{
+    umb_req_t *req = job->req;
+    int status;
+    if (job->verdict.status) {
+        if (job->verdict.status == 503)
+            umb_req_set_retryable (req);
+        status = umb_req_fail (req, job->verdict.status, job->verdict.code, "%s",
+                               job->verdict.reason);
+    }
+    else
+    if (umb_computations_runs_live (self, job->row.computation_id))
+        //  Another start of it was quicker
+        status = umb_req_fail (req, 409, "run_active", "computation '%s' has a run that is not "
+                               "over; stop it first", job->row.computation_id);
+    else {
+        snprintf (job->row.billing, sizeof job->row.billing, "reserved");
+        status = s_begin (self, req, &job->row, job->version);
+    }
+    if (status >= 300 && !job->verdict.status) {
+        //  Reserved for nothing: given back
+        snprintf (job->row.billing, sizeof job->row.billing, "reserved");
+        snprintf (job->row.state, sizeof job->row.state, "Failed");
+        job->row.updated_at = job->row.created_at;
+        s_settle (self, &job->row);
+    }
+    umb_service_reply (self->service, &req, status);
+}
+
 static void
 s_act (self_t *self, umb_run_row_t *run, unsigned actions)
 {
@@ -329,6 +428,7 @@ s_act (self_t *self, umb_run_row_t *run, unsigned actions)
         s_unfollow (self, run->id);
         if (*run->cvm)
             s_submit (self, s_job_new (self, UMB_CMP_JOB_CVM_DESTROY, run));
+        s_settle (self, run);
     }
 }
 
@@ -498,7 +598,18 @@ umb_computations_runs_done (self_t *self, void *arg, bool cancelled)
 {
     s_job_t *job = arg;
     umb_run_row_t run;
-    if (job->kind == UMB_CMP_JOB_REAP
+    if (job->kind == UMB_CMP_JOB_RESERVE && cancelled) {
+        umb_req_fail (job->req, 503, "unavailable", "the service is stopping");
+        umb_service_reply (self->service, &job->req, 503);
+    }
+    else
+    if (job->kind == UMB_CMP_JOB_RESERVE)
+        s_reserved (self, job);
+    else
+    if (job->kind == UMB_CMP_JOB_SETTLE && !cancelled)
+        s_settled (self, job);
+    if (job->kind == UMB_CMP_JOB_REAP || job->kind == UMB_CMP_JOB_RESERVE
+    ||  job->kind == UMB_CMP_JOB_SETTLE
     ||  cancelled || umb_computations_store_run_get (self->store, NULL, job->run, &run)) {
         s_job_destroy (&job);
         return;
@@ -664,18 +775,44 @@ umb_computations_runs_start (void *state, umb_req_t *req)
     run.ttl_s = ttl < S_TTL_MAX_S ? ttl : S_TTL_MAX_S;
     run.created_at = run.updated_at = umb_computations_now ();
     run.deadline_at = s_deadline (self, &run, UMB_RUN_PENDING);
+    int64_t version = cmp.version;
+    umb_computation_clear (&cmp);
+    if (umb_billing_client_enabled (self->billing)) {
+        //  Billing reserves the run's most before it starts
+        s_job_t *job = s_job_new (self, UMB_CMP_JOB_RESERVE, &run);
+        snprintf (job->workspace, sizeof job->workspace, "%s", run.workspace_id);
+        job->row = run;                 //  the manifest is the job's now
+        job->version = version;
+        if (umb_computations_submit (self, job)) {
+            s_job_destroy (&job);
+            umb_req_set_retryable (req);
+            return umb_req_fail (req, 503, "unavailable", "too many requests are waiting; "
+                                 "try again");
+        }
+        job->req = umb_req_defer (req);
+        return UMB_DEFERRED;
+    }
+    status = s_begin (self, req, &run, version);
+    umb_computations_store_run_clear (&run);
+    return status;
+}
+
+//  Writes the run that starts and answers with it (201), or a storage fault
+static int
+s_begin (self_t *self, umb_req_t *req, umb_run_row_t *run, int64_t version)
+{
     int actions = -2;
     if (umb_store_begin (self->store) == 0) {
         char message [200];
         snprintf (message, sizeof message, "started by %s (computation version %lld)",
-                  run.started_by, (long long) cmp.version);
-        if (umb_computations_store_run_insert (self->store, &run) == 0
-        &&  umb_computations_store_run_event (self->store, &run, "computations", "state", "Pending",
-                                              message, run.created_at) == 0
-        &&  umb_computations_audit (self, cmp.workspace_id, cmp.id, run.started_by, "runs.start",
-                                    json_pack ("{s:s, s:I}", "run", run.id,
-                                               "version", (json_int_t) cmp.version)) == 0)
-            actions = s_step (self, &run, UMB_RUN_EV_PROVISION, NULL);
+                  run->started_by, (long long) version);
+        if (umb_computations_store_run_insert (self->store, run) == 0
+        &&  umb_computations_store_run_event (self->store, run, "computations", "state", "Pending",
+                                              message, run->created_at) == 0
+        &&  umb_computations_audit (self, run->workspace_id, run->computation_id, run->started_by,
+                                    "runs.start", json_pack ("{s:s, s:I}", "run", run->id,
+                                                             "version", (json_int_t) version)) == 0)
+            actions = s_step (self, run, UMB_RUN_EV_PROVISION, NULL);
         if (actions == -2)
             umb_store_rollback (self->store);
         else
@@ -683,15 +820,10 @@ umb_computations_runs_start (void *state, umb_req_t *req)
             actions = -2;
     }
     if (actions == -2)
-        status = umb_computations_store_fault (self, req);
-    else {
-        s_write_run (umb_req_body_writer (req), &run);
-        status = 201;
-        s_act (self, &run, (unsigned) actions);
-    }
-    umb_computations_store_run_clear (&run);
-    umb_computation_clear (&cmp);
-    return status;
+        return umb_computations_store_fault (self, req);
+    s_write_run (umb_req_body_writer (req), run);
+    s_act (self, run, (unsigned) actions);
+    return 201;
 }
 
 int
@@ -1037,6 +1169,9 @@ umb_computations_runs_tick (self_t *self)
         umb_computations_store_run_clear (&run);
     }
     zlistx_destroy (&tick.late);
+    //  Settlements billing did not take yet, now and then
+    if (umb_billing_client_enabled (self->billing) && ++self->ticks % S_SETTLE_TICKS == 1)
+        umb_computations_store_runs_unsettled (self->store, s_settle_each, self);
 }
 
 void

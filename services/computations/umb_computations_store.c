@@ -70,6 +70,9 @@ umb_computations_store_open (const char *path, umb_log_t *log)
         { 1, s_schema },
         { 2, umb_audit_schema },
         { 3, s_runs_schema },
+        //  What billing holds for a run: '' (nothing: billing is off), 'reserved'
+        //  (its maximum cost, until it is settled), 'settled'
+        { 4, "ALTER TABLE runs ADD COLUMN billing TEXT NOT NULL DEFAULT '';" },
         { 0, NULL }
     };
     return umb_store_new (path, migrations, log);
@@ -288,18 +291,18 @@ umb_computations_store_parts_set (umb_store_t *store, const char *id,
 #define S_RUN_COLUMNS \
     "id, computation_id, workspace_id, state, reason, tee, vcpus, memory_mb, ttl_s, cvm," \
     " agent_endpoint, attest_endpoint, backend_after, events, started_by, created_at, updated_at," \
-    " deadline_at"
+    " deadline_at, billing"
 
 int
 umb_computations_store_run_insert (umb_store_t *store, const umb_run_row_t *run)
 {
     return umb_store_run (store,
         "INSERT INTO runs (" S_RUN_COLUMNS ", manifest) VALUES"
-        " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "ssssssiiisssiisiiis",
+        " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "ssssssiiisssiisiiiss",
         run->id, run->computation_id, run->workspace_id, run->state, run->reason, run->tee,
         run->vcpus, run->memory_mb, run->ttl_s, run->cvm, run->agent_endpoint,
         run->attest_endpoint, run->backend_after, run->events, run->started_by, run->created_at,
-        run->updated_at, run->deadline_at, run->manifest ? run->manifest : "");
+        run->updated_at, run->deadline_at, run->billing, run->manifest ? run->manifest : "");
 }
 
 int
@@ -336,8 +339,9 @@ s_run_row (sqlite3_stmt *stmt, void *dest)
     run->created_at = sqlite3_column_int64 (stmt, 15);
     run->updated_at = sqlite3_column_int64 (stmt, 16);
     run->deadline_at = sqlite3_column_int64 (stmt, 17);
-    if (sqlite3_column_count (stmt) > 18) {
-        const char *manifest = (const char *) sqlite3_column_text (stmt, 18);
+    umb_store_column (stmt, 18, run->billing, sizeof run->billing);
+    if (sqlite3_column_count (stmt) > 19) {
+        const char *manifest = (const char *) sqlite3_column_text (stmt, 19);
         run->manifest = strdup (manifest ? manifest : "");
     }
 }
@@ -390,6 +394,28 @@ umb_computations_store_runs_live_count (umb_store_t *store, const char *computat
     return umb_store_scalar (umb_store_query (store,
         "SELECT COUNT(*) FROM runs WHERE computation_id = ? AND state IN " S_LIVE_STATES, "s",
         computation_id));
+}
+
+int
+umb_computations_store_run_billing (umb_store_t *store, const char *id, const char *billing)
+{
+    return umb_store_run (store, "UPDATE runs SET billing = ? WHERE id = ?", "ss", billing, id);
+}
+
+int
+umb_computations_store_runs_unsettled (umb_store_t *store, umb_run_row_fn *fn, void *arg)
+{
+    return umb_store_each (umb_store_query (store,
+        "SELECT " S_RUN_COLUMNS " FROM runs WHERE billing = 'reserved'"
+        " AND state NOT IN " S_LIVE_STATES " ORDER BY updated_at LIMIT 100", ""),
+        s_run_each, (void *) fn, arg);
+}
+
+int64_t
+umb_computations_store_count (umb_store_t *store, const char *workspace_id)
+{
+    return umb_store_scalar (umb_store_query (store,
+        "SELECT COUNT(*) FROM computations WHERE workspace_id = ?", "s", workspace_id));
 }
 
 int

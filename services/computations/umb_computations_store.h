@@ -64,6 +64,7 @@ typedef struct {
     int64_t events;                 //  the run's own last event seq
     char    started_by [72];
     int64_t created_at, updated_at, deadline_at;
+    char    billing [16];           //  "", "reserved", "settled"
 } umb_run_row_t;
 
 typedef struct {
@@ -89,6 +90,12 @@ int  umb_computations_store_runs (umb_store_t *store, const char *workspace_id,
                                   umb_run_row_fn *fn, void *arg);
 //  How many runs of computation_id are not final; -1 on a storage fault.
 int64_t umb_computations_store_runs_live_count (umb_store_t *store, const char *computation_id);
+//  Marks what billing holds for run id ("reserved", "settled").
+int  umb_computations_store_run_billing (umb_store_t *store, const char *id, const char *billing);
+//  Up to 100 final runs whose reservation is not settled yet, oldest first.
+int  umb_computations_store_runs_unsettled (umb_store_t *store, umb_run_row_fn *fn, void *arg);
+//  How many computations the workspace has; -1 on a storage fault.
+int64_t umb_computations_store_count (umb_store_t *store, const char *workspace_id);
 //  Every run that is not final (the service resumes them at start).
 int  umb_computations_store_runs_live (umb_store_t *store, umb_run_row_fn *fn, void *arg);
 //  Appends an event (seq = the run's events + 1, which it bumps in run too).
