@@ -11,6 +11,7 @@
 #include "umb_cli_attest.h"
 #include "umb_cli_audit.h"
 #include "umb_cli_computations.h"
+#include "umb_cli_billing.h"
 #include "umb_cli_demo.h"
 
 typedef int (s_command_fn) (int argc, char **argv);
@@ -31,6 +32,7 @@ static const struct {
     { "backends", umb_cli_backends, "register, list, get, remove a workspace's TEE hosts (see `umbra backends help`)" },
     { "cvms",    umb_cli_cvms,  "create, list, get, destroy CVMs; manifest, events (see `umbra cvms help`)" },
     { "computations", umb_cli_computations, "create, list, get, update, delete computations; key, asset, check, manifest, audit (see `umbra computations help`)" },
+    { "billing", umb_cli_billing, "plans, a workspace's plan, usage, balance, statements and ledger; set-plan, credit (see `umbra billing help`)" },
     { "keys",    umb_cli_keys,  "generate a participant's signing key: keys generate [--type T] [--out PREFIX]" },
     { "checksum", umb_cli_checksum, "print a file's SHA3-256, the hash a manifest names it by" },
     { "algo",    umb_cli_agent_algo,   "upload the algorithm to an agent (signed, attested channel)" },

@@ -71,6 +71,7 @@
 #include "umb_audit.h"
 #include "umb_cli_audit.h"
 #include "umb_cli_computations.h"
+#include "umb_cli_billing.h"
 #include "umb_cli_demo.h"
 #include "umb_computation.h"
 #include "umb_run.h"
@@ -152,6 +153,7 @@ static const struct {
     { "audit",    umb_audit_test },
     { "cli_audit", umb_cli_audit_test },
     { "cli_computations", umb_cli_computations_test },
+    { "cli_billing", umb_cli_billing_test },
     { "cli_demo", umb_cli_demo_test },
     { "computation", umb_computation_test },
     { "run",      umb_run_test },

@@ -638,9 +638,12 @@ umb_backends_store_test (bool verbose)
                            " 0, 0, 0, 'u1', 1, 1)", "") == 0);
     umb_store_destroy (&store);
     store = umb_backends_store_open (path, log);
-    assert (store && umb_store_version (store) == 2);
+    assert (store && umb_store_version (store) == 3);
     assert (umb_backends_store_cvm_get (store, "ws_1", "cvm_old", &cvm) == 0);
     assert (streq (cvm.state, "Running") && !*cvm.service_key);
+    //  ...and a live one is metered from its start (version 3)
+    assert (umb_store_scalar (umb_store_query (store,
+        "SELECT metered_at FROM cvms WHERE id = 'cvm_old'", "")) == 1);
     umb_store_destroy (&store);
     umb_testkit_remove_dir (dir);
     zstr_free (&path);

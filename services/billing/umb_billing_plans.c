@@ -29,7 +29,7 @@ static const char *const s_limit_names [UMB_BILLING_LIMITS] = {
 static const char *const s_limit_whats [UMB_BILLING_LIMITS] = {
     "computations", "runs this month", "concurrent CVMs", "vCPU-hours this month", "members"
 };
-static const char *const s_tees [UMB_BILLING_TEES] = { "none", "sev-snp", "tdx" };
+static const char *const s_tees [UMB_BILLING_TEES + 1] = { "none", "sev-snp", "tdx", NULL };
 
 const char *
 umb_billing_limit_name (umb_billing_limit_t limit)

@@ -124,7 +124,8 @@ s_platform_start (s_test_t *test)
         "admin.username", "root", "admin.password", S_ROOT_PASSWORD,
         "certs.endpoint", "tcp://127.0.0.1:*", "certs.pub_endpoint", "tcp://127.0.0.1:*",
         "certs.http_listen", "127.0.0.1:0", "certs.http_threads", "2",
-        "certs.max_ttl_s", "31536000", "certs.default_ttl_s", "86400", NULL
+        "certs.max_ttl_s", "31536000", "certs.default_ttl_s", "86400",
+        "billing.enabled", "false", NULL    //  no billing here: members are not limited
     };
     assert (umb_config_set (config, "state_dir", dir, &error) == 0);
     for (const char *const *setting = settings; *setting; setting += 2)

@@ -156,6 +156,7 @@ static const umb_routes_entry_t s_table [] = {
 
     //  Plans, limits, usage, the prepaid balance and its ledger
     S_BILLING ("GET",  "/billing/plans", "billing.plans.list"),
+    S_BILLING ("GET",  "/billing/verify", "billing.verify"),
     S_BILLING ("GET",  "/workspaces/{ws}/billing", "billing.get", .fields = { "workspace" }),
     S_BILLING ("GET",  "/workspaces/{ws}/billing/statements", "billing.statements.list",
                .fields = { "workspace" }),

@@ -9,7 +9,9 @@
 
 //  Every mesh identity has a key pair from the first start on, so processes
 //  started separately on one state directory admit each other.
-static const char *s_identities [] = { "auth", "certs", "gateway", "backends", "computations", "billing", NULL };
+static const char *s_identities [] = {
+    "auth", "certs", "gateway", "backends", "computations", "billing", NULL
+};
 
 struct _umb_runtime_t {
     umb_config_t *config;
@@ -214,7 +216,7 @@ umb_runtime_test (bool verbose)
     assert (gateway_key && strlen (gateway_key) == 40);
     free (gateway_key);
     const char *const *service_keys = umb_runtime_service_keys (runtime);
-    assert (streq (service_keys [0], auth_key) && service_keys [4] && !service_keys [5]);
+    assert (streq (service_keys [0], auth_key) && service_keys [5] && !service_keys [6]);
     zcert_t *gateway = umb_runtime_identity (runtime, "gateway");
     assert (gateway);
     umb_client_t *client = umb_runtime_client (runtime, "auth", gateway);
