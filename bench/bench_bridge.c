@@ -38,6 +38,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <czmq.h>
+#include "umb_bench.h"
 #include "umb_bridge.h"
 
 #define S_MAX_ROUNDS    99
@@ -48,14 +49,6 @@ typedef struct {
     int done_pipe [2];          //  the sink writes one byte per completed transfer
     uint64_t expected;
 } s_sink_t;
-
-static double
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
 
 static void *
 s_sink_run (void *arg)
@@ -96,7 +89,7 @@ s_transfer (s_sink_t *sink, int port, const uint8_t *chunk, size_t chunk_size)
         close (fd);
         return -1;
     }
-    double start = s_now ();
+    double start = umb_bench_now ();
     uint64_t sent = 0;
     while (sent < sink->expected) {
         size_t want = chunk_size;
@@ -115,7 +108,7 @@ s_transfer (s_sink_t *sink, int port, const uint8_t *chunk, size_t chunk_size)
         close (fd);
         return -1;
     }
-    double elapsed = s_now () - start;
+    double elapsed = umb_bench_now () - start;
     close (fd);
     return (double) sink->expected / (1024.0 * 1024.0) / elapsed;
 }
@@ -180,7 +173,7 @@ s_bare_transfer (s_sink_t *sink, int sink_port, const uint8_t *chunk, size_t chu
     first.in = accept (listener, NULL, NULL);
     pthread_t first_thread;
     pthread_create (&first_thread, NULL, s_hop_run, &first);
-    double start = s_now ();
+    double start = umb_bench_now ();
     uint64_t sent = 0;
     while (sent < sink->expected) {
         size_t want = chunk_size;
@@ -195,7 +188,7 @@ s_bare_transfer (s_sink_t *sink, int sink_port, const uint8_t *chunk, size_t chu
     struct pollfd pfd = { .fd = sink->done_pipe [0], .events = POLLIN };
     bool ok = sent == sink->expected && poll (&pfd, 1, 60000) == 1
            && read (sink->done_pipe [0], &done, 1) == 1 && done == 'y';
-    double elapsed = s_now () - start;
+    double elapsed = umb_bench_now () - start;
     close (client);
     pthread_join (first_thread, NULL);
     pthread_join (second_thread, NULL);
@@ -257,30 +250,16 @@ s_zmq_transfer (zactor_t *puller, const char *endpoint, zcert_t *server, zcert_t
         return -1;
     }
     zstr_sendf (puller, "EXPECT %ld", count);
-    double start = s_now ();
+    double start = umb_bench_now ();
     for (long i = 0; i < count; i++)
         if (zmq_send (zsock_resolve (push), payload, S_ZMQ_MESSAGE, 0) < 0)
             break;
     char *done = zstr_recv (puller);
-    double elapsed = s_now () - start;
+    double elapsed = umb_bench_now () - start;
     bool ok = done && streq (done, "DONE ok");
     zstr_free (&done);
     zsock_destroy (&push);
     return ok? (double) count * S_ZMQ_MESSAGE / (1024.0 * 1024.0) / elapsed: -1;
-}
-
-static int
-s_compare (const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y? -1: x > y;
-}
-
-static double
-s_median (double *values, int count)
-{
-    qsort (values, (size_t) count, sizeof *values, s_compare);
-    return count % 2? values [count / 2]: (values [count / 2 - 1] + values [count / 2]) / 2;
 }
 
 int
@@ -402,9 +381,9 @@ main (int argc, char **argv)
     char *stats = zstr_recv (host);
     printf ("host bridge: %s\n", stats? stats: "?");
     zstr_free (&stats);
-    double direct_median = s_median (direct, rounds);
-    double relay_median = s_median (relay, rounds);
-    double bare_median = s_median (bare, rounds);
+    double direct_median = umb_bench_median (direct, rounds);
+    double relay_median = umb_bench_median (relay, rounds);
+    double bare_median = umb_bench_median (bare, rounds);
     double ratio = relay_median / direct_median;
     printf ("relay / direct = %.3f (target >= %.1f); relay / bare splice relay = %.3f\n",
             ratio, S_TARGET_RATIO, relay_median / bare_median);
@@ -413,8 +392,8 @@ main (int argc, char **argv)
     printf ("bridge.bare_mib_s = %.1f\n", bare_median);
     printf ("bridge.relay_over_direct = %.3f\n", ratio);
     printf ("bridge.relay_over_bare = %.3f\n", relay_median / bare_median);
-    double zdirect_median = s_median (zdirect, rounds);
-    double zrelay_median = s_median (zrelay, rounds);
+    double zdirect_median = umb_bench_median (zdirect, rounds);
+    double zrelay_median = umb_bench_median (zrelay, rounds);
     printf ("bridge.zmq_direct_mib_s = %.1f\n", zdirect_median);
     printf ("bridge.zmq_relay_mib_s = %.1f\n", zrelay_median);
     printf ("bridge.zmq_relay_over_direct = %.3f\n", zrelay_median / zdirect_median);

@@ -100,9 +100,9 @@ fail () {
 value () { awk -v key="$2" '$1 == key && $2 == "=" { print $3 }' "$1"; }
 
 # ---------------------------------------------------------------- the platform
-read -r gw ap aq cp cq ch bp bq mp mq < <($python -c '
+read -r gw ap aq cp cq ch bp bq mp mq lp lq < <($python -c '
 import socket
-held = [socket.socket() for _ in range(10)]
+held = [socket.socket() for _ in range(12)]
 for s in held: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in held])')
 base=http://127.0.0.1:$gw
@@ -110,7 +110,10 @@ export UMBRA_AUTH_ENDPOINT=tcp://127.0.0.1:$ap UMBRA_AUTH_PUB_ENDPOINT=tcp://127
        UMBRA_CERTS_ENDPOINT=tcp://127.0.0.1:$cp UMBRA_CERTS_PUB_ENDPOINT=tcp://127.0.0.1:$cq \
        UMBRA_CERTS_HTTP_LISTEN=127.0.0.1:$ch \
        UMBRA_BACKENDS_ENDPOINT=tcp://127.0.0.1:$bp UMBRA_BACKENDS_PUB_ENDPOINT=tcp://127.0.0.1:$bq \
-       UMBRA_COMPUTATIONS_ENDPOINT=tcp://127.0.0.1:$mp UMBRA_COMPUTATIONS_PUB_ENDPOINT=tcp://127.0.0.1:$mq
+       UMBRA_COMPUTATIONS_ENDPOINT=tcp://127.0.0.1:$mp UMBRA_COMPUTATIONS_PUB_ENDPOINT=tcp://127.0.0.1:$mq \
+       UMBRA_BILLING_ENDPOINT=tcp://127.0.0.1:$lp UMBRA_BILLING_PUB_ENDPOINT=tcp://127.0.0.1:$lq
+# Billing is on (every create and run asks it) but never refuses: no limits, credit for every run
+export UMBRA_BILLING_DEFAULT_PLAN=enterprise UMBRA_BILLING_WELCOME_CREDIT=1000000000000
 export UMBRA_LOG_LEVEL=${UMBRA_LOG_LEVEL:-warn}
 UMBRA_ADMIN_USERNAME=root UMBRA_ADMIN_PASSWORD=bench-root-password \
     "$umbra" up --state "$work/state" --listen "127.0.0.1:$gw" >"$work/umbra.log" 2>&1 &

@@ -27,6 +27,7 @@
 #include <czmq.h>
 #include <sodium.h>
 #include <jansson.h>
+#include "umb_bench.h"
 #include "umb_log.h"
 #include "umb_zap.h"
 #include "umb_service.h"
@@ -53,30 +54,6 @@ static const unsigned char s_raw_header [] = {
     0xab, 'd', 'e', 'a', 'd', 'l', 'i', 'n', 'e', '_', 'm', 's', 0xcd, 0x13, 0x88
 };
 static const unsigned char s_raw_body [] = { 0x80 };
-
-static double
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-static int
-s_compare_double (const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y? -1: x > y? 1: 0;
-}
-
-static double
-s_median (const double *values, int count)
-{
-    double sorted [S_MAX_ROUNDS];
-    memcpy (sorted, values, (size_t) count * sizeof (double));
-    qsort (sorted, (size_t) count, sizeof (double), s_compare_double);
-    return count % 2? sorted [count / 2]: (sorted [count / 2 - 1] + sorted [count / 2]) / 2;
-}
 
 
 //  ---------------------------------------------------------------- raw echo
@@ -178,11 +155,11 @@ s_raw_dealer (const char *endpoint, zcert_t *server_cert, zcert_t *client_cert)
 static double
 s_raw_slice (void *dealer, int count)
 {
-    double started = s_now ();
+    double started = umb_bench_now ();
     for (int i = 0; i < count; i++)
         if (s_raw_round_trip (dealer))
             return -1;
-    return s_now () - started;
+    return umb_bench_now () - started;
 }
 
 
@@ -231,11 +208,11 @@ s_mesh_round_trip (umb_client_t *client)
 static double
 s_mesh_slice (umb_client_t *client, int count)
 {
-    double started = s_now ();
+    double started = umb_bench_now ();
     for (int i = 0; i < count; i++)
         if (s_mesh_round_trip (client))
             return -1;
-    return s_now () - started;
+    return umb_bench_now () - started;
 }
 
 //  One round: iterations round trips of each kind, interleaved in slices so
@@ -313,7 +290,7 @@ s_jwt_measure (int iterations, double *jwt_rate, double *ed25519_rate)
     size_t input_len = (size_t) (dot2 - token);
 
     char reason [128];
-    double started = s_now ();
+    double started = umb_bench_now ();
     for (int i = 0; i < iterations; i++) {
         json_t *verified = NULL;
         if (umb_jwt_verify (keyring, token, "umbra", now, 60, &verified, reason, sizeof reason)) {
@@ -322,16 +299,16 @@ s_jwt_measure (int iterations, double *jwt_rate, double *ed25519_rate)
         }
         json_decref (verified);
     }
-    *jwt_rate = iterations / (s_now () - started);
+    *jwt_rate = iterations / (umb_bench_now () - started);
 
-    started = s_now ();
+    started = umb_bench_now ();
     for (int i = 0; i < iterations; i++)
         if (crypto_sign_verify_detached (signature, (const unsigned char *) token, input_len,
                                          public_key) != 0) {
             fprintf (stderr, "bench_mesh: bare Ed25519 verification failed\n");
             goto free_token;
         }
-    *ed25519_rate = iterations / (s_now () - started);
+    *ed25519_rate = iterations / (umb_bench_now () - started);
     rc = 0;
 free_token:
     free (token);
@@ -431,9 +408,9 @@ main (int argc, char *argv [])
         printf ("%-6d %16.0f %16.0f %8.3f\n", round + 1, raw [round], mesh [round], ratio [round]);
         fflush (stdout);
     }
-    double raw_median = s_median (raw, rounds);
-    double mesh_median = s_median (mesh, rounds);
-    double ratio_median = s_median (ratio, rounds);
+    double raw_median = umb_bench_median (raw, rounds);
+    double mesh_median = umb_bench_median (mesh, rounds);
+    double ratio_median = umb_bench_median (ratio, rounds);
 
     double jwt_rate = 0, ed25519_rate = 0;
     if (s_jwt_measure (2 * iterations, &jwt_rate, &ed25519_rate))

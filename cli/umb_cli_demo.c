@@ -489,6 +489,65 @@ s_step_workspace (s_demo_t *self)
     return 0;
 }
 
+#define S_DEMO_CREDIT 10000000         //  10 credits: far more than the run reserves
+
+//  The workspace starts with no credit: the administrator adds some (a run
+//  reserves its most before it starts)
+static int
+s_step_credit (s_demo_t *self)
+{
+    s_begin (self, "add credit");
+    char *path = s_path ("/workspaces/%s/billing/credits", self->workspace);
+    char reference [32];
+    snprintf (reference, sizeof reference, "demo-%s", self->suffix);
+    json_t *credit = json_pack ("{s:I, s:s}", "amount", (json_int_t) S_DEMO_CREDIT,
+                                "reference", reference);
+    json_t *answer = s_rest (self, &self->admin, "POST", path, credit);
+    json_decref (credit);
+    zstr_free (&path);
+    if (!answer)
+        return -1;
+    s_say (self, "the administrator added %.6f credits to %s (reference %s)",
+           S_DEMO_CREDIT / 1e6, self->workspace, reference);
+    json_decref (answer);
+    return 0;
+}
+
+//  The run's reservation is settled once its CVM goes: what it cost
+static int
+s_step_billing (s_demo_t *self)
+{
+    s_begin (self, "settle the run's cost");
+    char *path = s_path ("/workspaces/%s/billing", self->workspace);
+    json_t *account = NULL;
+    int64_t deadline = zclock_mono () + 60000;
+    while (true) {
+        json_decref (account);
+        account = s_rest (self, &self->party [S_ADA], "GET", path, NULL);
+        json_t *balance = json_object_get (account, "balance");
+        if (!account || json_integer_value (json_object_get (balance, "reserved")) == 0
+        ||  zclock_mono () > deadline)
+            break;
+        zclock_sleep (200);
+    }
+    zstr_free (&path);
+    json_t *balance = json_object_get (account, "balance");
+    int64_t reserved = json_integer_value (json_object_get (balance, "reserved"));
+    int64_t available = json_integer_value (json_object_get (balance, "available"));
+    int rc = 0;
+    if (!account)
+        rc = -1;
+    else
+    if (reserved != 0)
+        rc = s_fail (self, "the run's reservation was not settled within 60 s");
+    else
+        s_say (self, "the run cost %.6f credits (plan %s); %.6f left",
+               (S_DEMO_CREDIT - available) / 1e6,
+               json_string_value (json_object_get (account, "plan")), available / 1e6);
+    json_decref (account);
+    return rc;
+}
+
 static int
 s_step_keys (s_demo_t *self)
 {
@@ -946,6 +1005,8 @@ s_story (s_demo_t *self)
     if (rc == 0)
         rc = s_step_workspace (self);
     if (rc == 0)
+        rc = s_step_credit (self);
+    if (rc == 0)
         rc = s_step_keys (self);
     if (rc == 0)
         rc = s_step_assets (self);
@@ -967,6 +1028,8 @@ s_story (s_demo_t *self)
         s_print_result (self);
     if (rc == 0)
         rc = s_step_audit (self);
+    if (rc == 0)
+        rc = s_step_billing (self);
     if (rc) {
         fprintf (self->err, "umbra demo: step %d (%s) failed: %s\n", self->step,
                  self->doing ? self->doing : "start", self->reason);

@@ -11,6 +11,7 @@
 #include "umb_billing.h"
 #include "umb_billing_plans.h"
 #include "umb_billing_store.h"
+#include "umb_billing_usage.h"
 #include "umb_auth_client.h"
 #include "umb_service.h"
 #include "umb_worker.h"
@@ -22,7 +23,6 @@
 #define S_GAUGE_MAX       1000000000000LL
 #define S_CREDIT_MAX      1000000000000000LL
 #define S_SECONDS_MAX     2592000   //  a reservation's seconds: 30 days
-#define S_PERIOD_MAX      2678400   //  a usage record's seconds: 31 days
 #define S_EXPIRE_MAX      31536000
 #define S_TICK_MS         1000      //  expired reservations are released this often
 #define S_EXPIRE_BATCH    100
@@ -77,25 +77,6 @@ s_store_fault (umb_req_t *req)
 {
     umb_req_set_retryable (req);
     return umb_req_fail (req, 500, "internal", "the store failed; nothing was changed");
-}
-
-static bool
-s_workspace_id_valid (const char *id)
-{
-    return strlen (id) == 19 && strncmp (id, "ws_", 3) == 0
-        && strspn (id + 3, "0123456789abcdef") == 16;
-}
-
-//  A reference or record id: printable, starting with a letter or digit (so
-//  no spreadsheet reads a CSV cell of it as a formula), no separators
-static bool
-s_ref_valid (const char *ref, size_t max)
-{
-    size_t length = strlen (ref);
-    static const char allowed [] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                   "0123456789._:/-";
-    return length > 0 && length <= max && strspn (ref, allowed) == length
-        && strchr ("._:/-", ref [0]) == NULL;
 }
 
 static void
@@ -380,7 +361,7 @@ s_check (void *state, umb_req_t *req)
     if (!s_actions [index].action)
         return umb_req_fail (req, 422, "invalid_argument", "action: '%.64s' is not one of "
                              "computation.create, member.add, cvm.create, run.start", action);
-    if (!s_workspace_id_valid (workspace_id))
+    if (!umb_billing_workspace_id_valid (workspace_id))
         return umb_req_fail (req, 422, "invalid_argument", "workspace_id: not a workspace id "
                              "(ws_ and 16 hex digits)");
     if (quantity < 1 || quantity > S_QUANTITY_MAX)
@@ -466,10 +447,10 @@ s_reserve (void *state, umb_req_t *req)
     if (umb_msg_failed (body))
         return umb_req_fail (req, 400, "bad_request", "%s", umb_msg_error (body));
     const umb_billing_price_t *price = umb_billing_plans_price (self->plans, tee);
-    if (!s_ref_valid (id, 64))
+    if (!umb_billing_ref_valid (id, 64))
         return umb_req_fail (req, 422, "invalid_argument", "reservation: 1..64 of letters, "
                              "digits and ._:/- starting with a letter or digit");
-    if (!s_workspace_id_valid (workspace_id))
+    if (!umb_billing_workspace_id_valid (workspace_id))
         return umb_req_fail (req, 422, "invalid_argument", "workspace_id: not a workspace id");
     if (!price)
         return umb_req_fail (req, 422, "invalid_argument", "tee: '%.16s' is not a TEE type "
@@ -642,44 +623,27 @@ static int
 s_usage_read (self_t *self, umb_req_t *req, umb_msg_t *item, size_t index,
               umb_billing_usage_t *usage, int64_t now)
 {
-    const char *id = umb_msg_str (item, "id", S_REF_MAX, true);
-    const char *workspace_id = umb_msg_str (item, "workspace_id", 64, true);
-    const char *kind = umb_msg_str (item, "kind", 8, true);
-    const char *tee = umb_msg_str (item, "tee", 16, true);
-    usage->vcpus = umb_msg_int (item, "vcpus", 1, 1024, 0, true);
-    usage->memory_mb = umb_msg_int (item, "memory_mb", 1, 4194304, 0, true);
-    usage->seconds = umb_msg_int (item, "seconds", 0, S_PERIOD_MAX, 0, true);
-    usage->at = umb_msg_int (item, "at", 1, now + 86400, 0, true);
-    usage->paid = umb_msg_bool (item, "paid", false, false);
-    const char *why = NULL;
-    if (umb_msg_failed (item))
-        why = umb_msg_error (item);
-    else
-    if (!s_ref_valid (id, S_REF_MAX))
-        why = "id: 1..128 of letters, digits and ._:/- starting with a letter or digit";
-    else
-    if (!s_workspace_id_valid (workspace_id))
-        why = "workspace_id: not a workspace id";
-    else
-    if (!streq (kind, "cvm"))
-        why = "kind: expected \"cvm\"";
-    else
-    if (!umb_billing_plans_price (self->plans, tee))
-        why = "tee: not a TEE type (none, sev-snp, tdx)";
-    if (why)
-        return umb_req_fail (req, 422, "invalid_argument", "records[%zu]: %s; nothing was "
-                             "recorded", index, why);
-    snprintf (usage->id, sizeof usage->id, "%s", id);
-    snprintf (usage->workspace_id, sizeof usage->workspace_id, "%s", workspace_id);
-    snprintf (usage->kind, sizeof usage->kind, "%s", kind);
-    snprintf (usage->tee, sizeof usage->tee, "%s", tee);
-    return 0;
+    char why [256];
+    if (umb_billing_usage_read (item, self->plans, now, usage, why, sizeof why) == 0)
+        return 0;
+    return umb_req_fail (req, 422, "invalid_argument", "records[%zu]: %s; nothing was recorded",
+                         index, why);
 }
 
-//  Records one usage record in the open transaction, and charges it when no
-//  run pays for it: 0, 1 (a duplicate), -1
+//  What a delivery of usage records charges one workspace: posted as one
+//  transaction (ref "usage:" and the first record's id) in the same SQLite
+//  transaction as the records, whose own ids keep each counted once
+typedef struct {
+    char    workspace_id [64];
+    char    first [UMB_BILLING_RECORD_ID_MAX + 1];
+    int64_t cost;
+    int64_t at;
+} s_charge_t;
+
+//  Records one usage record in the open transaction, adding what it costs
+//  (when no run pays for it) to its workspace's charge: 0, 1 (a duplicate), -1
 static int
-s_usage_apply (self_t *self, const umb_billing_usage_t *usage)
+s_usage_apply (self_t *self, const umb_billing_usage_t *usage, zhashx_t *charges)
 {
     umb_billing_ws_t ws;
     int rc = s_touch (self, usage->workspace_id, &ws);
@@ -693,13 +657,37 @@ s_usage_apply (self_t *self, const umb_billing_usage_t *usage)
                           usage->memory_mb, usage->seconds, false, &cost))
         rc = -1;
     if (rc == 0 && cost > 0) {
-        char available [UMB_BILLING_ACCOUNT_MAX], reserved [UMB_BILLING_ACCOUNT_MAX];
-        s_accounts (usage->workspace_id, available, reserved);
-        umb_billing_leg_t legs [] = { { available, -cost }, { UMB_BILLING_REVENUE, cost } };
-        rc = umb_billing_store_post (self->store, "usage", usage->id, usage->workspace_id,
-                                     usage->at, legs, 2, NULL);
+        s_charge_t *charge = zhashx_lookup (charges, usage->workspace_id);
+        if (!charge) {
+            charge = calloc (1, sizeof (s_charge_t));
+            assert (charge);
+            snprintf (charge->workspace_id, sizeof charge->workspace_id, "%s", usage->workspace_id);
+            snprintf (charge->first, sizeof charge->first, "%s", usage->id);
+            zhashx_insert (charges, usage->workspace_id, charge);
+        }
+        charge->cost += cost;
+        charge->at = usage->at > charge->at ? usage->at : charge->at;
     }
     return rc ? -1 : 0;
+}
+
+static int
+s_charge_post (self_t *self, const s_charge_t *charge)
+{
+    char available [UMB_BILLING_ACCOUNT_MAX], reserved [UMB_BILLING_ACCOUNT_MAX];
+    s_accounts (charge->workspace_id, available, reserved);
+    char ref [UMB_BILLING_RECORD_ID_MAX + 8];
+    snprintf (ref, sizeof ref, "usage:%s", charge->first);
+    umb_billing_leg_t legs [] = { { available, -charge->cost }, { UMB_BILLING_REVENUE, charge->cost } };
+    return umb_billing_store_post (self->store, "usage", ref, charge->workspace_id, charge->at,
+                                   legs, 2, NULL) ? -1 : 0;
+}
+
+static void
+s_charge_free (void **item)
+{
+    free (*item);
+    *item = NULL;
 }
 
 static int
@@ -718,28 +706,27 @@ s_usage_record (void *state, umb_req_t *req)
     assert (usages);
     int64_t now = s_now ();
     int status = 0;
-    for (size_t i = 0; i < count && status == 0; i++) {
-        umb_msg_t *item = umb_msg_at (records, i);
-        if (!umb_msg_is_map (item))
-            status = umb_req_fail (req, 422, "invalid_argument", "records[%zu]: expected a map; "
-                                   "nothing was recorded", i);
-        else
-            status = s_usage_read (self, req, item, i, &usages [i], now);
-    }
+    for (size_t i = 0; i < count && status == 0; i++)
+        status = s_usage_read (self, req, umb_msg_at (records, i), i, &usages [i], now);
     int64_t accepted = 0, duplicates = 0;
+    zhashx_t *charges = zhashx_new ();
+    zhashx_set_destructor (charges, s_charge_free);
     if (status == 0 && umb_store_begin (self->store))
         status = s_store_fault (req);
     else
     if (status == 0) {
         int rc = 0;
         for (size_t i = 0; i < count && rc >= 0; i++) {
-            rc = s_usage_apply (self, &usages [i]);
+            rc = s_usage_apply (self, &usages [i], charges);
             if (rc == 1)
                 duplicates++;
             else
             if (rc == 0)
                 accepted++;
         }
+        for (s_charge_t *charge = zhashx_first (charges); charge && rc >= 0;
+             charge = zhashx_next (charges))
+            rc = s_charge_post (self, charge);
         if (rc >= 0)
             rc = umb_store_commit (self->store);
         else
@@ -747,6 +734,7 @@ s_usage_record (void *state, umb_req_t *req)
         if (rc < 0)
             status = s_store_fault (req);
     }
+    zhashx_destroy (&charges);
     free (usages);
     if (status)
         return status;
@@ -1009,15 +997,10 @@ static int
 s_ledger_list (void *state, umb_req_t *req)
 {
     self_t *self = state;
-    umb_msg_t *body = umb_req_body (req);
-    int64_t after = umb_msg_int (body, "after", INT64_MIN, INT64_MAX, 0, false);
-    int64_t limit = umb_msg_int (body, "limit", INT64_MIN, INT64_MAX, 500, false);
-    if (umb_msg_failed (body))
-        return umb_req_fail (req, 400, "bad_request", "%s", umb_msg_error (body));
-    if (after < 0)
-        return umb_req_fail (req, 422, "invalid_argument", "after: 0 or more");
-    if (limit < 1 || limit > S_LEDGER_MAX)
-        return umb_req_fail (req, 422, "invalid_argument", "limit: 1..%d", S_LEDGER_MAX);
+    int64_t after, limit;
+    int status = umb_req_page (req, 500, S_LEDGER_MAX, &after, &limit);
+    if (status)
+        return status;
     umb_w_t *w = umb_req_body_writer (req);
     int64_t last = after;
     void *arg [2] = { w, &last };
@@ -1291,7 +1274,7 @@ s_credits_add (void *state, umb_req_t *req)
     if (amount < 1 || amount > S_CREDIT_MAX)
         return umb_req_fail (req, 422, "invalid_argument", "amount: 1..%lld micro-credits",
                              (long long) S_CREDIT_MAX);
-    if (!s_ref_valid (reference, S_REF_MAX))
+    if (!umb_billing_ref_valid (reference, S_REF_MAX))
         return umb_req_fail (req, 422, "invalid_argument", "reference: 1..%d of letters, digits "
                              "and ._:/- starting with a letter or digit", S_REF_MAX);
     return s_admin_later (self, req, workspace);

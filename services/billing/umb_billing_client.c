@@ -51,6 +51,19 @@ s_allowed (umb_billing_verdict_t *verdict)
     verdict->limit = -1;
 }
 
+//  The body of a call, its map begun; NULL when billing is off (the
+//  verdict, allowed, is the answer then)
+static umb_w_t *
+s_body (umb_billing_client_t *self, umb_billing_verdict_t *verdict)
+{
+    s_allowed (verdict);
+    if (!self->enabled)
+        return NULL;
+    umb_w_t *w = umb_w_new ();
+    umb_w_map_begin (w);
+    return w;
+}
+
 //  Calls op with the body w (taken); fills verdict. The reply is returned
 //  on success for the caller to read (and destroy), NULL otherwise.
 static umb_reply_t *
@@ -94,11 +107,9 @@ umb_billing_client_check (umb_billing_client_t *self, const char *workspace_id,
                           const char *action, int64_t quantity, int64_t in_use, bool run,
                           umb_billing_verdict_t *verdict)
 {
-    s_allowed (verdict);
-    if (!self->enabled)
+    umb_w_t *w = s_body (self, verdict);
+    if (!w)
         return 0;
-    umb_w_t *w = umb_w_new ();
-    umb_w_map_begin (w);
     umb_w_kv_str (w, "workspace_id", workspace_id);
     umb_w_kv_str (w, "action", action);
     umb_w_kv_int (w, "quantity", quantity);
@@ -130,11 +141,9 @@ umb_billing_client_reserve (umb_billing_client_t *self, const char *reservation,
                             int64_t memory_mb, int64_t seconds, int64_t expires_s,
                             umb_billing_verdict_t *verdict)
 {
-    s_allowed (verdict);
-    if (!self->enabled)
+    umb_w_t *w = s_body (self, verdict);
+    if (!w)
         return 0;
-    umb_w_t *w = umb_w_new ();
-    umb_w_map_begin (w);
     umb_w_kv_str (w, "reservation", reservation);
     umb_w_kv_str (w, "workspace_id", workspace_id);
     umb_w_kv_str (w, "tee", tee);
@@ -157,11 +166,9 @@ int
 umb_billing_client_settle (umb_billing_client_t *self, const char *reservation,
                            const char *outcome, int64_t seconds, umb_billing_verdict_t *verdict)
 {
-    s_allowed (verdict);
-    if (!self->enabled)
+    umb_w_t *w = s_body (self, verdict);
+    if (!w)
         return 0;
-    umb_w_t *w = umb_w_new ();
-    umb_w_map_begin (w);
     umb_w_kv_str (w, "reservation", reservation);
     umb_w_kv_str (w, "outcome", outcome);
     umb_w_kv_int (w, "seconds", seconds);
@@ -180,11 +187,11 @@ int
 umb_billing_client_usage (umb_billing_client_t *self, const umb_billing_record_t *records,
                           size_t count, umb_billing_verdict_t *verdict)
 {
-    s_allowed (verdict);
-    if (!self->enabled || count == 0)
+    umb_w_t *w = count ? s_body (self, verdict) : NULL;
+    if (!w) {
+        s_allowed (verdict);
         return 0;
-    umb_w_t *w = umb_w_new ();
-    umb_w_map_begin (w);
+    }
     umb_w_str (w, "records");
     umb_w_array_begin (w);
     for (size_t i = 0; i < count; i++) {

@@ -164,16 +164,30 @@ umb_billing_store_post (umb_store_t *store, const char *kind, const char *ref,
     for (size_t i = 0; i < count; i++)
         sum += legs [i].amount;
     assert (sum == 0);
-    uint8_t random [8];
-    randombytes_buf (random, sizeof random);
-    char id [40] = "txn_";
-    sodium_bin2hex (id + 4, sizeof id - 4, random, sizeof random);
     char month [8];
     umb_billing_month (time, month);
-    int rc = umb_store_run (store,
-        "INSERT INTO txns (id, kind, ref, workspace_id, time, month, amount)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)", "ssssisi", id, kind, ref, workspace_id, time, month,
-        -legs [0].amount);
+    char id [40];
+    int rc = UMB_STORE_CONSTRAINT;
+    for (int attempt = 0; attempt < 4 && rc == UMB_STORE_CONSTRAINT; attempt++) {
+        //  Ids that grow with time (microseconds, then 12 random bits): each
+        //  new transaction lands at the end of the ledger's indexes, not at a
+        //  random page of them, so writes stay as fast as the ledger grows
+        struct timespec now;
+        clock_gettime (CLOCK_REALTIME, &now);
+        unsigned long long micros = (unsigned long long) now.tv_sec * 1000000ULL
+                                  + (unsigned long long) now.tv_nsec / 1000ULL;
+        snprintf (id, sizeof id, "txn_%013llx%03x", micros % (1ULL << 52),
+                  (unsigned) randombytes_uniform (4096));
+        rc = umb_store_run (store,
+            "INSERT INTO txns (id, kind, ref, workspace_id, time, month, amount)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)", "ssssisi", id, kind, ref, workspace_id, time, month,
+            -legs [0].amount);
+        //  Refused: (kind, ref) was written before, or (rarely) the id was
+        //  taken in the same microsecond, and another is tried
+        if (rc == UMB_STORE_CONSTRAINT
+        &&  umb_billing_store_txn_find (store, kind, ref, NULL, NULL) != UMB_STORE_NOT_FOUND)
+            return UMB_STORE_CONSTRAINT;
+    }
     for (size_t i = 0; rc == 0 && i < count; i++)
         rc = umb_store_run (store,
             "INSERT INTO entries (txn, account, workspace_id, amount) VALUES (?, ?, ?, ?)",

@@ -781,15 +781,10 @@ static int
 s_audit_list (void *state, umb_req_t *req)
 {
     self_t *self = state;
-    umb_msg_t *body = umb_req_body (req);
-    int64_t after = umb_msg_int (body, "after", INT64_MIN, INT64_MAX, 0, false);
-    int64_t limit = umb_msg_int (body, "limit", INT64_MIN, INT64_MAX, 500, false);
-    if (umb_msg_failed (body))
-        return umb_req_fail (req, 400, "bad_request", "%s", umb_msg_error (body));
-    if (after < 0)
-        return umb_req_fail (req, 422, "invalid_argument", "after: 0 or more");
-    if (limit < 1 || limit > S_AUDIT_MAX)
-        return umb_req_fail (req, 422, "invalid_argument", "limit: 1..%d", S_AUDIT_MAX);
+    int64_t after, limit;
+    int status = umb_req_page (req, 500, S_AUDIT_MAX, &after, &limit);
+    if (status)
+        return status;
     umb_w_t *w = umb_req_body_writer (req);
     umb_w_map_begin (w);
     umb_w_str (w, "records");

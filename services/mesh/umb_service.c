@@ -144,6 +144,21 @@ umb_req_fail (umb_req_t *self, int status, const char *code, const char *format,
     return status;
 }
 
+int
+umb_req_page (umb_req_t *self, int64_t dflt, int64_t max, int64_t *after, int64_t *limit)
+{
+    umb_msg_t *body = umb_req_body (self);
+    *after = umb_msg_int (body, "after", INT64_MIN, INT64_MAX, 0, false);
+    *limit = umb_msg_int (body, "limit", INT64_MIN, INT64_MAX, dflt, false);
+    if (umb_msg_failed (body))
+        return umb_req_fail (self, 400, "bad_request", "%s", umb_msg_error (body));
+    if (*after < 0)
+        return umb_req_fail (self, 422, "invalid_argument", "after: 0 or more");
+    if (*limit < 1 || *limit > max)
+        return umb_req_fail (self, 422, "invalid_argument", "limit: 1..%lld", (long long) max);
+    return 0;
+}
+
 umb_req_t *
 umb_req_defer (umb_req_t *self)
 {

@@ -168,6 +168,10 @@ umb_w_t               *umb_req_body_writer (umb_req_t *self);
 int                    umb_req_fail (umb_req_t *self, int status, const char *code,
                                      const char *format, ...)
                            __attribute__ ((format (printf, 4, 5)));
+//  Reads a page of a list: "after" (0 or more, default 0) and "limit"
+//  (1..max, default dflt). 0, or 400/422 answered.
+int                    umb_req_page (umb_req_t *self, int64_t dflt, int64_t max, int64_t *after,
+                                     int64_t *limit);
 //  Marks a failure as safe to retry (the service did nothing).
 void                   umb_req_set_retryable (umb_req_t *self);
 //  Takes the request out of the dispatcher; the caller must answer it with

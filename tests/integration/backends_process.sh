@@ -81,6 +81,8 @@ export UMBRA_BACKENDS_PUB_ENDPOINT=tcp://127.0.0.1:$(free_port)
 export UMBRA_BACKENDS_AGENT_PATH=$agent_bin
 # No certs service runs here: agents' keys are not certified (said once per CVM in the log)
 export UMBRA_BACKENDS_CERTIFY_AGENTS=false
+# Only auth and backends run here: billing's gate on CVMs is tested in billing_rest.sh
+export UMBRA_BILLING_ENABLED=false
 export UMBRA_BACKENDS_AGENT_TIMEOUT_S=5
 export UMBRA_BACKENDS_IMAGE_DIR=${EOS_OUT:-/var/cache/umbra/eos}
 # libvirt offers KVM on the standard machine, but its nested KVM guests never reach init

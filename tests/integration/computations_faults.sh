@@ -26,9 +26,9 @@ checks=0
 ok () { checks=$((checks + 1)); echo "ok $checks - $*"; }
 fail () { echo "FAIL: $*" >&2; for log in "$work"/*.log; do echo "--- $log" >&2; tail -n 15 "$log" >&2; done; exit 1; }
 
-read -r gw ap aq cp cq ch bp bq mp mq < <($python -c '
+read -r gw ap aq cp cq ch bp bq mp mq lp lq < <($python -c '
 import socket
-held = [socket.socket() for _ in range(10)]
+held = [socket.socket() for _ in range(12)]
 for s in held: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in held])')
 base=http://127.0.0.1:$gw
@@ -49,6 +49,12 @@ agent_path = $build/guest/agent/umbra-agent
 [computations]
 endpoint = tcp://127.0.0.1:$mp
 pub_endpoint = tcp://127.0.0.1:$mq
+# billing runs, and never refuses what this test is about (billing_rest.sh tests it)
+[billing]
+endpoint = tcp://127.0.0.1:$lp
+pub_endpoint = tcp://127.0.0.1:$lq
+default_plan = enterprise
+welcome_credit = 1000000000000
 [gateway]
 listen = 127.0.0.1:$gw
 CONF
@@ -58,7 +64,7 @@ start () {
     env "$@" "$build/services/$name/umbra-$name" --config "$work/umbra.conf" >>"$work/$name.log" 2>&1 &
     pid[$name]=$!
 }
-start auth; start certs; start backends; start computations; start gateway
+start auth; start billing; start certs; start backends; start computations; start gateway
 curl -sf --retry 100 --retry-connrefused --retry-delay 0 --retry-max-time 60 -o /dev/null "$base/health" \
     || fail "the platform did not come up"
 

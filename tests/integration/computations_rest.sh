@@ -41,9 +41,9 @@ checks=0
 ok () { checks=$((checks + 1)); echo "ok $checks - $*"; }
 fail () { echo "FAIL: $*" >&2; tail -n 30 "$work/umbra.log" >&2 || true; exit 1; }
 
-read -r gw ap aq cp cq ch bp bq mp mq < <($python -c '
+read -r gw ap aq cp cq ch bp bq mp mq lp lq < <($python -c '
 import socket
-held = [socket.socket() for _ in range(10)]
+held = [socket.socket() for _ in range(12)]
 for s in held: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in held])')
 base=http://127.0.0.1:$gw
@@ -51,7 +51,10 @@ export UMBRA_AUTH_ENDPOINT=tcp://127.0.0.1:$ap UMBRA_AUTH_PUB_ENDPOINT=tcp://127
        UMBRA_CERTS_ENDPOINT=tcp://127.0.0.1:$cp UMBRA_CERTS_PUB_ENDPOINT=tcp://127.0.0.1:$cq \
        UMBRA_CERTS_HTTP_LISTEN=127.0.0.1:$ch \
        UMBRA_BACKENDS_ENDPOINT=tcp://127.0.0.1:$bp UMBRA_BACKENDS_PUB_ENDPOINT=tcp://127.0.0.1:$bq \
-       UMBRA_COMPUTATIONS_ENDPOINT=tcp://127.0.0.1:$mp UMBRA_COMPUTATIONS_PUB_ENDPOINT=tcp://127.0.0.1:$mq
+       UMBRA_COMPUTATIONS_ENDPOINT=tcp://127.0.0.1:$mp UMBRA_COMPUTATIONS_PUB_ENDPOINT=tcp://127.0.0.1:$mq \
+       UMBRA_BILLING_ENDPOINT=tcp://127.0.0.1:$lp UMBRA_BILLING_PUB_ENDPOINT=tcp://127.0.0.1:$lq
+# Billing never refuses what this test is about (billing_rest.sh tests it)
+export UMBRA_BILLING_DEFAULT_PLAN=enterprise UMBRA_BILLING_WELCOME_CREDIT=1000000000000
 UMBRA_ADMIN_USERNAME=root UMBRA_ADMIN_PASSWORD=root-password-0123 \
     "$umbra" up --state "$work/state" --listen 127.0.0.1:$gw >"$work/umbra.log" 2>&1 &
 pid=$!

@@ -47,7 +47,7 @@ for _ in $(seq 1 100); do
 done
 [ -n "$serial" ] || { echo "FAIL: the gateway never got a mesh certificate"; exit 1; }
 names=$(curl -sf -H "Authorization: Bearer $root" "$base/mesh/certs" | jq -r '[.items[].name] | unique | join(",")')
-[ "$names" = "auth,backends,certs,computations,gateway" ] || { echo "FAIL: mesh certificates for '$names'"; exit 1; }
+[ "$names" = "auth,backends,billing,certs,computations,gateway" ] || { echo "FAIL: mesh certificates for '$names'"; exit 1; }
 echo "ok   auth, backends, certs and gateway hold mesh certificates"
 
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $mallory" \

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# separate_processes - umbra-auth, umbra-certs, umbra-backends, umbra-computations and umbra-gateway as five processes
+# separate_processes - umbra-auth, umbra-billing, umbra-certs, umbra-backends, umbra-computations and
+# umbra-gateway as six processes
 # on one state directory and one settings file: the gateway reaches them over CURVE, a user
 # registers and logs in through REST, registers a TEE host (libvirt's test driver) and creates a
 # CVM on it, and every process stops cleanly on SIGTERM. Also: bad settings stop a service with
@@ -15,9 +16,9 @@ cleanup () {
 }
 trap cleanup EXIT
 # ten distinct free ports, held open together while the kernel picks them
-read -r gw ap pp cp cq hp bp bq mp mq < <(/usr/bin/python3 -c '
+read -r gw ap pp cp cq hp bp bq mp mq lp lq < <(/usr/bin/python3 -c '
 import socket
-held = [socket.socket() for _ in range(10)]
+held = [socket.socket() for _ in range(12)]
 for s in held: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in held])')
 cat >"$dir/umbra.conf" <<CONF
@@ -39,6 +40,11 @@ certify_agents = false
 [computations]
 endpoint = tcp://127.0.0.1:$mp
 pub_endpoint = tcp://127.0.0.1:$mq
+[billing]
+endpoint = tcp://127.0.0.1:$lp
+pub_endpoint = tcp://127.0.0.1:$lq
+default_plan = enterprise
+welcome_credit = 1000000
 [gateway]
 listen = 127.0.0.1:$gw
 CONF
@@ -54,6 +60,8 @@ echo "ok   bad settings and usage errors exit 2"
 
 "$build/services/auth/umbra-auth" --config "$dir/umbra.conf" 2>"$dir/auth.log" &
 pids+=($!)
+"$build/services/billing/umbra-billing" --config "$dir/umbra.conf" 2>"$dir/billing.log" &
+pids+=($!)
 "$build/services/certs/umbra-certs" --config "$dir/umbra.conf" 2>"$dir/certs.log" &
 pids+=($!)
 "$build/services/backends/umbra-backends" --config "$dir/umbra.conf" 2>"$dir/backends.log" &
@@ -64,7 +72,7 @@ pids+=($!)
 pids+=($!)
 curl -sf --retry 100 --retry-connrefused --retry-delay 0 --retry-max-time 60 -o /dev/null \
     "http://127.0.0.1:$gw/health" || { cat "$dir"/*.log; echo "FAIL: gateway not healthy"; exit 1; }
-echo "ok   five processes up, gateway healthy"
+echo "ok   six processes up, gateway healthy"
 
 code=$(curl -s -o "$dir/body" -w '%{http_code}' -H 'Content-Type: application/json' \
        -d '{"username":"erin","password":"erin-password-1"}' "http://127.0.0.1:$gw/users")
@@ -99,6 +107,11 @@ code=$(curl -s -o "$dir/body" -w '%{http_code}' "${auth[@]}" \
 [ "$code" = 201 ] && [ "$(jq -r .owner "$dir/body")" = "$(jq -r .id <<<"$(curl -s "${auth[@]}" "$b/users/me")")" ] \
     || { echo "FAIL: create a computation: $code $(cat "$dir/body")"; exit 1; }
 echo "ok   a computation through the gateway and umbra-computations"
+code=$(curl -s -o "$dir/body" -w '%{http_code}' "${auth[@]}" "$b/workspaces/lab/billing")
+[ "$code" = 200 ] && [ "$(jq -r .plan "$dir/body")" = enterprise ] \
+    && [ "$(jq -r .reported.computations "$dir/body")" = 0 ] \
+    || { echo "FAIL: the workspace's account from umbra-billing: $code $(cat "$dir/body")"; exit 1; }
+echo "ok   the account through the gateway and umbra-billing (computations asked it first)"
 
 # JSON-lines logs, one object per line
 jq -e -s 'length > 0 and all(.[]; has("level") and has("msg"))' "$dir/auth.log" >/dev/null \
@@ -111,4 +124,4 @@ for p in "${pids[@]}"; do
     [ $rc -eq 0 ] || { echo "FAIL: a service exited $rc on SIGTERM"; exit 1; }
 done
 pids=()
-echo "ok   all five stop cleanly on SIGTERM"
+echo "ok   all six stop cleanly on SIGTERM"
