@@ -635,7 +635,7 @@ s_usage_read (self_t *self, umb_req_t *req, umb_msg_t *item, size_t index,
 //  transaction as the records, whose own ids keep each counted once
 typedef struct {
     char    workspace_id [64];
-    char    first [UMB_BILLING_RECORD_ID_MAX + 1];
+    char    first [sizeof ((umb_billing_usage_t *) 0)->id];
     int64_t cost;
     int64_t at;
 } s_charge_t;
@@ -676,7 +676,7 @@ s_charge_post (self_t *self, const s_charge_t *charge)
 {
     char available [UMB_BILLING_ACCOUNT_MAX], reserved [UMB_BILLING_ACCOUNT_MAX];
     s_accounts (charge->workspace_id, available, reserved);
-    char ref [UMB_BILLING_RECORD_ID_MAX + 8];
+    char ref [sizeof charge->first + 8];
     snprintf (ref, sizeof ref, "usage:%s", charge->first);
     umb_billing_leg_t legs [] = { { available, -charge->cost }, { UMB_BILLING_REVENUE, charge->cost } };
     return umb_billing_store_post (self->store, "usage", ref, charge->workspace_id, charge->at,
