@@ -12,6 +12,8 @@
 #include "umb_cli_audit.h"
 #include "umb_cli_computations.h"
 #include "umb_cli_billing.h"
+#include "umb_cli_init.h"
+#include "umb_cli_status.h"
 #include "umb_cli_demo.h"
 
 typedef int (s_command_fn) (int argc, char **argv);
@@ -28,6 +30,8 @@ static const struct {
 } s_commands [] = {
     { "up",      s_cmd_up,      "run the whole platform on this machine until SIGINT/SIGTERM" },
     { "config",  s_cmd_config,  "print every setting with its current value (secrets hidden)" },
+    { "status",  umb_cli_status, "the health of every service (through the gateway), or of one over the mesh" },
+    { "init",    umb_cli_init,  "make the mesh identities' key pairs and the CA once, before a deployment starts" },
     { "certs",   umb_cli_certs, "issue, list, get, revoke, renew certificates; ca, crl (see `umbra certs help`)" },
     { "backends", umb_cli_backends, "register, list, get, remove a workspace's TEE hosts (see `umbra backends help`)" },
     { "cvms",    umb_cli_cvms,  "create, list, get, destroy CVMs; manifest, events (see `umbra cvms help`)" },

@@ -72,6 +72,8 @@
 #include "umb_cli_audit.h"
 #include "umb_cli_computations.h"
 #include "umb_cli_billing.h"
+#include "umb_cli_init.h"
+#include "umb_cli_status.h"
 #include "umb_cli_demo.h"
 #include "umb_computation.h"
 #include "umb_run.h"
@@ -154,6 +156,8 @@ static const struct {
     { "cli_audit", umb_cli_audit_test },
     { "cli_computations", umb_cli_computations_test },
     { "cli_billing", umb_cli_billing_test },
+    { "cli_init", umb_cli_init_test },
+    { "cli_status", umb_cli_status_test },
     { "cli_demo", umb_cli_demo_test },
     { "computation", umb_computation_test },
     { "run",      umb_run_test },

@@ -66,6 +66,9 @@ static const s_setting_t s_schema [] = {
       .help = "log lines as plain text or JSON" },
     { "mesh.keys_dir", UMB_CONFIG_PATH, "",
       .help = "CURVE key pairs of the services; empty means <state_dir>/keys" },
+    { "mesh.make_keys", UMB_CONFIG_BOOL, "true",
+      .help = "make missing key pairs of the mesh identities at start; false reads only what "
+              "`umbra init` made (each service then holds only its own secret key)" },
     { "mesh.allow_dir", UMB_CONFIG_PATH, "",
       .help = "extra public keys admitted to the mesh; empty means none" },
     { "mesh.max_body_bytes", UMB_CONFIG_INT, "1048576", 1024, 67108864,

@@ -76,7 +76,7 @@ s_publish_file (const char *path, mode_t mode, bool replace, const char *name,
 }
 
 zcert_t *
-umb_keys_load_or_create (const char *dir, const char *name, umb_log_t *log)
+umb_keys_load (const char *dir, const char *name, bool create, umb_log_t *log)
 {
     assert (dir && name);
     if (!s_name_valid (name)) {
@@ -106,6 +106,11 @@ load:
             umb_log_error (log, "keys: %s is not a valid key file", secret_path);
             zcert_destroy (&cert);
         }
+        goto done;
+    }
+    if (!create) {
+        umb_log_error (log, "keys: %s does not exist (mesh.make_keys is off: `umbra init` makes "
+                       "the key pairs)", secret_path);
         goto done;
     }
     cert = zcert_new ();
@@ -164,13 +169,13 @@ umb_keys_test (bool verbose)
     assert (mkdtemp (dir));
     char sub [64];
     snprintf (sub, sizeof (sub), "%s/keys", dir);
-    zcert_t *first = umb_keys_load_or_create (sub, "auth", NULL);
+    zcert_t *first = umb_keys_load (sub, "auth", true, NULL);
     assert (first);
     char path [128];
     snprintf (path, sizeof (path), "%s/auth.key", sub);
     struct stat st;
     assert (stat (path, &st) == 0 && (st.st_mode & 0777) == 0600);
-    zcert_t *again = umb_keys_load_or_create (sub, "auth", NULL);
+    zcert_t *again = umb_keys_load (sub, "auth", true, NULL);
     assert (again);
     assert (streq (zcert_public_txt (first), zcert_public_txt (again)));
     assert (streq (zcert_secret_txt (first), zcert_secret_txt (again)));
@@ -178,7 +183,13 @@ umb_keys_test (bool verbose)
     assert (public_txt && streq (public_txt, zcert_public_txt (first)));
     free (public_txt);
     assert (umb_keys_public (sub, "nobody") == NULL);
-    assert (umb_keys_load_or_create (sub, "../evil", NULL) == NULL);
+    assert (umb_keys_load (sub, "../evil", true, NULL) == NULL);
+    //  Without create, only what exists is loaded: nothing is made
+    zcert_t *loaded = umb_keys_load (sub, "auth", false, NULL);
+    assert (loaded && streq (zcert_secret_txt (loaded), zcert_secret_txt (first)));
+    zcert_destroy (&loaded);
+    assert (umb_keys_load (sub, "billing", false, NULL) == NULL);
+    assert (umb_keys_public (sub, "billing") == NULL);
 
     //  Processes racing to make one identity all end up with the same key
     char race [96];
@@ -187,7 +198,7 @@ umb_keys_test (bool verbose)
     assert (pipe (pipes) == 0);
     for (int child = 0; child < 4; child++)
         if (fork () == 0) {
-            zcert_t *mine = umb_keys_load_or_create (race, "contested", NULL);
+            zcert_t *mine = umb_keys_load (race, "contested", true, NULL);
             char line [41] = "";
             if (mine)
                 memcpy (line, zcert_public_txt (mine), 40);
@@ -213,14 +224,14 @@ umb_keys_test (bool verbose)
 
     //  A secret key readable by others is refused
     assert (chmod (path, 0644) == 0);
-    assert (umb_keys_load_or_create (sub, "auth", NULL) == NULL);
+    assert (umb_keys_load (sub, "auth", true, NULL) == NULL);
     //  A corrupt key file is refused
     assert (unlink (path) == 0);
     int fd = open (path, O_WRONLY | O_CREAT, 0600);
     assert (fd >= 0);
     assert (write (fd, "garbage\n", 8) == 8);
     close (fd);
-    assert (umb_keys_load_or_create (sub, "auth", NULL) == NULL);
+    assert (umb_keys_load (sub, "auth", true, NULL) == NULL);
 
     zcert_destroy (&first);
     zcert_destroy (&again);

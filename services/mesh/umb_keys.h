@@ -8,9 +8,10 @@
 #include <czmq.h>
 #include "umb_log.h"
 
-//  Loads name's key pair from dir, creating dir (0700) and the pair on first
-//  use. NULL on failure (logged). Caller destroys the cert.
-zcert_t *umb_keys_load_or_create (const char *dir, const char *name, umb_log_t *log);
+//  Loads name's key pair from dir; with create, makes dir (0700) and the pair
+//  on first use. NULL on failure or, without create, when it does not exist
+//  (logged). Caller destroys the cert.
+zcert_t *umb_keys_load (const char *dir, const char *name, bool create, umb_log_t *log);
 //  Public key (Z85, 40 chars) of name in dir; NULL if absent. Caller frees.
 char    *umb_keys_public (const char *dir, const char *name);
 

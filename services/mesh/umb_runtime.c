@@ -19,6 +19,7 @@ struct _umb_runtime_t {
     umb_zap_t    *zap;
     char         *state_dir;
     char         *keys_dir;
+    bool          make_keys;        //  mesh.make_keys: missing key pairs are made
     char         *service_keys [sizeof (s_identities) / sizeof (s_identities [0])];
 };
 
@@ -51,6 +52,25 @@ s_default_state_dir (void)
     return zsys_sprintf ("%s/.local/share/umbra", home && *home ? home : ".");
 }
 
+char *
+umb_runtime_state_path (umb_config_t *config)
+{
+    const char *state = umb_config_str (config, "state_dir");
+    return *state ? strdup (state) : s_default_state_dir ();
+}
+
+char *
+umb_runtime_keys_path (umb_config_t *config)
+{
+    const char *keys = umb_config_str (config, "mesh.keys_dir");
+    if (*keys)
+        return strdup (keys);
+    char *state = umb_runtime_state_path (config);
+    char *path = zsys_sprintf ("%s/keys", state);
+    zstr_free (&state);
+    return path;
+}
+
 umb_runtime_t *
 umb_runtime_new (umb_config_t **config_p, char **error)
 {
@@ -64,27 +84,34 @@ umb_runtime_new (umb_config_t **config_p, char **error)
     const char *level = umb_config_str (config, "log.level");
     self->log = umb_log_new ("umbra", umb_log_level_parse (level),
                              streq (umb_config_str (config, "log.format"), "json"));
-    const char *state = umb_config_str (config, "state_dir");
-    self->state_dir = *state ? strdup (state) : s_default_state_dir ();
-    const char *keys = umb_config_str (config, "mesh.keys_dir");
-    self->keys_dir = *keys ? strdup (keys) : zsys_sprintf ("%s/keys", self->state_dir);
+    self->state_dir = umb_runtime_state_path (config);
+    self->keys_dir = umb_runtime_keys_path (config);
     if (s_make_dir (self->state_dir) || s_make_dir (self->keys_dir)) {
         *error = zsys_sprintf ("cannot create state directory %s: %s", self->state_dir,
                                strerror (errno));
         umb_runtime_destroy (&self);
         return NULL;
     }
+    //  Every identity's public key; the key pairs are made here on first start
+    //  unless mesh.make_keys is off (`umbra init` made them, and each service
+    //  holds only its own secret key)
+    self->make_keys = umb_config_bool (config, "mesh.make_keys");
     for (size_t i = 0; s_identities [i]; i++) {
-        const char *const *name = &s_identities [i];
-        zcert_t *cert = umb_keys_load_or_create (self->keys_dir, *name, self->log);
-        if (!cert) {
-            *error = zsys_sprintf ("cannot load or create the key pair of '%s' in %s", *name,
-                                   self->keys_dir);
+        const char *name = s_identities [i];
+        zcert_t *cert = self->make_keys ? umb_keys_load (self->keys_dir, name, true, self->log)
+                                        : NULL;
+        self->service_keys [i] = cert ? strdup (zcert_public_txt (cert))
+                               : self->make_keys ? NULL : umb_runtime_public_key (self, name);
+        zcert_destroy (&cert);
+        if (!self->service_keys [i]) {
+            *error = self->make_keys
+                   ? zsys_sprintf ("cannot load or create the key pair of '%s' in %s", name,
+                                   self->keys_dir)
+                   : zsys_sprintf ("no public key of mesh identity '%s' in %s (%s.public_key, or "
+                                   "run `umbra init`)", name, self->keys_dir, name);
             umb_runtime_destroy (&self);
             return NULL;
         }
-        self->service_keys [i] = strdup (zcert_public_txt (cert));
-        zcert_destroy (&cert);
     }
     self->zap = umb_zap_new (self->log);
     if (!self->zap) {
@@ -137,7 +164,7 @@ zcert_t *
 umb_runtime_identity (umb_runtime_t *self, const char *name)
 {
     assert (self && name);
-    zcert_t *cert = umb_keys_load_or_create (self->keys_dir, name, self->log);
+    zcert_t *cert = umb_keys_load (self->keys_dir, name, self->make_keys, self->log);
     if (cert)
         umb_zap_allow (self->zap, zcert_public_txt (cert), name);
     return cert;
@@ -212,6 +239,7 @@ umb_runtime_test (bool verbose)
     //  Every identity exists from the first start, and its key is public
     char *auth_key = umb_runtime_public_key (runtime, "auth");
     assert (auth_key && strlen (auth_key) == 40);
+    char *auth_pub = strdup (auth_key);
     char *gateway_key = umb_runtime_public_key (runtime, "gateway");     //  no setting: the file
     assert (gateway_key && strlen (gateway_key) == 40);
     free (gateway_key);
@@ -237,6 +265,54 @@ umb_runtime_test (bool verbose)
     zstr_free (&service_dir);
     umb_runtime_destroy (&runtime);
     assert (!runtime);
+
+    //  With mesh.make_keys off, a state holding every public key and one
+    //  secret key (what `umbra init` gives a service) serves that identity
+    //  only, and makes nothing
+    char *split = zsys_sprintf ("%s/split", dir);
+    char *keys = zsys_sprintf ("%s/keys", split);
+    assert (mkdir (split, 0700) == 0 && mkdir (keys, 0700) == 0);
+    for (size_t i = 0; s_identities [i]; i++) {
+        char *from = zsys_sprintf ("%s/keys/%s.pub", state, s_identities [i]);
+        char *to = zsys_sprintf ("%s/%s.pub", keys, s_identities [i]);
+        assert (link (from, to) == 0);
+        zstr_free (&from);
+        zstr_free (&to);
+    }
+    char *from = zsys_sprintf ("%s/keys/billing.key", state);
+    char *to = zsys_sprintf ("%s/billing.key", keys);
+    assert (link (from, to) == 0);
+    config = umb_config_new ();
+    assert (umb_config_set (config, "state_dir", split, &error) == 0);
+    assert (umb_config_set (config, "log.level", "error", &error) == 0);
+    assert (umb_config_set (config, "mesh.make_keys", "false", &error) == 0);
+    runtime = umb_runtime_new (&config, &error);
+    assert (runtime && !error);
+    assert (streq (umb_runtime_service_keys (runtime) [0], auth_pub));
+    zcert_t *billing = umb_runtime_identity (runtime, "billing");
+    assert (billing);
+    zcert_destroy (&billing);
+    assert (umb_runtime_identity (runtime, "auth") == NULL);
+    char *made = zsys_sprintf ("%s/auth.key", keys);
+    assert (stat (made, &st) != 0);
+    umb_runtime_destroy (&runtime);
+    //  ...and without a public key it does not start, naming it
+    char *public_path = zsys_sprintf ("%s/computations.pub", keys);
+    assert (unlink (public_path) == 0);
+    config = umb_config_new ();
+    assert (umb_config_set (config, "state_dir", split, &error) == 0);
+    assert (umb_config_set (config, "mesh.make_keys", "false", &error) == 0);
+    assert (umb_runtime_new (&config, &error) == NULL);
+    assert (error && strstr (error, "'computations'") && strstr (error, "umbra init"));
+    zstr_free (&error);
+    umb_config_destroy (&config);
+    zstr_free (&public_path);
+    zstr_free (&made);
+    zstr_free (&from);
+    zstr_free (&to);
+    zstr_free (&keys);
+    zstr_free (&split);
+    zstr_free (&auth_pub);
     umb_testkit_remove_dir (dir);
     zstr_free (&state);
     if (verbose)

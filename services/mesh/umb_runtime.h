@@ -18,6 +18,11 @@
 
 typedef struct _umb_runtime_t umb_runtime_t;
 
+//  The state and keys directories config names, defaults resolved, without
+//  making or starting anything (for tools that only read them). Caller frees.
+char          *umb_runtime_state_path (umb_config_t *config);
+char          *umb_runtime_keys_path (umb_config_t *config);
+
 //  Takes the config. NULL with a reason in *error (caller frees).
 umb_runtime_t *umb_runtime_new (umb_config_t **config_p, char **error);
 void           umb_runtime_destroy (umb_runtime_t **self_p);
