@@ -15,6 +15,7 @@
 #include "umb_cli_init.h"
 #include "umb_cli_status.h"
 #include "umb_cli_demo.h"
+#include "umb_cli_backup.h"
 
 typedef int (s_command_fn) (int argc, char **argv);
 
@@ -30,6 +31,8 @@ static const struct {
 } s_commands [] = {
     { "up",      s_cmd_up,      "run the whole platform on this machine until SIGINT/SIGTERM" },
     { "config",  s_cmd_config,  "print every setting with its current value (secrets hidden)" },
+    { "backup",  umb_cli_backup, "copy the state while it runs: backup --out DIR" },
+    { "restore", umb_cli_restore, "check a backup and put it into a new state: restore --from DIR --state DIR" },
     { "status",  umb_cli_status, "the health of every service (through the gateway), or of one over the mesh" },
     { "init",    umb_cli_init,  "make the mesh identities' key pairs and the CA once, before a deployment starts" },
     { "certs",   umb_cli_certs, "issue, list, get, revoke, renew certificates; ca, crl (see `umbra certs help`)" },

@@ -75,6 +75,7 @@
 #include "umb_cli_init.h"
 #include "umb_cli_status.h"
 #include "umb_cli_demo.h"
+#include "umb_cli_backup.h"
 #include "umb_computation.h"
 #include "umb_run.h"
 #include "umb_computations_store.h"
@@ -159,6 +160,7 @@ static const struct {
     { "cli_init", umb_cli_init_test },
     { "cli_status", umb_cli_status_test },
     { "cli_demo", umb_cli_demo_test },
+    { "cli_backup", umb_cli_backup_test },
     { "computation", umb_computation_test },
     { "run",      umb_run_test },
     { "computations_store", umb_computations_store_test },

@@ -118,10 +118,11 @@ jq -e -s 'length > 0 and all(.[]; has("level") and has("msg"))' "$dir/auth.log" 
     || { echo "FAIL: auth log is not JSON lines"; head "$dir/auth.log"; exit 1; }
 echo "ok   log.format=json gives JSON lines"
 
-for p in "${pids[@]}"; do
-    kill -TERM "$p"
-    rc=0; wait "$p" || rc=$?
-    [ $rc -eq 0 ] || { echo "FAIL: a service exited $rc on SIGTERM"; exit 1; }
+names=(auth billing certs backends computations gateway)
+for i in "${!pids[@]}"; do
+    kill -TERM "${pids[$i]}"
+    rc=0; wait "${pids[$i]}" || rc=$?
+    [ $rc -eq 0 ] || { echo "FAIL: umbra-${names[$i]} exited $rc on SIGTERM:"; tail -n 30 "$dir/${names[$i]}.log"; exit 1; }
 done
 pids=()
 echo "ok   all six stop cleanly on SIGTERM"
