@@ -27,6 +27,7 @@
 
 #define S_QUEUE_MAX     256         //  jobs waiting for the worker
 #define S_METER_TICKS   4           //  usage is metered every this many ticks
+#define S_GAUGE_TICKS   20          //  the CVMs by state are counted every this many ticks
 #define S_TICK_MS       250         //  TTL checks
 #define S_RECONNECT_TICKS 40        //  unreachable hosts are tried every 10 s
 #define S_STR_MAX       256
@@ -1423,6 +1424,25 @@ done:
 
 static void s_meter (umb_backends_t *self, int64_t now);
 
+//  The CVMs by state, for /metrics
+static void
+s_gauge_states (umb_backends_t *self)
+{
+    const char *states [UMB_CVM_STATES + 1] = { NULL };
+    for (int state = 0; state < UMB_CVM_STATES; state++)
+        states [state] = umb_cvm_state_str ((umb_cvm_state_t) state);
+    int64_t counts [UMB_CVM_STATES];
+    if (umb_store_counts (umb_store_query (self->store,
+            "SELECT state, COUNT(*) FROM cvms GROUP BY state", ""), states, counts))
+        return;
+    for (int state = 0; state < UMB_CVM_STATES; state++) {
+        char labels [64];
+        snprintf (labels, sizeof labels, "state=\"%s\"", states [state]);
+        umb_metrics_gauge (umb_service_metrics (self->service), "umbra_cvms",
+                           "confidential VMs, by state", labels, (double) counts [state]);
+    }
+}
+
 static int
 s_on_tick (zloop_t *loop, int timer_id, void *arg)
 {
@@ -1440,6 +1460,8 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     zlistx_destroy (&expired);
     if (umb_billing_client_enabled (self->billing) && self->ticks % S_METER_TICKS == 0)
         s_meter (self, now);
+    if (self->ticks % S_GAUGE_TICKS == 0)
+        s_gauge_states (self);
     //  Unreachable hosts are tried again now and then
     if (++self->ticks % S_RECONNECT_TICKS == 0)
         for (s_host_t *host = zhashx_first (self->hosts); host; host = zhashx_next (self->hosts))

@@ -1169,9 +1169,24 @@ umb_computations_runs_tick (self_t *self)
         umb_computations_store_run_clear (&run);
     }
     zlistx_destroy (&tick.late);
-    //  Settlements billing did not take yet, now and then
-    if (umb_billing_client_enabled (self->billing) && ++self->ticks % S_SETTLE_TICKS == 1)
+    //  Settlements billing did not take yet, and the runs by state for
+    //  /metrics, now and then
+    if (++self->ticks % S_SETTLE_TICKS != 1)
+        return;
+    if (umb_billing_client_enabled (self->billing))
         umb_computations_store_runs_unsettled (self->store, s_settle_each, self);
+    const char *states [UMB_RUN_STATES + 1] = { NULL };
+    for (int state = 0; state < UMB_RUN_STATES; state++)
+        states [state] = umb_run_state_name ((umb_run_state_t) state);
+    int64_t counts [UMB_RUN_STATES];
+    if (umb_store_counts (umb_store_query (self->store,
+            "SELECT state, COUNT(*) FROM runs GROUP BY state", ""), states, counts) == 0)
+        for (int state = 0; state < UMB_RUN_STATES; state++) {
+            char labels [64];
+            snprintf (labels, sizeof labels, "state=\"%s\"", states [state]);
+            umb_metrics_gauge (umb_service_metrics (self->service), "umbra_runs",
+                               "runs of computations, by state", labels, (double) counts [state]);
+        }
 }
 
 void

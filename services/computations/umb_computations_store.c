@@ -72,7 +72,8 @@ umb_computations_store_open (const char *path, umb_log_t *log)
         { 3, s_runs_schema },
         //  What billing holds for a run: '' (nothing: billing is off), 'reserved'
         //  (its maximum cost, until it is settled), 'settled'
-        { 4, "ALTER TABLE runs ADD COLUMN billing TEXT NOT NULL DEFAULT '';" },
+        { 4, "ALTER TABLE runs ADD COLUMN billing TEXT NOT NULL DEFAULT '';"
+             "CREATE INDEX runs_by_state ON runs (state);" },
         { 0, NULL }
     };
     return umb_store_new (path, migrations, log);

@@ -461,6 +461,25 @@ umb_store_each (sqlite3_stmt *stmt, umb_store_each_fn *row, void *fn, void *arg)
 }
 
 int
+umb_store_counts (sqlite3_stmt *stmt, const char *const *names, int64_t *counts)
+{
+    size_t count = 0;
+    while (names [count])
+        counts [count++] = 0;
+    if (!stmt)
+        return -1;
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+        const char *name = (const char *) sqlite3_column_text (stmt, 0);
+        for (size_t i = 0; name && i < count; i++)
+            if (strcmp (names [i], name) == 0)
+                counts [i] = sqlite3_column_int64 (stmt, 1);
+    }
+    sqlite3_reset (stmt);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
 umb_store_exec (umb_store_t *self, const char *sql)
 {
     assert (self);

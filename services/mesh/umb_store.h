@@ -93,6 +93,10 @@ typedef void (umb_store_each_fn) (sqlite3_stmt *stmt, void *fn, void *arg);
 //  0, or -1 on error.
 int          umb_store_each (sqlite3_stmt *stmt, umb_store_each_fn *row, void *fn, void *arg);
 
+//  A query whose rows are (name, count), as counts [i] for each names [i]
+//  (NULL-terminated; 0 for a name no row has). 0, or -1 on error.
+int          umb_store_counts (sqlite3_stmt *stmt, const char *const *names, int64_t *counts);
+
 //  Transactions (BEGIN IMMEDIATE). Nesting is not allowed (asserted).
 //  A commit that fails (a deferred constraint, I/O) has rolled back: -1,
 //  and the store is out of the transaction either way.
