@@ -245,6 +245,92 @@ class Platform:
         return codes
 
 
+def http(method, url, token=None, body=None):
+    """curl: (status, parsed JSON body or text)"""
+    words = ["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, url]
+    if token:
+        words += ["-H", "Authorization: Bearer " + token]
+    if body is not None:
+        words += ["-H", "Content-Type: application/json", "--data-binary", json.dumps(body)]
+    out = subprocess.run(words, capture_output=True, text=True).stdout
+    text, _, status = out.rpartition("\n")
+    try:
+        return int(status), json.loads(text)
+    except ValueError:
+        return int(status or 0), text
+
+
+def metric(text, family, *labels):
+    """The sum of family's samples whose labels hold every one of labels"""
+    total, found = 0.0, False
+    for line in text.splitlines():
+        if line.startswith(family + "{") and all(label in line for label in labels):
+            total += float(line.rsplit(" ", 1)[1])
+            found = True
+    return total if found else None
+
+
+def check_metrics(url, work, password):
+    """/metrics covers every service: requests, errors, latencies, runs and CVMs by state, OCSP
+    responses, billing refusals"""
+    # A refusal (no credit: 402), an error (a workspace nobody has: 404), an OCSP answer
+    user = {"username": "metrics-user", "password": "metrics-password-1"}
+    http("POST", url + "/users", body=user)
+    status, answer = http("POST", url + "/users/tokens", body=user)
+    token = answer["access_token"]
+    http("POST", url + "/workspaces", token, {"name": "metrics-lab"})
+    http("POST", url + "/workspaces/metrics-lab/backends", token,
+         {"name": "t", "uri": "test:///default"})
+    status, answer = http("POST", url + "/workspaces/metrics-lab/cvms", token,
+                          {"tee": "none", "vcpus": 1, "memory_mb": 128})
+    if status != 402:
+        fail("a CVM without credit: %d %s" % (status, answer))
+    admin = http("POST", url + "/users/tokens", body={"username": "admin",
+                                                      "password": password})[1]["access_token"]
+    http("POST", url + "/workspaces/metrics-lab/billing/credits", admin,
+         {"amount": 1000000, "reference": "metrics"})
+    status, answer = http("POST", url + "/workspaces/metrics-lab/cvms", token,
+                          {"tee": "none", "vcpus": 1, "memory_mb": 128})
+    if status != 201:
+        fail("a CVM with credit: %d %s" % (status, answer))
+    status, _ = http("GET", url + "/workspaces/nowhere/computations", token)
+    if status != 404:
+        fail("an unknown workspace: %d" % status)
+    status, chain = http("GET", url.replace("8080", "8081") + "/ca.pem")
+    ca = os.path.join(work, "ca.pem")
+    open(ca, "w").write(chain if isinstance(chain, str) else "")
+    subprocess.run(["openssl", "ocsp", "-issuer", ca, "-serial", "0x1234", "-url",
+                    url.replace("8080", "8081") + "/ocsp", "-noverify"], capture_output=True)
+    deadline = time.time() + 30
+    while True:
+        text = http("GET", url + "/metrics")[1]
+        missing = []
+        for service in ("auth", "certs", "billing", "backends", "computations"):
+            if not metric(text, "umbra_mesh_requests_total", 'service="%s"' % service):
+                missing.append("requests of " + service)
+            if not metric(text, "umbra_mesh_request_seconds_count", 'service="%s"' % service):
+                missing.append("latencies of " + service)
+        if not metric(text, "umbra_mesh_requests_total", 'status="404"'):
+            missing.append("errors")
+        if not metric(text, "umbra_http_requests_total", 'service="gateway"'):
+            missing.append("the gateway's requests")
+        if not metric(text, "umbra_runs", 'state="Completed"'):
+            missing.append("runs by state")
+        if not metric(text, "umbra_cvms", 'state="Running"'):
+            missing.append("CVMs by state")
+        if not metric(text, "umbra_ocsp_responses_total", 'service="certs"'):
+            missing.append("OCSP responses")
+        if not metric(text, "umbra_billing_refusals_total", 'limit="balance"'):
+            missing.append("billing refusals")
+        if not missing:
+            break
+        if time.time() > deadline:
+            fail("/metrics lacks %s" % ", ".join(missing))
+        time.sleep(1)
+    ok("/metrics covers every service: requests, errors, latencies, runs and CVMs by state, "
+       "OCSP responses, billing refusals")
+
+
 def main():
     if shutil.which("docker-compose") is None:
         fail("docker-compose is not installed (scripts/install-deps installs it)")
@@ -293,6 +379,14 @@ def main():
         if crl.stdout != "200":
             fail("the published OCSP/CRL responder answers %s" % crl.stdout)
         ok("the published OCSP/CRL responder answers (GET /crl 200)")
+
+        check_metrics(url, work, password)
+        for name in SERVICES:
+            lines = open(os.path.join(work, name + ".log")).read().splitlines()
+            records = [json.loads(line) for line in lines if line.strip()]
+            if not records or not all("level" in r and "msg" in r and "ts" in r for r in records):
+                fail("%s does not log JSON lines: %s" % (name, lines[:3]))
+        ok("every service logs JSON lines (UMBRA_LOG_FORMAT=json, as the compose file sets)")
 
         codes = platform.stop()
         if any(code != 0 for code in codes.values()):
