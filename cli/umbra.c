@@ -109,11 +109,18 @@ s_cmd_config (int argc, char **argv)
 {
     int exit_code = UMB_EXIT_OK;
     char usage [1024];
-    snprintf (usage, sizeof (usage), "usage: umbra config [OPTIONS]\n\n%s", s_options);
-    umb_config_t *config = umb_program_config ("umbra config", usage, true, argc, argv, &exit_code);
+    snprintf (usage, sizeof (usage), "usage: umbra config [--table] [OPTIONS]\n\n"
+              "--table prints every setting, its UMBRA_* variable, default and meaning as a\n"
+              "Markdown table (docs/settings.md) instead of the current values.\n\n%s", s_options);
+    bool table = argc > 1 && streq (argv [argc - 1], "--table");
+    umb_config_t *config = umb_program_config ("umbra config", usage, true, table ? argc - 1 : argc,
+                                               argv, &exit_code);
     if (!config)
         return exit_code;
-    umb_config_dump (config, STDOUT_FILENO);
+    if (table)
+        umb_config_dump_table (config, STDOUT_FILENO);
+    else
+        umb_config_dump (config, STDOUT_FILENO);
     umb_config_destroy (&config);
     return UMB_EXIT_OK;
 }

@@ -958,8 +958,37 @@ s_compare_settings (const void *left, const void *right)
                    (*(const s_setting_t *const *) right)->key);
 }
 
+//  One row of the settings' table: the setting, its variable, its default,
+//  what it means (a '|' would end a cell: it becomes '/')
+static void
+s_table_row (FILE *stream, const s_setting_t *setting)
+{
+    char variable [UMB_CONFIG_NAME_MAX];
+    s_env_name (setting->key, variable, sizeof variable);
+    fprintf (stream, "| `%s` | `%s` | %s%s%s | ", setting->key, variable,
+             *setting->fallback ? "`" : "", *setting->fallback ? setting->fallback : "—",
+             *setting->fallback ? "`" : "");
+    for (const char *c = setting->help ? setting->help : ""; *c; c++)
+        fputc (*c == '|' ? '/' : *c, stream);
+    fprintf (stream, " |\n");
+}
+
+static void s_dump (umb_config_t *self, int fd, bool table);
+
+void
+umb_config_dump_table (umb_config_t *self, int fd)
+{
+    s_dump (self, fd, true);
+}
+
 void
 umb_config_dump (umb_config_t *self, int fd)
+{
+    s_dump (self, fd, false);
+}
+
+static void
+s_dump (umb_config_t *self, int fd, bool table)
 {
     assert (self);
     const s_setting_t **sorted = (const s_setting_t **) calloc (self->size, sizeof (*sorted));
@@ -976,7 +1005,11 @@ umb_config_dump (umb_config_t *self, int fd)
     for (size_t index = 0; index < self->size; index++)
         sorted [index] = &self->schema [index];
     qsort (sorted, self->size, sizeof (*sorted), s_compare_settings);
-    for (size_t index = 0; index < self->size; index++) {
+    if (table)
+        fprintf (stream, "| setting | variable | default | meaning |\n|---|---|---|---|\n");
+    for (size_t index = 0; table && index < self->size; index++)
+        s_table_row (stream, sorted [index]);
+    for (size_t index = 0; !table && index < self->size; index++) {
         const s_setting_t *setting = sorted [index];
         const char *text = self->values [setting - self->schema].text;
         fprintf (stream, "%s = ", setting->key);

@@ -35,6 +35,9 @@ bool        umb_config_is_set (umb_config_t *self, const char *key);
 
 //  Writes "key = value" for every setting (secrets shown as "(set)"/"(unset)") to fd.
 void        umb_config_dump (umb_config_t *self, int fd);
+//  Every setting as a Markdown table: setting, UMBRA_* variable, default,
+//  meaning (docs/settings.md is this table).
+void        umb_config_dump_table (umb_config_t *self, int fd);
 
 void        umb_config_test (bool verbose);
 
