@@ -2426,6 +2426,9 @@ umb_backends_new (umb_runtime_t *runtime)
         .image_dir = umb_config_str (self->config, "backends.image_dir"),
         .control_key = self->public_key,
         .none_accel = umb_config_str (self->config, "backends.none_accel"),
+        .firmware_snp = umb_config_str (self->config, "backends.firmware_snp"),
+        .igvm_snp = umb_config_str (self->config, "backends.igvm_snp"),
+        .firmware_tdx = umb_config_str (self->config, "backends.firmware_tdx"),
         .work_dir = NULL, .log = self->log };
     const char *configured = umb_config_str (self->config, "backends.db");
     db_path = *configured ? strdup (configured) : zsys_sprintf ("%s/backends.db", self->dir);

@@ -437,8 +437,20 @@ s_virt_create (umb_driver_t *self, const umb_driver_spec_t *spec,
         virt_type = streq (accel, "kvm") || (streq (accel, "auto") && self->kvm && !test)
                   ? "kvm" : "qemu";
     }
+    //  A confidential VM boots the firmware its TEE type needs, from the settings
+    const char *loader = tee == UMB_DOMAIN_TEE_SEV_SNP ? self->env.firmware_snp
+                       : tee == UMB_DOMAIN_TEE_TDX ? self->env.firmware_tdx : NULL;
+    const char *igvm = tee == UMB_DOMAIN_TEE_SEV_SNP ? self->env.igvm_snp : NULL;
+    if (tee != UMB_DOMAIN_TEE_NONE && !(loader && *loader) && !(igvm && *igvm)) {
+        snprintf (reason, reason_size, "no firmware for %s VMs: set %s", spec->tee,
+                  tee == UMB_DOMAIN_TEE_TDX ? "backends.firmware_tdx (TDVF)"
+                                            : "backends.firmware_snp (OVMF for SEV-SNP) or "
+                                              "backends.igvm_snp");
+        goto done;
+    }
     umb_domain_spec_t domain = {
         .name = name, .tee = spec->tee, .virt_type = virt_type,
+        .loader = loader && *loader ? loader : NULL, .igvm = igvm && *igvm ? igvm : NULL,
         .vcpus = spec->vcpus, .memory_mib = spec->memory_mb,
         .kernel = kernel, .initrd = initrd, .cmdline = cmdline,
         .channel_path = test ? NULL : "",
@@ -678,6 +690,16 @@ umb_driver_test (bool verbose)
     assert (umb_driver_teardown (driver, "cvm_drivertest", reason, sizeof reason) == 0);
     assert (!umb_driver_running (driver, "cvm_drivertest"));
     assert (umb_driver_teardown (driver, "cvm_drivertest", reason, sizeof reason) == 0);
+    //  A confidential VM without its firmware set is refused, naming the setting
+    umb_driver_spec_t tdx = spec;
+    tdx.tee = "tdx";
+    tdx.cvm_id = "cvm_drivertdx";
+    assert (umb_driver_create (driver, &tdx, &started, reason, sizeof reason) == -1);
+    assert (strstr (reason, "no firmware for tdx VMs: set backends.firmware_tdx"));
+    tdx.tee = "sev-snp";
+    assert (umb_driver_create (driver, &tdx, &started, reason, sizeof reason) == -1);
+    assert (strstr (reason, "backends.firmware_snp"));
+    assert (!umb_driver_running (driver, "cvm_drivertdx"));
     umb_driver_destroy (&driver);
 
     //  The process driver refuses an agent it cannot run, keeping nothing

@@ -33,6 +33,10 @@ typedef struct {
     const char *none_accel;     //  how a none VM runs on libvirt hosts: "auto" (KVM when libvirt
                                 //  offers it, else TCG), "kvm" or "tcg"; NULL: "auto"
     const char *work_dir;       //  per-CVM directories are made under it
+    //  The firmware of confidential VMs on libvirt hosts ("" or NULL: none set)
+    const char *firmware_snp;   //  OVMF built for SEV-SNP (AmdSevX64), or
+    const char *igvm_snp;       //  ...an IGVM file instead
+    const char *firmware_tdx;   //  TDVF (OVMF IntelTdx)
     umb_log_t  *log;            //  borrowed
 } umb_driver_env_t;
 

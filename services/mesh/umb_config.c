@@ -158,6 +158,13 @@ static const s_setting_t s_schema [] = {
     { "backends.none_accel", UMB_CONFIG_ENUM, "auto", .choices = s_accels,
       .help = "how a none (development) VM runs on libvirt hosts: auto is KVM when libvirt offers it, "
               "else TCG" },
+    { "backends.firmware_snp", UMB_CONFIG_PATH, "",
+      .help = "OVMF built for SEV-SNP (AmdSevX64) that sev-snp VMs boot on libvirt hosts; a path "
+              "on the host" },
+    { "backends.igvm_snp", UMB_CONFIG_PATH, "",
+      .help = "an IGVM file sev-snp VMs boot instead of backends.firmware_snp (QEMU 9.1+)" },
+    { "backends.firmware_tdx", UMB_CONFIG_PATH, "",
+      .help = "TDVF (OVMF IntelTdx) that tdx VMs boot on libvirt hosts; a path on the host" },
     { "backends.default_ttl_s", UMB_CONFIG_INT, "3600", 1, 31536000,
       .help = "lifetime of a CVM whose request names none, seconds" },
     { "backends.max_ttl_s", UMB_CONFIG_INT, "604800", 1, 31536000,
