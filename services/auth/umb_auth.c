@@ -765,8 +765,7 @@ umb_auth_new (umb_runtime_t *runtime)
                 umb_runtime_keys_dir (runtime));
         goto done;
     }
-    const char *configured = umb_config_str (self->config, "auth.db");
-    db_path = *configured ? strdup (configured) : zsys_sprintf ("%s/auth.db", dir);
+    db_path = umb_runtime_db_path (runtime, "auth", dir);
     self->store = umb_auth_store_open (db_path, self->log);
     if (!self->store) {
         s_fail (self, "cannot open the database %s", db_path);

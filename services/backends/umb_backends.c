@@ -2430,8 +2430,7 @@ umb_backends_new (umb_runtime_t *runtime)
         .igvm_snp = umb_config_str (self->config, "backends.igvm_snp"),
         .firmware_tdx = umb_config_str (self->config, "backends.firmware_tdx"),
         .work_dir = NULL, .log = self->log };
-    const char *configured = umb_config_str (self->config, "backends.db");
-    db_path = *configured ? strdup (configured) : zsys_sprintf ("%s/backends.db", self->dir);
+    db_path = umb_runtime_db_path (runtime, "backends", self->dir);
     self->store = umb_backends_store_open (db_path, self->log);
     if (!self->store) {
         s_fail (self, "cannot open the database %s", db_path);

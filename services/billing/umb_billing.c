@@ -1383,8 +1383,7 @@ s_self_new (umb_runtime_t *runtime)
                 umb_runtime_keys_dir (runtime));
         goto done;
     }
-    const char *configured = umb_config_str (self->config, "billing.db");
-    db_path = *configured ? strdup (configured) : zsys_sprintf ("%s/billing.db", dir);
+    db_path = umb_runtime_db_path (runtime, "billing", dir);
     self->store = umb_billing_store_open (db_path, self->log);
     if (!self->store) {
         s_fail (self, "cannot open the database %s", db_path);

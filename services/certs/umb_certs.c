@@ -791,8 +791,7 @@ umb_certs_new (umb_runtime_t *runtime)
                 umb_runtime_keys_dir (runtime));
         goto done;
     }
-    const char *configured = umb_config_str (self->config, "certs.db");
-    db_path = *configured ? strdup (configured) : zsys_sprintf ("%s/certs.db", dir);
+    db_path = umb_runtime_db_path (runtime, "certs", dir);
     self->store = umb_certs_store_open (db_path, self->log);
     if (!self->store) {
         s_fail (self, "cannot open the database %s", db_path);

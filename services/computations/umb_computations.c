@@ -906,8 +906,7 @@ s_self_new (umb_runtime_t *runtime)
                 umb_runtime_keys_dir (runtime));
         goto done;
     }
-    const char *configured = umb_config_str (self->config, "computations.db");
-    db_path = *configured ? strdup (configured) : zsys_sprintf ("%s/computations.db", self->dir);
+    db_path = umb_runtime_db_path (runtime, "computations", self->dir);
     self->store = umb_computations_store_open (db_path, self->log);
     if (!self->store) {
         s_fail (self, "cannot open the database %s", db_path);

@@ -190,6 +190,16 @@ umb_runtime_public_key (umb_runtime_t *self, const char *name)
     return umb_keys_public (self->keys_dir, name);
 }
 
+char *
+umb_runtime_db_path (umb_runtime_t *self, const char *name, const char *dir)
+{
+    assert (self && name && dir);
+    char key [96];
+    snprintf (key, sizeof key, "%s.db", name);
+    const char *configured = umb_config_str (self->config, key);
+    return *configured ? strdup (configured) : zsys_sprintf ("%s/%s.db", dir, name);
+}
+
 umb_client_t *
 umb_runtime_client (umb_runtime_t *self, const char *name, zcert_t *identity)
 {

@@ -44,6 +44,9 @@ umb_client_t  *umb_runtime_client (umb_runtime_t *self, const char *name, zcert_
 //  The public keys (Z85) of every service identity, NULL-terminated: what
 //  a service passes as mesh_services. Owned by the runtime.
 const char *const *umb_runtime_service_keys (umb_runtime_t *self);
+//  Service name's database: the setting "<name>.db", else dir/<name>.db.
+//  Caller frees.
+char          *umb_runtime_db_path (umb_runtime_t *self, const char *name, const char *dir);
 //  A directory for service name's files under the state dir (created 0700).
 //  Caller frees.
 char          *umb_runtime_service_dir (umb_runtime_t *self, const char *name);
