@@ -150,7 +150,7 @@ main (int argc, char **argv)
         return s_cmd_help (argc - 1, argv + 1);
     for (size_t i = 0; s_commands [i].name; i++)
         if (streq (argv [1], s_commands [i].name))
-            return s_commands [i].run (argc - 1, argv + 1);
+            umb_program_exit (s_commands [i].run (argc - 1, argv + 1));
     fprintf (stderr, "umbra: unknown command '%s'; see `umbra help`\n", argv [1]);
     return UMB_EXIT_USAGE;
 }

@@ -25,5 +25,5 @@ main (int argc, char **argv)
     umb_config_t *config = umb_program_config ("umbra-auth", s_usage, false, argc, argv, &exit_code);
     if (!config)
         return exit_code;
-    return umb_program_run ("umbra-auth", &config, s_actors, NULL);
+    umb_program_exit (umb_program_run ("umbra-auth", &config, s_actors, NULL));
 }

@@ -27,5 +27,5 @@ main (int argc, char **argv)
                                                &exit_code);
     if (!config)
         return exit_code;
-    return umb_program_run ("umbra-gateway", &config, s_actors, NULL);
+    umb_program_exit (umb_program_run ("umbra-gateway", &config, s_actors, NULL));
 }

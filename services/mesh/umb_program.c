@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <unistd.h>
 #include "umb_program.h"
 #include "umb_trust.h"
 
@@ -135,4 +136,11 @@ umb_program_run (const char *name, umb_config_t **config_p, const umb_program_ac
     }
     umb_runtime_destroy (&runtime);
     return exit_code;
+}
+
+void
+umb_program_exit (int code)
+{
+    fflush (NULL);
+    _exit (code);
 }

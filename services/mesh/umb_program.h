@@ -42,4 +42,12 @@ umb_config_t *umb_program_config (const char *name, const char *usage, bool list
 int umb_program_run (const char *name, umb_config_t **config_p,
                      const umb_program_actor_t *actors, umb_program_ready_fn *ready);
 
+//  Ends a program that ran actors with code, once they are gone: stdio is
+//  flushed, and the exit handlers are skipped. czmq's (zsys_shutdown) takes
+//  the sockets still on its list without the lock with which an actor's
+//  thread, still finishing after zactor_destroy returned, closes its pipe;
+//  on a loaded machine the two collided and corrupted the heap (an abort on
+//  SIGTERM). Everything the program owns is closed by then.
+void umb_program_exit (int code) __attribute__ ((noreturn));
+
 #endif
