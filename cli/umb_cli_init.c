@@ -18,11 +18,6 @@
 #include "umb_ca.h"
 #include "umb_testkit.h"
 
-//  Every mesh identity, as the runtime knows them
-static const char *const s_identities [] = {
-    "auth", "certs", "gateway", "backends", "computations", "billing", NULL
-};
-
 static const char s_usage [] =
     "usage: umbra init [--split DIR] [--config FILE] [--state DIR]\n"
     "\n"
@@ -126,46 +121,26 @@ s_ca (umb_config_t *config, const char *dir, umb_log_t *log)
     return rc;
 }
 
-//  Makes dir and its parents (0700 for what it makes); 0, -1
-static int
-s_make_dirs (const char *path)
-{
-    char *copy = strdup (path);
-    int rc = 0;
-    for (char *slash = copy + 1; rc == 0 && slash; slash = strchr (slash + 1, '/')) {
-        char saved = *slash;
-        *slash = 0;
-        if (*copy && mkdir (copy, 0700) && errno != EEXIST)
-            rc = -1;
-        *slash = saved;
-        if (!saved)
-            break;
-    }
-    if (rc == 0 && mkdir (copy, 0700) && errno != EEXIST)
-        rc = -1;
-    free (copy);
-    return rc;
-}
-
 //  The per-service layout: each identity's key pair made in its own state's
 //  keys directory, then every public key copied into every one of them
 static int
 s_split (umb_config_t *config, const char *root, umb_log_t *log)
 {
+    const char *const *names = umb_runtime_identities ();
     int rc = 0;
-    for (size_t i = 0; s_identities [i] && rc == 0; i++) {
-        char *keys = zsys_sprintf ("%s/%s/keys", root, s_identities [i]);
-        rc = s_make_dirs (keys) ? -1 : s_identity (keys, s_identities [i], log);
+    for (size_t i = 0; names [i] && rc == 0; i++) {
+        char *keys = zsys_sprintf ("%s/%s/keys", root, names [i]);
+        rc = umb_runtime_make_dirs (keys) ? -1 : s_identity (keys, names [i], log);
         zstr_free (&keys);
     }
-    for (size_t from = 0; s_identities [from] && rc == 0; from++)
-        for (size_t to = 0; s_identities [to] && rc == 0; to++) {
+    for (size_t from = 0; names [from] && rc == 0; from++)
+        for (size_t to = 0; names [to] && rc == 0; to++) {
             if (from == to)
                 continue;
-            char *source = zsys_sprintf ("%s/%s/keys/%s.pub", root, s_identities [from],
-                                         s_identities [from]);
-            char *target = zsys_sprintf ("%s/%s/keys/%s.pub", root, s_identities [to],
-                                         s_identities [from]);
+            char *source = zsys_sprintf ("%s/%s/keys/%s.pub", root, names [from],
+                                         names [from]);
+            char *target = zsys_sprintf ("%s/%s/keys/%s.pub", root, names [to],
+                                         names [from]);
             rc = s_copy (source, target, 0644);
             if (rc)
                 fprintf (stderr, "umbra init: cannot copy %s to %s: %s\n", source, target,
@@ -175,7 +150,7 @@ s_split (umb_config_t *config, const char *root, umb_log_t *log)
         }
     if (rc == 0) {
         char *ca = zsys_sprintf ("%s/certs/certs/ca", root);
-        rc = s_make_dirs (ca) ? -1 : s_ca (config, ca, log);
+        rc = umb_runtime_make_dirs (ca) ? -1 : s_ca (config, ca, log);
         zstr_free (&ca);
     }
     return rc;
@@ -190,11 +165,12 @@ s_single (umb_config_t *config, umb_log_t *log)
     const char *configured;
     configured = umb_config_str (config, "certs.ca_dir");
     char *ca = *configured ? strdup (configured) : zsys_sprintf ("%s/certs/ca", state);
-    int rc = s_make_dirs (keys) || s_make_dirs (ca) ? -1 : 0;
+    const char *const *names = umb_runtime_identities ();
+    int rc = umb_runtime_make_dirs (keys) || umb_runtime_make_dirs (ca) ? -1 : 0;
     if (rc)
         fprintf (stderr, "umbra init: cannot create %s or %s: %s\n", keys, ca, strerror (errno));
-    for (size_t i = 0; s_identities [i] && rc == 0; i++)
-        rc = s_identity (keys, s_identities [i], log);
+    for (size_t i = 0; names [i] && rc == 0; i++)
+        rc = s_identity (keys, names [i], log);
     if (rc == 0)
         rc = s_ca (config, ca, log);
     zstr_free (&keys);
@@ -281,24 +257,25 @@ umb_cli_init_test (bool verbose)
     assert (mkdtemp (dir));
     char *out = NULL;
     //  The split layout: each service holds its own secret and every public key
+    const char *const *names = umb_runtime_identities ();
     char *root = zsys_sprintf ("%s/volumes", dir);
     char *argv [] = { "init", "--split", root, NULL };
     assert (s_test_run (argv, &out) == 0);
     assert (strstr (out, "mesh identity billing") && strstr (out, "(made,"));
     assert (strstr (out, "CA ") && strstr (out, "(made; root SHA-256 "));
-    for (size_t i = 0; s_identities [i]; i++)
-        for (size_t j = 0; s_identities [j]; j++) {
-            char *secret = zsys_sprintf ("%s/%s/keys/%s.key", root, s_identities [i],
-                                         s_identities [j]);
-            char *public = zsys_sprintf ("%s/%s/keys/%s.pub", root, s_identities [i],
-                                         s_identities [j]);
+    for (size_t i = 0; names [i]; i++)
+        for (size_t j = 0; names [j]; j++) {
+            char *secret = zsys_sprintf ("%s/%s/keys/%s.key", root, names [i],
+                                         names [j]);
+            char *public = zsys_sprintf ("%s/%s/keys/%s.pub", root, names [i],
+                                         names [j]);
             struct stat st;
             assert ((stat (secret, &st) == 0) == (i == j));
             assert (i != j || (st.st_mode & 0777) == 0600);
-            char *own_dir = zsys_sprintf ("%s/%s/keys", root, s_identities [j]);
-            char *their_dir = zsys_sprintf ("%s/%s/keys", root, s_identities [i]);
-            char *mine = umb_keys_public (own_dir, s_identities [j]);
-            char *copied = umb_keys_public (their_dir, s_identities [j]);
+            char *own_dir = zsys_sprintf ("%s/%s/keys", root, names [j]);
+            char *their_dir = zsys_sprintf ("%s/%s/keys", root, names [i]);
+            char *mine = umb_keys_public (own_dir, names [j]);
+            char *copied = umb_keys_public (their_dir, names [j]);
             assert (mine && copied && streq (mine, copied));
             zstr_free (&own_dir);
             zstr_free (&their_dir);

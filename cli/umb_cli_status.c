@@ -15,12 +15,6 @@
 #include "umb_keys.h"
 #include "umb_cli_testkit.h"
 
-//  Every mesh identity whose secret key may be in a keys directory: the one
-//  asked about is tried first, then these
-static const char *const s_identities [] = {
-    "gateway", "auth", "certs", "backends", "computations", "billing", NULL
-};
-
 static const char s_usage [] =
     "usage: umbra status [--url URL] [--json]\n"
     "       umbra status --service NAME [--config FILE] [--state DIR] [--json]\n"
@@ -90,11 +84,12 @@ s_gateway (const char *url, bool json, FILE *out, FILE *err)
 static zcert_t *
 s_identity (const char *keys, const char *name)
 {
+    const char *const *names = umb_runtime_identities ();
     zcert_t *cert = umb_keys_load (keys, name, false, NULL);
-    for (size_t i = 0; !cert && s_identities [i]; i++) {
-        char *path = zsys_sprintf ("%s/%s.key", keys, s_identities [i]);
+    for (size_t i = 0; !cert && names [i]; i++) {
+        char *path = zsys_sprintf ("%s/%s.key", keys, names [i]);
         if (access (path, R_OK) == 0)
-            cert = umb_keys_load (keys, s_identities [i], false, NULL);
+            cert = umb_keys_load (keys, names [i], false, NULL);
         zstr_free (&path);
     }
     return cert;

@@ -23,9 +23,14 @@ struct _umb_runtime_t {
     char         *service_keys [sizeof (s_identities) / sizeof (s_identities [0])];
 };
 
-//  mkdir -p with mode 0700 for what it creates.
-static int
-s_make_dir (const char *path)
+const char *const *
+umb_runtime_identities (void)
+{
+    return (const char *const *) s_identities;
+}
+
+int
+umb_runtime_make_dirs (const char *path)
 {
     char *copy = strdup (path);
     assert (copy);
@@ -86,7 +91,7 @@ umb_runtime_new (umb_config_t **config_p, char **error)
                              streq (umb_config_str (config, "log.format"), "json"));
     self->state_dir = umb_runtime_state_path (config);
     self->keys_dir = umb_runtime_keys_path (config);
-    if (s_make_dir (self->state_dir) || s_make_dir (self->keys_dir)) {
+    if (umb_runtime_make_dirs (self->state_dir) || umb_runtime_make_dirs (self->keys_dir)) {
         *error = zsys_sprintf ("cannot create state directory %s: %s", self->state_dir,
                                strerror (errno));
         umb_runtime_destroy (&self);
@@ -221,7 +226,7 @@ umb_runtime_service_dir (umb_runtime_t *self, const char *name)
 {
     assert (self && name);
     char *dir = zsys_sprintf ("%s/%s", self->state_dir, name);
-    if (dir && s_make_dir (dir)) {
+    if (dir && umb_runtime_make_dirs (dir)) {
         umb_log_error (self->log, "cannot create %s: %s", dir, strerror (errno));
         zstr_free (&dir);
     }

@@ -18,6 +18,12 @@
 
 typedef struct _umb_runtime_t umb_runtime_t;
 
+//  The names of every mesh identity ("auth", "certs", "gateway", ...),
+//  NULL-terminated: those whose key pairs a state holds.
+const char *const *umb_runtime_identities (void);
+//  mkdir -p with mode 0700 for what it makes. 0, or -1 (errno set).
+int            umb_runtime_make_dirs (const char *path);
+
 //  The state and keys directories config names, defaults resolved, without
 //  making or starting anything (for tools that only read them). Caller frees.
 char          *umb_runtime_state_path (umb_config_t *config);
