@@ -66,6 +66,14 @@ static const struct {
 
 //  ---------------------------------------------------------------- helpers
 
+//  The destructor of the hashes' and lists' items: plain allocations
+static void
+s_free (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
 static int64_t
 s_now (void)
 {
@@ -215,6 +223,17 @@ s_write_gauge (umb_w_t *w, const char *key, int64_t value)
         umb_w_int (w, value);
 }
 
+static void
+s_write_balance (umb_w_t *w, int64_t available, int64_t reserved)
+{
+    umb_w_str (w, "balance");
+    umb_w_map_begin (w);
+    umb_w_kv_int (w, "available", available);
+    umb_w_kv_int (w, "reserved", reserved);
+    umb_w_kv_int (w, "total", available + reserved);
+    umb_w_map_end (w);
+}
+
 //  The account object (billing.get, billing.plan.set); 0, or the status
 static int
 s_reply_account (self_t *self, umb_req_t *req, const char *workspace_id, int status)
@@ -245,12 +264,7 @@ s_reply_account (self_t *self, umb_req_t *req, const char *workspace_id, int sta
     s_write_gauge (w, "concurrent_cvms", gauges ? gauges->concurrent_cvms : -1);
     s_write_gauge (w, "members", gauges ? gauges->members : -1);
     umb_w_map_end (w);
-    umb_w_str (w, "balance");
-    umb_w_map_begin (w);
-    umb_w_kv_int (w, "available", available);
-    umb_w_kv_int (w, "reserved", reserved);
-    umb_w_kv_int (w, "total", available + reserved);
-    umb_w_map_end (w);
+    s_write_balance (w, available, reserved);
     umb_w_map_end (w);
     return status;
 }
@@ -683,13 +697,6 @@ s_charge_post (self_t *self, const s_charge_t *charge)
                                    legs, 2, NULL) ? -1 : 0;
 }
 
-static void
-s_charge_free (void **item)
-{
-    free (*item);
-    *item = NULL;
-}
-
 static int
 s_usage_record (void *state, umb_req_t *req)
 {
@@ -710,7 +717,7 @@ s_usage_record (void *state, umb_req_t *req)
         status = s_usage_read (self, req, umb_msg_at (records, i), i, &usages [i], now);
     int64_t accepted = 0, duplicates = 0;
     zhashx_t *charges = zhashx_new ();
-    zhashx_set_destructor (charges, s_charge_free);
+    zhashx_set_destructor (charges, s_free);
     if (status == 0 && umb_store_begin (self->store))
         status = s_store_fault (req);
     else
@@ -852,13 +859,6 @@ typedef struct {
 } s_line_t;
 
 static void
-s_line_free (void **item)
-{
-    free (*item);
-    *item = NULL;
-}
-
-static void
 s_statement_line (const umb_billing_line_t *line, void *arg)
 {
     s_statement_t *statement = arg;
@@ -926,7 +926,7 @@ s_statements_get (void *state, umb_req_t *req)
     umb_billing_ws_t ws;
     int64_t opening;
     s_statement_t statement = { zlistx_new () };
-    zlistx_set_destructor (statement.lines, s_line_free);
+    zlistx_set_destructor (statement.lines, s_free);
     int status = 200;
     if (s_know (self, workspace_id, &ws)
     ||  umb_billing_store_holdings_before (self->store, workspace_id, start, &opening)
@@ -1122,17 +1122,6 @@ s_plan_set_finish (self_t *self, umb_req_t *req, const char *workspace_id)
                   umb_req_principal (req)->subject);
     s_publish (self, workspace_id, "plan");
     return s_reply_account (self, req, workspace_id, 200);
-}
-
-static void
-s_write_balance (umb_w_t *w, int64_t available, int64_t reserved)
-{
-    umb_w_str (w, "balance");
-    umb_w_map_begin (w);
-    umb_w_kv_int (w, "available", available);
-    umb_w_kv_int (w, "reserved", reserved);
-    umb_w_kv_int (w, "total", available + reserved);
-    umb_w_map_end (w);
 }
 
 static int
@@ -1340,13 +1329,6 @@ s_fail (self_t *self, const char *format, ...)
     umb_log_error (self->log, "cannot start: %s", self->failure);
 }
 
-static void
-s_gauges_free (void **item)
-{
-    free (*item);
-    *item = NULL;
-}
-
 static self_t *
 s_self_new (umb_runtime_t *runtime)
 {
@@ -1356,7 +1338,7 @@ s_self_new (umb_runtime_t *runtime)
     self->config = umb_runtime_config (runtime);
     self->log = umb_log_dup (umb_runtime_log (runtime), "billing");
     self->gauges = zhashx_new ();
-    zhashx_set_destructor (self->gauges, s_gauges_free);
+    zhashx_set_destructor (self->gauges, s_free);
     self->welcome = umb_config_int (self->config, "billing.welcome_credit");
     self->grace = umb_config_int (self->config, "billing.reservation_grace_s");
     char *dir = NULL, *db_path = NULL;
