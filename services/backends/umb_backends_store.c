@@ -84,6 +84,8 @@ static const umb_migration_t s_migrations [] = {
          "  at           INTEGER NOT NULL,"
          "  paid         INTEGER NOT NULL);" },
     { 4, "CREATE INDEX cvms_by_state ON cvms (state);" },
+    //  umb_meter_collect reads the CVMs still metered every second: only they
+    { 5, "CREATE INDEX cvms_metered ON cvms (metered_at) WHERE metered_at >= 0;" },
     { 0, NULL }
 };
 
@@ -639,7 +641,7 @@ umb_backends_store_test (bool verbose)
                            " 0, 0, 0, 'u1', 1, 1)", "") == 0);
     umb_store_destroy (&store);
     store = umb_backends_store_open (path, log);
-    assert (store && umb_store_version (store) == 4);
+    assert (store && umb_store_version (store) == 5);
     assert (umb_backends_store_cvm_get (store, "ws_1", "cvm_old", &cvm) == 0);
     assert (streq (cvm.state, "Running") && !*cvm.service_key);
     //  ...and a live one is metered from its start (version 3)

@@ -74,6 +74,8 @@ umb_computations_store_open (const char *path, umb_log_t *log)
         //  (its maximum cost, until it is settled), 'settled'
         { 4, "ALTER TABLE runs ADD COLUMN billing TEXT NOT NULL DEFAULT '';"
              "CREATE INDEX runs_by_state ON runs (state);" },
+        //  The tick looks for reservations left to settle: only those runs
+        { 5, "CREATE INDEX runs_reserved ON runs (updated_at) WHERE billing = 'reserved';" },
         { 0, NULL }
     };
     return umb_store_new (path, migrations, log);
