@@ -247,13 +247,11 @@ s_wipe_text (void *text)
     free (text);
 }
 
-//  Takes value.
+//  Takes text (JSON, or NULL when it could not be made).
 static enum MHD_Result
-s_respond_json (s_request_t *req, struct MHD_Connection *conn, int status, json_t *value,
+s_respond_text (s_request_t *req, struct MHD_Connection *conn, int status, char *text,
                 const char *allow)
 {
-    char *text = value ? umb_json_dump (value) : NULL;
-    json_decref (value);
     if (!text) {
         static char s_failed [] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
         return s_respond (req, conn, 500, S_CONTENT_JSON, s_failed, strlen (s_failed),
@@ -264,6 +262,16 @@ s_respond_json (s_request_t *req, struct MHD_Connection *conn, int status, json_
     if (!response)
         s_wipe_text (text);
     return s_queue (req, conn, status, S_CONTENT_JSON, response, allow);
+}
+
+//  Takes value.
+static enum MHD_Result
+s_respond_json (s_request_t *req, struct MHD_Connection *conn, int status, json_t *value,
+                const char *allow)
+{
+    char *text = value ? umb_json_dump (value) : NULL;
+    json_decref (value);
+    return s_respond_text (req, conn, status, text, allow);
 }
 
 static json_t *
@@ -787,8 +795,9 @@ s_handle_mesh (s_gateway_t *self, s_request_t *req, struct MHD_Connection *conn)
         rc = s_respond_form (self, req, conn, &call, form);
     else
     if (call.status >= 200 && call.status < 300) {
-        json_t *value = umb_json_from_msg (umb_reply_body (call.reply));
-        rc = s_respond_json (req, conn, call.status, value, NULL);
+        size_t length;
+        char *text = umb_json_text_from_msg (umb_reply_body (call.reply), &length);
+        rc = s_respond_text (req, conn, call.status, text, NULL);
     }
     else
     if (call.status >= 400 && call.status <= 599)

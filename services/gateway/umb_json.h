@@ -39,6 +39,11 @@ json_t *umb_json_from_msg (umb_msg_t *node);
 //  NULL only when out of memory.
 json_t *umb_json_stringn (const char *text, size_t size);
 
+//  The compact JSON text of a msgpack node (caller frees; *size its length),
+//  byte for byte what umb_json_dump (umb_json_from_msg (node)) gives, without
+//  building the tree. NULL only when out of memory.
+char   *umb_json_text_from_msg (umb_msg_t *node, size_t *size);
+
 //  Compact text of value (any type) for an HTTP body; caller frees.
 char   *umb_json_dump (json_t *value);
 
