@@ -19,7 +19,6 @@
 #include "umb_computations_private.h"
 
 #define S_QUEUE_MAX      64         //  jobs waiting for the worker
-#define S_LIST_MAX       500
 #define S_AUDIT_MAX      1000
 #define S_MEMBERS_MAX    100000
 #define S_TICK_MS        1000       //  run deadlines are checked this often
@@ -653,22 +652,15 @@ s_get (void *state, umb_req_t *req)
 }
 
 typedef struct {
-    self_t    *self;
     umb_w_t   *w;
     char       last [40];
-    int        failed;
 } s_list_t;
 
 static void
-s_list_item (umb_computation_t *cmp, void *arg)
+s_list_item (umb_computation_t *cmp, const umb_participant_t *parts, size_t count, void *arg)
 {
     s_list_t *list = arg;
-    umb_participant_t *parts = NULL;
-    size_t count = 0;
-    if (umb_computations_store_parts (list->self->store, cmp->id, &parts, &count))
-        list->failed = 1;
     umb_computation_write (cmp, parts, count, list->w);
-    umb_computations_store_parts_free (&parts, count);
     snprintf (list->last, sizeof list->last, "%s", cmp->id);
 }
 
@@ -683,8 +675,8 @@ s_list (void *state, umb_req_t *req)
     const char *cursor = umb_msg_str (body, "cursor", 128, false);
     if (umb_msg_failed (body))
         return umb_req_fail (req, 400, "bad_request", "%s", umb_msg_error (body));
-    if (limit < 1 || limit > S_LIST_MAX)
-        return umb_req_fail (req, 422, "invalid_argument", "limit: 1..%d", S_LIST_MAX);
+    if (limit < 1 || limit > UMB_COMPUTATIONS_LIST_MAX)
+        return umb_req_fail (req, 422, "invalid_argument", "limit: 1..%d", UMB_COMPUTATIONS_LIST_MAX);
     if (name && (!*name || strlen (name) > 128))
         return umb_req_fail (req, 422, "invalid_argument", "name: 1 to 128 bytes");
     if (participant && streq (participant, "me"))
@@ -693,14 +685,14 @@ s_list (void *state, umb_req_t *req)
     umb_w_map_begin (w);
     umb_w_str (w, "items");
     umb_w_array_begin (w);
-    s_list_t list = { self, w, "", 0 };
+    s_list_t list = { w, "" };
     bool more = false;
     int rc = umb_computations_store_list (self->store, umb_req_workspace (req), participant, name,
                                           cursor, limit, s_list_item, &list, &more);
     umb_w_array_end (w);
     umb_w_kv_str (w, "next", more ? list.last : NULL);
     umb_w_map_end (w);
-    if (rc || list.failed) {
+    if (rc) {
         umb_w_reset (w);
         return s_store_fault (self, req);
     }

@@ -1,8 +1,12 @@
 //  umb_computations_store - the computations service's SQL
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE             //  qsort_r
+#endif
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
 #include "umb_computations_store.h"
 #include "umb_audit.h"
 
@@ -155,26 +159,113 @@ umb_computations_store_get (umb_store_t *store, const char *workspace_id, const 
     return rc;
 }
 
+//  One page of a listing: its computations in order, then their participants.
 typedef struct {
-    umb_computations_fn *fn;
-    void                *arg;
-    int64_t              limit;
-    int64_t              seen;
-} s_list_t;
+    umb_computation_t  *rows;
+    umb_participant_t **parts;          //  per row
+    size_t             *parts_count;    //  per row
+    size_t             *by_id;          //  row indexes sorted by id
+    int64_t             limit;
+    int64_t             seen;           //  rows the query gave: one past limit means more
+    size_t              count;          //  rows kept
+    int                 failed;         //  a stored definition did not load
+} s_page_t;
 
 static void
-s_each (sqlite3_stmt *stmt, void *fn, void *arg)
+s_page_row (sqlite3_stmt *stmt, void *fn, void *arg)
 {
     (void) fn;
-    s_list_t *list = arg;
-    if (++list->seen > list->limit)
+    s_page_t *page = arg;
+    if (++page->seen > page->limit)
         return;
-    umb_computation_t cmp;
-    memset (&cmp, 0, sizeof cmp);
-    s_row (stmt, &cmp);
-    if (*cmp.id)
-        list->fn (&cmp, list->arg);
-    umb_computation_clear (&cmp);
+    umb_computation_t *cmp = &page->rows [page->count];
+    memset (cmp, 0, sizeof *cmp);
+    s_row (stmt, cmp);
+    if (*cmp->id)
+        page->count++;
+    else {
+        umb_computation_clear (cmp);
+        page->failed = 1;
+    }
+}
+
+static int
+s_by_id (const void *left, const void *right, void *arg)
+{
+    const s_page_t *page = arg;
+    return strcmp (page->rows [*(const size_t *) left].id, page->rows [*(const size_t *) right].id);
+}
+
+static int
+s_page_find (const s_page_t *page, const char *id)
+{
+    size_t low = 0, high = page->count;
+    while (low < high) {
+        size_t middle = (low + high) / 2;
+        int order = strcmp (page->rows [page->by_id [middle]].id, id);
+        if (order == 0)
+            return (int) page->by_id [middle];
+        if (order < 0)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    return -1;
+}
+
+static void s_part_fill (sqlite3_stmt *stmt, int first, umb_participant_t *part);
+
+static void
+s_page_part (sqlite3_stmt *stmt, void *fn, void *arg)
+{
+    (void) fn;
+    s_page_t *page = arg;
+    int row = s_page_find (page, (const char *) sqlite3_column_text (stmt, 0));
+    if (row < 0)
+        return;
+    size_t *count = &page->parts_count [row];
+    page->parts [row] = realloc (page->parts [row], (*count + 1) * sizeof (umb_participant_t));
+    assert (page->parts [row]);
+    s_part_fill (stmt, 1, &page->parts [row][(*count)++]);
+}
+
+//  The participants of every computation of the page, in one query.
+static int
+s_page_parts (umb_store_t *store, s_page_t *page)
+{
+    if (page->count == 0)
+        return 0;
+    page->by_id = malloc (page->count * sizeof (size_t));
+    assert (page->by_id);
+    for (size_t i = 0; i < page->count; i++)
+        page->by_id [i] = i;
+    qsort_r (page->by_id, page->count, sizeof (size_t), s_by_id, page);
+    json_t *ids = json_array ();
+    for (size_t i = 0; i < page->count; i++)
+        json_array_append_new (ids, json_string (page->rows [i].id));
+    char *text = json_dumps (ids, JSON_COMPACT);
+    json_decref (ids);
+    assert (text);
+    sqlite3_stmt *stmt = umb_store_query (store,
+        "SELECT computation_id, user_id, roles, key, key_type, fingerprint FROM participants"
+        " WHERE computation_id IN (SELECT value FROM json_each (?))"
+        " ORDER BY computation_id, user_id", "s", text);
+    int rc = umb_store_each (stmt, s_page_part, NULL, page);
+    free (text);
+    return rc;
+}
+
+static void
+s_page_clear (s_page_t *page)
+{
+    for (size_t i = 0; i < page->count; i++) {
+        umb_computation_clear (&page->rows [i]);
+        umb_computations_store_parts_free (&page->parts [i], page->parts_count [i]);
+    }
+    free (page->rows);
+    free (page->parts);
+    free (page->parts_count);
+    free (page->by_id);
 }
 
 int
@@ -182,7 +273,7 @@ umb_computations_store_list (umb_store_t *store, const char *workspace_id, const
                              const char *name_prefix, const char *cursor, int64_t limit,
                              umb_computations_fn *fn, void *arg, bool *more)
 {
-    assert (limit > 0 && fn && more);
+    assert (limit > 0 && limit <= UMB_COMPUTATIONS_LIST_MAX && fn && more);
     int64_t cursor_time = INT64_MAX;
     char cursor_id [40] = "\x7f";
     if (cursor && *cursor) {
@@ -209,7 +300,11 @@ umb_computations_store_list (umb_store_t *store, const char *workspace_id, const
         pattern [at++] = '%';
         pattern [at] = 0;
     }
-    int64_t probe = limit + 1;
+    s_page_t page = { .limit = limit };
+    page.rows = calloc ((size_t) limit, sizeof (umb_computation_t));
+    page.parts = calloc ((size_t) limit, sizeof (umb_participant_t *));
+    page.parts_count = calloc ((size_t) limit, sizeof (size_t));
+    assert (page.rows && page.parts && page.parts_count);
     sqlite3_stmt *stmt = umb_store_query (store, S_SELECT
         "WHERE workspace_id = ?"
         " AND (? IS NULL OR id IN (SELECT computation_id FROM participants WHERE user_id = ?))"
@@ -217,10 +312,17 @@ umb_computations_store_list (umb_store_t *store, const char *workspace_id, const
         " AND (created_at < ? OR (created_at = ? AND id < ?))"
         " ORDER BY created_at DESC, id DESC LIMIT ?", "sssssiisi",
         workspace_id, participant, participant, name_prefix ? pattern : NULL,
-        name_prefix ? pattern : NULL, cursor_time, cursor_time, cursor_id, probe);
-    s_list_t list = { fn, arg, limit, 0 };
-    int rc = umb_store_each (stmt, s_each, NULL, &list);
-    *more = list.seen > limit;
+        name_prefix ? pattern : NULL, cursor_time, cursor_time, cursor_id, limit + 1);
+    int rc = umb_store_each (stmt, s_page_row, NULL, &page);
+    if (rc == 0 && page.failed)
+        rc = -1;
+    if (rc == 0)
+        rc = s_page_parts (store, &page);
+    if (rc == 0)
+        for (size_t i = 0; i < page.count; i++)
+            fn (&page.rows [i], page.parts [i], page.parts_count [i], arg);
+    *more = rc == 0 && page.seen > limit;
+    s_page_clear (&page);
     return rc;
 }
 
@@ -230,20 +332,25 @@ typedef struct {
 } s_parts_t;
 
 static void
+s_part_fill (sqlite3_stmt *stmt, int first, umb_participant_t *part)
+{
+    memset (part, 0, sizeof *part);
+    umb_store_column (stmt, first, part->user, sizeof part->user);
+    part->roles = (unsigned) sqlite3_column_int64 (stmt, first + 1);
+    const char *key = (const char *) sqlite3_column_text (stmt, first + 2);
+    part->key = key ? strdup (key) : NULL;
+    umb_store_column (stmt, first + 3, part->key_type, sizeof part->key_type);
+    umb_store_column (stmt, first + 4, part->fingerprint, sizeof part->fingerprint);
+}
+
+static void
 s_part_each (sqlite3_stmt *stmt, void *fn, void *arg)
 {
     (void) fn;
     s_parts_t *parts = arg;
     parts->parts = realloc (parts->parts, (parts->count + 1) * sizeof (umb_participant_t));
     assert (parts->parts);
-    umb_participant_t *part = &parts->parts [parts->count++];
-    memset (part, 0, sizeof *part);
-    umb_store_column (stmt, 0, part->user, sizeof part->user);
-    part->roles = (unsigned) sqlite3_column_int64 (stmt, 1);
-    const char *key = (const char *) sqlite3_column_text (stmt, 2);
-    part->key = key ? strdup (key) : NULL;
-    umb_store_column (stmt, 3, part->key_type, sizeof part->key_type);
-    umb_store_column (stmt, 4, part->fingerprint, sizeof part->fingerprint);
+    s_part_fill (stmt, 0, &parts->parts [parts->count++]);
 }
 
 int
@@ -510,10 +617,32 @@ umb_computations_store_stats (umb_store_t *store, const char *workspace_id, int6
 //  ---------------------------------------------------------------- selftest
 
 static void
-s_test_count (umb_computation_t *cmp, void *arg)
+s_test_count (umb_computation_t *cmp, const umb_participant_t *parts, size_t count, void *arg)
 {
-    (void) cmp;
+    (void) cmp; (void) parts; (void) count;
     (*(int *) arg)++;
+}
+
+//  Each listed computation's participants are the ones stored for it.
+typedef struct {
+    umb_store_t *store;
+    int          computations, participants;
+} s_test_parts_t;
+
+static void
+s_test_parts (umb_computation_t *cmp, const umb_participant_t *parts, size_t count, void *arg)
+{
+    s_test_parts_t *test = arg;
+    umb_participant_t *stored = NULL;
+    size_t stored_count = 0;
+    assert (umb_computations_store_parts (test->store, cmp->id, &stored, &stored_count) == 0);
+    assert (count == stored_count);
+    for (size_t i = 0; i < count; i++)
+        assert (S_STREQ (parts [i].user, stored [i].user) && parts [i].roles == stored [i].roles
+                && !parts [i].key == !stored [i].key);
+    umb_computations_store_parts_free (&stored, stored_count);
+    test->computations++;
+    test->participants += (int) count;
 }
 
 static void
@@ -605,6 +734,11 @@ umb_computations_store_test (bool verbose)
     count = 0;
     assert (umb_computations_store_list (store, "ws_1", NULL, NULL, "cmp_1", 3, s_test_count,
                                          &count, &more) == 0 && count == 1 && !more);
+    //  ... each with its own participants, read for the whole page at once
+    s_test_parts_t listed = { store, 0, 0 };
+    assert (umb_computations_store_list (store, "ws_1", NULL, NULL, NULL, 10, s_test_parts,
+                                         &listed, &more) == 0);
+    assert (listed.computations == 4 && listed.participants == 8);
 
     //  Participants, replaced and deleted with their computation
     umb_participant_t *parts = NULL;

@@ -28,10 +28,15 @@ int umb_computations_store_delete (umb_store_t *store, const char *id);
 int umb_computations_store_get (umb_store_t *store, const char *workspace_id, const char *id,
                                 umb_computation_t *cmp);
 
-//  Newest first. participant (a user id) and name_prefix may be NULL. The
-//  cursor is the id of the previous page's last computation. *more is true
-//  when another page follows. Each computation goes to fn, then is cleared.
-typedef void (umb_computations_fn) (umb_computation_t *cmp, void *arg);
+//  Newest first, at most limit (1..UMB_COMPUTATIONS_LIST_MAX). participant (a
+//  user id) and name_prefix may be NULL. The cursor is the id of the previous
+//  page's last computation. *more is true when another page follows. The page
+//  is read whole (its participants in one query) before each computation goes
+//  to fn with its participants by user id (both borrowed for the call); fn is
+//  called for none when reading failed (-1).
+#define UMB_COMPUTATIONS_LIST_MAX 500
+typedef void (umb_computations_fn) (umb_computation_t *cmp, const umb_participant_t *parts,
+                                    size_t count, void *arg);
 int umb_computations_store_list (umb_store_t *store, const char *workspace_id,
                                  const char *participant, const char *name_prefix,
                                  const char *cursor, int64_t limit, umb_computations_fn *fn,
