@@ -470,10 +470,12 @@ s_print_cert (s_cli_t *cli, json_t *cert)
         fprintf (cli->out, "revoked       %s (%s)\n", revoked_at, umb_cli_rest_str (cert, "reason"));
     fprintf (cli->out,
              "sha-256       %s\n"
+             "issuing CA    %s\n"
              "workspace     %s\n"
              "created       %s by %s\n",
-             umb_cli_rest_str (cert, "fingerprint"), umb_cli_rest_str (cert, "workspace_id"),
-             created_at, umb_cli_rest_str (cert, "created_by"));
+             umb_cli_rest_str (cert, "fingerprint"), umb_cli_rest_str (cert, "issuer"),
+             umb_cli_rest_str (cert, "workspace_id"), created_at,
+             umb_cli_rest_str (cert, "created_by"));
 }
 
 static int

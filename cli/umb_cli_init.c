@@ -19,7 +19,7 @@
 #include "umb_testkit.h"
 
 static const char s_usage [] =
-    "usage: umbra init [--split DIR] [--config FILE] [--state DIR]\n"
+    "usage: umbra init [--split DIR] [--rotate-issuer] [--config FILE] [--state DIR]\n"
     "\n"
     "Makes what a deployment needs before its first start, once: the CURVE key pair of\n"
     "every mesh identity and the platform's CA (root, issuing and OCSP signer). What\n"
@@ -32,6 +32,10 @@ static const char s_usage [] =
     "                DIR/NAME/keys holds NAME's secret key and every public key, so no\n"
     "                container holds another's secret; the CA goes to DIR/certs/certs/ca.\n"
     "                The services then run with mesh.make_keys = false.\n"
+    "  --rotate-issuer  with the platform stopped: a new issuing CA under the same root,\n"
+    "                which issues from the next start on. Certificates issued before stay\n"
+    "                valid: their issuing CA keeps signing their CRL and answering OCSP\n"
+    "                for them until it expires. Needs the root key (root.key).\n"
     "  --config FILE settings file (certs.key_type, certs.public_url, ...)\n"
     "Settings also come from UMBRA_* environment variables; see `umbra config`.\n";
 
@@ -85,9 +89,10 @@ s_identity (const char *dir, const char *name, umb_log_t *log)
     return 0;
 }
 
-//  Makes (or keeps) the CA in dir and says which; 0, -1
+//  Makes (or keeps) the CA in dir and says which, rotating its issuing CA
+//  when asked; 0, -1
 static int
-s_ca (umb_config_t *config, const char *dir, umb_log_t *log)
+s_ca (umb_config_t *config, const char *dir, bool rotate, umb_log_t *log)
 {
     char *root = zsys_sprintf ("%s/root.key", dir);
     bool existed = access (root, F_OK) == 0;
@@ -100,10 +105,20 @@ s_ca (umb_config_t *config, const char *dir, umb_log_t *log)
     char *crl = zsys_sprintf ("%s/crl", base);
     if (mkdir (dir, 0700) && errno != EEXIST)
         umb_log_error (log, "cannot create %s: %s", dir, strerror (errno));
-    umb_ca_t *ca = key_type < 0 ? NULL
-                 : umb_ca_load_or_create (dir, (umb_ca_key_type_t) key_type, ocsp, crl, log);
+    umb_ca_t *ca = NULL;
+    if (rotate && !existed)
+        fprintf (stderr, "umbra init: there is no CA in %s to rotate\n", dir);
+    else
+    if (key_type >= 0)
+        ca = umb_ca_load_or_create (dir, (umb_ca_key_type_t) key_type, ocsp, crl, log);
     int rc = ca ? 0 : -1;
-    if (ca) {
+    char made [41] = "";
+    if (ca && rotate && umb_ca_rotate (ca, made)) {
+        fprintf (stderr, "umbra init: cannot make a new issuing CA in %s (is root.key there?)\n",
+                 dir);
+        rc = -1;
+    }
+    if (rc == 0) {
         unsigned char digest [EVP_MAX_MD_SIZE];
         unsigned int length = 0;
         char hex [2 * EVP_MAX_MD_SIZE + 1] = "";
@@ -111,9 +126,18 @@ s_ca (umb_config_t *config, const char *dir, umb_log_t *log)
             for (unsigned int i = 0; i < length; i++)
                 snprintf (hex + 2 * i, 3, "%02x", digest [i]);
         printf ("CA %s  (%s; root SHA-256 %s)\n", dir, existed ? "kept" : "made", hex);
+        for (size_t i = 0; i < umb_ca_issuer_count (ca); i++) {
+            umb_ca_issuer_t issuer;
+            umb_ca_issuer (ca, i, &issuer);
+            printf ("issuing CA %s  (%s%s; until %lld)\n", issuer.id,
+                    streq (issuer.id, made) ? "made" : i == 0 && !existed ? "made" : "kept",
+                    issuer.current ? ", issues" : ", answers for what it issued",
+                    (long long) issuer.not_after);
+        }
     }
     else
-        fprintf (stderr, "umbra init: cannot make the CA in %s\n", dir);
+    if (!(rotate && !existed))
+        fprintf (stderr, "umbra init: cannot %s the CA in %s\n", ca ? "rotate" : "make", dir);
     umb_ca_destroy (&ca);
     zstr_free (&base);
     zstr_free (&ocsp);
@@ -124,7 +148,7 @@ s_ca (umb_config_t *config, const char *dir, umb_log_t *log)
 //  The per-service layout: each identity's key pair made in its own state's
 //  keys directory, then every public key copied into every one of them
 static int
-s_split (umb_config_t *config, const char *root, umb_log_t *log)
+s_split (umb_config_t *config, const char *root, bool rotate, umb_log_t *log)
 {
     const char *const *names = umb_runtime_identities ();
     int rc = 0;
@@ -150,7 +174,7 @@ s_split (umb_config_t *config, const char *root, umb_log_t *log)
         }
     if (rc == 0) {
         char *ca = zsys_sprintf ("%s/certs/certs/ca", root);
-        rc = umb_runtime_make_dirs (ca) ? -1 : s_ca (config, ca, log);
+        rc = umb_runtime_make_dirs (ca) ? -1 : s_ca (config, ca, rotate, log);
         zstr_free (&ca);
     }
     return rc;
@@ -158,7 +182,7 @@ s_split (umb_config_t *config, const char *root, umb_log_t *log)
 
 //  The one-state layout
 static int
-s_single (umb_config_t *config, umb_log_t *log)
+s_single (umb_config_t *config, bool rotate, umb_log_t *log)
 {
     char *state = umb_runtime_state_path (config);
     char *keys = umb_runtime_keys_path (config);
@@ -172,7 +196,7 @@ s_single (umb_config_t *config, umb_log_t *log)
     for (size_t i = 0; names [i] && rc == 0; i++)
         rc = s_identity (keys, names [i], log);
     if (rc == 0)
-        rc = s_ca (config, ca, log);
+        rc = s_ca (config, ca, rotate, log);
     zstr_free (&keys);
     zstr_free (&ca);
     zstr_free (&state);
@@ -184,10 +208,14 @@ umb_cli_init (int argc, char **argv)
 {
     //  --split DIR is init's own; the rest are the settings' options
     char *split = NULL;
+    bool rotate = false;
     char **rest = calloc ((size_t) argc + 1, sizeof (char *));
     assert (rest);
     int count = 0;
     for (int i = 0; i < argc; i++) {
+        if (streq (argv [i], "--rotate-issuer"))
+            rotate = true;
+        else
         if (streq (argv [i], "--split") && i + 1 < argc && !split)
             split = argv [++i];
         else
@@ -214,7 +242,7 @@ umb_cli_init (int argc, char **argv)
         return UMB_EXIT_USAGE;
     }
     umb_log_t *log = umb_log_new ("init", UMB_LOG_ERROR, false);
-    int rc = split ? s_split (config, split, log) : s_single (config, log);
+    int rc = split ? s_split (config, split, rotate, log) : s_single (config, rotate, log);
     umb_log_destroy (&log);
     umb_config_destroy (&config);
     return rc ? UMB_EXIT_FAILED : UMB_EXIT_OK;
@@ -304,7 +332,27 @@ umb_cli_init_test (bool verbose)
     char *ca_root = zsys_sprintf ("%s/certs/ca/root.pem", state);
     char *auth_key = zsys_sprintf ("%s/keys/auth.key", state);
     assert (access (ca_root, R_OK) == 0 && access (auth_key, R_OK) == 0);
+    assert (strstr (out, ", issues;") && !strstr (out, "answers for what it issued"));
     zstr_free (&out);
+    //  A new issuing CA: it issues, the first answers for what it issued, and
+    //  both are there at the next load
+    char *rotate [] = { "init", "--state", state, "--rotate-issuer", NULL };
+    assert (s_test_run (rotate, &out) == 0);
+    assert (strstr (out, "(made, issues;") && strstr (out, "(kept, answers for what it issued;"));
+    zstr_free (&out);
+    assert (s_test_run (single, &out) == 0);
+    assert (strstr (out, "(kept, issues;") && strstr (out, "(kept, answers for what it issued;")
+            && !strstr (out, "made"));
+    zstr_free (&out);
+    char *issuers = zsys_sprintf ("%s/certs/ca/issuers", state);
+    assert (access (issuers, R_OK) == 0);
+    zstr_free (&issuers);
+    //  Nothing to rotate where there is no CA
+    char *empty = zsys_sprintf ("%s/empty", dir);
+    char *nothing [] = { "init", "--state", empty, "--rotate-issuer", NULL };
+    assert (s_test_run (nothing, &out) == UMB_EXIT_FAILED);
+    zstr_free (&out);
+    zstr_free (&empty);
     //  Usage errors
     char *bad [] = { "init", "--split", NULL };
     assert (s_test_run (bad, &out) == UMB_EXIT_USAGE);

@@ -23,7 +23,7 @@ static umb_ocsp_t *s_ocsp;
 static char        s_dir [] = "/tmp/umb-fuzz-ocsp-XXXXXX";
 
 static umb_ocsp_status_t
-s_lookup (void *state, const char *serial, int64_t *revoked_at, int *reason)
+s_lookup (void *state, const char *issuer, const char *serial, int64_t *revoked_at, int *reason)
 {
     size_t length = strlen (serial);
     char last = length ? serial [length - 1] : '0';

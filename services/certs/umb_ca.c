@@ -5,6 +5,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <libgen.h>
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -61,18 +63,33 @@ static const char *const s_reserved_names [] = {
     "umbra root CA", "umbra issuing CA", "umbra OCSP signer"
 };
 
+//  One issuing CA: the first in the CA directory itself, each later one (made
+//  by umb_ca_rotate) in issuers/<serial>/. Its files never move.
+typedef struct {
+    char             *key_path, *cert_path;
+    char             *ocsp_key_path, *ocsp_cert_path;
+    X509             *cert, *ocsp;
+    EVP_PKEY         *ocsp_key;
+    umb_ca_key_type_t key_type;         //  of its key; its OCSP signers get it too
+    char             *chain_pem;        //  its certificate, then the root
+    char             *crl_url;          //  what its certificates name, or NULL
+    char              id [41];          //  its certificate's serial
+} s_issuer_t;
+
 struct _umb_ca_t {
     umb_log_t        *log;              //  borrowed, may be NULL
     char             *dir;
     char             *root_key_path, *root_cert_path;
-    char             *issuing_key_path, *issuing_cert_path;
-    char             *ocsp_key_path, *ocsp_cert_path;
+    char             *issuers_dir;      //  dir/issuers
+    char             *current_path;     //  dir/current: the current issuer's id, once rotated
     char             *ocsp_url;         //  NULL: issued certificates carry no AIA
     char             *crl_url;          //  NULL: ... no CRL distribution point
-    umb_ca_key_type_t key_type;         //  of the keys on disk; new OCSP signers get it too
-    X509             *root, *issuing, *ocsp;
-    EVP_PKEY         *ocsp_key;
-    char             *root_pem, *chain_pem;
+    umb_ca_key_type_t key_type;         //  what a new issuing CA is made of
+    X509             *root;
+    char             *root_pem;
+    s_issuer_t        issuers [UMB_CA_ISSUERS_MAX];
+    size_t            issuer_count;     //  the first, then the later ones, oldest first
+    size_t            current;          //  the one that issues
 };
 
 static bool
@@ -267,8 +284,12 @@ s_file_publish (umb_ca_t *self, const char *path, const void *data, size_t size,
     }
     unlink (temporary);
     free (temporary);
-    if (rc == 0)
-        s_dir_sync (self->dir);
+    if (rc == 0) {
+        char *parent = strdup (path);
+        if (parent)
+            s_dir_sync (dirname (parent));
+        free (parent);
+    }
     errno = saved;
     return rc;
 }
@@ -756,19 +777,19 @@ s_ca_cert_new (umb_ca_t *self, EVP_PKEY *key, X509 *issuer, EVP_PKEY *signer)
 
 //  A fresh key and certificate for the delegated OCSP signer.
 static int
-s_ocsp_make (umb_ca_t *self, EVP_PKEY *issuing_key, int64_t lifetime_s, X509 **cert,
-             EVP_PKEY **key)
+s_ocsp_make (umb_ca_t *self, s_issuer_t *issuer, EVP_PKEY *issuing_key, int64_t lifetime_s,
+             X509 **cert, EVP_PKEY **key)
 {
     *cert = NULL;
-    *key = s_keygen (self->key_type);
+    *key = s_keygen (issuer->key_type);
     if (!*key) {
         s_ssl_error (self->log, "cannot make the OCSP signer's key");
         return -1;
     }
     int64_t now = (int64_t) time (NULL);
-    int64_t not_after = s_min (now + lifetime_s, s_time_unix (X509_get0_notAfter (self->issuing)));
+    int64_t not_after = s_min (now + lifetime_s, s_time_unix (X509_get0_notAfter (issuer->cert)));
     const int usage [] = { NID_OCSP_sign };
-    *cert = s_cert_start ("umbra OCSP signer", *key, self->issuing, now, not_after);
+    *cert = s_cert_start ("umbra OCSP signer", *key, issuer->cert, now, not_after);
     if (!*cert
     ||  s_add_basic_constraints (*cert, false, -1)
     ||  s_add_key_usage (*cert, 1u << UMB_CA_KU_DIGITAL_SIGNATURE)
@@ -788,7 +809,7 @@ s_ocsp_make (umb_ca_t *self, EVP_PKEY *issuing_key, int64_t lifetime_s, X509 **c
 //  The key goes first: a process loading in between sees a key that does
 //  not match the certificate and renews again, which is harmless.
 static int
-s_ocsp_publish (umb_ca_t *self, X509 *cert, EVP_PKEY *key)
+s_ocsp_publish (umb_ca_t *self, s_issuer_t *issuer, X509 *cert, EVP_PKEY *key)
 {
     size_t size = 0;
     char *pem = s_key_pem (key, &size);
@@ -796,17 +817,17 @@ s_ocsp_publish (umb_ca_t *self, X509 *cert, EVP_PKEY *key)
         s_ssl_error (self->log, "cannot encode the OCSP signer's key");
         return -1;
     }
-    int rc = s_file_publish (self, self->ocsp_key_path, pem, size, 0600, true);
+    int rc = s_file_publish (self, issuer->ocsp_key_path, pem, size, 0600, true);
     int saved = errno;
     OPENSSL_cleanse (pem, size);
     free (pem);
     if (rc == 0) {
-        rc = s_cert_publish (self, self->ocsp_cert_path, cert, true);
+        rc = s_cert_publish (self, issuer->ocsp_cert_path, cert, true);
         saved = errno;
     }
     if (rc)
-        umb_log_error (self->log, "ca: cannot write the OCSP signer to %s: %s", self->dir,
-                       strerror (saved));
+        umb_log_error (self->log, "ca: cannot write the OCSP signer to %s: %s",
+                       issuer->ocsp_cert_path, strerror (saved));
     return rc;
 }
 
@@ -881,14 +902,22 @@ s_root_load (umb_ca_t *self, EVP_PKEY **root_key)
     return 0;
 }
 
+//  Loads issuer's certificate and checks it against its key (read into
+//  *issuing_key). create: make both when there is no certificate yet (the
+//  first issuing CA only).
 static int
-s_issuing_load (umb_ca_t *self, EVP_PKEY *root_key, EVP_PKEY **issuing_key)
+s_issuing_load (umb_ca_t *self, s_issuer_t *issuer, EVP_PKEY *root_key, bool create,
+                EVP_PKEY **issuing_key)
 {
-    if (s_key_read (self, self->issuing_key_path, issuing_key) < 0)
+    if (s_key_read (self, issuer->key_path, issuing_key) < 0)
         return -1;
-    int rc = s_cert_read (self, self->issuing_cert_path, &self->issuing);
+    int rc = s_cert_read (self, issuer->cert_path, &issuer->cert);
     if (rc < 0)
         return -1;
+    if (rc == 1 && !create) {
+        umb_log_error (self->log, "ca: %s is missing", issuer->cert_path);
+        return -1;
+    }
     if (rc == 1) {
         if (!root_key) {
             umb_log_error (self->log, "ca: %s is needed to certify the issuing CA",
@@ -896,52 +925,49 @@ s_issuing_load (umb_ca_t *self, EVP_PKEY *root_key, EVP_PKEY **issuing_key)
             return -1;
         }
         if (!*issuing_key
-        &&  !(*issuing_key = s_key_create (self, self->issuing_key_path, self->key_type, false)))
+        &&  !(*issuing_key = s_key_create (self, issuer->key_path, self->key_type, false)))
             return -1;
-        self->issuing = s_ca_cert_new (self, *issuing_key, self->root, root_key);
-        if (!self->issuing || s_cert_settle (self, self->issuing_cert_path, &self->issuing))
+        issuer->cert = s_ca_cert_new (self, *issuing_key, self->root, root_key);
+        if (!issuer->cert || s_cert_settle (self, issuer->cert_path, &issuer->cert))
             return -1;
     }
     if (!*issuing_key) {
-        umb_log_error (self->log, "ca: %s is missing", self->issuing_key_path);
+        umb_log_error (self->log, "ca: %s is missing", issuer->key_path);
         return -1;
     }
-    if (X509_verify (self->issuing, X509_get0_pubkey (self->root)) != 1
-    ||  X509_check_ca (self->issuing) == 0) {
+    if (X509_verify (issuer->cert, X509_get0_pubkey (self->root)) != 1
+    ||  X509_check_ca (issuer->cert) == 0) {
         s_ssl_error (self->log, "%s is not a CA certificate signed by the root",
-                     self->issuing_cert_path);
+                     issuer->cert_path);
         return -1;
     }
-    if (X509_check_private_key (self->issuing, *issuing_key) != 1) {
-        s_ssl_error (self->log, "%s does not match %s", self->issuing_key_path,
-                     self->issuing_cert_path);
+    if (X509_check_private_key (issuer->cert, *issuing_key) != 1) {
+        s_ssl_error (self->log, "%s does not match %s", issuer->key_path, issuer->cert_path);
         return -1;
     }
-    if (s_time_unix (X509_get0_notAfter (self->issuing)) <= (int64_t) time (NULL)) {
-        umb_log_error (self->log, "ca: %s has expired", self->issuing_cert_path);
+    if (s_time_unix (X509_get0_notAfter (issuer->cert)) <= (int64_t) time (NULL)) {
+        umb_log_error (self->log, "ca: %s has expired", issuer->cert_path);
         return -1;
     }
     int type = s_key_type_of (*issuing_key);
     if (type < 0) {
         umb_log_error (self->log, "ca: %s is of a key type this CA does not make",
-                       self->issuing_key_path);
+                       issuer->key_path);
         return -1;
     }
-    if ((umb_ca_key_type_t) type != self->key_type)
-        umb_log_info (self->log, "ca: %s holds a %s CA; keeping it", self->dir,
-                      s_key_type_names [type]);
-    self->key_type = (umb_ca_key_type_t) type;
+    issuer->key_type = (umb_ca_key_type_t) type;
+    s_serial_hex (X509_get0_serialNumber (issuer->cert), issuer->id);
     return 0;
 }
 
 static int
-s_ocsp_load (umb_ca_t *self, EVP_PKEY *issuing_key)
+s_ocsp_load (umb_ca_t *self, s_issuer_t *issuer, EVP_PKEY *issuing_key)
 {
     EVP_PKEY *key = NULL;
     X509 *cert = NULL;
-    if (s_key_read (self, self->ocsp_key_path, &key) < 0)
+    if (s_key_read (self, issuer->ocsp_key_path, &key) < 0)
         return -1;
-    if (s_cert_read (self, self->ocsp_cert_path, &cert) < 0) {
+    if (s_cert_read (self, issuer->ocsp_cert_path, &cert) < 0) {
         EVP_PKEY_free (key);
         return -1;
     }
@@ -952,7 +978,7 @@ s_ocsp_load (umb_ca_t *self, EVP_PKEY *issuing_key)
     if (X509_check_private_key (cert, key) != 1)
         why = "key and certificate do not match";
     else
-    if (X509_verify (cert, X509_get0_pubkey (self->issuing)) != 1)
+    if (X509_verify (cert, X509_get0_pubkey (issuer->cert)) != 1)
         why = "not signed by the issuing CA";
     else
     if (s_time_unix (X509_get0_notAfter (cert))
@@ -962,18 +988,179 @@ s_ocsp_load (umb_ca_t *self, EVP_PKEY *issuing_key)
     if (why) {
         X509_free (cert);
         EVP_PKEY_free (key);
-        if (s_ocsp_make (self, issuing_key, (int64_t) UMB_CA_OCSP_DAYS * UMB_CA_DAY, &cert, &key))
+        if (s_ocsp_make (self, issuer, issuing_key, (int64_t) UMB_CA_OCSP_DAYS * UMB_CA_DAY,
+                         &cert, &key))
             return -1;
-        if (s_ocsp_publish (self, cert, key)) {
+        if (s_ocsp_publish (self, issuer, cert, key)) {
             X509_free (cert);
             EVP_PKEY_free (key);
             return -1;
         }
-        umb_log_info (self->log, "ca: made a new OCSP signer (%s)", why);
+        umb_log_info (self->log, "ca: made a new OCSP signer for issuing CA %s (%s)", issuer->id,
+                      why);
     }
-    self->ocsp = cert;
-    self->ocsp_key = key;
+    issuer->ocsp = cert;
+    issuer->ocsp_key = key;
     return 0;
+}
+
+static void
+s_issuer_clear (s_issuer_t *issuer)
+{
+    free (issuer->key_path);
+    free (issuer->cert_path);
+    free (issuer->ocsp_key_path);
+    free (issuer->ocsp_cert_path);
+    X509_free (issuer->cert);
+    X509_free (issuer->ocsp);
+    EVP_PKEY_free (issuer->ocsp_key);
+    free (issuer->chain_pem);
+    free (issuer->crl_url);
+    memset (issuer, 0, sizeof (*issuer));
+}
+
+//  The paths of an issuer whose files are in dir. 0 or -1.
+static int
+s_issuer_paths (s_issuer_t *issuer, const char *dir)
+{
+    issuer->key_path = s_path (dir, "issuing.key");
+    issuer->cert_path = s_path (dir, "issuing.pem");
+    issuer->ocsp_key_path = s_path (dir, "ocsp.key");
+    issuer->ocsp_cert_path = s_path (dir, "ocsp.pem");
+    return issuer->key_path && issuer->cert_path && issuer->ocsp_key_path
+        && issuer->ocsp_cert_path ? 0 : -1;
+}
+
+//  An issuer's OCSP signer, chain and CRL URL, once its certificate is
+//  loaded. first: the first issuing CA, whose certificates name the CRL URL
+//  itself; a later one's name crl_url/<its id>. 0 or -1.
+static int
+s_issuer_finish (umb_ca_t *self, s_issuer_t *issuer, EVP_PKEY *issuing_key, bool first)
+{
+    if (s_ocsp_load (self, issuer, issuing_key))
+        return -1;
+    char *pem = s_cert_pem (issuer->cert);
+    if (!pem || asprintf (&issuer->chain_pem, "%s%s", pem, self->root_pem) < 0)
+        issuer->chain_pem = NULL;
+    free (pem);
+    if (self->crl_url
+    &&  (first ? !(issuer->crl_url = strdup (self->crl_url))
+               : asprintf (&issuer->crl_url, "%s/%s", self->crl_url, issuer->id) < 0))
+        issuer->crl_url = NULL;
+    return issuer->chain_pem && (!self->crl_url || issuer->crl_url) ? 0 : -1;
+}
+
+//  Loads an issuer from dir into the next slot (kept only on success). 0, or
+//  -1 (logged).
+static int
+s_issuer_add (umb_ca_t *self, const char *dir, EVP_PKEY *root_key, bool first)
+{
+    if (self->issuer_count == UMB_CA_ISSUERS_MAX) {
+        umb_log_error (self->log, "ca: more than %d issuing CAs in %s", UMB_CA_ISSUERS_MAX,
+                       self->dir);
+        return -1;
+    }
+    s_issuer_t *issuer = &self->issuers [self->issuer_count];
+    EVP_PKEY *issuing_key = NULL;
+    int rc = s_issuer_paths (issuer, dir)
+          || s_issuing_load (self, issuer, root_key, first, &issuing_key)
+          || s_issuer_finish (self, issuer, issuing_key, first) ? -1 : 0;
+    EVP_PKEY_free (issuing_key);
+    if (rc)
+        s_issuer_clear (issuer);
+    else
+        self->issuer_count++;
+    return rc;
+}
+
+static int
+s_remove_entry (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void) st; (void) flag; (void) ftw;
+    return remove (path);
+}
+
+static int
+s_by_age (const void *left, const void *right)
+{
+    const s_issuer_t *a = left, *b = right;
+    int order = ASN1_TIME_compare (X509_get0_notBefore (a->cert), X509_get0_notBefore (b->cert));
+    return order ? order : strcmp (a->id, b->id);
+}
+
+//  The later issuing CAs, in issuers/: each a directory named by its
+//  certificate's serial. What a rotation left half-made (*.tmp) is removed;
+//  one that has expired is no longer loaded (its certificates have too).
+static int
+s_issuers_load (umb_ca_t *self)
+{
+    DIR *dir = opendir (self->issuers_dir);
+    if (!dir)
+        return errno == ENOENT ? 0 : -1;
+    int rc = 0;
+    struct dirent *entry;
+    while (rc == 0 && (entry = readdir (dir))) {
+        const char *name = entry->d_name;
+        if (name [0] == '.')
+            continue;
+        char *path = s_path (self->issuers_dir, name);
+        size_t length = strlen (name);
+        if (!path)
+            rc = -1;
+        else
+        if (length > 4 && s_streq (name + length - 4, ".tmp")) {
+            umb_log_warn (self->log, "ca: removing %s, left by a rotation that did not finish",
+                          path);
+            nftw (path, s_remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+        }
+        else
+        if (length == 0 || length > 40 || strspn (name, "0123456789abcdef") != length) {
+            umb_log_error (self->log, "ca: %s is not an issuing CA's directory", path);
+            rc = -1;
+        }
+        else {
+            char *cert_path = s_path (path, "issuing.pem");
+            X509 *cert = NULL;
+            if (!cert_path || s_cert_read (self, cert_path, &cert))
+                rc = -1;
+            else
+            if (s_time_unix (X509_get0_notAfter (cert)) <= (int64_t) time (NULL))
+                umb_log_info (self->log, "ca: issuing CA %s has expired; no longer loaded", name);
+            else
+                rc = s_issuer_add (self, path, NULL, false);
+            X509_free (cert);
+            free (cert_path);
+        }
+        free (path);
+    }
+    closedir (dir);
+    if (self->issuer_count > 2)
+        qsort (self->issuers + 1, self->issuer_count - 1, sizeof (s_issuer_t), s_by_age);
+    return rc;
+}
+
+//  Which issuer issues: the one named in current, or the first.
+static int
+s_current_load (umb_ca_t *self)
+{
+    char *data = NULL;
+    size_t size = 0;
+    int rc = s_file_read (self, self->current_path, false, &data, &size);
+    if (rc == 1) {
+        self->current = 0;
+        return 0;
+    }
+    if (rc < 0)
+        return -1;
+    data [strcspn (data, "\r\n")] = 0;
+    int found = umb_ca_issuer_find (self, data);
+    if (found < 0)
+        umb_log_error (self->log, "ca: %s names issuing CA '%.40s', which is not loaded (missing "
+                       "from %s, or expired)", self->current_path, data, self->issuers_dir);
+    else
+        self->current = (size_t) found;
+    free (data);
+    return found < 0 ? -1 : 0;
 }
 
 //  ---------------------------------------------------------------------------
@@ -1273,13 +1460,13 @@ s_subject_key (const umb_ca_request_t *request, EVP_PKEY **key, bool *made_here,
 }
 
 static X509 *
-s_leaf_new (umb_ca_t *self, const umb_ca_request_t *request, EVP_PKEY *subject_key,
-            GENERAL_NAMES *sans)
+s_leaf_new (umb_ca_t *self, const s_issuer_t *issuer, const umb_ca_request_t *request,
+            EVP_PKEY *subject_key, GENERAL_NAMES *sans)
 {
     int64_t now = (int64_t) time (NULL);
     int64_t not_after = s_min (now + request->ttl_s,
-                               s_time_unix (X509_get0_notAfter (self->issuing)));
-    X509 *cert = s_cert_start (request->common_name, subject_key, self->issuing, now, not_after);
+                               s_time_unix (X509_get0_notAfter (issuer->cert)));
+    X509 *cert = s_cert_start (request->common_name, subject_key, issuer->cert, now, not_after);
     if (!cert)
         return NULL;
     unsigned usage = 1u << UMB_CA_KU_DIGITAL_SIGNATURE;
@@ -1302,7 +1489,7 @@ s_leaf_new (umb_ca_t *self, const umb_ca_request_t *request, EVP_PKEY *subject_k
     ||  s_add_ext_key_usage (cert, purposes, purpose_count)
     ||  (sans && s_add_ext (cert, NID_subject_alt_name, sans, false))
     ||  (self->ocsp_url && s_add_ocsp_access (cert, self->ocsp_url))
-    ||  (self->crl_url && s_add_crl_point (cert, self->crl_url))) {
+    ||  (issuer->crl_url && s_add_crl_point (cert, issuer->crl_url))) {
         X509_free (cert);
         return NULL;
     }
@@ -1349,35 +1536,28 @@ umb_ca_load_or_create (const char *dir, umb_ca_key_type_t key_type, const char *
     self->dir = strdup (dir);
     self->root_key_path = s_path (dir, "root.key");
     self->root_cert_path = s_path (dir, "root.pem");
-    self->issuing_key_path = s_path (dir, "issuing.key");
-    self->issuing_cert_path = s_path (dir, "issuing.pem");
-    self->ocsp_key_path = s_path (dir, "ocsp.key");
-    self->ocsp_cert_path = s_path (dir, "ocsp.pem");
+    self->issuers_dir = s_path (dir, "issuers");
+    self->current_path = s_path (dir, "current");
     self->ocsp_url = ocsp_url ? strdup (ocsp_url) : NULL;
     self->crl_url = crl_url ? strdup (crl_url) : NULL;
     EVP_PKEY *root_key = NULL;
-    EVP_PKEY *issuing_key = NULL;
-    if (!self->dir || !self->root_key_path || !self->root_cert_path || !self->issuing_key_path
-    ||  !self->issuing_cert_path || !self->ocsp_key_path || !self->ocsp_cert_path
-    ||  (ocsp_url && !self->ocsp_url) || (crl_url && !self->crl_url))
+    if (!self->dir || !self->root_key_path || !self->root_cert_path || !self->issuers_dir
+    ||  !self->current_path || (ocsp_url && !self->ocsp_url) || (crl_url && !self->crl_url))
         goto failed;
-    if (s_dir_prepare (self)
-    ||  s_root_load (self, &root_key)
-    ||  s_issuing_load (self, root_key, &issuing_key))
+    if (s_dir_prepare (self) || s_root_load (self, &root_key))
         goto failed;
+    self->root_pem = s_cert_pem (self->root);
+    if (!self->root_pem || s_issuer_add (self, dir, root_key, true))
+        goto failed;
+    //  What a new issuing CA is made of: what the configuration asks for,
+    //  unless the CA already holds another kind
+    if (self->issuers [0].key_type != key_type)
+        umb_log_info (log, "ca: %s holds a %s CA; keeping it", self->dir,
+                      s_key_type_names [self->issuers [0].key_type]);
+    self->key_type = self->issuers [0].key_type;
     EVP_PKEY_free (root_key);
     root_key = NULL;
-    if (s_ocsp_load (self, issuing_key))
-        goto failed;
-    EVP_PKEY_free (issuing_key);
-    issuing_key = NULL;
-    self->root_pem = s_cert_pem (self->root);
-    char *issuing_pem = s_cert_pem (self->issuing);
-    if (self->root_pem && issuing_pem
-    &&  asprintf (&self->chain_pem, "%s%s", issuing_pem, self->root_pem) < 0)
-        self->chain_pem = NULL;
-    free (issuing_pem);
-    if (!self->chain_pem)
+    if (s_issuers_load (self) || s_current_load (self))
         goto failed;
     if (!self->ocsp_url || !self->crl_url)
         umb_log_warn (log, "ca: no %s URL: issued certificates will not carry it",
@@ -1386,7 +1566,6 @@ umb_ca_load_or_create (const char *dir, umb_ca_key_type_t key_type, const char *
     return self;
 failed:
     EVP_PKEY_free (root_key);
-    EVP_PKEY_free (issuing_key);
     umb_ca_destroy (&self);
     ERR_clear_error ();
     return NULL;
@@ -1400,18 +1579,14 @@ umb_ca_destroy (umb_ca_t **self_p)
     if (!self)
         return;
     X509_free (self->root);
-    X509_free (self->issuing);
-    X509_free (self->ocsp);
-    EVP_PKEY_free (self->ocsp_key);
+    for (size_t i = 0; i < self->issuer_count; i++)
+        s_issuer_clear (&self->issuers [i]);
     free (self->root_pem);
-    free (self->chain_pem);
     free (self->dir);
     free (self->root_key_path);
     free (self->root_cert_path);
-    free (self->issuing_key_path);
-    free (self->issuing_cert_path);
-    free (self->ocsp_key_path);
-    free (self->ocsp_cert_path);
+    free (self->issuers_dir);
+    free (self->current_path);
     free (self->ocsp_url);
     free (self->crl_url);
     free (self);
@@ -1441,14 +1616,15 @@ umb_ca_issue (umb_ca_t *self, const umb_ca_request_t *request, umb_ca_issued_t *
     status = s_subject_key (request, &subject_key, &made_here, reason, reason_size);
     X509 *cert = NULL;
     EVP_PKEY *issuing_key = NULL;
+    const s_issuer_t *issuer = &self->issuers [self->current];
     if (status == 0) {
-        cert = s_leaf_new (self, request, subject_key, sans);
+        cert = s_leaf_new (self, issuer, request, subject_key, sans);
         if (!cert) {
             s_ssl_error (self->log, "cannot build a certificate for '%s'", request->common_name);
             status = s_refuse (reason, reason_size, 500, "internal error");
         }
     }
-    if (status == 0 && s_key_read (self, self->issuing_key_path, &issuing_key))
+    if (status == 0 && s_key_read (self, issuer->key_path, &issuing_key))
         status = s_refuse (reason, reason_size, 500, "the issuing CA key is not available");
     if (status == 0 && s_sign (cert, issuing_key)) {
         s_ssl_error (self->log, "cannot sign a certificate for '%s'", request->common_name);
@@ -1460,9 +1636,12 @@ umb_ca_issue (umb_ca_t *self, const umb_ca_request_t *request, umb_ca_issued_t *
         umb_ca_issued_free (issued);
         status = s_refuse (reason, reason_size, 500, "internal error");
     }
-    if (status == 0)
-        umb_log_info (self->log, "ca: issued %s to '%s', valid until %lld", issued->serial,
-                      request->common_name, (long long) issued->not_after);
+    if (status == 0) {
+        snprintf (issued->issuer, sizeof (issued->issuer), "%s", issuer->id);
+        umb_log_info (self->log, "ca: issued %s to '%s' (issuing CA %s), valid until %lld",
+                      issued->serial, request->common_name, issuer->id,
+                      (long long) issued->not_after);
+    }
     X509_free (cert);
     EVP_PKEY_free (subject_key);
     GENERAL_NAMES_free (sans);
@@ -1527,11 +1706,13 @@ s_crl_add (umb_ca_t *self, X509_CRL *crl, const umb_ca_revoked_t *revoked)
 }
 
 uint8_t *
-umb_ca_crl (umb_ca_t *self, const umb_ca_revoked_t *revoked, size_t count, uint64_t crl_number,
-            int64_t next_update_s, size_t *size)
+umb_ca_crl (umb_ca_t *self, size_t index, const umb_ca_revoked_t *revoked, size_t count,
+            uint64_t crl_number, int64_t next_update_s, size_t *size)
 {
     assert (self && size);
     assert (revoked || count == 0);
+    assert (index < self->issuer_count);
+    const s_issuer_t *issuer = &self->issuers [index];
     *size = 0;
     if (next_update_s <= 0) {
         umb_log_error (self->log, "ca: a CRL's next update must be in the future");
@@ -1542,12 +1723,12 @@ umb_ca_crl (umb_ca_t *self, const umb_ca_revoked_t *revoked, size_t count, uint6
     ASN1_TIME *this_update = ASN1_TIME_set (NULL, (time_t) now);
     ASN1_TIME *next_update = ASN1_TIME_set (NULL, (time_t) (now + next_update_s));
     ASN1_INTEGER *number = ASN1_INTEGER_new ();
-    AUTHORITY_KEYID *authority_id = s_authority_key_id (X509_get0_subject_key_id (self->issuing));
+    AUTHORITY_KEYID *authority_id = s_authority_key_id (X509_get0_subject_key_id (issuer->cert));
     EVP_PKEY *issuing_key = NULL;
     uint8_t *der = NULL;
     int ok = crl && this_update && next_update && number && authority_id
         && X509_CRL_set_version (crl, X509_CRL_VERSION_2) == 1
-        && X509_CRL_set_issuer_name (crl, X509_get_subject_name (self->issuing)) == 1
+        && X509_CRL_set_issuer_name (crl, X509_get_subject_name (issuer->cert)) == 1
         && X509_CRL_set1_lastUpdate (crl, this_update) == 1
         && X509_CRL_set1_nextUpdate (crl, next_update) == 1
         && ASN1_INTEGER_set_uint64 (number, crl_number) == 1
@@ -1560,7 +1741,7 @@ umb_ca_crl (umb_ca_t *self, const umb_ca_revoked_t *revoked, size_t count, uint6
         //  in a complete CRL the certificate is simply no longer listed.
         if (revoked [i].reason != UMB_CA_REASON_REMOVE_FROM_CRL)
             ok = s_crl_add (self, crl, &revoked [i]) == 0;
-    if (ok && s_key_read (self, self->issuing_key_path, &issuing_key))
+    if (ok && s_key_read (self, issuer->key_path, &issuing_key))
         ok = false;
     if (ok && (X509_CRL_sort (crl) != 1
            ||  X509_CRL_sign (crl, issuing_key, s_digest (issuing_key)) <= 0)) {
@@ -1593,7 +1774,7 @@ const char *
 umb_ca_chain_pem (umb_ca_t *self)
 {
     assert (self);
-    return self->chain_pem;
+    return self->issuers [self->current].chain_pem;
 }
 
 const char *
@@ -1614,21 +1795,153 @@ X509 *
 umb_ca_issuing (umb_ca_t *self)
 {
     assert (self);
-    return self->issuing;
+    return self->issuers [self->current].cert;
 }
 
 X509 *
 umb_ca_ocsp_signer (umb_ca_t *self)
 {
     assert (self);
-    return self->ocsp;
+    return self->issuers [self->current].ocsp;
 }
 
 EVP_PKEY *
 umb_ca_ocsp_key (umb_ca_t *self)
 {
     assert (self);
-    return self->ocsp_key;
+    return self->issuers [self->current].ocsp_key;
+}
+
+size_t
+umb_ca_issuer_count (umb_ca_t *self)
+{
+    assert (self);
+    return self->issuer_count;
+}
+
+void
+umb_ca_issuer (umb_ca_t *self, size_t index, umb_ca_issuer_t *issuer)
+{
+    assert (self && issuer && index < self->issuer_count);
+    const s_issuer_t *own = &self->issuers [index];
+    issuer->id = own->id;
+    issuer->cert = own->cert;
+    issuer->ocsp_signer = own->ocsp;
+    issuer->ocsp_key = own->ocsp_key;
+    issuer->chain_pem = own->chain_pem;
+    issuer->crl_url = own->crl_url;
+    issuer->current = index == self->current;
+    issuer->not_before = s_time_unix (X509_get0_notBefore (own->cert));
+    issuer->not_after = s_time_unix (X509_get0_notAfter (own->cert));
+}
+
+int
+umb_ca_issuer_find (umb_ca_t *self, const char *id)
+{
+    assert (self && id);
+    for (size_t i = 0; i < self->issuer_count; i++)
+        if (s_streq (self->issuers [i].id, id))
+            return (int) i;
+    return -1;
+}
+
+//  A new issuing CA's files, made in a directory of their own beside where
+//  they go, then moved there in one rename: a crash leaves either nothing
+//  or the whole issuer (a *.tmp directory is removed at the next load).
+static int
+s_rotate_files (umb_ca_t *self, EVP_PKEY *root_key, char *id, char **dir)
+{
+    *dir = NULL;
+    int rc = -1;
+    s_issuer_t issuer = { .key_type = self->key_type };
+    EVP_PKEY *key = s_keygen (self->key_type);
+    X509 *ocsp = NULL;
+    EVP_PKEY *ocsp_key = NULL;
+    char *temporary = NULL;
+    if (!key)
+        s_ssl_error (self->log, "cannot make a %s key", s_key_type_names [self->key_type]);
+    else
+    if ((issuer.cert = s_ca_cert_new (self, key, self->root, root_key))) {
+        s_serial_hex (X509_get0_serialNumber (issuer.cert), issuer.id);
+        if (asprintf (&temporary, "%s/%s.tmp", self->issuers_dir, issuer.id) < 0)
+            temporary = NULL;
+        *dir = s_path (self->issuers_dir, issuer.id);
+    }
+    size_t size = 0;
+    char *pem = key ? s_key_pem (key, &size) : NULL;
+    if (temporary && *dir && pem
+    &&  (mkdir (self->issuers_dir, 0700) == 0 || errno == EEXIST)
+    &&  mkdir (temporary, 0700) == 0
+    &&  s_issuer_paths (&issuer, temporary) == 0
+    &&  s_file_publish (self, issuer.key_path, pem, size, 0600, false) == 0
+    &&  s_cert_publish (self, issuer.cert_path, issuer.cert, false) == 0
+    &&  s_ocsp_make (self, &issuer, key, (int64_t) UMB_CA_OCSP_DAYS * UMB_CA_DAY, &ocsp,
+                     &ocsp_key) == 0
+    &&  s_ocsp_publish (self, &issuer, ocsp, ocsp_key) == 0
+    &&  rename (temporary, *dir) == 0) {
+        s_dir_sync (self->issuers_dir);
+        snprintf (id, 41, "%s", issuer.id);
+        rc = 0;
+    }
+    else
+        umb_log_error (self->log, "ca: cannot make a new issuing CA in %s: %s", self->issuers_dir,
+                       errno ? strerror (errno) : "see above");
+    if (rc && temporary)
+        nftw (temporary, s_remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    if (pem)
+        OPENSSL_cleanse (pem, size);
+    free (pem);
+    free (temporary);
+    X509_free (ocsp);
+    EVP_PKEY_free (ocsp_key);
+    EVP_PKEY_free (key);
+    s_issuer_clear (&issuer);
+    if (rc) {
+        free (*dir);
+        *dir = NULL;
+    }
+    return rc;
+}
+
+int
+umb_ca_rotate (umb_ca_t *self, char id [41])
+{
+    assert (self && id);
+    if (self->issuer_count == UMB_CA_ISSUERS_MAX) {
+        umb_log_error (self->log, "ca: %d issuing CAs are in use already; one must expire first",
+                       UMB_CA_ISSUERS_MAX);
+        return -1;
+    }
+    EVP_PKEY *root_key = NULL;
+    if (s_key_read (self, self->root_key_path, &root_key) || !root_key) {
+        if (!root_key)
+            umb_log_error (self->log, "ca: %s is needed to certify a new issuing CA",
+                           self->root_key_path);
+        EVP_PKEY_free (root_key);
+        return -1;
+    }
+    char *dir = NULL;
+    int rc = s_rotate_files (self, root_key, id, &dir);
+    EVP_PKEY_free (root_key);
+    //  The commit: from here on the new one issues
+    if (rc == 0) {
+        char line [43];
+        int length = snprintf (line, sizeof (line), "%s\n", id);
+        rc = s_file_publish (self, self->current_path, line, (size_t) length, 0644, true);
+        if (rc)
+            umb_log_error (self->log, "ca: cannot write %s: %s", self->current_path,
+                           strerror (errno));
+    }
+    if (rc == 0)
+        rc = s_issuer_add (self, dir, NULL, false);
+    if (rc == 0) {
+        self->current = self->issuer_count - 1;
+        umb_log_info (self->log, "ca: issuing CA %s made; it issues from now on (%zu in use)",
+                      id, self->issuer_count);
+    }
+    free (dir);
+    ERR_clear_error ();
+    return rc;
 }
 
 int
@@ -1908,11 +2221,11 @@ static void
 s_test_ocsp_renewal (umb_ca_t *ca, const char *dir)
 {
     EVP_PKEY *issuing_key = NULL;
-    assert (s_key_read (ca, ca->issuing_key_path, &issuing_key) == 0);
+    assert (s_key_read (ca, ca->issuers [0].key_path, &issuing_key) == 0);
     X509 *cert = NULL;
     EVP_PKEY *key = NULL;
-    assert (s_ocsp_make (ca, issuing_key, 10 * UMB_CA_DAY, &cert, &key) == 0);
-    assert (s_ocsp_publish (ca, cert, key) == 0);
+    assert (s_ocsp_make (ca, &ca->issuers [0], issuing_key, 10 * UMB_CA_DAY, &cert, &key) == 0);
+    assert (s_ocsp_publish (ca, &ca->issuers [0], cert, key) == 0);
     EVP_PKEY_free (issuing_key);
     char short_lived [65], renewed [65], again [65];
     s_test_fingerprint (cert, short_lived);
@@ -2279,7 +2592,7 @@ s_test_pass (const char *base, umb_ca_key_type_t type, bool verbose)
         { "abc123", 1700000200, UMB_CA_REASON_REMOVE_FROM_CRL }
     };
     size_t size = 0;
-    uint8_t *der = umb_ca_crl (ca, revoked, 3, 42, 7 * UMB_CA_DAY, &size);
+    uint8_t *der = umb_ca_crl (ca, 0, revoked, 3, 42, 7 * UMB_CA_DAY, &size);
     assert (der && size > 0 && ERR_peek_error () == 0);
     s_test_crl_checks (ca, der, size, revoked_1, revoked_2);
     s_test_write (dir, "crl.der", der, size);
@@ -2292,11 +2605,11 @@ s_test_pass (const char *base, umb_ca_key_type_t type, bool verbose)
     umb_ca_revoked_t bad [] = { { "xyz", 0, 1 }, { "", 0, 1 }, { "0", 0, 1 }, { "ab", 0, 7 },
                                 { "ab", 0, 11 }, { "ab", -1, 1 }, { NULL, 0, 1 } };
     for (size_t i = 0; i < sizeof (bad) / sizeof (bad [0]); i++) {
-        assert (umb_ca_crl (ca, &bad [i], 1, 1, UMB_CA_DAY, &size) == NULL && size == 0);
+        assert (umb_ca_crl (ca, 0, &bad [i], 1, 1, UMB_CA_DAY, &size) == NULL && size == 0);
         assert (ERR_peek_error () == 0);
     }
-    assert (umb_ca_crl (ca, revoked, 1, 1, 0, &size) == NULL);
-    der = umb_ca_crl (ca, NULL, 0, UINT64_MAX, UMB_CA_DAY, &size);
+    assert (umb_ca_crl (ca, 0, revoked, 1, 1, 0, &size) == NULL);
+    der = umb_ca_crl (ca, 0, NULL, 0, UINT64_MAX, UMB_CA_DAY, &size);
     assert (der);
     free (der);
 
@@ -2356,6 +2669,126 @@ s_test_pass (const char *base, umb_ca_key_type_t type, bool verbose)
     }
 }
 
+//  Rotation: a new issuing CA under the same root issues; the first keeps
+//  its CRL and OCSP signer; both come back at the next load; what a rotation
+//  left half-made is removed; a current that names no issuer is refused.
+static void
+s_test_rotate (const char *base)
+{
+    char *dir = s_path (base, "rotate");
+    umb_ca_t *ca = umb_ca_load_or_create (dir, UMB_CA_KEY_EC_P256, UMB_CA_TEST_OCSP_URL,
+                                          "http://ca.umbra.test/crl", NULL);
+    assert (ca && umb_ca_issuer_count (ca) == 1);
+    umb_ca_request_t request = { .common_name = "svc.example", .key_type = UMB_CA_KEY_EC_P256,
+                                 .profile = UMB_CA_PROFILE_SERVER, .ttl_s = 3600 };
+    umb_ca_issued_t before, after;
+    char reason [256];
+    assert (s_test_issue (ca, &request, &before, reason, sizeof (reason)) == 0);
+    umb_ca_issuer_t first;
+    umb_ca_issuer (ca, 0, &first);
+    assert (first.current && s_streq (before.issuer, first.id));
+    assert (s_streq (first.crl_url, "http://ca.umbra.test/crl"));
+    char first_id [41];
+    snprintf (first_id, sizeof (first_id), "%s", first.id);
+
+    char id [41] = "";
+    assert (umb_ca_rotate (ca, id) == 0 && *id && !s_streq (id, first_id));
+    assert (umb_ca_issuer_count (ca) == 2 && umb_ca_issuer_find (ca, id) == 1);
+    umb_ca_issuer_t second;
+    umb_ca_issuer (ca, 1, &second);
+    umb_ca_issuer (ca, 0, &first);
+    assert (second.current && !first.current && s_streq (second.id, id));
+    char expected_url [128];
+    snprintf (expected_url, sizeof (expected_url), "http://ca.umbra.test/crl/%s", id);
+    assert (s_streq (second.crl_url, expected_url));
+    assert (X509_verify (second.cert, X509_get0_pubkey (umb_ca_root (ca))) == 1);
+    assert (X509_check_issued (second.cert, second.ocsp_signer) == X509_V_OK);
+    assert (X509_NAME_cmp (X509_get_subject_name (first.cert),
+                           X509_get_subject_name (second.cert)) == 0);
+    assert (umb_ca_issuing (ca) == second.cert && s_streq (umb_ca_chain_pem (ca), second.chain_pem));
+    //  New certificates: the new issuer, its CRL; the old one verifies under the first still
+    assert (s_test_issue (ca, &request, &after, reason, sizeof (reason)) == 0);
+    assert (s_streq (after.issuer, id));
+    BIO *bio = BIO_new_mem_buf (after.certificate_pem, -1);
+    X509 *leaf = PEM_read_bio_X509 (bio, NULL, NULL, NULL);
+    BIO_free (bio);
+    assert (leaf && X509_check_issued (second.cert, leaf) == X509_V_OK
+            && X509_check_issued (first.cert, leaf) != X509_V_OK);
+    X509_free (leaf);
+    bio = BIO_new_mem_buf (before.certificate_pem, -1);
+    leaf = PEM_read_bio_X509 (bio, NULL, NULL, NULL);
+    BIO_free (bio);
+    assert (leaf && X509_check_issued (first.cert, leaf) == X509_V_OK);
+    X509_free (leaf);
+    //  Each signs its own CRL
+    size_t size = 0;
+    for (size_t index = 0; index < 2; index++) {
+        umb_ca_issuer_t issuer;
+        umb_ca_issuer (ca, index, &issuer);
+        uint8_t *der = umb_ca_crl (ca, index, NULL, 0, 1, UMB_CA_DAY, &size);
+        const unsigned char *cursor = der;
+        X509_CRL *crl = d2i_X509_CRL (NULL, &cursor, (long) size);
+        assert (crl && X509_CRL_verify (crl, X509_get0_pubkey (issuer.cert)) == 1);
+        umb_ca_issuer_t other;
+        umb_ca_issuer (ca, 1 - index, &other);
+        assert (X509_CRL_verify (crl, X509_get0_pubkey (other.cert)) != 1);
+        ERR_clear_error ();
+        X509_CRL_free (crl);
+        free (der);
+    }
+    umb_ca_issued_free (&before);
+    umb_ca_issued_free (&after);
+    umb_ca_destroy (&ca);
+
+    //  The next load: both, the second current; a half-made rotation is gone
+    char *issuers = s_path (dir, "issuers");
+    char *stale = s_path (issuers, "abc.tmp");
+    assert (mkdir (stale, 0700) == 0);
+    s_test_write (stale, "issuing.key", "half", 4);
+    ca = umb_ca_load_or_create (dir, UMB_CA_KEY_EC_P256, UMB_CA_TEST_OCSP_URL,
+                                "http://ca.umbra.test/crl", NULL);
+    assert (ca && umb_ca_issuer_count (ca) == 2);
+    assert (access (stale, F_OK) != 0);
+    umb_ca_issuer (ca, 1, &second);
+    assert (second.current && s_streq (second.id, id));
+    umb_ca_destroy (&ca);
+    //  A current naming an issuer that is not there: refused, not the first instead
+    char *current = s_path (dir, "current");
+    s_test_write (dir, "current", "beef\n", 5);
+    ERR_clear_error ();
+    assert (umb_ca_load_or_create (dir, UMB_CA_KEY_EC_P256, NULL, NULL, NULL) == NULL);
+    //  ... and the second's directory without its key: refused too
+    char *second_dir = s_path (issuers, id);
+    char *second_key = s_path (second_dir, "issuing.key");
+    char line [43];
+    snprintf (line, sizeof (line), "%s\n", id);
+    s_test_write (dir, "current", line, strlen (line));
+    char *moved = s_path (dir, "moved.key");
+    assert (rename (second_key, moved) == 0);
+    assert (umb_ca_load_or_create (dir, UMB_CA_KEY_EC_P256, NULL, NULL, NULL) == NULL);
+    assert (rename (moved, second_key) == 0);
+    ca = umb_ca_load_or_create (dir, UMB_CA_KEY_EC_P256, NULL, NULL, NULL);
+    assert (ca && umb_ca_issuer_count (ca) == 2);
+    //  Without the root key no new issuing CA can be made, and nothing changes
+    char *root_key = s_path (dir, "root.key");
+    char *root_moved = s_path (dir, "root.moved");
+    assert (rename (root_key, root_moved) == 0);
+    char none [41] = "";
+    assert (umb_ca_rotate (ca, none) == -1 && umb_ca_issuer_count (ca) == 2);
+    assert (rename (root_moved, root_key) == 0);
+    umb_ca_destroy (&ca);
+    ERR_clear_error ();
+    free (root_key);
+    free (root_moved);
+    free (moved);
+    free (second_key);
+    free (second_dir);
+    free (current);
+    free (stale);
+    free (issuers);
+    free (dir);
+}
+
 void
 umb_ca_test (bool verbose)
 {
@@ -2396,6 +2829,7 @@ umb_ca_test (bool verbose)
     s_test_pass (base, UMB_CA_KEY_EC_P256, verbose);
     s_test_pass (base, UMB_CA_KEY_ED25519, verbose);
     s_test_pass (base, UMB_CA_KEY_RSA_3072, verbose);
+    s_test_rotate (base);
     assert (ERR_peek_error () == 0);
     assert (nftw (base, s_test_remove, 16, FTW_DEPTH | FTW_PHYS) == 0);
     if (verbose)

@@ -4,9 +4,14 @@
 //
 //  Files in the CA directory (made on first use; private keys mode 0600):
 //    root.pem, root.key           self-signed root (20 years), pathlen 1
-//    issuing.pem, issuing.key     intermediate (10 years), pathlen 0, signs leaves and CRLs
-//    ocsp.pem, ocsp.key           delegated OCSP signer (1 year, renewed when under 30 days):
-//                                 id-kp-OCSPSigning, id-pkix-ocsp-nocheck, issued by issuing
+//    issuing.pem, issuing.key     the first issuing CA (10 years), pathlen 0, signs leaves and CRLs
+//    ocsp.pem, ocsp.key           its delegated OCSP signer (1 year, renewed when under 30
+//                                 days): id-kp-OCSPSigning, id-pkix-ocsp-nocheck
+//    issuers/<serial>/            each later issuing CA (umb_ca_rotate), with the same four
+//                                 files; still loaded, and answering for what it issued,
+//                                 until its own certificate expires
+//    current                      the serial of the issuing CA that issues, once rotated
+//                                 (none: the first)
 //  The root and issuing keys are read from disk for each signing and wiped
 //  (freed with OPENSSL_cleanse semantics) right after; the OCSP signer's key
 //  stays in memory, as it signs on the hot path.
@@ -57,6 +62,7 @@ typedef struct {
 
 typedef struct {
     char     serial [41];               //  lowercase hex, no leading zeros
+    char     issuer [41];               //  the serial of the issuing CA that signed it
     char    *certificate_pem;           //  caller frees
     char    *private_key_pem;           //  only when the key was made here; caller wipes and frees
     int64_t  not_before, not_after;     //  Unix seconds
@@ -84,17 +90,45 @@ int         umb_ca_issue (umb_ca_t *self, const umb_ca_request_t *request, umb_c
                           char *reason, size_t reason_size);
 void        umb_ca_issued_free (umb_ca_issued_t *issued);   //  wipes the private key
 
-//  Signs a CRL (v2, issued by the issuing CA) listing revoked, with the CRL
-//  number, thisUpdate now and nextUpdate now + next_update_s. Returns DER
-//  (caller frees) or NULL.
-uint8_t    *umb_ca_crl (umb_ca_t *self, const umb_ca_revoked_t *revoked, size_t count,
-                        uint64_t crl_number, int64_t next_update_s, size_t *size);
+//  Signs a CRL (v2) of issuing CA index (umb_ca_issuer) listing revoked,
+//  with the CRL number, thisUpdate now and nextUpdate now + next_update_s.
+//  Returns DER (caller frees) or NULL.
+uint8_t    *umb_ca_crl (umb_ca_t *self, size_t index, const umb_ca_revoked_t *revoked,
+                        size_t count, uint64_t crl_number, int64_t next_update_s, size_t *size);
 
-//  PEM of the issuing CA followed by the root: what "chain" returns.
+//  The issuing CAs: the first, then each later one, oldest first. One of
+//  them issues (current); the others still sign CRLs and answer OCSP for
+//  what they issued. At most UMB_CA_ISSUERS_MAX at once.
+#define UMB_CA_ISSUERS_MAX 16
+typedef struct {
+    const char *id;                     //  its certificate's serial
+    X509       *cert;
+    X509       *ocsp_signer;            //  its delegated OCSP signer
+    EVP_PKEY   *ocsp_key;
+    const char *chain_pem;              //  its certificate, then the root
+    const char *crl_url;                //  the CRL its certificates name, or NULL
+    bool        current;
+    int64_t     not_before, not_after;
+} umb_ca_issuer_t;
+size_t      umb_ca_issuer_count (umb_ca_t *self);
+//  Fills issuer (everything borrowed from the CA) for index < count.
+void        umb_ca_issuer (umb_ca_t *self, size_t index, umb_ca_issuer_t *issuer);
+//  The index of the issuing CA whose serial is id, or -1.
+int         umb_ca_issuer_find (umb_ca_t *self, const char *id);
+
+//  Makes a new issuing CA under the same root (root.key is needed) and makes
+//  it the one that issues; the earlier ones stay. Its certificates name the
+//  CRL at crl_url/<id> (the first issuing CA's name crl_url itself). 0 with
+//  its serial in id, or -1 (logged; the CA is unchanged). Not while the CA
+//  is used by other threads: the platform is stopped for it.
+int         umb_ca_rotate (umb_ca_t *self, char id [41]);
+
+//  PEM of the current issuing CA followed by the root: what "chain" returns.
 const char *umb_ca_chain_pem (umb_ca_t *self);
 const char *umb_ca_root_pem (umb_ca_t *self);
 //  Borrowed certificates and the OCSP signer's key.
 X509       *umb_ca_root (umb_ca_t *self);
+//  The current issuing CA's.
 X509       *umb_ca_issuing (umb_ca_t *self);
 X509       *umb_ca_ocsp_signer (umb_ca_t *self);
 EVP_PKEY   *umb_ca_ocsp_key (umb_ca_t *self);

@@ -200,7 +200,8 @@ umb_certs_write_cert (umb_certs_t *self, umb_w_t *w, const umb_certs_cert_t *cer
     umb_w_kv_int (w, "not_after", cert->not_after);
     umb_w_kv_str (w, "fingerprint", cert->fingerprint);
     umb_w_kv_str (w, "certificate", cert->pem);
-    umb_w_kv_str (w, "chain", umb_ca_chain_pem (self->ca));
+    umb_w_kv_str (w, "chain", umb_certs_chain_of (self, cert));
+    umb_w_kv_str (w, "issuer", cert->issuer);
     s_write_revocation (w, cert);
     umb_w_kv_str (w, "created_by", cert->created_by);
     umb_w_kv_int (w, "created_at", cert->created_at);
@@ -222,6 +223,30 @@ umb_certs_write_mesh_cert (umb_w_t *w, const umb_certs_cert_t *cert, int64_t now
     umb_w_kv_str (w, "certificate", cert->pem);
     s_write_revocation (w, cert);
     umb_w_map_end (w);
+}
+
+const char *
+umb_certs_chain_of (umb_certs_t *self, const umb_certs_cert_t *cert)
+{
+    int index = umb_ca_issuer_find (self->ca, cert->issuer);
+    if (index < 0)
+        return umb_ca_chain_pem (self->ca);
+    umb_ca_issuer_t issuer;
+    umb_ca_issuer (self->ca, (size_t) index, &issuer);
+    return issuer.chain_pem;
+}
+
+const char *
+umb_certs_current_issuer (umb_certs_t *self)
+{
+    size_t count = umb_ca_issuer_count (self->ca);
+    for (size_t index = 0; index < count; index++) {
+        umb_ca_issuer_t issuer;
+        umb_ca_issuer (self->ca, index, &issuer);
+        if (issuer.current)
+            return issuer.id;
+    }
+    return "";
 }
 
 //  ---------------------------------------------------------------- issuance
@@ -286,11 +311,12 @@ umb_certs_store_issued (umb_certs_t *self, umb_certs_job_t *job, umb_req_t *req,
     snprintf (row->created_by, sizeof row->created_by, "%s", job->created_by);
     row->created_at = umb_certs_now ();
     snprintf (row->renewed_from, sizeof row->renewed_from, "%s", job->renewed_from);
+    snprintf (row->issuer, sizeof row->issuer, "%s", issued->issuer);
     int status = umb_store_begin (self->store)
                ? umb_certs_store_error (self, req)
                : umb_certs_commit (self, req, umb_certs_store_insert (self->store, row));
     if (status == 0)
-        umb_certs_status_set (self->status, row->serial, 0, 0);
+        umb_certs_status_set (self->status, row->serial, row->issuer, 0, 0);
     else
         umb_certs_cert_clear (row);
     return status;
@@ -389,15 +415,7 @@ umb_certs_job_submit (umb_certs_t *self, umb_certs_job_t **job_p, umb_req_t *req
 
 //  ---------------------------------------------------------------- CRL
 
-//  A signed CRL on its way from the CA to the store and the HTTP server.
-typedef struct {
-    uint8_t *der;
-    size_t   size;
-    char    *pem;
-    int64_t  number;
-    int64_t  this_update;
-    int64_t  next_update;
-} s_crl_t;
+typedef umb_certs_crl_t s_crl_t;
 
 static void
 s_crl_free (s_crl_t *crl)
@@ -414,8 +432,9 @@ typedef struct {
 } s_revoked_t;
 
 static void
-s_revoked_add (void *arg, const char *serial, int64_t revoked_at, int reason)
+s_revoked_add (void *arg, const char *serial, const char *issuer, int64_t revoked_at, int reason)
 {
+    (void) issuer;
     s_revoked_t *list = arg;
     if (list->count == list->capacity) {
         list->capacity = list->capacity ? list->capacity * 2 : 64;
@@ -460,37 +479,47 @@ s_crl_describe (s_crl_t *crl)
     return rc;
 }
 
-//  Inside the caller's transaction: signs the next CRL (number + 1) over the
-//  revocations as stored now and stores it. 0; -1 on a storage error; -2
-//  when the CA cannot sign.
+//  The serial of issuing CA index.
+static const char *
+s_issuer_id (umb_certs_t *self, size_t index)
+{
+    umb_ca_issuer_t issuer;
+    umb_ca_issuer (self->ca, index, &issuer);
+    return issuer.id;
+}
+
+//  Inside the caller's transaction: signs issuing CA index's next CRL
+//  (number + 1) over its revocations as stored now and stores it. 0; -1 on a
+//  storage error; -2 when the CA cannot sign.
 static int
-s_crl_sign (umb_certs_t *self, int64_t now, s_crl_t *crl)
+s_crl_sign (umb_certs_t *self, size_t index, int64_t now, s_crl_t *crl)
 {
     memset (crl, 0, sizeof *crl);
+    const char *issuer = s_issuer_id (self, index);
     umb_certs_crl_row_t last;
-    int rc = umb_certs_store_crl_get (self->store, &last);
+    int rc = umb_certs_store_crl_get (self->store, issuer, &last);
     if (rc < 0)
         return -1;
     crl->number = last.number + 1;
     umb_certs_crl_row_clear (&last);
     s_revoked_t list = { NULL, 0, 0 };
-    if (umb_certs_store_revoked (self->store, now, s_revoked_add, &list))
+    if (umb_certs_store_revoked (self->store, issuer, now, s_revoked_add, &list))
         rc = -1;
     else {
-        crl->der = umb_ca_crl (self->ca, list.items, list.count, (uint64_t) crl->number,
+        crl->der = umb_ca_crl (self->ca, index, list.items, list.count, (uint64_t) crl->number,
                                self->crl_validity, &crl->size);
         rc = crl->der && s_crl_describe (crl) == 0 ? 0 : -2;
     }
-    for (size_t index = 0; index < list.count; index++)
-        free ((char *) list.items [index].serial);
+    for (size_t item = 0; item < list.count; item++)
+        free ((char *) list.items [item].serial);
     free (list.items);
     if (rc == 0) {
         char *base64 = malloc (sodium_base64_ENCODED_LEN (crl->size, sodium_base64_VARIANT_ORIGINAL));
         assert (base64);
         sodium_bin2base64 (base64, sodium_base64_ENCODED_LEN (crl->size, sodium_base64_VARIANT_ORIGINAL),
                            crl->der, crl->size, sodium_base64_VARIANT_ORIGINAL);
-        rc = umb_certs_store_crl_put (self->store, crl->number, crl->this_update, crl->next_update,
-                                      base64) ? -1 : 0;
+        rc = umb_certs_store_crl_put (self->store, issuer, crl->number, crl->this_update,
+                                      crl->next_update, base64) ? -1 : 0;
         free (base64);
     }
     if (rc)
@@ -498,34 +527,32 @@ s_crl_sign (umb_certs_t *self, int64_t now, s_crl_t *crl)
     return rc;
 }
 
-//  After the commit: the CRL becomes the one served. Takes crl's contents.
+//  After the commit: the CRL becomes issuing CA index's one served. Takes
+//  crl's contents.
 static void
-s_crl_apply (umb_certs_t *self, s_crl_t *crl)
+s_crl_apply (umb_certs_t *self, size_t index, s_crl_t *crl)
 {
     if (self->http)
-        umb_certs_http_set_crl (self->http, crl->der, crl->size, crl->pem);
-    free (self->crl_der);
-    free (self->crl_pem);
-    self->crl_der = crl->der;
-    self->crl_size = crl->size;
-    self->crl_pem = crl->pem;
-    self->crl_number = crl->number;
-    self->crl_this_update = crl->this_update;
-    self->crl_next_update = crl->next_update;
+        umb_certs_http_set_crl (self->http, s_issuer_id (self, index), index == 0, crl->der,
+                                crl->size, crl->pem);
+    s_crl_free (&self->crls [index]);
+    self->crls [index] = *crl;
     memset (crl, 0, sizeof *crl);
 }
 
-//  Makes and stores a new CRL in its own transaction. 0 or -1 (logged).
+//  Makes and stores issuing CA index's new CRL in its own transaction. 0 or
+//  -1 (logged).
 static int
-s_crl_refresh (umb_certs_t *self)
+s_crl_refresh (umb_certs_t *self, size_t index)
 {
     if (umb_store_begin (self->store))
         return -1;
     s_crl_t crl;
-    int rc = s_crl_sign (self, umb_certs_now (), &crl);
+    int rc = s_crl_sign (self, index, umb_certs_now (), &crl);
     if (rc) {
         umb_store_rollback (self->store);
-        umb_log_error (self->log, "cannot make a CRL: %s",
+        umb_log_error (self->log, "cannot make a CRL of issuing CA %s: %s",
+                       s_issuer_id (self, index),
                        rc == -2 ? "the CA cannot sign it" : "storage error");
         return -1;
     }
@@ -534,26 +561,25 @@ s_crl_refresh (umb_certs_t *self)
         umb_log_error (self->log, "cannot store the CRL");
         return -1;
     }
-    umb_log_info (self->log, "CRL %lld made, valid until %lld", (long long) crl.number,
-                  (long long) crl.next_update);
-    s_crl_apply (self, &crl);
+    umb_log_info (self->log, "CRL %lld of issuing CA %s made, valid until %lld",
+                  (long long) crl.number, s_issuer_id (self, index), (long long) crl.next_update);
+    s_crl_apply (self, index, &crl);
     return 0;
 }
 
 //  A CRL is made again when half of its validity has passed.
 static bool
-s_crl_stale (umb_certs_t *self, int64_t now)
+s_crl_stale (umb_certs_t *self, size_t index, int64_t now)
 {
-    return !self->crl_der
-        || now >= self->crl_this_update + (self->crl_next_update - self->crl_this_update) / 2;
+    const s_crl_t *crl = &self->crls [index];
+    return !crl->der || now >= crl->this_update + (crl->next_update - crl->this_update) / 2;
 }
 
-//  At start: the stored CRL, or a new one when there is none or it is stale.
 static int
-s_crl_load (umb_certs_t *self)
+s_crl_load_one (umb_certs_t *self, size_t index)
 {
     umb_certs_crl_row_t row;
-    int rc = umb_certs_store_crl_get (self->store, &row);
+    int rc = umb_certs_store_crl_get (self->store, s_issuer_id (self, index), &row);
     if (rc < 0)
         return -1;
     if (rc == 0 && row.der_base64) {
@@ -564,29 +590,43 @@ s_crl_load (umb_certs_t *self)
         if (sodium_base642bin (crl.der, length, row.der_base64, length, NULL, &crl.size, NULL,
                                sodium_base64_VARIANT_ORIGINAL) == 0
         &&  crl.size > 0 && s_crl_describe (&crl) == 0)
-            s_crl_apply (self, &crl);
+            s_crl_apply (self, index, &crl);
         else {
             s_crl_free (&crl);
             umb_log_warn (self->log, "the stored CRL cannot be read; making a new one");
         }
     }
     umb_certs_crl_row_clear (&row);
-    return s_crl_stale (self, umb_certs_now ()) ? s_crl_refresh (self) : 0;
+    return s_crl_stale (self, index, umb_certs_now ()) ? s_crl_refresh (self, index) : 0;
 }
 
+
+//  At start: each issuing CA's stored CRL, or a new one when there is none
+//  or it is stale.
+static int
+s_crl_load (umb_certs_t *self)
+{
+    size_t count = umb_ca_issuer_count (self->ca);
+    for (size_t index = 0; index < count; index++)
+        if (s_crl_load_one (self, index))
+            return -1;
+    return 0;
+}
 static int
 s_on_crl_timer (zloop_t *loop, int timer_id, void *arg)
 {
     umb_certs_t *self = arg;
-    if (s_crl_stale (self, umb_certs_now ()))
-        s_crl_refresh (self);           //  logged; tried again on the next tick
+    size_t count = umb_ca_issuer_count (self->ca);
+    for (size_t index = 0; index < count; index++)
+        if (s_crl_stale (self, index, umb_certs_now ()))
+            s_crl_refresh (self, index);    //  logged; tried again on the next tick
     return 0;
 }
 
 //  ---------------------------------------------------------------- revocation
 
 static void
-s_publish_revoked (umb_certs_t *self, const umb_certs_cert_t *cert, int64_t version)
+s_publish_revoked (umb_certs_t *self, const umb_certs_cert_t *cert, size_t index, int64_t version)
 {
     umb_w_t *w = umb_w_new ();
     umb_w_map_begin (w);
@@ -596,7 +636,8 @@ s_publish_revoked (umb_certs_t *self, const umb_certs_cert_t *cert, int64_t vers
     umb_w_kv_str (w, "public_key", *cert->public_key ? cert->public_key : NULL);
     umb_w_kv_str (w, "reason", umb_ca_reason_name (cert->reason));
     umb_w_kv_int (w, "revoked_at", cert->revoked_at);
-    umb_w_kv_int (w, "crl_number", self->crl_number);
+    umb_w_kv_str (w, "issuer", cert->issuer);
+    umb_w_kv_int (w, "crl_number", self->crls [index].number);
     if (version >= 0)
         umb_w_kv_int (w, "mesh_version", version);
     umb_w_map_end (w);
@@ -612,6 +653,12 @@ umb_certs_revoke (umb_certs_t *self, umb_req_t *req, umb_certs_cert_t *cert, int
                              cert->serial);
     bool mesh = streq (cert->kind, "mesh");
     int64_t now = umb_certs_now ();
+    int index = umb_ca_issuer_find (self->ca, cert->issuer);
+    if (index < 0)
+        //  Its issuing CA has expired, so it has too: no relying party takes it
+        return umb_req_fail (req, 409, "expired", "certificate '%s' was issued by issuing CA '%s', "
+                             "which has expired; so has the certificate", cert->serial,
+                             cert->issuer);
     if (umb_store_begin (self->store))
         return umb_certs_store_error (self, req);
     int rc = umb_certs_store_revoke (self->store, cert->serial, now, reason);
@@ -623,7 +670,7 @@ umb_certs_revoke (umb_certs_t *self, umb_req_t *req, umb_certs_cert_t *cert, int
     if (rc == 0 && mesh)
         rc = umb_certs_store_mesh_version_bump (self->store);
     s_crl_t crl = { 0 };
-    if (rc == 0 && (rc = s_crl_sign (self, now, &crl)) == -2) {
+    if (rc == 0 && (rc = s_crl_sign (self, (size_t) index, now, &crl)) == -2) {
         umb_store_rollback (self->store);
         umb_log_error (self->log, "%s: the CA cannot sign a CRL", umb_req_op (req));
         umb_req_set_retryable (req);
@@ -637,11 +684,11 @@ umb_certs_revoke (umb_certs_t *self, umb_req_t *req, umb_certs_cert_t *cert, int
     //  Committed: OCSP and the CRL say so before the caller hears it
     cert->revoked_at = now;
     cert->reason = reason;
-    umb_certs_status_set (self->status, cert->serial, now, reason);
+    umb_certs_status_set (self->status, cert->serial, cert->issuer, now, reason);
     umb_ocsp_invalidate (self->ocsp, cert->serial);
-    s_crl_apply (self, &crl);
+    s_crl_apply (self, (size_t) index, &crl);
     int64_t version = mesh ? umb_certs_store_mesh_version (self->store) : -1;
-    s_publish_revoked (self, cert, version);
+    s_publish_revoked (self, cert, (size_t) index, version);
     umb_log_info (self->log, "revoked %s certificate %s (%s) by %s", cert->kind, cert->serial,
                   umb_ca_reason_name (reason), umb_req_principal (req)->subject);
     return 0;
@@ -657,6 +704,22 @@ s_ca_op (void *state, umb_req_t *req)
     umb_w_map_begin (w);
     umb_w_kv_str (w, "root", umb_ca_root_pem (self->ca));
     umb_w_kv_str (w, "chain", umb_ca_chain_pem (self->ca));
+    umb_w_str (w, "issuers");
+    umb_w_array_begin (w);
+    size_t count = umb_ca_issuer_count (self->ca);
+    for (size_t index = 0; index < count; index++) {
+        umb_ca_issuer_t issuer;
+        umb_ca_issuer (self->ca, index, &issuer);
+        umb_w_map_begin (w);
+        umb_w_kv_str (w, "id", issuer.id);
+        umb_w_kv_bool (w, "current", issuer.current);
+        umb_w_kv_int (w, "not_before", issuer.not_before);
+        umb_w_kv_int (w, "not_after", issuer.not_after);
+        umb_w_kv_str (w, "crl_url", issuer.crl_url);
+        umb_w_kv_str (w, "chain", issuer.chain_pem);
+        umb_w_map_end (w);
+    }
+    umb_w_array_end (w);
     umb_w_map_end (w);
     return 200;
 }
@@ -665,18 +728,27 @@ static int
 s_crl_op (void *state, umb_req_t *req)
 {
     umb_certs_t *self = state;
-    if (!self->crl_der) {
+    umb_msg_t *body = umb_req_body (req);
+    const char *issuer = umb_msg_str (body, "issuer", UMB_CERTS_READ_SERIAL, false);
+    if (umb_msg_failed (body))
+        return umb_certs_bad_request (req);
+    int index = issuer ? umb_ca_issuer_find (self->ca, issuer) : 0;
+    if (index < 0)
+        return umb_req_fail (req, 404, NULL, "no issuing CA '%s'", issuer);
+    const s_crl_t *crl = &self->crls [index];
+    if (!crl->der) {
         umb_req_set_retryable (req);
         return umb_req_fail (req, 503, NULL, "no CRL has been made yet");
     }
     umb_w_t *w = umb_req_body_writer (req);
     umb_w_map_begin (w);
-    umb_w_kv_str (w, "crl_pem", self->crl_pem);
+    umb_w_kv_str (w, "issuer", s_issuer_id (self, (size_t) index));
+    umb_w_kv_str (w, "crl_pem", crl->pem);
     umb_w_key (w, "crl_der");
-    umb_w_bin (w, self->crl_der, self->crl_size);
-    umb_w_kv_int (w, "number", self->crl_number);
-    umb_w_kv_int (w, "this_update", self->crl_this_update);
-    umb_w_kv_int (w, "next_update", self->crl_next_update);
+    umb_w_bin (w, crl->der, crl->size);
+    umb_w_kv_int (w, "number", crl->number);
+    umb_w_kv_int (w, "this_update", crl->this_update);
+    umb_w_kv_int (w, "next_update", crl->next_update);
     umb_w_map_end (w);
     return 200;
 }
@@ -697,9 +769,9 @@ s_fail (umb_certs_t *self, const char *format, ...)
 }
 
 static void
-s_status_load (void *arg, const char *serial, int64_t revoked_at, int reason)
+s_status_load (void *arg, const char *serial, const char *issuer, int64_t revoked_at, int reason)
 {
-    umb_certs_status_set ((umb_certs_status_t *) arg, serial, revoked_at, reason);
+    umb_certs_status_set ((umb_certs_status_t *) arg, serial, issuer, revoked_at, reason);
 }
 
 //  The base URL written into certificates: certs.public_url, or the HTTP
@@ -819,6 +891,14 @@ umb_certs_new (umb_runtime_t *runtime)
     }
     if (s_start_ca (self, dir))
         goto done;
+    //  Rows from before several issuing CAs are the first one's
+    if (umb_store_begin (self->store)
+    ||  umb_certs_store_adopt (self->store, s_issuer_id (self, 0))
+    ||  umb_store_commit (self->store)) {
+        umb_store_rollback (self->store);
+        s_fail (self, "cannot name the first issuing CA in the certificates table");
+        goto done;
+    }
     if (umb_certs_store_serials (self->store, s_status_load, self->status)) {
         s_fail (self, "cannot read the certificates table");
         goto done;
@@ -843,8 +923,9 @@ umb_certs_new (umb_runtime_t *runtime)
     self->crl_timer = zloop_timer (umb_service_loop (self->service), (size_t) period_s * 1000, 0,
                                    s_on_crl_timer, self);
     umb_certs_http_ready (self->http, self->ocsp, umb_ca_chain_pem (self->ca));
-    umb_log_info (self->log, "%zu certificates known; CRL %lld", umb_certs_status_size (self->status),
-                  (long long) self->crl_number);
+    umb_log_info (self->log, "%zu certificates known; %zu issuing CAs, %s issues",
+                  umb_certs_status_size (self->status), umb_ca_issuer_count (self->ca),
+                  umb_certs_current_issuer (self));
 
 done:
     if (*self->failure) {
@@ -877,8 +958,8 @@ umb_certs_destroy (umb_certs_t **self_p)
         umb_certs_status_destroy (&self->status);
         umb_store_destroy (&self->store);
         zcert_destroy (&self->cert);
-        free (self->crl_der);
-        free (self->crl_pem);
+        for (size_t index = 0; index < UMB_CA_ISSUERS_MAX; index++)
+            s_crl_free (&self->crls [index]);
         umb_log_destroy (&self->log);
         free (self);
         *self_p = NULL;

@@ -25,13 +25,21 @@
 #define S_TEXT           "text/plain; charset=utf-8"
 #define S_IDLE_TIMEOUT_S 30
 
+//  One issuing CA's CRL.
+typedef struct {
+    char        issuer [41];        //  the issuing CA's serial
+    bool        first;              //  the first issuing CA's: also at /crl
+    uint8_t    *der;
+    size_t      size;
+    char       *pem;
+} s_crl_t;
+
 //  What the actor hands over; guarded by the mutex.
 typedef struct {
     umb_ocsp_t *ocsp;               //  NULL until ready
     char       *chain;
-    uint8_t    *crl_der;
-    size_t      crl_size;
-    char       *crl_pem;
+    s_crl_t     crls [UMB_CA_ISSUERS_MAX];
+    size_t      crl_count;
 } s_shared_t;
 
 struct _umb_certs_http_t {
@@ -65,6 +73,7 @@ typedef struct {
     uint8_t    *body;
     size_t      body_size;
     bool        too_large;
+    char        issuer [41];        //  /crl/{issuer}: which; "" for /crl
 } s_request_t;
 
 //  ---------------------------------------------------------------- OCSP GET paths
@@ -209,6 +218,18 @@ s_answer_ocsp (umb_certs_http_t *self, s_request_t *req, struct MHD_Connection *
     return rc;
 }
 
+//  Under the mutex: the CRL a request names, or NULL.
+static const s_crl_t *
+s_crl_find (umb_certs_http_t *self, const char *issuer)
+{
+    for (size_t i = 0; i < self->shared.crl_count; i++) {
+        const s_crl_t *crl = &self->shared.crls [i];
+        if (*issuer ? streq (crl->issuer, issuer) : crl->first)
+            return crl;
+    }
+    return NULL;
+}
+
 static enum MHD_Result
 s_handle (umb_certs_http_t *self, s_request_t *req, struct MHD_Connection *conn, const char *url)
 {
@@ -221,17 +242,19 @@ s_handle (umb_certs_http_t *self, s_request_t *req, struct MHD_Connection *conn,
         copy = strdup (self->shared.chain);
         copy_size = copy ? strlen (copy) : 0;
     }
-    else
-    if (ocsp && req->route == S_ROUTE_CRL_PEM && self->shared.crl_pem) {
-        copy = strdup (self->shared.crl_pem);
+    const s_crl_t *crl = ocsp && (req->route == S_ROUTE_CRL || req->route == S_ROUTE_CRL_PEM)
+                       ? s_crl_find (self, req->issuer) : NULL;
+    bool unknown = ocsp && *req->issuer && !crl;
+    if (crl && req->route == S_ROUTE_CRL_PEM) {
+        copy = strdup (crl->pem);
         copy_size = copy ? strlen (copy) : 0;
     }
     else
-    if (ocsp && req->route == S_ROUTE_CRL && self->shared.crl_der) {
-        copy = malloc (self->shared.crl_size);
+    if (crl) {
+        copy = malloc (crl->size);
         if (copy) {
-            memcpy (copy, self->shared.crl_der, self->shared.crl_size);
-            copy_size = self->shared.crl_size;
+            memcpy (copy, crl->der, crl->size);
+            copy_size = crl->size;
         }
     }
     pthread_mutex_unlock (&self->mutex);
@@ -249,6 +272,9 @@ s_handle (umb_certs_http_t *self, s_request_t *req, struct MHD_Connection *conn,
         rc = s_answer_ocsp (self, req, conn, ocsp, der, size);
         free (der);
     }
+    else
+    if (unknown)
+        rc = s_respond_text (req, conn, 404, "no such issuing CA", NULL);
     else
     if (!copy)
         rc = s_respond_text (req, conn, 503, "not available yet", NULL);
@@ -289,7 +315,21 @@ s_route (s_request_t *req, const char *method, const char *url, const char **all
                    : streq (url, "/crl") ? S_ROUTE_CRL
                    : streq (url, "/crl.pem") ? S_ROUTE_CRL_PEM : S_ROUTE_CA;
     }
+    else
+    if (strncmp (url, "/crl/", 5) == 0) {
+        //  An issuing CA's serial: 1..40 lowercase hex digits, then .pem or not
+        const char *id = url + 5;
+        size_t length = strspn (id, "0123456789abcdef");
+        bool pem = streq (id + length, ".pem");
+        if (length == 0 || length > 40 || (id [length] && !pem))
+            return;
+        snprintf (req->issuer, sizeof req->issuer, "%.*s", (int) length, id);
+        req->label = pem ? "/crl/{issuer}.pem" : "/crl/{issuer}";
+        *allow = "GET, HEAD";
+        req->route = !get ? S_ROUTE_NONE : pem ? S_ROUTE_CRL_PEM : S_ROUTE_CRL;
+    }
 }
+
 
 static bool
 s_is_ocsp_request_type (const char *value)
@@ -471,8 +511,10 @@ umb_certs_http_destroy (umb_certs_http_t **self_p)
         MHD_stop_daemon (self->daemon);
     }
     free (self->shared.chain);
-    free (self->shared.crl_der);
-    free (self->shared.crl_pem);
+    for (size_t i = 0; i < self->shared.crl_count; i++) {
+        free (self->shared.crls [i].der);
+        free (self->shared.crls [i].pem);
+    }
     pthread_mutex_destroy (&self->mutex);
     pthread_mutex_destroy (&self->stats_mutex);
     free (self);
@@ -500,19 +542,27 @@ umb_certs_http_ready (umb_certs_http_t *self, umb_ocsp_t *ocsp, const char *chai
 }
 
 void
-umb_certs_http_set_crl (umb_certs_http_t *self, const uint8_t *der, size_t size, const char *pem)
+umb_certs_http_set_crl (umb_certs_http_t *self, const char *issuer, bool first, const uint8_t *der,
+                        size_t size, const char *pem)
 {
-    assert (self && der && size && pem);
+    assert (self && issuer && *issuer && der && size && pem);
     uint8_t *der_copy = malloc (size);
     char *pem_copy = strdup (pem);
     assert (der_copy && pem_copy);
     memcpy (der_copy, der, size);
     pthread_mutex_lock (&self->mutex);
-    free (self->shared.crl_der);
-    free (self->shared.crl_pem);
-    self->shared.crl_der = der_copy;
-    self->shared.crl_size = size;
-    self->shared.crl_pem = pem_copy;
+    s_crl_t *crl = (s_crl_t *) s_crl_find (self, issuer);
+    if (!crl) {
+        assert (self->shared.crl_count < UMB_CA_ISSUERS_MAX);
+        crl = &self->shared.crls [self->shared.crl_count++];
+        snprintf (crl->issuer, sizeof crl->issuer, "%s", issuer);
+    }
+    crl->first = first;
+    free (crl->der);
+    free (crl->pem);
+    crl->der = der_copy;
+    crl->size = size;
+    crl->pem = pem_copy;
     pthread_mutex_unlock (&self->mutex);
 }
 

@@ -5,8 +5,10 @@
 //      POST /ocsp          application/ocsp-request, at most 64 KiB (else 413)
 //      GET  /ocsp/{b64}    the DER request in base64 (standard or URL-safe
 //                          alphabet, padding optional), URL-encoded or not
-//      GET  /crl           application/pkix-crl (DER)
+//      GET  /crl           application/pkix-crl (DER): the first issuing CA's CRL
 //      GET  /crl.pem       the same CRL in PEM
+//      GET  /crl/{issuer}  the CRL of the issuing CA of that serial (404 if none)
+//      GET  /crl/{issuer}.pem
 //      GET  /ca.pem        the issuing CA and the root (application/x-pem-file)
 //
 //  OCSP answers are always HTTP 200 application/ocsp-response, a request that
@@ -46,9 +48,10 @@ uint16_t          umb_certs_http_port (umb_certs_http_t *self);
 //  /ca.pem with chain_pem (copied).
 void              umb_certs_http_ready (umb_certs_http_t *self, umb_ocsp_t *ocsp,
                                         const char *chain_pem);
-//  Replaces the CRL served (both copied).
-void              umb_certs_http_set_crl (umb_certs_http_t *self, const uint8_t *der, size_t size,
-                                          const char *pem);
+//  Replaces the CRL served for issuer (an issuing CA's serial; first: the
+//  first issuing CA, whose CRL is also /crl). Both copied.
+void              umb_certs_http_set_crl (umb_certs_http_t *self, const char *issuer, bool first,
+                                          const uint8_t *der, size_t size, const char *pem);
 
 //  Decodes the path part of GET /ocsp/{...}: percent-escapes, then base64 of
 //  either alphabet with optional padding. Returns the DER (caller frees) with

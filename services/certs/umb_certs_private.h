@@ -32,6 +32,17 @@
 
 typedef struct _umb_certs_t umb_certs_t;
 
+//  A signed CRL of one issuing CA: on its way from the CA to the store and
+//  the HTTP server, or the one served.
+typedef struct {
+    uint8_t *der;
+    size_t   size;
+    char    *pem;
+    int64_t  number;
+    int64_t  this_update;
+    int64_t  next_update;
+} umb_certs_crl_t;
+
 struct _umb_certs_t {
     umb_runtime_t      *runtime;        //  borrowed
     umb_config_t       *config;         //  borrowed from the runtime
@@ -49,13 +60,9 @@ struct _umb_certs_t {
     int64_t             max_ttl;
     int64_t             crl_validity;
     int                 crl_timer;
-    //  The current CRL, as served by certs.crl and the HTTP server
-    uint8_t            *crl_der;
-    size_t              crl_size;
-    char               *crl_pem;
-    int64_t             crl_number;
-    int64_t             crl_this_update;
-    int64_t             crl_next_update;
+    //  Each issuing CA's current CRL (by umb_ca_issuer index), as served by
+    //  certs.crl and the HTTP server
+    umb_certs_crl_t     crls [UMB_CA_ISSUERS_MAX];
     char                failure [512];  //  why start failed; "" when running
 };
 
@@ -103,6 +110,10 @@ int     umb_certs_store_error (umb_certs_t *self, umb_req_t *req);  //  500, ret
 int     umb_certs_commit (umb_certs_t *self, umb_req_t *req, int rc);
 //  "valid", "revoked" or "expired" at now.
 const char *umb_certs_status_name (const umb_certs_cert_t *cert, int64_t now);
+//  The chain of the issuing CA that signed cert (its certificate, the root).
+const char *umb_certs_chain_of (umb_certs_t *self, const umb_certs_cert_t *cert);
+//  The serial of the issuing CA that issues.
+const char *umb_certs_current_issuer (umb_certs_t *self);
 //  Parses a status filter ("valid", "revoked", "expired"); -1 if unknown.
 int     umb_certs_filter_parse (const char *text);
 //  The key type of a certificate's public key: "ec-p256", "rsa-3072", "ed25519",

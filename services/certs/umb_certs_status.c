@@ -1,6 +1,7 @@
 //  umb_certs_status - the OCSP status table: serials, revocations, one mutex
 #include <assert.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <czmq.h>
@@ -9,6 +10,7 @@
 typedef struct {
     int64_t revoked_at;             //  0: good
     int     reason;
+    char    issuer [41];            //  the serial of the issuing CA that signed it
 } s_entry_t;
 
 struct _umb_certs_status_t {
@@ -49,13 +51,15 @@ umb_certs_status_destroy (umb_certs_status_t **self_p)
 }
 
 void
-umb_certs_status_set (umb_certs_status_t *self, const char *serial, int64_t revoked_at, int reason)
+umb_certs_status_set (umb_certs_status_t *self, const char *serial, const char *issuer,
+                      int64_t revoked_at, int reason)
 {
-    assert (self && serial);
+    assert (self && serial && issuer);
     s_entry_t *entry = malloc (sizeof (s_entry_t));
     assert (entry);
     entry->revoked_at = revoked_at;
     entry->reason = reason;
+    snprintf (entry->issuer, sizeof (entry->issuer), "%s", issuer);
     pthread_mutex_lock (&self->mutex);
     zhashx_update (self->serials, serial, entry);
     pthread_mutex_unlock (&self->mutex);
@@ -72,14 +76,17 @@ umb_certs_status_size (umb_certs_status_t *self)
 }
 
 umb_ocsp_status_t
-umb_certs_status_lookup (void *state, const char *serial, int64_t *revoked_at, int *reason)
+umb_certs_status_lookup (void *state, const char *issuer, const char *serial, int64_t *revoked_at,
+                         int *reason)
 {
     umb_certs_status_t *self = state;
-    assert (self && serial);
+    assert (self && issuer && serial);
     umb_ocsp_status_t status = UMB_OCSP_UNKNOWN;
     pthread_mutex_lock (&self->mutex);
     s_entry_t *entry = zhashx_lookup (self->serials, serial);
-    if (entry) {
+    //  A serial asked of another issuer than the one that signed it is not
+    //  one that issuer knows
+    if (entry && strcmp (entry->issuer, issuer) == 0) {
         status = entry->revoked_at ? UMB_OCSP_REVOKED : UMB_OCSP_GOOD;
         if (revoked_at)
             *revoked_at = entry->revoked_at;
@@ -104,9 +111,9 @@ s_test_writer (void *arg)
     char serial [16];
     for (int index = 0; index < 2000; index++) {
         snprintf (serial, sizeof serial, "%x", writer->base + index);
-        umb_certs_status_set (writer->table, serial, index % 2 ? 100 : 0, 1);
+        umb_certs_status_set (writer->table, serial, "a1", index % 2 ? 100 : 0, 1);
         int64_t at = -1;
-        umb_ocsp_status_t status = umb_certs_status_lookup (writer->table, serial, &at, NULL);
+        umb_ocsp_status_t status = umb_certs_status_lookup (writer->table, "a1", serial, &at, NULL);
         assert (status == (index % 2 ? UMB_OCSP_REVOKED : UMB_OCSP_GOOD));
     }
     return NULL;
@@ -120,14 +127,16 @@ umb_certs_status_test (bool verbose)
     umb_certs_status_t *table = umb_certs_status_new ();
     int64_t revoked_at = -1;
     int reason = -1;
-    assert (umb_certs_status_lookup (table, "1f", &revoked_at, &reason) == UMB_OCSP_UNKNOWN);
+    assert (umb_certs_status_lookup (table, "a1", "1f", &revoked_at, &reason) == UMB_OCSP_UNKNOWN);
     assert (revoked_at == -1 && reason == -1);
-    umb_certs_status_set (table, "1f", 0, 0);
-    assert (umb_certs_status_lookup (table, "1f", &revoked_at, &reason) == UMB_OCSP_GOOD);
-    umb_certs_status_set (table, "1f", 1700000000, UMB_CA_REASON_KEY_COMPROMISE);
-    assert (umb_certs_status_lookup (table, "1f", &revoked_at, &reason) == UMB_OCSP_REVOKED);
+    umb_certs_status_set (table, "1f", "a1", 0, 0);
+    assert (umb_certs_status_lookup (table, "a1", "1f", &revoked_at, &reason) == UMB_OCSP_GOOD);
+    //  Asked of another issuing CA, the serial is not known
+    assert (umb_certs_status_lookup (table, "b2", "1f", &revoked_at, &reason) == UMB_OCSP_UNKNOWN);
+    umb_certs_status_set (table, "1f", "a1", 1700000000, UMB_CA_REASON_KEY_COMPROMISE);
+    assert (umb_certs_status_lookup (table, "a1", "1f", &revoked_at, &reason) == UMB_OCSP_REVOKED);
     assert (revoked_at == 1700000000 && reason == UMB_CA_REASON_KEY_COMPROMISE);
-    assert (umb_certs_status_lookup (table, "1F", NULL, NULL) == UMB_OCSP_UNKNOWN);
+    assert (umb_certs_status_lookup (table, "a1", "1F", NULL, NULL) == UMB_OCSP_UNKNOWN);
     assert (umb_certs_status_size (table) == 1);
 
     //  Writers and readers on several threads at once

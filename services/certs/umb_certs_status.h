@@ -18,15 +18,16 @@ typedef struct _umb_certs_status_t umb_certs_status_t;
 umb_certs_status_t *umb_certs_status_new (void);
 void                umb_certs_status_destroy (umb_certs_status_t **self_p);
 
-//  Records serial (lowercase hex) as issued; revoked_at 0 means good.
+//  Records serial (lowercase hex) as issued by issuer (its issuing CA's
+//  serial); revoked_at 0 means good.
 void                umb_certs_status_set (umb_certs_status_t *self, const char *serial,
-                                          int64_t revoked_at, int reason);
+                                          const char *issuer, int64_t revoked_at, int reason);
 size_t              umb_certs_status_size (umb_certs_status_t *self);
 
 //  umb_ocsp_lookup_fn: good, revoked (with time and reason) or, for a serial
-//  never issued, unknown. state is the table.
-umb_ocsp_status_t   umb_certs_status_lookup (void *state, const char *serial, int64_t *revoked_at,
-                                             int *reason);
+//  issuer never issued, unknown. state is the table.
+umb_ocsp_status_t   umb_certs_status_lookup (void *state, const char *issuer, const char *serial,
+                                             int64_t *revoked_at, int *reason);
 
 void                umb_certs_status_test (bool verbose);
 

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <czmq.h>
 #include "umb_certs_store.h"
 
@@ -51,6 +52,23 @@ static const umb_migration_t s_migrations [] = {
       ");"
       "INSERT INTO mesh_state (id, revocation_version) VALUES (1, 0);"
     },
+    //  Several issuing CAs (umb_ca_rotate): each certificate names its issuer,
+    //  and each issuer has a CRL of its own. '' is the first issuing CA until
+    //  the service names it (umb_certs_store_adopt).
+    { 2,
+      "ALTER TABLE certificates ADD COLUMN issuer TEXT NOT NULL DEFAULT '';"
+      "CREATE INDEX certificates_by_issuer ON certificates (issuer, revoked_at);"
+      "CREATE TABLE crls ("
+      "  issuer       TEXT PRIMARY KEY,"
+      "  number       INTEGER NOT NULL,"
+      "  this_update  INTEGER NOT NULL,"
+      "  next_update  INTEGER NOT NULL,"
+      "  der_base64   TEXT NOT NULL"
+      ");"
+      "INSERT INTO crls (issuer, number, this_update, next_update, der_base64)"
+      "  SELECT '', number, this_update, next_update, der_base64 FROM crl_state;"
+      "DROP TABLE crl_state;"
+    },
     { 0, NULL }
 };
 
@@ -80,7 +98,7 @@ s_column_dup (sqlite3_stmt *stmt, int column)
 #define S_CERT_SELECT \
     "SELECT serial, kind, workspace_id, common_name, sans, profile, key_type, public_key, csr," \
     " pem, fingerprint, not_before, not_after, revoked_at, reason, created_by, created_at," \
-    " renewed_from FROM certificates"
+    " renewed_from, issuer FROM certificates"
 
 void
 umb_certs_cert_clear (umb_certs_cert_t *cert)
@@ -115,6 +133,7 @@ s_cert_row (sqlite3_stmt *stmt, void *dest)
     umb_store_column (stmt, 15, cert->created_by, sizeof cert->created_by);
     cert->created_at = sqlite3_column_int64 (stmt, 16);
     umb_store_column (stmt, 17, cert->renewed_from, sizeof cert->renewed_from);
+    umb_store_column (stmt, 18, cert->issuer, sizeof cert->issuer);
     if (!cert->sans) {
         cert->sans = strdup ("[]");
         assert (cert->sans);
@@ -138,13 +157,14 @@ umb_certs_store_insert (umb_store_t *store, const umb_certs_cert_t *cert)
     return umb_store_run (store,
         "INSERT INTO certificates (serial, kind, workspace_id, common_name, sans, profile,"
         " key_type, public_key, csr, pem, fingerprint, not_before, not_after, created_by,"
-        " created_at, renewed_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        "sssssssssssiisis",
+        " created_at, renewed_from, issuer)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "sssssssssssiisiss",
         cert->serial, cert->kind, s_or_null (cert->workspace_id), cert->common_name,
         cert->sans ? cert->sans : "[]", cert->profile, cert->key_type,
         s_or_null (cert->public_key), s_or_null (cert->csr), cert->pem, cert->fingerprint,
         cert->not_before, cert->not_after, cert->created_by, cert->created_at,
-        s_or_null (cert->renewed_from));
+        s_or_null (cert->renewed_from), cert->issuer);
 }
 
 int
@@ -225,15 +245,18 @@ static void
 s_serial_each (sqlite3_stmt *stmt, void *fn, void *arg)
 {
     ((umb_certs_serial_fn *) fn) (arg, (const char *) sqlite3_column_text (stmt, 0),
-                                  sqlite3_column_int64 (stmt, 1), sqlite3_column_int (stmt, 2));
+                                  (const char *) sqlite3_column_text (stmt, 1),
+                                  sqlite3_column_int64 (stmt, 2), sqlite3_column_int (stmt, 3));
 }
 
 int
-umb_certs_store_revoked (umb_store_t *store, int64_t now, umb_certs_serial_fn *each, void *arg)
+umb_certs_store_revoked (umb_store_t *store, const char *issuer, int64_t now,
+                         umb_certs_serial_fn *each, void *arg)
 {
     return umb_store_each (umb_store_query (store,
-        "SELECT serial, revoked_at, reason FROM certificates"
-        " WHERE revoked_at IS NOT NULL AND not_after > ? ORDER BY revoked_at, serial", "i", now),
+        "SELECT serial, issuer, revoked_at, reason FROM certificates"
+        " WHERE issuer = ? AND revoked_at IS NOT NULL AND not_after > ?"
+        " ORDER BY revoked_at, serial", "si", issuer, now),
         s_serial_each, (void *) each, arg);
 }
 
@@ -241,8 +264,20 @@ int
 umb_certs_store_serials (umb_store_t *store, umb_certs_serial_fn *each, void *arg)
 {
     return umb_store_each (umb_store_query (store,
-        "SELECT serial, COALESCE(revoked_at, 0), COALESCE(reason, 0) FROM certificates", ""),
-        s_serial_each, (void *) each, arg);
+        "SELECT serial, issuer, COALESCE(revoked_at, 0), COALESCE(reason, 0) FROM certificates",
+        ""), s_serial_each, (void *) each, arg);
+}
+
+int
+umb_certs_store_adopt (umb_store_t *store, const char *first_issuer)
+{
+    assert (first_issuer && *first_issuer);
+    int rc = umb_store_run (store, "UPDATE certificates SET issuer = ? WHERE issuer = ''", "s",
+                            first_issuer);
+    if (rc == 0)
+        rc = umb_store_run (store, "UPDATE crls SET issuer = ? WHERE issuer = ''", "s",
+                            first_issuer);
+    return rc;
 }
 
 int64_t
@@ -264,24 +299,25 @@ s_crl_row (sqlite3_stmt *stmt, void *dest)
 }
 
 int
-umb_certs_store_crl_get (umb_store_t *store, umb_certs_crl_row_t *crl)
+umb_certs_store_crl_get (umb_store_t *store, const char *issuer, umb_certs_crl_row_t *crl)
 {
-    assert (crl);
+    assert (issuer && crl);
     memset (crl, 0, sizeof *crl);
     return umb_store_get (umb_store_query (store, "SELECT number, this_update, next_update,"
-                                           " der_base64 FROM crl_state WHERE id = 1", ""),
+                                           " der_base64 FROM crls WHERE issuer = ?", "s", issuer),
                           s_crl_row, crl);
 }
 
 int
-umb_certs_store_crl_put (umb_store_t *store, int64_t number, int64_t this_update,
-                         int64_t next_update, const char *der_base64)
+umb_certs_store_crl_put (umb_store_t *store, const char *issuer, int64_t number,
+                         int64_t this_update, int64_t next_update, const char *der_base64)
 {
     return umb_store_run (store,
-        "INSERT INTO crl_state (id, number, this_update, next_update, der_base64)"
-        " VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET number = excluded.number,"
+        "INSERT INTO crls (issuer, number, this_update, next_update, der_base64)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (issuer) DO UPDATE SET number = excluded.number,"
         " this_update = excluded.this_update, next_update = excluded.next_update,"
-        " der_base64 = excluded.der_base64", "iiis", number, this_update, next_update, der_base64);
+        " der_base64 = excluded.der_base64", "siiis", issuer, number, this_update, next_update,
+        der_base64);
 }
 
 void
@@ -369,9 +405,10 @@ s_test_count_cert (void *arg, const umb_certs_cert_t *cert)
 }
 
 static void
-s_test_count_serial (void *arg, const char *serial, int64_t revoked_at, int reason)
+s_test_count_serial (void *arg, const char *serial, const char *issuer, int64_t revoked_at,
+                     int reason)
 {
-    assert (serial && *serial);
+    assert (serial && *serial && issuer);
     (*(int *) arg)++;
 }
 
@@ -396,7 +433,7 @@ umb_certs_store_test (bool verbose)
         printf (" * umb_certs_store: ");
     umb_store_t *store = umb_certs_store_open (":memory:", NULL);
     assert (store);
-    assert (umb_store_version (store) == 1);
+    assert (umb_store_version (store) == 2);
     assert (umb_certs_store_count (store) == 0);
     assert (umb_certs_store_mesh_version (store) == 0);
 
@@ -421,6 +458,7 @@ umb_certs_store_test (bool verbose)
     assert (umb_certs_store_insert (store, &bad) == 0);
 
     cert.csr = "-----BEGIN CERTIFICATE REQUEST-----\n";
+    snprintf (cert.issuer, sizeof cert.issuer, "b2");
     snprintf (cert.serial, sizeof cert.serial, "2c");
     snprintf (cert.renewed_from, sizeof cert.renewed_from, "1a");
     cert.created_at = 200;
@@ -454,10 +492,20 @@ umb_certs_store_test (bool verbose)
     assert (s_test_list (store, "ws_1", UMB_CERTS_VALID, 150) == 1);
     //  A revoked certificate reports "revoked" after it expires too
     assert (s_test_list (store, "ws_1", UMB_CERTS_EXPIRED, 2000) == 1);
+    //  ... listed on its issuer's CRL once that issuer is named
     int count = 0;
-    assert (umb_certs_store_revoked (store, 150, s_test_count_serial, &count) == 0 && count == 1);
+    assert (umb_certs_store_revoked (store, "", 150, s_test_count_serial, &count) == 0 && count == 1);
+    assert (umb_certs_store_adopt (store, "a1") == 0);
+    assert (umb_certs_store_get (store, "1a", &row) == 0 && streq (row.issuer, "a1"));
+    umb_certs_cert_clear (&row);
+    assert (umb_certs_store_get (store, "2c", &row) == 0 && streq (row.issuer, "b2"));
+    umb_certs_cert_clear (&row);
     count = 0;
-    assert (umb_certs_store_revoked (store, 1000, s_test_count_serial, &count) == 0 && count == 0);
+    assert (umb_certs_store_revoked (store, "a1", 150, s_test_count_serial, &count) == 0 && count == 1);
+    count = 0;
+    assert (umb_certs_store_revoked (store, "b2", 150, s_test_count_serial, &count) == 0 && count == 0);
+    count = 0;
+    assert (umb_certs_store_revoked (store, "a1", 1000, s_test_count_serial, &count) == 0 && count == 0);
     count = 0;
     assert (umb_certs_store_serials (store, s_test_count_serial, &count) == 0 && count == 3);
 
@@ -486,14 +534,17 @@ umb_certs_store_test (bool verbose)
     *key = 0;
     assert (umb_certs_store_mesh_revoked_keys (store, 600, s_test_key, key) == 0 && *key == 0);
 
-    //  CRL state: absent, then replaced in place
+    //  CRL state, one per issuer: absent, then replaced in place
     umb_certs_crl_row_t crl;
-    assert (umb_certs_store_crl_get (store, &crl) == UMB_CERTS_NOT_FOUND && crl.number == 0);
-    assert (umb_certs_store_crl_put (store, 1, 10, 20, "AAAA") == 0);
-    assert (umb_certs_store_crl_put (store, 2, 30, 40, "BBBB") == 0);
-    assert (umb_certs_store_crl_get (store, &crl) == 0);
+    assert (umb_certs_store_crl_get (store, "a1", &crl) == UMB_CERTS_NOT_FOUND && crl.number == 0);
+    assert (umb_certs_store_crl_put (store, "a1", 1, 10, 20, "AAAA") == 0);
+    assert (umb_certs_store_crl_put (store, "a1", 2, 30, 40, "BBBB") == 0);
+    assert (umb_certs_store_crl_put (store, "b2", 1, 50, 60, "CCCC") == 0);
+    assert (umb_certs_store_crl_get (store, "a1", &crl) == 0);
     assert (crl.number == 2 && crl.this_update == 30 && crl.next_update == 40);
     assert (streq (crl.der_base64, "BBBB"));
+    umb_certs_crl_row_clear (&crl);
+    assert (umb_certs_store_crl_get (store, "b2", &crl) == 0 && crl.number == 1);
     umb_certs_crl_row_clear (&crl);
 
     //  A failed write inside a transaction leaves nothing behind
@@ -507,6 +558,43 @@ umb_certs_store_test (bool verbose)
     assert (umb_certs_store_mesh_version (store) == 1);
 
     umb_store_destroy (&store);
+
+    //  A database from before several issuers: its certificates and CRL
+    //  become the first issuer's when the service names it
+    char dir [] = "/tmp/umb-certs-store-XXXXXX";
+    assert (mkdtemp (dir));
+    char *path = zsys_sprintf ("%s/certs.db", dir);
+    const umb_migration_t first [] = { s_migrations [0], { 0, NULL } };
+    store = umb_store_new (path, first, NULL);
+    assert (store && umb_store_version (store) == 1);
+    assert (umb_store_run (store, "INSERT INTO crl_state (id, number, this_update, next_update,"
+                           " der_base64) VALUES (1, 7, 10, 20, 'DDDD')", "") == 0);
+    assert (umb_store_run (store, "INSERT INTO certificates (serial, kind, workspace_id,"
+                           " common_name, sans, profile, key_type, pem, fingerprint, not_before,"
+                           " not_after, revoked_at, reason, created_by, created_at) VALUES ('5e',"
+                           " 'tls', 'ws_1', 'old', '[]', 'server', 'ec-p256', 'x', '00', 1, 9000,"
+                           " 50, 1, 'usr_1', 1)", "") == 0);
+    umb_store_destroy (&store);
+    store = umb_certs_store_open (path, NULL);
+    assert (store && umb_store_version (store) == 2);
+    assert (umb_certs_store_crl_get (store, "", &crl) == 0 && crl.number == 7);
+    umb_certs_crl_row_clear (&crl);
+    assert (umb_certs_store_adopt (store, "f00d") == 0);
+    assert (umb_certs_store_crl_get (store, "f00d", &crl) == 0 && crl.number == 7
+            && streq (crl.der_base64, "DDDD"));
+    umb_certs_crl_row_clear (&crl);
+    count = 0;
+    assert (umb_certs_store_revoked (store, "f00d", 100, s_test_count_serial, &count) == 0
+            && count == 1);
+    umb_store_destroy (&store);
+    char *wal = zsys_sprintf ("%s-wal", path), *shm = zsys_sprintf ("%s-shm", path);
+    unlink (path);
+    unlink (wal);
+    unlink (shm);
+    rmdir (dir);
+    zstr_free (&wal);
+    zstr_free (&shm);
+    zstr_free (&path);
     if (verbose)
         printf ("OK\n");
 }

@@ -38,6 +38,7 @@ typedef struct {
     char     created_by [64];       //  user id, or the mesh key (Z85) of the calling service
     int64_t  created_at;
     char     renewed_from [41];     //  serial this one renews, or ""
+    char     issuer [41];           //  serial of the issuing CA that signed it
 } umb_certs_cert_t;
 
 //  Status filter of umb_certs_store_list: what "status" a cert reports.
@@ -57,8 +58,10 @@ typedef struct {
 } umb_certs_crl_row_t;
 
 typedef void (umb_certs_cert_fn) (void *arg, const umb_certs_cert_t *cert);
-//  One revoked or issued serial: revoked_at 0 means not revoked.
-typedef void (umb_certs_serial_fn) (void *arg, const char *serial, int64_t revoked_at, int reason);
+//  One revoked or issued serial, with its issuing CA's serial: revoked_at 0
+//  means not revoked.
+typedef void (umb_certs_serial_fn) (void *arg, const char *serial, const char *issuer,
+                                    int64_t revoked_at, int reason);
 
 //  Opens the database at path (":memory:" allowed) and migrates it.
 umb_store_t *umb_certs_store_open (const char *path, umb_log_t *log);
@@ -75,16 +78,21 @@ int  umb_certs_store_list (umb_store_t *store, const char *workspace_id, umb_cer
 //  revoked already.
 int  umb_certs_store_revoke (umb_store_t *store, const char *serial, int64_t revoked_at,
                              int reason);
-//  Revoked certificates that have not expired at now: what a CRL lists.
-int  umb_certs_store_revoked (umb_store_t *store, int64_t now, umb_certs_serial_fn *each,
-                              void *arg);
+//  issuer's revoked certificates that have not expired at now: what its CRL
+//  lists.
+int  umb_certs_store_revoked (umb_store_t *store, const char *issuer, int64_t now,
+                              umb_certs_serial_fn *each, void *arg);
 //  Every serial with its revocation (for the OCSP status table).
 int  umb_certs_store_serials (umb_store_t *store, umb_certs_serial_fn *each, void *arg);
+//  Names the first issuing CA where rows from before several issuers ('')
+//  leave it unnamed: certificates and the CRL.
+int  umb_certs_store_adopt (umb_store_t *store, const char *first_issuer);
 int64_t umb_certs_store_count (umb_store_t *store);
 
-int  umb_certs_store_crl_get (umb_store_t *store, umb_certs_crl_row_t *crl);
-int  umb_certs_store_crl_put (umb_store_t *store, int64_t number, int64_t this_update,
-                              int64_t next_update, const char *der_base64);
+//  The last CRL of issuer (its issuing CA's serial).
+int  umb_certs_store_crl_get (umb_store_t *store, const char *issuer, umb_certs_crl_row_t *crl);
+int  umb_certs_store_crl_put (umb_store_t *store, const char *issuer, int64_t number,
+                              int64_t this_update, int64_t next_update, const char *der_base64);
 void umb_certs_crl_row_clear (umb_certs_crl_row_t *crl);
 
 //  The mesh revocation version: a counter raised by every mesh revocation.

@@ -40,16 +40,23 @@ struct _entry_t {
     size_t size;
 };
 
-struct _umb_ocsp_t {
+//  One issuing CA of the CA: what names it in a CertID, and who signs for it.
+typedef struct {
     X509 *issuing;
-    X509 *signer;
+    X509 *signer;                       //  its delegated OCSP signer
     EVP_PKEY *key;
     const EVP_MD *md;                   //  NULL for Ed25519 and Ed448
+    char id [UMB_OCSP_SERIAL_SIZE];     //  its serial
+    uint8_t name_sha1 [20], key_sha1 [20];
+    uint8_t name_sha256 [32], key_sha256 [32];
+} issuer_t;
+
+struct _umb_ocsp_t {
+    issuer_t issuers [UMB_CA_ISSUERS_MAX];
+    size_t issuer_count;
     umb_ocsp_lookup_fn *lookup;
     void *state;
     int64_t validity_s;
-    uint8_t name_sha1 [20], key_sha1 [20];
-    uint8_t name_sha256 [32], key_sha256 [32];
 
     pthread_mutex_t mutex;              //  guards everything below it
     entry_t **buckets;                  //  by serial
@@ -64,6 +71,7 @@ struct _umb_ocsp_t {
 typedef struct {
     OCSP_CERTID *id;                    //  borrowed from the request
     bool ours;
+    bool left_out;                      //  another of our issuers': not in this response
     char serial [UMB_OCSP_SERIAL_SIZE];
     umb_ocsp_status_t status;
     int64_t revoked_at;
@@ -106,26 +114,30 @@ s_octets_equal (const ASN1_OCTET_STRING *octets, const uint8_t *expected, size_t
         && memcmp (ASN1_STRING_get0_data (octets), expected, size) == 0;
 }
 
-//  Whether id names a certificate of our issuing CA; fills serial if so. An
-//  unsupported hash algorithm cannot name ours.
-static bool
+//  Which of our issuing CAs id names (its index), filling serial; -1 for
+//  none. An unsupported hash algorithm cannot name ours. Issuers share their
+//  name, so the key hash tells them apart.
+static int
 s_ours (umb_ocsp_t *self, OCSP_CERTID *id, char *serial, size_t serial_size)
 {
     ASN1_OCTET_STRING *name_hash = NULL, *key_hash = NULL;
     ASN1_OBJECT *algorithm = NULL;
     ASN1_INTEGER *number = NULL;
     if (!OCSP_id_get0_info (&name_hash, &algorithm, &key_hash, &number, id))
-        return false;
+        return -1;
     int nid = OBJ_obj2nid (algorithm);
-    if (nid == NID_sha1)
-        return s_octets_equal (name_hash, self->name_sha1, sizeof (self->name_sha1))
-            && s_octets_equal (key_hash, self->key_sha1, sizeof (self->key_sha1))
-            && s_serial_hex (number, serial, serial_size);
-    if (nid == NID_sha256)
-        return s_octets_equal (name_hash, self->name_sha256, sizeof (self->name_sha256))
-            && s_octets_equal (key_hash, self->key_sha256, sizeof (self->key_sha256))
-            && s_serial_hex (number, serial, serial_size);
-    return false;
+    for (size_t i = 0; i < self->issuer_count; i++) {
+        const issuer_t *issuer = &self->issuers [i];
+        bool named = nid == NID_sha1
+            ? s_octets_equal (name_hash, issuer->name_sha1, sizeof (issuer->name_sha1))
+              && s_octets_equal (key_hash, issuer->key_sha1, sizeof (issuer->key_sha1))
+            : nid == NID_sha256
+            && s_octets_equal (name_hash, issuer->name_sha256, sizeof (issuer->name_sha256))
+            && s_octets_equal (key_hash, issuer->key_sha256, sizeof (issuer->key_sha256));
+        if (named)
+            return s_serial_hex (number, serial, serial_size) ? (int) i : -1;
+    }
+    return -1;
 }
 
 //  A request we are willing to read: DER with nothing after it, 1..64 CertIDs.
@@ -207,13 +219,13 @@ s_add_answer (OCSP_BASICRESP *basic, const answer_t *answer, ASN1_TIME *this_upd
 //  Signs with a context of our own: the key is shared between threads, the
 //  context never is.
 static int
-s_sign (umb_ocsp_t *self, OCSP_BASICRESP *basic)
+s_sign (const issuer_t *issuer, OCSP_BASICRESP *basic)
 {
     EVP_MD_CTX *context = EVP_MD_CTX_new ();
     int rc = -1;
     if (context
-    &&  EVP_DigestSignInit (context, NULL, self->md, NULL, self->key) == 1
-    &&  OCSP_basic_sign_ctx (basic, self->signer, context, NULL, OCSP_RESPID_KEY) == 1)
+    &&  EVP_DigestSignInit (context, NULL, issuer->md, NULL, issuer->key) == 1
+    &&  OCSP_basic_sign_ctx (basic, issuer->signer, context, NULL, OCSP_RESPID_KEY) == 1)
         rc = 0;
     EVP_MD_CTX_free (context);
     return rc;
@@ -221,8 +233,8 @@ s_sign (umb_ocsp_t *self, OCSP_BASICRESP *basic)
 
 //  A signed, successful response for the answers; NULL on internal failure.
 static uint8_t *
-s_basic_response (umb_ocsp_t *self, OCSP_REQUEST *request, const answer_t *answers, int count,
-                  int64_t now, size_t *size)
+s_basic_response (umb_ocsp_t *self, const issuer_t *issuer, OCSP_REQUEST *request,
+                  const answer_t *answers, int count, int64_t now, size_t *size)
 {
     OCSP_BASICRESP *basic = OCSP_BASICRESP_new ();
     ASN1_GENERALIZEDTIME *this_update = s_time (now);
@@ -231,10 +243,11 @@ s_basic_response (umb_ocsp_t *self, OCSP_REQUEST *request, const answer_t *answe
     uint8_t *der = NULL;
     bool built = basic && this_update && next_update;
     for (int i = 0; built && i < count; i++)
-        built = s_add_answer (basic, &answers [i], this_update, next_update) == 0;
+        built = answers [i].left_out
+             || s_add_answer (basic, &answers [i], this_update, next_update) == 0;
     if (built
     &&  OCSP_copy_nonce (basic, request) > 0
-    &&  s_sign (self, basic) == 0
+    &&  s_sign (issuer, basic) == 0
     &&  (response = OCSP_response_create (OCSP_RESPONSE_STATUS_SUCCESSFUL, basic)))
         der = s_encode (response, size);
     OCSP_RESPONSE_free (response);
@@ -339,6 +352,36 @@ s_count (umb_ocsp_t *self, umb_ocsp_status_t status)
                              : &self->unknown, 1, memory_order_relaxed);
 }
 
+//  The CertID hashes of issuer (RFC 6960 4.1.1: the name hash covers the DER
+//  of the issuer's subject, the key hash only the value of the BIT STRING of
+//  its public key) and a reference to it and its signer. 0 or -1.
+static int
+s_issuer_init (issuer_t *issuer, const umb_ca_issuer_t *from)
+{
+    issuer->issuing = from->cert;
+    issuer->signer = from->ocsp_signer;
+    issuer->key = from->ocsp_key;
+    if (!issuer->issuing || !issuer->signer || !issuer->key)
+        return -1;
+    X509_up_ref (issuer->issuing);
+    X509_up_ref (issuer->signer);
+    EVP_PKEY_up_ref (issuer->key);
+    snprintf (issuer->id, sizeof (issuer->id), "%s", from->id);
+    int type = EVP_PKEY_get_base_id (issuer->key);
+    issuer->md = type == EVP_PKEY_ED25519 || type == EVP_PKEY_ED448 ? NULL : EVP_sha256 ();
+    const X509_NAME *name = X509_get_subject_name (issuer->issuing);
+    const ASN1_BIT_STRING *key = X509_get0_pubkey_bitstr (issuer->issuing);
+    unsigned int name_size = 0, key_size = 0, name256_size = 0, key256_size = 0;
+    return key
+        && X509_NAME_digest (name, EVP_sha1 (), issuer->name_sha1, &name_size)
+        && X509_NAME_digest (name, EVP_sha256 (), issuer->name_sha256, &name256_size)
+        && EVP_Digest (key->data, (size_t) key->length, issuer->key_sha1, &key_size, EVP_sha1 (),
+                       NULL)
+        && EVP_Digest (key->data, (size_t) key->length, issuer->key_sha256, &key256_size,
+                       EVP_sha256 (), NULL)
+        && X509_check_private_key (issuer->signer, issuer->key) == 1 ? 0 : -1;
+}
+
 umb_ocsp_t *
 umb_ocsp_new (umb_ca_t *ca, umb_ocsp_lookup_fn *lookup, void *state, int64_t validity_s)
 {
@@ -351,34 +394,18 @@ umb_ocsp_new (umb_ca_t *ca, umb_ocsp_lookup_fn *lookup, void *state, int64_t val
     self->lookup = lookup;
     self->state = state;
     self->validity_s = validity_s;
-    self->issuing = umb_ca_issuing (ca);
-    self->signer = umb_ca_ocsp_signer (ca);
-    self->key = umb_ca_ocsp_key (ca);
-    if (!self->issuing || !self->signer || !self->key) {
-        free (self);
-        return NULL;
-    }
-    X509_up_ref (self->issuing);
-    X509_up_ref (self->signer);
-    EVP_PKEY_up_ref (self->key);
     pthread_mutex_init (&self->mutex, NULL);
-    int type = EVP_PKEY_get_base_id (self->key);
-    self->md = type == EVP_PKEY_ED25519 || type == EVP_PKEY_ED448 ? NULL : EVP_sha256 ();
-
-    //  RFC 6960 4.1.1: the name hash covers the DER of the issuer's subject,
-    //  the key hash only the value of the BIT STRING of its public key.
-    const X509_NAME *name = X509_get_subject_name (self->issuing);
-    const ASN1_BIT_STRING *key = X509_get0_pubkey_bitstr (self->issuing);
-    unsigned int name_size = 0, key_size = 0, name256_size = 0, key256_size = 0;
     self->buckets = calloc (UMB_OCSP_CACHE_BUCKETS, sizeof (entry_t *));
-    if (!self->buckets
-    ||  !key
-    ||  !X509_NAME_digest (name, EVP_sha1 (), self->name_sha1, &name_size)
-    ||  !X509_NAME_digest (name, EVP_sha256 (), self->name_sha256, &name256_size)
-    ||  !EVP_Digest (key->data, (size_t) key->length, self->key_sha1, &key_size, EVP_sha1 (), NULL)
-    ||  !EVP_Digest (key->data, (size_t) key->length, self->key_sha256, &key256_size,
-                     EVP_sha256 (), NULL)
-    ||  X509_check_private_key (self->signer, self->key) != 1)
+    bool ok = self->buckets != NULL;
+    size_t count = umb_ca_issuer_count (ca);
+    assert (count <= UMB_CA_ISSUERS_MAX);
+    for (size_t i = 0; ok && i < count; i++) {
+        umb_ca_issuer_t from;
+        umb_ca_issuer (ca, i, &from);
+        ok = s_issuer_init (&self->issuers [i], &from) == 0;
+        self->issuer_count = i + 1;     //  what s_issuer_init referenced, freed on failure
+    }
+    if (!ok || count == 0)
         umb_ocsp_destroy (&self);
     ERR_clear_error ();
     return self;
@@ -395,9 +422,11 @@ umb_ocsp_destroy (umb_ocsp_t **self_p)
         s_entry_remove (self, self->oldest);
     free (self->buckets);
     pthread_mutex_destroy (&self->mutex);
-    X509_free (self->issuing);
-    X509_free (self->signer);
-    EVP_PKEY_free (self->key);
+    for (size_t i = 0; i < self->issuer_count; i++) {
+        X509_free (self->issuers [i].issuing);
+        X509_free (self->issuers [i].signer);
+        EVP_PKEY_free (self->issuers [i].key);
+    }
     free (self);
     *self_p = NULL;
 }
@@ -414,12 +443,23 @@ umb_ocsp_respond (umb_ocsp_t *self, const uint8_t *request_der, size_t size, siz
         return s_error_response (OCSP_RESPONSE_STATUS_MALFORMEDREQUEST, response_size);
     }
     int count = OCSP_request_onereq_count (request);
+    //  One response has one signer: the issuing CA of the first CertID that
+    //  names one of ours signs it, and answers for its own CertIDs. Those of
+    //  our other issuers are left out: a delegated signer is authorised for
+    //  one issuer, and clients refuse a response that mixes issuers (ask
+    //  again, one issuer a request). A stranger's is "unknown".
     answer_t answers [UMB_OCSP_MAX_CERTIDS];
+    int signing = -1;
     for (int i = 0; i < count; i++) {
         answer_t *answer = &answers [i];
         answer->id = OCSP_onereq_get0_id (OCSP_request_onereq_get0 (request, i));
-        answer->ours = s_ours (self, answer->id, answer->serial, sizeof (answer->serial));
+        int issuer = s_ours (self, answer->id, answer->serial, sizeof (answer->serial));
+        if (signing < 0)
+            signing = issuer;
+        answer->ours = issuer >= 0 && issuer == signing;
+        answer->left_out = issuer >= 0 && issuer != signing;
     }
+    const issuer_t *issuer = &self->issuers [signing < 0 ? self->issuer_count - 1 : (size_t) signing];
     int64_t now = (int64_t) time (NULL);
 
     //  Without a nonce, the answer depends on the CertID alone, so that is
@@ -455,18 +495,19 @@ umb_ocsp_respond (umb_ocsp_t *self, const uint8_t *request_der, size_t size, siz
         answer->revoked_at = 0;
         answer->reason = UMB_CA_REASON_UNSPECIFIED;
         if (answer->ours)
-            answer->status = self->lookup (self->state, answer->serial, &answer->revoked_at,
-                                           &answer->reason);
+            answer->status = self->lookup (self->state, issuer->id, answer->serial,
+                                           &answer->revoked_at, &answer->reason);
         if (answer->status != UMB_OCSP_GOOD && answer->status != UMB_OCSP_REVOKED)
             answer->status = UMB_OCSP_UNKNOWN;
     }
-    uint8_t *der = s_basic_response (self, request, answers, count, now, response_size);
+    uint8_t *der = s_basic_response (self, issuer, request, answers, count, now, response_size);
     OCSP_REQUEST_free (request);
     ERR_clear_error ();
     if (!der)
         return s_error_response (OCSP_RESPONSE_STATUS_INTERNALERROR, response_size);
     for (int i = 0; i < count; i++)
-        s_count (self, answers [i].status);
+        if (!answers [i].left_out)
+            s_count (self, answers [i].status);
 
     //  "unknown" is not cached: the serial may be issued in a moment. An
     //  invalidation since our lookup means the answer may already be stale.
@@ -827,6 +868,7 @@ done:
 
 typedef struct {
     char serial [UMB_OCSP_SERIAL_SIZE];
+    char issuer [UMB_OCSP_SERIAL_SIZE];     //  "": any issuer
     umb_ocsp_status_t status;
     int64_t revoked_at;
     int reason;
@@ -840,13 +882,15 @@ typedef struct {
 } test_table_t;
 
 static umb_ocsp_status_t
-s_test_lookup (void *state, const char *serial, int64_t *revoked_at, int *reason)
+s_test_lookup (void *state, const char *issuer, const char *serial, int64_t *revoked_at,
+               int *reason)
 {
     test_table_t *table = (test_table_t *) state;
     umb_ocsp_status_t status = UMB_OCSP_UNKNOWN;
     pthread_mutex_lock (&table->mutex);
     for (size_t i = 0; i < table->count; i++)
-        if (strcmp (table->rows [i].serial, serial) == 0) {
+        if (strcmp (table->rows [i].serial, serial) == 0
+        &&  (!*table->rows [i].issuer || strcmp (table->rows [i].issuer, issuer) == 0)) {
             status = table->rows [i].status;
             *revoked_at = table->rows [i].revoked_at;
             *reason = table->rows [i].reason;
@@ -1305,6 +1349,99 @@ s_test_vectors (umb_ocsp_t *ocsp, bool verbose)
     X509_free (responder_cert);
 }
 
+//  Several issuing CAs (umb_ca_rotate): each CertID is answered by its own
+//  issuer's delegated signer; a serial asked of another issuer is unknown;
+//  one response answers for one issuer only.
+static void
+s_test_rotated (const char *dir)
+{
+    char path [512];
+    snprintf (path, sizeof (path), "%s/rotated", dir);
+    umb_ca_t *ca = umb_ca_load_or_create (path, UMB_CA_KEY_EC_P256, "http://127.0.0.1:1/ocsp",
+                                          "http://127.0.0.1:1/crl", NULL);
+    assert (ca);
+    char reason_text [256];
+    umb_ca_issued_t old_leaf, new_leaf;
+    umb_ca_request_t order = {
+        .common_name = "old.umbra.test", .key_type = UMB_CA_KEY_EC_P256,
+        .profile = UMB_CA_PROFILE_SERVER, .ttl_s = 3600
+    };
+    assert (umb_ca_issue (ca, &order, &old_leaf, reason_text, sizeof (reason_text)) == 0);
+    char id [41];
+    assert (umb_ca_rotate (ca, id) == 0);
+    order.common_name = "new.umbra.test";
+    assert (umb_ca_issue (ca, &order, &new_leaf, reason_text, sizeof (reason_text)) == 0);
+    umb_ca_issuer_t first, second;
+    umb_ca_issuer (ca, 0, &first);
+    umb_ca_issuer (ca, 1, &second);
+    assert (strcmp (old_leaf.issuer, first.id) == 0 && strcmp (new_leaf.issuer, second.id) == 0);
+    test_table_t table = { .count = 2 };
+    pthread_mutex_init (&table.mutex, NULL);
+    snprintf (table.rows [0].serial, sizeof (table.rows [0].serial), "%s", old_leaf.serial);
+    snprintf (table.rows [0].issuer, sizeof (table.rows [0].issuer), "%s", first.id);
+    snprintf (table.rows [1].serial, sizeof (table.rows [1].serial), "%s", new_leaf.serial);
+    snprintf (table.rows [1].issuer, sizeof (table.rows [1].issuer), "%s", second.id);
+    table.rows [0].status = table.rows [1].status = UMB_OCSP_GOOD;
+    umb_ocsp_t *ocsp = umb_ocsp_new (ca, s_test_lookup, &table, 3600);
+    assert (ocsp);
+    const char *roots = umb_ca_root_pem (ca);
+    int64_t now = (int64_t) time (NULL);
+    test_verdict_t verdict;
+    X509 *old_cert = s_test_x509 (old_leaf.certificate_pem);
+    X509 *new_cert = s_test_x509 (new_leaf.certificate_pem);
+
+    //  Each asked of its own issuer: good, signed for that issuer
+    size_t size = 0, response_size = 0;
+    uint8_t *request = s_test_request (first.cert, old_cert, EVP_sha1 (), NULL, 0, &size);
+    uint8_t *response = umb_ocsp_respond (ocsp, request, size, &response_size);
+    assert (s_test_verify (response, response_size, first.cert, roots, old_leaf.serial, NULL, 0,
+                           now, &verdict) == 0 && verdict.status == UMB_OCSP_GOOD);
+    assert (s_test_verify (response, response_size, second.cert, roots, old_leaf.serial, NULL, 0,
+                           now, &verdict) == -1);
+    free (request);
+    free (response);
+    request = s_test_request (second.cert, new_cert, EVP_sha256 (), NULL, 0, &size);
+    response = umb_ocsp_respond (ocsp, request, size, &response_size);
+    assert (s_test_verify (response, response_size, second.cert, roots, new_leaf.serial, NULL, 0,
+                           now, &verdict) == 0 && verdict.status == UMB_OCSP_GOOD);
+    free (request);
+    free (response);
+
+    //  The old serial asked of the new issuer: it never issued it
+    OCSP_CERTID *cross = s_test_id (second.cert, EVP_sha1 (), old_leaf.serial);
+    OCSP_CERTID *cross_copy = OCSP_CERTID_dup (cross);
+    request = s_test_request_ids (&cross, 1, NULL, 0, &size);
+    response = umb_ocsp_respond (ocsp, request, size, &response_size);
+    assert (s_test_status_of (response, response_size, cross_copy) == V_OCSP_CERTSTATUS_UNKNOWN);
+    free (request);
+    free (response);
+
+    //  Both issuers in one request: the first CertID's issuer signs and
+    //  answers; the other's CertID is left out, so that the response verifies
+    OCSP_CERTID *ids [2] = { s_test_id (first.cert, EVP_sha1 (), old_leaf.serial),
+                             s_test_id (second.cert, EVP_sha1 (), new_leaf.serial) };
+    OCSP_CERTID *copies [2] = { OCSP_CERTID_dup (ids [0]), OCSP_CERTID_dup (ids [1]) };
+    request = s_test_request_ids (ids, 2, NULL, 0, &size);
+    response = umb_ocsp_respond (ocsp, request, size, &response_size);
+    assert (s_test_status_of (response, response_size, copies [0]) == V_OCSP_CERTSTATUS_GOOD);
+    assert (s_test_status_of (response, response_size, copies [1]) == -1);
+    assert (s_test_verify (response, response_size, first.cert, roots, old_leaf.serial, NULL, 0,
+                           now, &verdict) == 0 && verdict.status == UMB_OCSP_GOOD);
+    free (request);
+    free (response);
+    OCSP_CERTID_free (cross_copy);
+    OCSP_CERTID_free (copies [0]);
+    OCSP_CERTID_free (copies [1]);
+    X509_free (old_cert);
+    X509_free (new_cert);
+    umb_ocsp_destroy (&ocsp);
+    pthread_mutex_destroy (&table.mutex);
+    umb_ca_issued_free (&old_leaf);
+    umb_ca_issued_free (&new_leaf);
+    umb_ca_destroy (&ca);
+    ERR_clear_error ();
+}
+
 void
 umb_ocsp_test (bool verbose)
 {
@@ -1759,6 +1896,7 @@ umb_ocsp_test (bool verbose)
     assert (ocsp == NULL);
     umb_ocsp_destroy (&ocsp);
     pthread_mutex_destroy (&table.mutex);
+    s_test_rotated (dir);
     X509_free (good_cert);
     X509_free (revoked_cert);
     X509_free (stranger_cert);

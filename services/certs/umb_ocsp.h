@@ -1,10 +1,14 @@
 //  umb_ocsp - an RFC 6960 OCSP responder core and a response verifier
 //
-//  The responder answers DER requests with DER responses signed by the CA's
-//  delegated OCSP signer, never by the certificate asked about. One or several
-//  CertIDs (SHA-1 or SHA-256) per request; the nonce extension is echoed; a
-//  CertID for another issuer is "unknown"; anything unparsable gets a
-//  malformedRequest response. Answers to requests without a nonce and with
+//  The responder answers DER requests with DER responses signed by a
+//  delegated OCSP signer of the CA, never by the certificate asked about. One
+//  or several CertIDs (SHA-1 or SHA-256) per request; the nonce extension is
+//  echoed. Every issuing CA of the CA answers for what it issued, with its own
+//  signer: the first CertID naming one of them picks the signer of the
+//  response, CertIDs of the CA's other issuing CAs are left out of it (a
+//  client asks those again), a CertID of an issuer not the CA's is "unknown",
+//  and so is a serial the issuer named did not issue. Anything unparsable
+//  gets a malformedRequest response. Answers to requests without a nonce and with
 //  one CertID of a known serial are signed once and cached until the status
 //  of that serial changes (umb_ocsp_invalidate) or the response is half-way
 //  to its nextUpdate.
@@ -22,11 +26,12 @@ typedef enum {
     UMB_OCSP_UNKNOWN = 2
 } umb_ocsp_status_t;
 
-//  Looks up a serial (lowercase hex) of the issuing CA; fills revoked_at and
-//  reason for UMB_OCSP_REVOKED. Called from the responder's threads: must be
-//  thread-safe.
-typedef umb_ocsp_status_t (umb_ocsp_lookup_fn) (void *state, const char *serial,
-                                               int64_t *revoked_at, int *reason);
+//  Looks up a serial (lowercase hex) of the issuing CA whose serial is
+//  issuer; fills revoked_at and reason for UMB_OCSP_REVOKED. Called from the
+//  responder's threads: must be thread-safe.
+typedef umb_ocsp_status_t (umb_ocsp_lookup_fn) (void *state, const char *issuer,
+                                               const char *serial, int64_t *revoked_at,
+                                               int *reason);
 
 typedef struct _umb_ocsp_t umb_ocsp_t;
 

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# ca_rotate.sh - rolling the issuing CA over as docs/operations.md ("The issuing CA") says, against
+# a real `umbra up` and OpenSSL's own tools: a certificate issued under the first issuing CA; the
+# platform stopped, `umbra init --rotate-issuer`, started: a second certificate comes from the new
+# issuing CA under the same root; both verify (`openssl verify`), `openssl ocsp` says good for
+# each, signed for its own issuer, and unknown for a serial asked of the other issuer; the first
+# certificate revoked: OCSP says revoked, and the CRL its certificate names (/crl, the first
+# issuer's) lists it and verifies, while the new issuer's CRL (/crl/<serial>, named in the new
+# certificate) does not list it; GET /ca lists both issuers; all of it again after a restart.
+set -euo pipefail
+build=${TEST_BUILD_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/build}
+umbra=$build/cli/umbra
+dir=$(mktemp -d /tmp/umbra-ca-rotate.XXXXXX)
+pid=
+cleanup () {
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+checks=0
+ok () { checks=$((checks + 1)); echo "ok $checks - $*"; }
+fail () { echo "FAIL: $*" >&2; tail -n 20 "$dir/umbra.log" >&2 || true; exit 1; }
+
+read -r gw ap aq cp cq hp bp bq mp mq lp lq < <(/usr/bin/python3 -c '
+import socket
+held = [socket.socket() for _ in range(12)]
+for s in held: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in held])')
+base=http://127.0.0.1:$gw
+export UMBRA_AUTH_ENDPOINT=tcp://127.0.0.1:$ap UMBRA_AUTH_PUB_ENDPOINT=tcp://127.0.0.1:$aq \
+       UMBRA_CERTS_ENDPOINT=tcp://127.0.0.1:$cp UMBRA_CERTS_PUB_ENDPOINT=tcp://127.0.0.1:$cq \
+       UMBRA_CERTS_HTTP_LISTEN=127.0.0.1:$hp \
+       UMBRA_BACKENDS_ENDPOINT=tcp://127.0.0.1:$bp UMBRA_BACKENDS_PUB_ENDPOINT=tcp://127.0.0.1:$bq \
+       UMBRA_COMPUTATIONS_ENDPOINT=tcp://127.0.0.1:$mp UMBRA_COMPUTATIONS_PUB_ENDPOINT=tcp://127.0.0.1:$mq \
+       UMBRA_BILLING_ENDPOINT=tcp://127.0.0.1:$lp UMBRA_BILLING_PUB_ENDPOINT=tcp://127.0.0.1:$lq \
+       UMBRA_ADMIN_USERNAME=root UMBRA_ADMIN_PASSWORD=root-password-0123 \
+       UMBRA_CLIENT_URL=$base
+state=$dir/state
+up () {
+    "$umbra" up --state "$state" --listen 127.0.0.1:$gw >>"$dir/umbra.log" 2>&1 &
+    pid=$!
+    curl -sf --retry 100 --retry-connrefused --retry-delay 0 --retry-max-time 60 -o /dev/null \
+        "$base/health" || fail "the platform did not come up"
+}
+down () {
+    kill -TERM "$pid"
+    local rc=0; wait "$pid" || rc=$?
+    pid=
+    [ $rc -eq 0 ] || fail "umbra up exited $rc on SIGTERM"
+}
+post () {
+    curl -sf -X POST -H 'Content-Type: application/json' ${2:+-H "Authorization: Bearer $2"} \
+        --data-binary "$3" "$base$1"
+}
+# ocsp NAME CERT ISSUER: openssl ocsp's verdict line for CERT asked of ISSUER (verified)
+ocsp () {
+    openssl ocsp -issuer "$3" -cert "$2" -url "$(openssl x509 -in "$2" -noout -ocsp_uri)" \
+        -CAfile "$dir/root.pem" >"$dir/ocsp-$1.txt" 2>&1 || fail "openssl ocsp ($1): $(cat "$dir/ocsp-$1.txt")"
+    grep -q "^Response verify OK" "$dir/ocsp-$1.txt" || fail "OCSP response ($1) not verified: $(cat "$dir/ocsp-$1.txt")"
+    sed -n "s|^$2: ||p" "$dir/ocsp-$1.txt"
+}
+# crl_of CERT OUT: fetches the CRL CERT names into OUT (DER) and prints its URL
+crl_of () {
+    local url
+    url=$(openssl x509 -in "$1" -noout -ext crlDistributionPoints | sed -n 's/^ *URI://p')
+    [ -n "$url" ] || fail "$1 names no CRL"
+    curl -sf "$url" -o "$2" || fail "GET $url"
+    echo "$url"
+}
+serial_of () { openssl x509 -in "$1" -noout -serial | cut -d= -f2; }
+
+up
+post /users "" '{"username":"alice","password":"alice-password-1"}' >/dev/null
+token=$(post /users/tokens "" '{"username":"alice","password":"alice-password-1"}' | jq -r .access_token)
+post /workspaces "$token" '{"name":"acme"}' >/dev/null
+export UMBRA_CLIENT_TOKEN=$token
+mkdir -p "$dir/a" "$dir/b" "$dir/c"
+first=$("$umbra" certs issue --workspace acme --cn a.acme.test --out "$dir/a")
+curl -sf "$base/ca.pem" -o "$dir/chain-1.pem"
+awk '/BEGIN CERTIFICATE/ { n++ } { print > (n == 1 ? "'"$dir"'/issuing-1.pem" : "'"$dir"'/root.pem") }' \
+    "$dir/chain-1.pem"
+openssl verify -CAfile "$dir/root.pem" -untrusted "$dir/issuing-1.pem" "$dir/a/cert.pem" >/dev/null \
+    || fail "the first certificate does not verify"
+ok "certificate $first issued under the first issuing CA"
+
+down
+"$umbra" init --state "$state" --rotate-issuer >"$dir/rotate.txt" 2>&1 \
+    || fail "umbra init --rotate-issuer: $(cat "$dir/rotate.txt")"
+new_id=$(sed -n 's/^issuing CA \([0-9a-f]*\)  (made, issues;.*/\1/p' "$dir/rotate.txt")
+old_id=$(sed -n 's/^issuing CA \([0-9a-f]*\)  (kept, answers for what it issued;.*/\1/p' "$dir/rotate.txt")
+[ -n "$new_id" ] && [ -n "$old_id" ] || fail "umbra init --rotate-issuer said: $(cat "$dir/rotate.txt")"
+[ "$old_id" = "$(serial_of "$dir/issuing-1.pem" | tr A-F a-f | sed 's/^0*//')" ] \
+    || fail "the issuer kept ($old_id) is not the first one"
+ok "umbra init --rotate-issuer: issuing CA $new_id issues from now on; $old_id answers for what it issued"
+
+up
+"$umbra" status --url "$base" >"$dir/status.txt" || fail "not every service is up: $(cat "$dir/status.txt")"
+second=$("$umbra" certs issue --workspace acme --cn b.acme.test --out "$dir/b")
+curl -sf "$base/ca.pem" -o "$dir/chain-2.pem"
+awk '/BEGIN CERTIFICATE/ { n++ } { print > (n == 1 ? "'"$dir"'/issuing-2.pem" : "'"$dir"'/root-2.pem") }' \
+    "$dir/chain-2.pem"
+cmp -s "$dir/root.pem" "$dir/root-2.pem" || fail "the root changed"
+cmp -s "$dir/issuing-1.pem" "$dir/issuing-2.pem" && fail "GET /ca.pem still gives the first issuing CA"
+openssl verify -CAfile "$dir/root.pem" -untrusted "$dir/issuing-2.pem" "$dir/b/cert.pem" >/dev/null \
+    || fail "the new certificate does not verify under the new issuing CA"
+openssl verify -CAfile "$dir/root.pem" -untrusted "$dir/issuing-1.pem" "$dir/a/cert.pem" >/dev/null \
+    || fail "the first certificate no longer verifies"
+openssl verify -CAfile "$dir/root.pem" -untrusted "$dir/issuing-1.pem" "$dir/b/cert.pem" >/dev/null 2>&1 \
+    && fail "the new certificate verifies under the first issuing CA"
+"$umbra" certs get --workspace acme "$first" --json | jq -e --arg id "$old_id" '.issuer == $id' >/dev/null \
+    || fail "certificate $first does not name issuer $old_id"
+"$umbra" certs get --workspace acme "$second" --json | jq -e --arg id "$new_id" '.issuer == $id' >/dev/null \
+    || fail "certificate $second does not name issuer $new_id"
+ok "started: certificate $second issued by $new_id under the same root; both verify, each under its own issuer"
+
+[ "$(ocsp a "$dir/a/cert.pem" "$dir/issuing-1.pem")" = good ] || fail "OCSP for the first: $(cat "$dir/ocsp-a.txt")"
+[ "$(ocsp b "$dir/b/cert.pem" "$dir/issuing-2.pem")" = good ] || fail "OCSP for the second: $(cat "$dir/ocsp-b.txt")"
+# the first certificate's serial, asked of the new issuer: that issuer never issued it
+openssl ocsp -issuer "$dir/issuing-2.pem" -serial "0x$(serial_of "$dir/a/cert.pem")" \
+    -url "$(openssl x509 -in "$dir/a/cert.pem" -noout -ocsp_uri)" -CAfile "$dir/root.pem" \
+    >"$dir/ocsp-cross.txt" 2>&1 || fail "openssl ocsp (cross): $(cat "$dir/ocsp-cross.txt")"
+grep -q ": unknown" "$dir/ocsp-cross.txt" || fail "a serial asked of the other issuer: $(cat "$dir/ocsp-cross.txt")"
+ok "OCSP: good for each, signed for its own issuer (openssl verifies); the first's serial is unknown to the new issuer"
+
+"$umbra" certs revoke --workspace acme "$first" --reason keyCompromise >/dev/null
+[ "$(ocsp a2 "$dir/a/cert.pem" "$dir/issuing-1.pem")" = revoked ] || fail "OCSP after revocation: $(cat "$dir/ocsp-a2.txt")"
+[ "$(ocsp b2 "$dir/b/cert.pem" "$dir/issuing-2.pem")" = good ] || fail "OCSP for the second: $(cat "$dir/ocsp-b2.txt")"
+url_a=$(crl_of "$dir/a/cert.pem" "$dir/crl-a.der")
+url_b=$(crl_of "$dir/b/cert.pem" "$dir/crl-b.der")
+[ "$url_a" = "http://127.0.0.1:$hp/crl" ] || fail "the first certificate's CRL is $url_a"
+[ "$url_b" = "http://127.0.0.1:$hp/crl/$new_id" ] || fail "the new certificate's CRL is $url_b"
+cat "$dir/issuing-1.pem" "$dir/root.pem" >"$dir/ca-1.pem"
+cat "$dir/issuing-2.pem" "$dir/root.pem" >"$dir/ca-2.pem"
+openssl crl -inform DER -in "$dir/crl-a.der" -CAfile "$dir/ca-1.pem" -noout 2>&1 | grep -q "verify OK" \
+    || fail "the first issuer's CRL does not verify"
+openssl crl -inform DER -in "$dir/crl-b.der" -CAfile "$dir/ca-2.pem" -noout 2>&1 | grep -q "verify OK" \
+    || fail "the new issuer's CRL does not verify"
+revoked=$(serial_of "$dir/a/cert.pem")
+openssl crl -inform DER -in "$dir/crl-a.der" -noout -text | grep -qi "Serial Number: *$revoked" \
+    || fail "the first issuer's CRL does not list $revoked"
+openssl crl -inform DER -in "$dir/crl-b.der" -noout -text | grep -qi "Serial Number: *$revoked" \
+    && fail "the new issuer's CRL lists $revoked"
+# openssl verify with CRL checking: the revoked one is refused, the other accepted
+openssl crl -inform DER -in "$dir/crl-a.der" -out "$dir/crl-a.pem"
+openssl crl -inform DER -in "$dir/crl-b.der" -out "$dir/crl-b.pem"
+openssl verify -crl_check -CAfile "$dir/root.pem" -untrusted "$dir/issuing-2.pem" \
+    -CRLfile "$dir/crl-b.pem" "$dir/b/cert.pem" >/dev/null || fail "the new certificate fails the CRL check"
+openssl verify -crl_check -CAfile "$dir/root.pem" -untrusted "$dir/issuing-1.pem" \
+    -CRLfile "$dir/crl-a.pem" "$dir/a/cert.pem" >/dev/null 2>&1 && fail "the revoked certificate passes the CRL check"
+ok "revoked: OCSP says so; the CRL the first certificate names lists it and verifies; the new issuer's CRL ($url_b) does not"
+
+curl -sf "$base/ca" -o "$dir/ca.json" || fail "GET /ca"
+jq -e --arg old "$old_id" --arg new "$new_id" '[.issuers[] | {id, current}]
+    == [{id: $old, current: false}, {id: $new, current: true}]' "$dir/ca.json" >/dev/null \
+    || fail "GET /ca: $(cat "$dir/ca.json")"
+curl -sf "$base/crl/$new_id?format=der" -o "$dir/crl-b-gw.der" || fail "GET /crl/$new_id through the gateway"
+cmp -s "$dir/crl-b.der" "$dir/crl-b-gw.der" || fail "the gateway's CRL of $new_id differs"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$base/crl/abcdef")
+[ "$code" = 404 ] || fail "GET /crl of an unknown issuer: $code"
+ok "GET /ca lists both issuers, the new one current; GET /crl/{issuer} through the gateway; an unknown issuer is 404"
+
+down
+up
+[ "$(ocsp a3 "$dir/a/cert.pem" "$dir/issuing-1.pem")" = revoked ] || fail "OCSP after a restart: $(cat "$dir/ocsp-a3.txt")"
+[ "$(ocsp b3 "$dir/b/cert.pem" "$dir/issuing-2.pem")" = good ] || fail "OCSP after a restart: $(cat "$dir/ocsp-b3.txt")"
+third=$("$umbra" certs issue --workspace acme --cn c.acme.test --out "$dir/c")
+"$umbra" certs get --workspace acme "$third" --json | jq -e --arg id "$new_id" '.issuer == $id' >/dev/null \
+    || fail "after a restart, certificate $third is not from $new_id"
+ok "restarted: both issuers still answer; the new one still issues"
+down
+echo "ca_rotate: all $checks checks passed"
