@@ -193,7 +193,8 @@ class Platform:
         run = subprocess.run(command(words), env=env, capture_output=True, text=True)
         if run.returncode != 0:
             fail("init: %s" % run.stderr)
-        if run.stdout.count("made") != 7:
+        # six mesh identities, the CA, and its first issuing CA
+        if run.stdout.count("made") != 8 or "(made, issues;" not in run.stdout:
             fail("init made %s" % run.stdout)
         again = subprocess.run(command(words), env=env, capture_output=True, text=True)
         if again.returncode != 0 or "made" in again.stdout:
