@@ -21,6 +21,7 @@
 #include "umb_domain.h"
 #include "umb_sched.h"
 #include "umb_bridge.h"
+#include "umb_testkit.h"
 
 #define S_STOP_GRACE_MS 2000        //  SIGTERM, then SIGKILL
 
@@ -286,32 +287,67 @@ umb_driver_caps (umb_driver_t *self, umb_driver_caps_t *caps, char *reason, size
 //  ---------------------------------------------------------------- process
 
 //  fork + exec with the agent's output in log_path; the child dies with the
-//  thread that made it (the service's worker).
+//  thread that made it (the service's worker). Returns once the child has
+//  exec'd, so its death signal is armed while that thread still lives (a
+//  thread ending between fork and prctl would leave the agent running on
+//  its own); -1 with errno when it could not exec.
 static pid_t
 s_spawn (char *const argv [], const char *log_path)
 {
     int log_fd = open (log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (log_fd < 0)
         return -1;
+    //  Closed by a successful exec; carries errno back when exec fails
+    int ready [2];
+    if (pipe2 (ready, O_CLOEXEC)) {
+        int saved = errno;
+        close (log_fd);
+        errno = saved;
+        return -1;
+    }
     pid_t parent = getpid ();
     pid_t pid = fork ();
     if (pid == 0) {
-        prctl (PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid () != parent)
-            _exit (127);
-        int null_fd = open ("/dev/null", O_RDONLY);
+        close (ready [0]);
+        int failure = 0;
+        if (prctl (PR_SET_PDEATHSIG, SIGKILL) || getppid () != parent)
+            failure = ESRCH;
+        int null_fd = failure ? -1 : open ("/dev/null", O_RDONLY);
         if (null_fd >= 0)
             dup2 (null_fd, 0);
-        dup2 (log_fd, 1);
-        dup2 (log_fd, 2);
-        //  The service blocks its stop signals; the agent must not inherit that
-        sigset_t none;
-        sigemptyset (&none);
-        sigprocmask (SIG_SETMASK, &none, NULL);
-        execv (argv [0], argv);
+        if (!failure) {
+            dup2 (log_fd, 1);
+            dup2 (log_fd, 2);
+            //  The service blocks its stop signals; the agent must not inherit that
+            sigset_t none;
+            sigemptyset (&none);
+            sigprocmask (SIG_SETMASK, &none, NULL);
+            execv (argv [0], argv);
+            failure = errno;
+        }
+        ssize_t wrote = write (ready [1], &failure, sizeof failure);
+        (void) wrote;
         _exit (127);
     }
+    int saved = errno;
     close (log_fd);
+    close (ready [1]);
+    if (pid < 0) {
+        close (ready [0]);
+        errno = saved;
+        return -1;
+    }
+    int failure = 0;
+    ssize_t got;
+    while ((got = read (ready [0], &failure, sizeof failure)) < 0 && errno == EINTR)
+        ;
+    close (ready [0]);
+    if (got > 0) {
+        while (waitpid (pid, NULL, 0) == -1 && errno == EINTR)
+            ;
+        errno = failure ? failure : ECHILD;
+        return -1;
+    }
     return pid;
 }
 
@@ -705,6 +741,26 @@ umb_driver_test (bool verbose)
     //  The process driver refuses an agent it cannot run, keeping nothing
     driver = umb_driver_open (UMB_DRIVER_PROCESS, "process:///", &env, reason, sizeof reason);
     assert (!driver && strstr (reason, "cannot be run"));
+    //  ... and an agent that is executable but does not exec fails the create
+    //  itself, with the reason, leaving no child behind
+    char work [] = "/tmp/umb-driver-test-XXXXXX";
+    assert (mkdtemp (work));
+    char *fake = zsys_sprintf ("%s/not-an-agent", work);
+    FILE *file = fopen (fake, "w");
+    assert (file && fputs ("not a program\n", file) >= 0 && fclose (file) == 0);
+    assert (chmod (fake, 0755) == 0);
+    env.agent_path = fake;
+    env.work_dir = work;
+    driver = umb_driver_open (UMB_DRIVER_PROCESS, "process:///", &env, reason, sizeof reason);
+    assert (driver);
+    spec.cvm_id = "cvm_driverexec";
+    assert (umb_driver_create (driver, &spec, &started, reason, sizeof reason) == -1);
+    assert (strstr (reason, "cannot start") && strstr (reason, "format"));
+    assert (!umb_driver_running (driver, "cvm_driverexec"));
+    umb_driver_destroy (&driver);
+    unlink (fake);
+    zstr_free (&fake);
+    umb_testkit_remove_dir (work);
     umb_log_destroy (&log);
     if (verbose)
         printf ("(verbose) ");
