@@ -77,6 +77,7 @@
 #include "umb_cli_demo.h"
 #include "umb_cli_backup.h"
 #include "umb_computation.h"
+#include "umb_computation_cache.h"
 #include "umb_run.h"
 #include "umb_computations_store.h"
 #include "umb_computations.h"
@@ -162,6 +163,7 @@ static const struct {
     { "cli_demo", umb_cli_demo_test },
     { "cli_backup", umb_cli_backup_test },
     { "computation", umb_computation_test },
+    { "computation_cache", umb_computation_cache_test },
     { "run",      umb_run_test },
     { "computations_store", umb_computations_store_test },
     { "billing", umb_billing_test },

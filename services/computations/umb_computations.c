@@ -687,7 +687,8 @@ s_list (void *state, umb_req_t *req)
     umb_w_array_begin (w);
     s_list_t list = { w, "" };
     bool more = false;
-    int rc = umb_computations_store_list (self->store, umb_req_workspace (req), participant, name,
+    int rc = umb_computations_store_list (self->store, self->definitions, umb_req_workspace (req),
+                                          participant, name,
                                           cursor, limit, s_list_item, &list, &more);
     umb_w_array_end (w);
     umb_w_kv_str (w, "next", more ? list.last : NULL);
@@ -900,6 +901,8 @@ s_self_new (umb_runtime_t *runtime)
     }
     db_path = umb_runtime_db_path (runtime, "computations", self->dir);
     self->store = umb_computations_store_open (db_path, self->log);
+    //  Four pages of the largest listing
+    self->definitions = umb_computation_cache_new (4 * UMB_COMPUTATIONS_LIST_MAX);
     if (!self->store) {
         s_fail (self, "cannot open the database %s", db_path);
         goto done;
@@ -957,6 +960,7 @@ s_self_destroy (self_t **self_p)
     umb_auth_client_destroy (&self->auth);
     umb_service_destroy (&self->service);
     umb_store_destroy (&self->store);
+    umb_computation_cache_destroy (&self->definitions);
     zcert_destroy (&self->cert);
     free (self->dir);
     umb_log_destroy (&self->log);

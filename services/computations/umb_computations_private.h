@@ -15,6 +15,7 @@
 #include "umb_worker.h"
 #include "umb_auth_client.h"
 #include "umb_computation.h"
+#include "umb_computation_cache.h"
 #include "umb_billing_client.h"
 
 typedef struct {
@@ -23,6 +24,7 @@ typedef struct {
     umb_log_t         *log;
     zcert_t           *cert;
     umb_store_t       *store;
+    umb_computation_cache_t *definitions;   //  the loop's parsed definitions, for listings
     umb_auth_client_t *auth;
     umb_service_t     *service;
     umb_worker_t      *worker;

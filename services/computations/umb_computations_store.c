@@ -118,7 +118,20 @@ umb_computations_store_delete (umb_store_t *store, const char *id)
     return umb_store_run (store, "DELETE FROM computations WHERE id = ?", "s", id);
 }
 
-//  One row: the columns, then the definition. A definition that does not
+//  What the columns of a row say beside its definition.
+static void
+s_row_columns (sqlite3_stmt *stmt, umb_computation_t *cmp)
+{
+    umb_store_column (stmt, 0, cmp->id, sizeof cmp->id);
+    umb_store_column (stmt, 1, cmp->workspace_id, sizeof cmp->workspace_id);
+    umb_store_column (stmt, 2, cmp->name, sizeof cmp->name);
+    umb_store_column (stmt, 3, cmp->owner, sizeof cmp->owner);
+    cmp->version = sqlite3_column_int64 (stmt, 5);
+    cmp->created_at = sqlite3_column_int64 (stmt, 6);
+    cmp->updated_at = sqlite3_column_int64 (stmt, 7);
+}
+
+//  One row: the definition, then the columns. A definition that does not
 //  load leaves cmp->id empty (the caller reports a storage fault).
 static void
 s_row (sqlite3_stmt *stmt, void *dest)
@@ -130,13 +143,7 @@ s_row (sqlite3_stmt *stmt, void *dest)
         umb_computation_init (cmp);
         return;
     }
-    umb_store_column (stmt, 0, cmp->id, sizeof cmp->id);
-    umb_store_column (stmt, 1, cmp->workspace_id, sizeof cmp->workspace_id);
-    umb_store_column (stmt, 2, cmp->name, sizeof cmp->name);
-    umb_store_column (stmt, 3, cmp->owner, sizeof cmp->owner);
-    cmp->version = sqlite3_column_int64 (stmt, 5);
-    cmp->created_at = sqlite3_column_int64 (stmt, 6);
-    cmp->updated_at = sqlite3_column_int64 (stmt, 7);
+    s_row_columns (stmt, cmp);
 }
 
 #define S_SELECT \
@@ -165,6 +172,7 @@ typedef struct {
     umb_participant_t **parts;          //  per row
     size_t             *parts_count;    //  per row
     size_t             *by_id;          //  row indexes sorted by id
+    umb_computation_cache_t *cache;     //  when not NULL, rows borrow their definitions from it
     int64_t             limit;
     int64_t             seen;           //  rows the query gave: one past limit means more
     size_t              count;          //  rows kept
@@ -180,11 +188,25 @@ s_page_row (sqlite3_stmt *stmt, void *fn, void *arg)
         return;
     umb_computation_t *cmp = &page->rows [page->count];
     memset (cmp, 0, sizeof *cmp);
-    s_row (stmt, cmp);
+    if (page->cache) {
+        //  A copy of the cached definition's fields, its pointers borrowed
+        const char *id = (const char *) sqlite3_column_text (stmt, 0);
+        const char *json = (const char *) sqlite3_column_text (stmt, 4);
+        char reason [256];
+        const umb_computation_t *parsed = id && json
+            ? umb_computation_cache_get (page->cache, id, json, reason, sizeof reason) : NULL;
+        if (parsed) {
+            *cmp = *parsed;
+            s_row_columns (stmt, cmp);
+        }
+    }
+    else
+        s_row (stmt, cmp);
     if (*cmp->id)
         page->count++;
     else {
-        umb_computation_clear (cmp);
+        if (!page->cache)
+            umb_computation_clear (cmp);
         page->failed = 1;
     }
 }
@@ -259,7 +281,8 @@ static void
 s_page_clear (s_page_t *page)
 {
     for (size_t i = 0; i < page->count; i++) {
-        umb_computation_clear (&page->rows [i]);
+        if (!page->cache)
+            umb_computation_clear (&page->rows [i]);
         umb_computations_store_parts_free (&page->parts [i], page->parts_count [i]);
     }
     free (page->rows);
@@ -269,7 +292,8 @@ s_page_clear (s_page_t *page)
 }
 
 int
-umb_computations_store_list (umb_store_t *store, const char *workspace_id, const char *participant,
+umb_computations_store_list (umb_store_t *store, umb_computation_cache_t *cache,
+                             const char *workspace_id, const char *participant,
                              const char *name_prefix, const char *cursor, int64_t limit,
                              umb_computations_fn *fn, void *arg, bool *more)
 {
@@ -300,7 +324,7 @@ umb_computations_store_list (umb_store_t *store, const char *workspace_id, const
         pattern [at++] = '%';
         pattern [at] = 0;
     }
-    s_page_t page = { .limit = limit };
+    s_page_t page = { .limit = limit, .cache = cache };
     page.rows = calloc ((size_t) limit, sizeof (umb_computation_t));
     page.parts = calloc ((size_t) limit, sizeof (umb_participant_t *));
     page.parts_count = calloc ((size_t) limit, sizeof (size_t));
@@ -645,6 +669,21 @@ s_test_parts (umb_computation_t *cmp, const umb_participant_t *parts, size_t cou
     test->participants += (int) count;
 }
 
+//  The algorithm provider a listing gives for one computation.
+typedef struct {
+    const char *id;
+    char        provider [UMB_COMPUTATION_USER_SIZE];
+} s_test_provider_t;
+
+static void
+s_test_provider (umb_computation_t *cmp, const umb_participant_t *parts, size_t count, void *arg)
+{
+    (void) parts; (void) count;
+    s_test_provider_t *test = arg;
+    if (S_STREQ (cmp->id, test->id))
+        snprintf (test->provider, sizeof test->provider, "%s", cmp->algo_provider);
+}
+
 static void
 s_test_count_run (umb_run_row_t *run, void *arg)
 {
@@ -717,28 +756,53 @@ umb_computations_store_test (bool verbose)
     //  Lists: all, by participant, by name prefix, paged
     int count = 0;
     bool more = true;
-    assert (umb_computations_store_list (store, "ws_1", NULL, NULL, NULL, 10, s_test_count, &count,
+    assert (umb_computations_store_list (store, NULL, "ws_1", NULL, NULL, NULL, 10, s_test_count, &count,
                                          &more) == 0 && count == 4 && !more);
     count = 0;
-    assert (umb_computations_store_list (store, "ws_1", "usr_c", NULL, NULL, 10, s_test_count,
+    assert (umb_computations_store_list (store, NULL, "ws_1", "usr_c", NULL, NULL, 10, s_test_count,
                                          &count, &more) == 0 && count == 1);
     count = 0;
-    assert (umb_computations_store_list (store, "ws_1", NULL, "odd", NULL, 10, s_test_count,
+    assert (umb_computations_store_list (store, NULL, "ws_1", NULL, "odd", NULL, 10, s_test_count,
                                          &count, &more) == 0 && count == 2);
     count = 0;
-    assert (umb_computations_store_list (store, "ws_1", NULL, "od%", NULL, 10, s_test_count,
+    assert (umb_computations_store_list (store, NULL, "ws_1", NULL, "od%", NULL, 10, s_test_count,
                                          &count, &more) == 0 && count == 0);
     count = 0;
-    assert (umb_computations_store_list (store, "ws_1", NULL, NULL, NULL, 3, s_test_count, &count,
+    assert (umb_computations_store_list (store, NULL, "ws_1", NULL, NULL, NULL, 3, s_test_count, &count,
                                          &more) == 0 && count == 3 && more);
     count = 0;
-    assert (umb_computations_store_list (store, "ws_1", NULL, NULL, "cmp_1", 3, s_test_count,
+    assert (umb_computations_store_list (store, NULL, "ws_1", NULL, NULL, "cmp_1", 3, s_test_count,
                                          &count, &more) == 0 && count == 1 && !more);
     //  ... each with its own participants, read for the whole page at once
     s_test_parts_t listed = { store, 0, 0 };
-    assert (umb_computations_store_list (store, "ws_1", NULL, NULL, NULL, 10, s_test_parts,
+    assert (umb_computations_store_list (store, NULL, "ws_1", NULL, NULL, NULL, 10, s_test_parts,
                                          &listed, &more) == 0);
     assert (listed.computations == 4 && listed.participants == 8);
+    //  ... the same through a cache of parsed definitions: parsed once, then
+    //  served; a definition changed in the store is parsed again
+    umb_computation_cache_t *cache = umb_computation_cache_new (UMB_COMPUTATIONS_LIST_MAX + 1);
+    for (int round = 0; round < 2; round++) {
+        listed = (s_test_parts_t) { store, 0, 0 };
+        assert (umb_computations_store_list (store, cache, "ws_1", NULL, NULL, NULL, 10,
+                                             s_test_parts, &listed, &more) == 0);
+        assert (listed.computations == 4 && listed.participants == 8);
+    }
+    size_t parsed = 0, hits = 0;
+    umb_computation_cache_stats (cache, &parsed, &hits);
+    assert (parsed == 4 && hits == 4);
+    umb_computation_t changed;
+    assert (umb_computations_store_get (store, "ws_1", "cmp_0", &changed) == 0);
+    snprintf (changed.algo_provider, sizeof changed.algo_provider, "usr_z");
+    changed.version++;
+    assert (umb_computations_store_update (store, &changed) == 0);
+    umb_computation_clear (&changed);
+    s_test_provider_t provider = { "cmp_0", "" };
+    assert (umb_computations_store_list (store, cache, "ws_1", NULL, NULL, NULL, 10,
+                                         s_test_provider, &provider, &more) == 0);
+    assert (S_STREQ (provider.provider, "usr_z"));
+    umb_computation_cache_stats (cache, &parsed, &hits);
+    assert (parsed == 5 && hits == 7);
+    umb_computation_cache_destroy (&cache);
 
     //  Participants, replaced and deleted with their computation
     umb_participant_t *parts = NULL;

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include "umb_store.h"
 #include "umb_computation.h"
+#include "umb_computation_cache.h"
 
 umb_store_t *umb_computations_store_open (const char *path, umb_log_t *log);
 
@@ -33,11 +34,14 @@ int umb_computations_store_get (umb_store_t *store, const char *workspace_id, co
 //  page's last computation. *more is true when another page follows. The page
 //  is read whole (its participants in one query) before each computation goes
 //  to fn with its participants by user id (both borrowed for the call); fn is
-//  called for none when reading failed (-1).
+//  called for none when reading failed (-1). With a cache (its capacity above
+//  UMB_COMPUTATIONS_LIST_MAX), definitions are parsed only when their stored
+//  text changed; NULL parses every one.
 #define UMB_COMPUTATIONS_LIST_MAX 500
 typedef void (umb_computations_fn) (umb_computation_t *cmp, const umb_participant_t *parts,
                                     size_t count, void *arg);
-int umb_computations_store_list (umb_store_t *store, const char *workspace_id,
+int umb_computations_store_list (umb_store_t *store, umb_computation_cache_t *cache,
+                                 const char *workspace_id,
                                  const char *participant, const char *name_prefix,
                                  const char *cursor, int64_t limit, umb_computations_fn *fn,
                                  void *arg, bool *more);
