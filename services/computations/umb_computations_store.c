@@ -140,6 +140,7 @@ s_row (sqlite3_stmt *stmt, void *dest)
     const char *json = (const char *) sqlite3_column_text (stmt, 4);
     char reason [256];
     if (!json || umb_computation_from_json (cmp, json, reason, sizeof reason)) {
+        umb_computation_clear (cmp);    //  what a failed load left
         umb_computation_init (cmp);
         return;
     }
