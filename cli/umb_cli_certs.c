@@ -92,6 +92,8 @@ static int s_revoke (s_cli_t *cli);
 static int s_renew (s_cli_t *cli);
 static int s_ca (s_cli_t *cli);
 static int s_crl (s_cli_t *cli);
+static int s_issuers (s_cli_t *cli);
+static int s_rotate_issuer (s_cli_t *cli);
 
 static const struct {
     const char *name;
@@ -122,6 +124,12 @@ static const struct {
       "ca     [--out FILE]   the CA chain (issuing CA, then root) as PEM" },
     { "crl", s_crl, S_OPT_PEM | S_OPT_OUT, 0, false,
       "crl    [--pem] [--out FILE]   the current CRL, DER (or PEM with --pem)" },
+    { "issuers", s_issuers, S_OPT_JSON, 0, false,
+      "issuers [--json]   the issuing CAs in use: serial, which one issues, validity, CRL URL" },
+    { "rotate-issuer", s_rotate_issuer, S_OPT_JSON, 0, false,
+      "rotate-issuer [--json]   (platform administrators) a new issuing CA under the same root,\n"
+      "       issuing from now on; certificates issued before stay valid (their issuing CA\n"
+      "       keeps answering OCSP and signing their CRL until it expires)" },
     { NULL }
 };
 
@@ -576,6 +584,51 @@ s_crl (s_cli_t *cli)
     }
     return cli->pem ? s_fetch (cli, "/crl?format=pem", "application/x-pem-file")
                     : s_fetch (cli, "/crl", "application/pkix-crl");
+}
+
+//  ---------------------------------------------------------------- issuing CAs
+
+//  One line an issuing CA of a certs.ca answer.
+static void
+s_issuers_print (s_cli_t *cli, json_t *ca)
+{
+    size_t index;
+    json_t *issuer;
+    json_array_foreach (json_object_get (ca, "issuers"), index, issuer) {
+        char not_after [32];
+        umb_cli_rest_time (issuer, "not_after", not_after, sizeof (not_after));
+        fprintf (cli->out, "%-40s  %-8s  until %s  CRL %s\n", umb_cli_rest_str (issuer, "id"),
+                 json_is_true (json_object_get (issuer, "current")) ? "issues" : "answers",
+                 not_after, umb_cli_rest_str (issuer, "crl_url"));
+    }
+}
+
+static int
+s_issuers (s_cli_t *cli)
+{
+    json_t *ca = umb_cli_rest_call_json (cli->rest, "GET", "/ca", NULL);
+    if (!ca)
+        return S_EXIT_FAILED;
+    if (cli->json)
+        umb_cli_rest_print_json (cli->out, json_object_get (ca, "issuers"));
+    else
+        s_issuers_print (cli, ca);
+    json_decref (ca);
+    return S_EXIT_OK;
+}
+
+static int
+s_rotate_issuer (s_cli_t *cli)
+{
+    json_t *ca = umb_cli_rest_call_json (cli->rest, "POST", "/ca/rotate", NULL);
+    if (!ca)
+        return S_EXIT_FAILED;
+    if (cli->json)
+        umb_cli_rest_print_json (cli->out, ca);
+    else
+        s_issuers_print (cli, ca);
+    json_decref (ca);
+    return S_EXIT_OK;
 }
 
 //  ---------------------------------------------------------------- command line

@@ -87,10 +87,26 @@ struct _umb_ca_t {
     umb_ca_key_type_t key_type;         //  what a new issuing CA is made of
     X509             *root;
     char             *root_pem;
+    //  Append-only while loaded: a rotation fills the next slot, then
+    //  publishes it by raising issuer_count, then moves current (both
+    //  release stores, read with acquire), so readers on other threads see
+    //  whole issuers only
     s_issuer_t        issuers [UMB_CA_ISSUERS_MAX];
     size_t            issuer_count;     //  the first, then the later ones, oldest first
     size_t            current;          //  the one that issues
 };
+
+static size_t
+s_issuer_count (umb_ca_t *self)
+{
+    return __atomic_load_n (&self->issuer_count, __ATOMIC_ACQUIRE);
+}
+
+static size_t
+s_current (umb_ca_t *self)
+{
+    return __atomic_load_n (&self->current, __ATOMIC_ACQUIRE);
+}
 
 static bool
 s_streq (const char *left, const char *right)
@@ -1069,7 +1085,7 @@ s_issuer_add (umb_ca_t *self, const char *dir, EVP_PKEY *root_key, bool first)
     if (rc)
         s_issuer_clear (issuer);
     else
-        self->issuer_count++;
+        __atomic_store_n (&self->issuer_count, self->issuer_count + 1, __ATOMIC_RELEASE);
     return rc;
 }
 
@@ -1147,7 +1163,7 @@ s_current_load (umb_ca_t *self)
     size_t size = 0;
     int rc = s_file_read (self, self->current_path, false, &data, &size);
     if (rc == 1) {
-        self->current = 0;
+        __atomic_store_n (&self->current, 0, __ATOMIC_RELEASE);
         return 0;
     }
     if (rc < 0)
@@ -1158,7 +1174,7 @@ s_current_load (umb_ca_t *self)
         umb_log_error (self->log, "ca: %s names issuing CA '%.40s', which is not loaded (missing "
                        "from %s, or expired)", self->current_path, data, self->issuers_dir);
     else
-        self->current = (size_t) found;
+        __atomic_store_n (&self->current, (size_t) found, __ATOMIC_RELEASE);
     free (data);
     return found < 0 ? -1 : 0;
 }
@@ -1616,7 +1632,7 @@ umb_ca_issue (umb_ca_t *self, const umb_ca_request_t *request, umb_ca_issued_t *
     status = s_subject_key (request, &subject_key, &made_here, reason, reason_size);
     X509 *cert = NULL;
     EVP_PKEY *issuing_key = NULL;
-    const s_issuer_t *issuer = &self->issuers [self->current];
+    const s_issuer_t *issuer = &self->issuers [s_current (self)];
     if (status == 0) {
         cert = s_leaf_new (self, issuer, request, subject_key, sans);
         if (!cert) {
@@ -1711,7 +1727,7 @@ umb_ca_crl (umb_ca_t *self, size_t index, const umb_ca_revoked_t *revoked, size_
 {
     assert (self && size);
     assert (revoked || count == 0);
-    assert (index < self->issuer_count);
+    assert (index < s_issuer_count (self));
     const s_issuer_t *issuer = &self->issuers [index];
     *size = 0;
     if (next_update_s <= 0) {
@@ -1774,7 +1790,7 @@ const char *
 umb_ca_chain_pem (umb_ca_t *self)
 {
     assert (self);
-    return self->issuers [self->current].chain_pem;
+    return self->issuers [s_current (self)].chain_pem;
 }
 
 const char *
@@ -1795,34 +1811,34 @@ X509 *
 umb_ca_issuing (umb_ca_t *self)
 {
     assert (self);
-    return self->issuers [self->current].cert;
+    return self->issuers [s_current (self)].cert;
 }
 
 X509 *
 umb_ca_ocsp_signer (umb_ca_t *self)
 {
     assert (self);
-    return self->issuers [self->current].ocsp;
+    return self->issuers [s_current (self)].ocsp;
 }
 
 EVP_PKEY *
 umb_ca_ocsp_key (umb_ca_t *self)
 {
     assert (self);
-    return self->issuers [self->current].ocsp_key;
+    return self->issuers [s_current (self)].ocsp_key;
 }
 
 size_t
 umb_ca_issuer_count (umb_ca_t *self)
 {
     assert (self);
-    return self->issuer_count;
+    return s_issuer_count (self);
 }
 
 void
 umb_ca_issuer (umb_ca_t *self, size_t index, umb_ca_issuer_t *issuer)
 {
-    assert (self && issuer && index < self->issuer_count);
+    assert (self && issuer && index < s_issuer_count (self));
     const s_issuer_t *own = &self->issuers [index];
     issuer->id = own->id;
     issuer->cert = own->cert;
@@ -1830,7 +1846,7 @@ umb_ca_issuer (umb_ca_t *self, size_t index, umb_ca_issuer_t *issuer)
     issuer->ocsp_key = own->ocsp_key;
     issuer->chain_pem = own->chain_pem;
     issuer->crl_url = own->crl_url;
-    issuer->current = index == self->current;
+    issuer->current = index == s_current (self);
     issuer->not_before = s_time_unix (X509_get0_notBefore (own->cert));
     issuer->not_after = s_time_unix (X509_get0_notAfter (own->cert));
 }
@@ -1839,7 +1855,8 @@ int
 umb_ca_issuer_find (umb_ca_t *self, const char *id)
 {
     assert (self && id);
-    for (size_t i = 0; i < self->issuer_count; i++)
+    size_t count = s_issuer_count (self);
+    for (size_t i = 0; i < count; i++)
         if (s_streq (self->issuers [i].id, id))
             return (int) i;
     return -1;
@@ -1935,7 +1952,7 @@ umb_ca_rotate (umb_ca_t *self, char id [41])
     if (rc == 0)
         rc = s_issuer_add (self, dir, NULL, false);
     if (rc == 0) {
-        self->current = self->issuer_count - 1;
+        __atomic_store_n (&self->current, self->issuer_count - 1, __ATOMIC_RELEASE);
         umb_log_info (self->log, "ca: issuing CA %s made; it issues from now on (%zu in use)",
                       id, self->issuer_count);
     }

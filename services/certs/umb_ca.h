@@ -119,8 +119,10 @@ int         umb_ca_issuer_find (umb_ca_t *self, const char *id);
 //  Makes a new issuing CA under the same root (root.key is needed) and makes
 //  it the one that issues; the earlier ones stay. Its certificates name the
 //  CRL at crl_url/<id> (the first issuing CA's name crl_url itself). 0 with
-//  its serial in id, or -1 (logged; the CA is unchanged). Not while the CA
-//  is used by other threads: the platform is stopped for it.
+//  its serial in id, or -1 (logged; the CA is unchanged). Other threads may
+//  issue, sign CRLs and read issuers meanwhile (the issuers are append-only:
+//  they see the new one whole, or not yet); one rotation at a time, and not
+//  beside umb_ca_issue (the certs service runs both on its one worker).
 int         umb_ca_rotate (umb_ca_t *self, char id [41]);
 
 //  PEM of the current issuing CA followed by the root: what "chain" returns.

@@ -14,6 +14,7 @@
 #include "umb_certs_private.h"
 
 static int s_ca_op (void *state, umb_req_t *req);
+static int s_ca_rotate_op (void *state, umb_req_t *req);
 static int s_crl_op (void *state, umb_req_t *req);
 
 //  The contract is proto/msgpack/certs.md (summary in certs-ops.txt)
@@ -24,6 +25,7 @@ static const umb_route_t s_routes [] = {
     { "certs.revoke",       umb_certs_revoke_op,    UMB_ACCESS_USER,   "certs.revoke" },
     { "certs.renew",        umb_certs_renew,        UMB_ACCESS_USER,   "certs.issue" },
     { "certs.ca",           s_ca_op,                UMB_ACCESS_PUBLIC, NULL },
+    { "certs.ca.rotate",    s_ca_rotate_op,         UMB_ACCESS_USER,   NULL },
     { "certs.crl",          s_crl_op,               UMB_ACCESS_PUBLIC, NULL },
     { "certs.mesh.issue",   umb_certs_mesh_issue,   UMB_ACCESS_MESH,   NULL },
     { "certs.mesh.list",    umb_certs_mesh_list,    UMB_ACCESS_USER,   NULL },
@@ -334,6 +336,20 @@ s_work (void *arg)
                   "was issued");
         return;
     }
+    if (job->rotate) {
+        //  Here, where certificates are issued, so none is issued half-way
+        //  through; OCSP answers for the new issuer before it issues
+        job->status = umb_ca_rotate (job->ca, job->rotated) ? 500 : 0;
+        if (job->status == 0) {
+            int index = umb_ca_issuer_find (job->ca, job->rotated);
+            if (index < 0 || umb_ocsp_issuer_add (job->ocsp, job->ca, (size_t) index))
+                job->status = 500;
+        }
+        if (job->status)
+            snprintf (job->reason, sizeof job->reason, "cannot make a new issuing CA (is root.key "
+                      "in the CA directory?)");
+        return;
+    }
     umb_ca_request_t request = {
         .common_name = job->common_name, .sans = (const char *const *) job->sans,
         .csr_pem = job->csr, .key_type = job->key_type, .profile = job->profile,
@@ -357,6 +373,26 @@ s_publish_issued (umb_certs_t *self, const umb_certs_cert_t *row)
     umb_w_destroy (&w);
 }
 
+static int s_crl_refresh (umb_certs_t *self, size_t index);
+static void s_write_ca (umb_certs_t *self, umb_w_t *w);
+
+//  A new issuing CA made by the worker, on the loop: its first CRL, the
+//  chain /ca.pem serves; the answer is the CA.
+static int
+s_rotated (umb_certs_t *self, umb_req_t *req, umb_certs_job_t *job)
+{
+    int index = umb_ca_issuer_find (self->ca, job->rotated);
+    assert (index >= 0);
+    if (s_crl_refresh (self, (size_t) index))
+        umb_log_warn (self->log, "issuing CA %s has no CRL yet; the timer makes it",
+                      job->rotated);
+    umb_certs_http_set_chain (self->http, umb_ca_chain_pem (self->ca));
+    umb_log_info (self->log, "issuing CA %s made by %s; it issues from now on (%zu in use)",
+                  job->rotated, umb_req_principal (req)->subject, umb_ca_issuer_count (self->ca));
+    s_write_ca (self, umb_req_body_writer (req));
+    return 201;
+}
+
 //  The worker's answer, on the loop: store, then answer.
 static void
 s_on_issued (void *arg, void *pointer, bool cancelled)
@@ -377,6 +413,9 @@ s_on_issued (void *arg, void *pointer, bool cancelled)
         status = umb_req_fail (req, job->status >= 400 && job->status <= 599 ? job->status : 500,
                                NULL, "%s", *job->reason ? job->reason : "cannot issue");
     }
+    else
+    if (job->rotate)
+        status = s_rotated (self, req, job);
     else {
         umb_certs_cert_t row;
         status = umb_certs_store_issued (self, job, req, &row);
@@ -404,6 +443,7 @@ umb_certs_job_submit (umb_certs_t *self, umb_certs_job_t **job_p, umb_req_t *req
     umb_certs_job_t *job = *job_p;
     *job_p = NULL;
     job->ca = self->ca;
+    job->ocsp = self->ocsp;
     if (umb_worker_submit (self->worker, job)) {
         umb_certs_job_destroy (&job);
         umb_req_set_retryable (req);
@@ -699,8 +739,30 @@ umb_certs_revoke (umb_certs_t *self, umb_req_t *req, umb_certs_cert_t *cert, int
 static int
 s_ca_op (void *state, umb_req_t *req)
 {
+    s_write_ca ((umb_certs_t *) state, umb_req_body_writer (req));
+    return 200;
+}
+
+static int
+s_ca_rotate_op (void *state, umb_req_t *req)
+{
     umb_certs_t *self = state;
-    umb_w_t *w = umb_req_body_writer (req);
+    if (!umb_req_principal (req)->is_admin)
+        return umb_req_fail (req, 403, NULL, "only platform administrators can do '%s'",
+                             umb_req_op (req));
+    if (umb_ca_issuer_count (self->ca) == UMB_CA_ISSUERS_MAX)
+        return umb_req_fail (req, 409, NULL, "%d issuing CAs are in use already; one must expire "
+                             "first", UMB_CA_ISSUERS_MAX);
+    umb_certs_job_t *job = calloc (1, sizeof (umb_certs_job_t));
+    assert (job);
+    job->rotate = true;
+    return umb_certs_job_submit (self, &job, req);
+}
+
+//  The CA as certs.ca answers it.
+static void
+s_write_ca (umb_certs_t *self, umb_w_t *w)
+{
     umb_w_map_begin (w);
     umb_w_kv_str (w, "root", umb_ca_root_pem (self->ca));
     umb_w_kv_str (w, "chain", umb_ca_chain_pem (self->ca));
@@ -721,7 +783,6 @@ s_ca_op (void *state, umb_req_t *req)
     }
     umb_w_array_end (w);
     umb_w_map_end (w);
-    return 200;
 }
 
 static int

@@ -542,6 +542,18 @@ umb_certs_http_ready (umb_certs_http_t *self, umb_ocsp_t *ocsp, const char *chai
 }
 
 void
+umb_certs_http_set_chain (umb_certs_http_t *self, const char *chain_pem)
+{
+    assert (self && chain_pem);
+    char *chain = strdup (chain_pem);
+    assert (chain);
+    pthread_mutex_lock (&self->mutex);
+    free (self->shared.chain);
+    self->shared.chain = chain;
+    pthread_mutex_unlock (&self->mutex);
+}
+
+void
 umb_certs_http_set_crl (umb_certs_http_t *self, const char *issuer, bool first, const uint8_t *der,
                         size_t size, const char *pem)
 {

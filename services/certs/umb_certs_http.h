@@ -48,6 +48,8 @@ uint16_t          umb_certs_http_port (umb_certs_http_t *self);
 //  /ca.pem with chain_pem (copied).
 void              umb_certs_http_ready (umb_certs_http_t *self, umb_ocsp_t *ocsp,
                                         const char *chain_pem);
+//  Replaces the chain /ca.pem serves (copied), after a rotation.
+void              umb_certs_http_set_chain (umb_certs_http_t *self, const char *chain_pem);
 //  Replaces the CRL served for issuer (an issuing CA's serial; first: the
 //  first issuing CA, whose CRL is also /crl). Both copied.
 void              umb_certs_http_set_crl (umb_certs_http_t *self, const char *issuer, bool first,

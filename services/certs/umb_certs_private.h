@@ -71,6 +71,7 @@ struct _umb_certs_t {
 typedef struct {
     umb_req_t        *req;
     umb_ca_t         *ca;               //  borrowed, for the worker
+    umb_ocsp_t       *ocsp;             //  ...and the responder, for a rotation
     //  What to ask
     char              common_name [UMB_CERTS_READ_NAME + 1];
     char            **sans;             //  NULL-terminated, owned; NULL for none
@@ -79,6 +80,8 @@ typedef struct {
     umb_ca_profile_t  profile;
     int64_t           ttl;
     bool              mesh;
+    bool              rotate;           //  not an issuance: a new issuing CA (certs.ca.rotate)
+    char              rotated [41];     //  ...its serial, once made
     uint8_t           x25519 [32];
     //  What to store
     char              workspace_id [64];

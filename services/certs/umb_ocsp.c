@@ -52,6 +52,8 @@ typedef struct {
 } issuer_t;
 
 struct _umb_ocsp_t {
+    //  Append-only: umb_ocsp_issuer_add fills the next slot, then raises
+    //  issuer_count (release; read with acquire)
     issuer_t issuers [UMB_CA_ISSUERS_MAX];
     size_t issuer_count;
     umb_ocsp_lookup_fn *lookup;
@@ -126,7 +128,8 @@ s_ours (umb_ocsp_t *self, OCSP_CERTID *id, char *serial, size_t serial_size)
     if (!OCSP_id_get0_info (&name_hash, &algorithm, &key_hash, &number, id))
         return -1;
     int nid = OBJ_obj2nid (algorithm);
-    for (size_t i = 0; i < self->issuer_count; i++) {
+    size_t count = __atomic_load_n (&self->issuer_count, __ATOMIC_ACQUIRE);
+    for (size_t i = 0; i < count; i++) {
         const issuer_t *issuer = &self->issuers [i];
         bool named = nid == NID_sha1
             ? s_octets_equal (name_hash, issuer->name_sha1, sizeof (issuer->name_sha1))
@@ -358,11 +361,11 @@ s_count (umb_ocsp_t *self, umb_ocsp_status_t status)
 static int
 s_issuer_init (issuer_t *issuer, const umb_ca_issuer_t *from)
 {
+    if (!from->cert || !from->ocsp_signer || !from->ocsp_key)
+        return -1;
     issuer->issuing = from->cert;
     issuer->signer = from->ocsp_signer;
     issuer->key = from->ocsp_key;
-    if (!issuer->issuing || !issuer->signer || !issuer->key)
-        return -1;
     X509_up_ref (issuer->issuing);
     X509_up_ref (issuer->signer);
     EVP_PKEY_up_ref (issuer->key);
@@ -409,6 +412,32 @@ umb_ocsp_new (umb_ca_t *ca, umb_ocsp_lookup_fn *lookup, void *state, int64_t val
         umb_ocsp_destroy (&self);
     ERR_clear_error ();
     return self;
+}
+
+int
+umb_ocsp_issuer_add (umb_ocsp_t *self, umb_ca_t *ca, size_t index)
+{
+    assert (self && ca);
+    size_t count = self->issuer_count;
+    if (count == UMB_CA_ISSUERS_MAX || index >= umb_ca_issuer_count (ca))
+        return -1;
+    umb_ca_issuer_t from;
+    umb_ca_issuer (ca, index, &from);
+    for (size_t i = 0; i < count; i++)
+        if (strcmp (self->issuers [i].id, from.id) == 0)
+            return 0;                   //  answered for already
+    issuer_t *issuer = &self->issuers [count];
+    int rc = s_issuer_init (issuer, &from);
+    if (rc) {
+        X509_free (issuer->issuing);
+        X509_free (issuer->signer);
+        EVP_PKEY_free (issuer->key);
+        memset (issuer, 0, sizeof (*issuer));
+    }
+    else
+        __atomic_store_n (&self->issuer_count, count + 1, __ATOMIC_RELEASE);
+    ERR_clear_error ();
+    return rc;
 }
 
 void
@@ -459,7 +488,9 @@ umb_ocsp_respond (umb_ocsp_t *self, const uint8_t *request_der, size_t size, siz
         answer->ours = issuer >= 0 && issuer == signing;
         answer->left_out = issuer >= 0 && issuer != signing;
     }
-    const issuer_t *issuer = &self->issuers [signing < 0 ? self->issuer_count - 1 : (size_t) signing];
+    const issuer_t *issuer = &self->issuers [signing < 0
+                                             ? __atomic_load_n (&self->issuer_count, __ATOMIC_ACQUIRE) - 1
+                                             : (size_t) signing];
     int64_t now = (int64_t) time (NULL);
 
     //  Without a nonce, the answer depends on the CertID alone, so that is
@@ -1429,6 +1460,41 @@ s_test_rotated (const char *dir)
                            now, &verdict) == 0 && verdict.status == UMB_OCSP_GOOD);
     free (request);
     free (response);
+
+    //  A third issuing CA made while the responder runs: unknown to it until
+    //  added, then answered with its own signer; adding twice changes nothing
+    char third_id [41];
+    assert (umb_ca_rotate (ca, third_id) == 0);
+    order.common_name = "third.umbra.test";
+    umb_ca_issued_t third_leaf;
+    assert (umb_ca_issue (ca, &order, &third_leaf, reason_text, sizeof (reason_text)) == 0);
+    umb_ca_issuer_t third;
+    umb_ca_issuer (ca, 2, &third);
+    assert (strcmp (third.id, third_id) == 0 && strcmp (third_leaf.issuer, third_id) == 0);
+    pthread_mutex_lock (&table.mutex);
+    snprintf (table.rows [2].serial, sizeof (table.rows [2].serial), "%s", third_leaf.serial);
+    snprintf (table.rows [2].issuer, sizeof (table.rows [2].issuer), "%s", third_id);
+    table.rows [2].status = UMB_OCSP_GOOD;
+    table.count = 3;
+    pthread_mutex_unlock (&table.mutex);
+    X509 *third_cert = s_test_x509 (third_leaf.certificate_pem);
+    OCSP_CERTID *third_cid = OCSP_cert_to_id (EVP_sha1 (), third_cert, third.cert);
+    OCSP_CERTID *third_copy = OCSP_CERTID_dup (third_cid);
+    request = s_test_request_ids (&third_cid, 1, NULL, 0, &size);
+    response = umb_ocsp_respond (ocsp, request, size, &response_size);
+    assert (s_test_status_of (response, response_size, third_copy) == V_OCSP_CERTSTATUS_UNKNOWN);
+    free (response);
+    assert (umb_ocsp_issuer_add (ocsp, ca, 2) == 0);
+    assert (umb_ocsp_issuer_add (ocsp, ca, 2) == 0);
+    assert (umb_ocsp_issuer_add (ocsp, ca, 3) == -1);
+    response = umb_ocsp_respond (ocsp, request, size, &response_size);
+    assert (s_test_verify (response, response_size, third.cert, roots, third_leaf.serial, NULL, 0,
+                           now, &verdict) == 0 && verdict.status == UMB_OCSP_GOOD);
+    free (request);
+    free (response);
+    OCSP_CERTID_free (third_copy);
+    X509_free (third_cert);
+    umb_ca_issued_free (&third_leaf);
     OCSP_CERTID_free (cross_copy);
     OCSP_CERTID_free (copies [0]);
     OCSP_CERTID_free (copies [1]);

@@ -41,6 +41,11 @@ umb_ocsp_t *umb_ocsp_new (umb_ca_t *ca, umb_ocsp_lookup_fn *lookup, void *state,
                           int64_t validity_s);
 void        umb_ocsp_destroy (umb_ocsp_t **self_p);
 
+//  Starts answering for the CA's issuing CA index too (one made by
+//  umb_ca_rotate since): 0 (also when it answers for it already), or -1.
+//  Safe while other threads answer requests; one caller at a time.
+int         umb_ocsp_issuer_add (umb_ocsp_t *self, umb_ca_t *ca, size_t index);
+
 //  Answers one DER request. Always returns a DER OCSPResponse (caller frees):
 //  successful, or malformedRequest / internalError as fitting.
 //  Thread-safe.

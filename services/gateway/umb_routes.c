@@ -99,6 +99,7 @@ static const umb_routes_entry_t s_table [] = {
     S_CERTS_RAW ("GET", "/ca.pem",                  "certs.ca",
                  .forms = { { "pem", "chain", S_CONTENT_PEM } }),
     S_CERTS ("GET", "/ca",                          "certs.ca"),
+    S_CERTS ("POST", "/ca/rotate",                  "certs.ca.rotate"),
     S_CERTS_RAW ("GET", "/crl",                     "certs.crl",
                  .forms = { { "der", "crl_der", S_CONTENT_CRL }, { "pem", "crl_pem", S_CONTENT_PEM } },
                  .raw_query = "format"),

@@ -6,7 +6,9 @@
 # each, signed for its own issuer, and unknown for a serial asked of the other issuer; the first
 # certificate revoked: OCSP says revoked, and the CRL its certificate names (/crl, the first
 # issuer's) lists it and verifies, while the new issuer's CRL (/crl/<serial>, named in the new
-# certificate) does not list it; GET /ca lists both issuers; all of it again after a restart.
+# certificate) does not list it; GET /ca lists both issuers; then a third issuing CA made while the
+# platform runs (`umbra certs rotate-issuer`, platform administrators only) issues at once, OCSP and
+# its CRL answer for it with no restart; all of it again after a restart.
 set -euo pipefail
 build=${TEST_BUILD_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/build}
 umbra=$build/cli/umbra
@@ -74,7 +76,7 @@ post /users "" '{"username":"alice","password":"alice-password-1"}' >/dev/null
 token=$(post /users/tokens "" '{"username":"alice","password":"alice-password-1"}' | jq -r .access_token)
 post /workspaces "$token" '{"name":"acme"}' >/dev/null
 export UMBRA_CLIENT_TOKEN=$token
-mkdir -p "$dir/a" "$dir/b" "$dir/c"
+mkdir -p "$dir/a" "$dir/b" "$dir/c" "$dir/d"
 first=$("$umbra" certs issue --workspace acme --cn a.acme.test --out "$dir/a")
 curl -sf "$base/ca.pem" -o "$dir/chain-1.pem"
 awk '/BEGIN CERTIFICATE/ { n++ } { print > (n == 1 ? "'"$dir"'/issuing-1.pem" : "'"$dir"'/root.pem") }' \
@@ -159,13 +161,41 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "$base/crl/abcdef")
 [ "$code" = 404 ] || fail "GET /crl of an unknown issuer: $code"
 ok "GET /ca lists both issuers, the new one current; GET /crl/{issuer} through the gateway; an unknown issuer is 404"
 
+# ---------------------------------------------------------------- while it runs
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $token" "$base/ca/rotate")
+[ "$code" = 403 ] || fail "a workspace member rotated the issuing CA: $code"
+root_token=$(post /users/tokens "" '{"username":"root","password":"root-password-0123"}' | jq -r .access_token)
+UMBRA_CLIENT_TOKEN=$root_token "$umbra" certs rotate-issuer --json >"$dir/live.json" \
+    || fail "umbra certs rotate-issuer: $(cat "$dir/live.json")"
+live_id=$(jq -r '.issuers[] | select(.current) | .id' "$dir/live.json")
+[ "$(jq '.issuers | length' "$dir/live.json")" = 3 ] && [ -n "$live_id" ] && [ "$live_id" != "$new_id" ] \
+    || fail "rotate-issuer answered: $(cat "$dir/live.json")"
+fourth=$("$umbra" certs issue --workspace acme --cn d.acme.test --out "$dir/d")
+"$umbra" certs get --workspace acme "$fourth" --json | jq -e --arg id "$live_id" '.issuer == $id' >/dev/null \
+    || fail "certificate $fourth, issued after the rotation, is not from $live_id"
+curl -sf "$base/ca.pem" -o "$dir/chain-3.pem"
+awk '/BEGIN CERTIFICATE/ { n++ } { if (n == 1) print > "'"$dir"'/issuing-3.pem" }' "$dir/chain-3.pem"
+openssl verify -CAfile "$dir/root.pem" -untrusted "$dir/issuing-3.pem" "$dir/d/cert.pem" >/dev/null \
+    || fail "the certificate of the third issuing CA does not verify under the chain /ca.pem serves now"
+[ "$(ocsp d "$dir/d/cert.pem" "$dir/issuing-3.pem")" = good ] || fail "OCSP for the third: $(cat "$dir/ocsp-d.txt")"
+[ "$(ocsp b4 "$dir/b/cert.pem" "$dir/issuing-2.pem")" = good ] || fail "OCSP for the second: $(cat "$dir/ocsp-b4.txt")"
+url_d=$(crl_of "$dir/d/cert.pem" "$dir/crl-d.der")
+[ "$url_d" = "http://127.0.0.1:$hp/crl/$live_id" ] || fail "the third's CRL is $url_d"
+cat "$dir/issuing-3.pem" "$dir/root.pem" >"$dir/ca-3.pem"
+openssl crl -inform DER -in "$dir/crl-d.der" -CAfile "$dir/ca-3.pem" -noout 2>&1 | grep -q "verify OK" \
+    || fail "the third issuer's CRL does not verify"
+[ "$("$umbra" certs issuers | grep -c .)" = 3 ] && [ "$("$umbra" certs issuers | grep -c ' issues ')" = 1 ] \
+    || fail "umbra certs issuers: $("$umbra" certs issuers)"
+ok "rotated while running ($live_id, by a platform administrator; a member gets 403): it issues at once, OCSP and its CRL answer, no restart"
+
 down
 up
 [ "$(ocsp a3 "$dir/a/cert.pem" "$dir/issuing-1.pem")" = revoked ] || fail "OCSP after a restart: $(cat "$dir/ocsp-a3.txt")"
 [ "$(ocsp b3 "$dir/b/cert.pem" "$dir/issuing-2.pem")" = good ] || fail "OCSP after a restart: $(cat "$dir/ocsp-b3.txt")"
+[ "$(ocsp d3 "$dir/d/cert.pem" "$dir/issuing-3.pem")" = good ] || fail "OCSP after a restart: $(cat "$dir/ocsp-d3.txt")"
 third=$("$umbra" certs issue --workspace acme --cn c.acme.test --out "$dir/c")
-"$umbra" certs get --workspace acme "$third" --json | jq -e --arg id "$new_id" '.issuer == $id' >/dev/null \
-    || fail "after a restart, certificate $third is not from $new_id"
-ok "restarted: both issuers still answer; the new one still issues"
+"$umbra" certs get --workspace acme "$third" --json | jq -e --arg id "$live_id" '.issuer == $id' >/dev/null \
+    || fail "after a restart, certificate $third is not from $live_id"
+ok "restarted: all three issuers still answer; the last one made still issues"
 down
 echo "ca_rotate: all $checks checks passed"
