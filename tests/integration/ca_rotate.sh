@@ -10,50 +10,7 @@
 # platform runs (`umbra certs rotate-issuer`, platform administrators only) issues at once, OCSP and
 # its CRL answer for it with no restart; all of it again after a restart.
 set -euo pipefail
-build=${TEST_BUILD_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/build}
-umbra=$build/cli/umbra
-dir=$(mktemp -d /tmp/umbra-ca-rotate.XXXXXX)
-pid=
-cleanup () {
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-checks=0
-ok () { checks=$((checks + 1)); echo "ok $checks - $*"; }
-fail () { echo "FAIL: $*" >&2; tail -n 20 "$dir/umbra.log" >&2 || true; exit 1; }
-
-read -r gw ap aq cp cq hp bp bq mp mq lp lq < <(/usr/bin/python3 -c '
-import socket
-held = [socket.socket() for _ in range(12)]
-for s in held: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in held])')
-base=http://127.0.0.1:$gw
-export UMBRA_AUTH_ENDPOINT=tcp://127.0.0.1:$ap UMBRA_AUTH_PUB_ENDPOINT=tcp://127.0.0.1:$aq \
-       UMBRA_CERTS_ENDPOINT=tcp://127.0.0.1:$cp UMBRA_CERTS_PUB_ENDPOINT=tcp://127.0.0.1:$cq \
-       UMBRA_CERTS_HTTP_LISTEN=127.0.0.1:$hp \
-       UMBRA_BACKENDS_ENDPOINT=tcp://127.0.0.1:$bp UMBRA_BACKENDS_PUB_ENDPOINT=tcp://127.0.0.1:$bq \
-       UMBRA_COMPUTATIONS_ENDPOINT=tcp://127.0.0.1:$mp UMBRA_COMPUTATIONS_PUB_ENDPOINT=tcp://127.0.0.1:$mq \
-       UMBRA_BILLING_ENDPOINT=tcp://127.0.0.1:$lp UMBRA_BILLING_PUB_ENDPOINT=tcp://127.0.0.1:$lq \
-       UMBRA_ADMIN_USERNAME=root UMBRA_ADMIN_PASSWORD=root-password-0123 \
-       UMBRA_CLIENT_URL=$base
-state=$dir/state
-up () {
-    "$umbra" up --state "$state" --listen 127.0.0.1:$gw >>"$dir/umbra.log" 2>&1 &
-    pid=$!
-    curl -sf --retry 100 --retry-connrefused --retry-delay 0 --retry-max-time 60 -o /dev/null \
-        "$base/health" || fail "the platform did not come up"
-}
-down () {
-    kill -TERM "$pid"
-    local rc=0; wait "$pid" || rc=$?
-    pid=
-    [ $rc -eq 0 ] || fail "umbra up exited $rc on SIGTERM"
-}
-post () {
-    curl -sf -X POST -H 'Content-Type: application/json' ${2:+-H "Authorization: Bearer $2"} \
-        --data-binary "$3" "$base$1"
-}
+. "$(dirname "$0")/lib/umbra_up.sh" ca-rotate
 # ocsp NAME CERT ISSUER: openssl ocsp's verdict line for CERT asked of ISSUER (verified)
 ocsp () {
     openssl ocsp -issuer "$3" -cert "$2" -url "$(openssl x509 -in "$2" -noout -ocsp_uri)" \
@@ -79,8 +36,7 @@ export UMBRA_CLIENT_TOKEN=$token
 mkdir -p "$dir/a" "$dir/b" "$dir/c" "$dir/d"
 first=$("$umbra" certs issue --workspace acme --cn a.acme.test --out "$dir/a")
 curl -sf "$base/ca.pem" -o "$dir/chain-1.pem"
-awk '/BEGIN CERTIFICATE/ { n++ } { print > (n == 1 ? "'"$dir"'/issuing-1.pem" : "'"$dir"'/root.pem") }' \
-    "$dir/chain-1.pem"
+split_chain "$dir/chain-1.pem" "$dir/issuing-1.pem" "$dir/root.pem"
 openssl verify -CAfile "$dir/root.pem" -untrusted "$dir/issuing-1.pem" "$dir/a/cert.pem" >/dev/null \
     || fail "the first certificate does not verify"
 ok "certificate $first issued under the first issuing CA"
@@ -99,8 +55,7 @@ up
 "$umbra" status --url "$base" >"$dir/status.txt" || fail "not every service is up: $(cat "$dir/status.txt")"
 second=$("$umbra" certs issue --workspace acme --cn b.acme.test --out "$dir/b")
 curl -sf "$base/ca.pem" -o "$dir/chain-2.pem"
-awk '/BEGIN CERTIFICATE/ { n++ } { print > (n == 1 ? "'"$dir"'/issuing-2.pem" : "'"$dir"'/root-2.pem") }' \
-    "$dir/chain-2.pem"
+split_chain "$dir/chain-2.pem" "$dir/issuing-2.pem" "$dir/root-2.pem"
 cmp -s "$dir/root.pem" "$dir/root-2.pem" || fail "the root changed"
 cmp -s "$dir/issuing-1.pem" "$dir/issuing-2.pem" && fail "GET /ca.pem still gives the first issuing CA"
 openssl verify -CAfile "$dir/root.pem" -untrusted "$dir/issuing-2.pem" "$dir/b/cert.pem" >/dev/null \
@@ -174,7 +129,7 @@ fourth=$("$umbra" certs issue --workspace acme --cn d.acme.test --out "$dir/d")
 "$umbra" certs get --workspace acme "$fourth" --json | jq -e --arg id "$live_id" '.issuer == $id' >/dev/null \
     || fail "certificate $fourth, issued after the rotation, is not from $live_id"
 curl -sf "$base/ca.pem" -o "$dir/chain-3.pem"
-awk '/BEGIN CERTIFICATE/ { n++ } { if (n == 1) print > "'"$dir"'/issuing-3.pem" }' "$dir/chain-3.pem"
+split_chain "$dir/chain-3.pem" "$dir/issuing-3.pem" "$dir/root-3.pem"
 openssl verify -CAfile "$dir/root.pem" -untrusted "$dir/issuing-3.pem" "$dir/d/cert.pem" >/dev/null \
     || fail "the certificate of the third issuing CA does not verify under the chain /ca.pem serves now"
 [ "$(ocsp d "$dir/d/cert.pem" "$dir/issuing-3.pem")" = good ] || fail "OCSP for the third: $(cat "$dir/ocsp-d.txt")"
