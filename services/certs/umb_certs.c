@@ -185,6 +185,32 @@ s_write_sans (umb_w_t *w, const char *json)
     umb_w_array_end (w);
 }
 
+//  The chain of the issuing CA that signed cert (its certificate, the root).
+static const char *
+s_chain_of (umb_certs_t *self, const umb_certs_cert_t *cert)
+{
+    int index = umb_ca_issuer_find (self->ca, cert->issuer);
+    if (index < 0)
+        return umb_ca_chain_pem (self->ca);
+    umb_ca_issuer_t issuer;
+    umb_ca_issuer (self->ca, (size_t) index, &issuer);
+    return issuer.chain_pem;
+}
+
+//  The serial of the issuing CA that issues.
+static const char *
+s_current_issuer (umb_certs_t *self)
+{
+    size_t count = umb_ca_issuer_count (self->ca);
+    for (size_t index = 0; index < count; index++) {
+        umb_ca_issuer_t issuer;
+        umb_ca_issuer (self->ca, index, &issuer);
+        if (issuer.current)
+            return issuer.id;
+    }
+    return "";
+}
+
 void
 umb_certs_write_cert (umb_certs_t *self, umb_w_t *w, const umb_certs_cert_t *cert,
                       const char *private_key, int64_t now)
@@ -202,7 +228,7 @@ umb_certs_write_cert (umb_certs_t *self, umb_w_t *w, const umb_certs_cert_t *cer
     umb_w_kv_int (w, "not_after", cert->not_after);
     umb_w_kv_str (w, "fingerprint", cert->fingerprint);
     umb_w_kv_str (w, "certificate", cert->pem);
-    umb_w_kv_str (w, "chain", umb_certs_chain_of (self, cert));
+    umb_w_kv_str (w, "chain", s_chain_of (self, cert));
     umb_w_kv_str (w, "issuer", cert->issuer);
     s_write_revocation (w, cert);
     umb_w_kv_str (w, "created_by", cert->created_by);
@@ -225,30 +251,6 @@ umb_certs_write_mesh_cert (umb_w_t *w, const umb_certs_cert_t *cert, int64_t now
     umb_w_kv_str (w, "certificate", cert->pem);
     s_write_revocation (w, cert);
     umb_w_map_end (w);
-}
-
-const char *
-umb_certs_chain_of (umb_certs_t *self, const umb_certs_cert_t *cert)
-{
-    int index = umb_ca_issuer_find (self->ca, cert->issuer);
-    if (index < 0)
-        return umb_ca_chain_pem (self->ca);
-    umb_ca_issuer_t issuer;
-    umb_ca_issuer (self->ca, (size_t) index, &issuer);
-    return issuer.chain_pem;
-}
-
-const char *
-umb_certs_current_issuer (umb_certs_t *self)
-{
-    size_t count = umb_ca_issuer_count (self->ca);
-    for (size_t index = 0; index < count; index++) {
-        umb_ca_issuer_t issuer;
-        umb_ca_issuer (self->ca, index, &issuer);
-        if (issuer.current)
-            return issuer.id;
-    }
-    return "";
 }
 
 //  ---------------------------------------------------------------- issuance
@@ -986,7 +988,7 @@ umb_certs_new (umb_runtime_t *runtime)
     umb_certs_http_ready (self->http, self->ocsp, umb_ca_chain_pem (self->ca));
     umb_log_info (self->log, "%zu certificates known; %zu issuing CAs, %s issues",
                   umb_certs_status_size (self->status), umb_ca_issuer_count (self->ca),
-                  umb_certs_current_issuer (self));
+                  s_current_issuer (self));
 
 done:
     if (*self->failure) {

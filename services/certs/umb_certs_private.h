@@ -113,10 +113,6 @@ int     umb_certs_store_error (umb_certs_t *self, umb_req_t *req);  //  500, ret
 int     umb_certs_commit (umb_certs_t *self, umb_req_t *req, int rc);
 //  "valid", "revoked" or "expired" at now.
 const char *umb_certs_status_name (const umb_certs_cert_t *cert, int64_t now);
-//  The chain of the issuing CA that signed cert (its certificate, the root).
-const char *umb_certs_chain_of (umb_certs_t *self, const umb_certs_cert_t *cert);
-//  The serial of the issuing CA that issues.
-const char *umb_certs_current_issuer (umb_certs_t *self);
 //  Parses a status filter ("valid", "revoked", "expired"); -1 if unknown.
 int     umb_certs_filter_parse (const char *text);
 //  The key type of a certificate's public key: "ec-p256", "rsa-3072", "ed25519",
